@@ -1,0 +1,9 @@
+//! idsync: an identity synchronization engine.
+//!
+//! Management agents import connected systems into connector spaces; the sync
+//! engine joins and projects them into one metaverse identity per person with
+//! attribute precedence and lineage. See `ARCHITECTURE.md` for the map.
+
+pub mod connector;
+pub mod expr;
+pub mod model;

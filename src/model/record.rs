@@ -1,0 +1,269 @@
+//! A compact, immutable attribute record: values concatenated in one buffer,
+//! slots `(attribute, end offset)` sorted by attribute. A multi-valued
+//! attribute is several consecutive slots with the same attribute.
+//! An absent attribute and an empty value are the same thing: null.
+
+use super::Schema;
+use serde_json::{Map, Value as Json};
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct Record {
+    buf: Box<str>,
+    slots: Box<[(u32, u32)]>,
+}
+
+impl Record {
+    pub fn builder() -> RecordBuilder {
+        RecordBuilder::default()
+    }
+
+    fn range(&self, slot: usize) -> (usize, usize) {
+        let start = if slot == 0 { 0 } else { self.slots[slot - 1].1 as usize };
+        (start, self.slots[slot].1 as usize)
+    }
+
+    fn value(&self, slot: usize) -> &str {
+        let (s, e) = self.range(slot);
+        &self.buf[s..e]
+    }
+
+    /// Index of the first slot of `attr`, if present.
+    fn first_slot(&self, attr: u32) -> Option<usize> {
+        let i = self.slots.partition_point(|&(a, _)| a < attr);
+        (i < self.slots.len() && self.slots[i].0 == attr).then_some(i)
+    }
+
+    pub fn first(&self, attr: u32) -> Option<&str> {
+        self.first_slot(attr).map(|i| self.value(i))
+    }
+
+    pub fn count(&self, attr: u32) -> usize {
+        match self.first_slot(attr) {
+            None => 0,
+            Some(i) => self.slots[i..].iter().take_while(|s| s.0 == attr).count(),
+        }
+    }
+
+    pub fn nth(&self, attr: u32, n: usize) -> Option<&str> {
+        let i = self.first_slot(attr)?;
+        let j = i + n;
+        (j < self.slots.len() && self.slots[j].0 == attr).then(|| self.value(j))
+    }
+
+    pub fn values(&self, attr: u32) -> impl Iterator<Item = &str> {
+        let start = self.first_slot(attr).unwrap_or(self.slots.len());
+        (start..self.slots.len())
+            .take_while(move |&i| self.slots[i].0 == attr)
+            .map(move |i| self.value(i))
+    }
+
+    /// Every `(attribute, value)` in attribute order.
+    pub fn iter(&self) -> impl Iterator<Item = (u32, &str)> {
+        (0..self.slots.len()).map(move |i| (self.slots[i].0, self.value(i)))
+    }
+
+    /// The distinct attributes present, in order.
+    pub fn attrs(&self) -> impl Iterator<Item = u32> + '_ {
+        let mut last = None;
+        self.slots.iter().filter_map(move |&(a, _)| {
+            if last == Some(a) {
+                None
+            } else {
+                last = Some(a);
+                Some(a)
+            }
+        })
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+
+    /// A 64-bit content hash, stable across processes and platforms, used to
+    /// tell a changed source row from an unchanged one without comparing values.
+    pub fn content_hash(&self, schema: &Schema) -> u64 {
+        // FNV-1a over name/value pairs: names, not indexes, so that a column
+        // reorder in the source does not look like a change.
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        let mut eat = |bytes: &[u8]| {
+            for b in bytes {
+                h ^= u64::from(*b);
+                h = h.wrapping_mul(0x0100_0000_01b3);
+            }
+            h ^= 0xff;
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        };
+        let mut pairs: Vec<(&str, &str)> = self.iter().map(|(a, v)| (schema.name(a), v)).collect();
+        pairs.sort_unstable();
+        for (n, v) in pairs {
+            eat(n.as_bytes());
+            eat(v.as_bytes());
+        }
+        h
+    }
+
+    /// The record as a JSON object keyed by attribute name; a multi-valued
+    /// attribute becomes an array. Names, not positions, are stored so that a
+    /// schema change never misreads stored data.
+    pub fn to_json(&self, schema: &Schema) -> Json {
+        let mut map = Map::new();
+        for attr in self.attrs() {
+            let n = self.count(attr);
+            let value = if n == 1 {
+                Json::String(self.first(attr).unwrap_or_default().to_string())
+            } else {
+                Json::Array(self.values(attr).map(|v| Json::String(v.to_string())).collect())
+            };
+            map.insert(schema.name(attr).to_string(), value);
+        }
+        Json::Object(map)
+    }
+
+    /// Reads a record stored by [`Record::to_json`]. Names the schema does not
+    /// know are added to it when `grow` is set and dropped otherwise.
+    pub fn from_json(json: &Json, schema: &mut Schema, grow: bool) -> Record {
+        let mut b = RecordBuilder::default();
+        if let Json::Object(map) = json {
+            for (name, value) in map {
+                let attr = match schema.get(name) {
+                    Some(a) => a,
+                    None if grow => schema.add(name.clone()),
+                    None => continue,
+                };
+                match value {
+                    Json::String(s) => b.push(attr, s),
+                    Json::Array(items) => {
+                        for item in items {
+                            if let Json::String(s) = item {
+                                b.push(attr, s);
+                            } else {
+                                b.push(attr, &item.to_string());
+                            }
+                        }
+                    }
+                    Json::Null => {}
+                    other => b.push(attr, &other.to_string()),
+                }
+            }
+        }
+        b.build()
+    }
+
+    /// Parses a stored JSON text with a fixed schema (unknown names dropped).
+    pub fn from_json_str(text: &str, schema: &Schema) -> Result<Record, serde_json::Error> {
+        let json: Json = serde_json::from_str(text)?;
+        let mut s = schema.clone();
+        Ok(Record::from_json(&json, &mut s, false))
+    }
+
+    /// Same values under other attribute numbers, for moving a record between schemas.
+    pub fn remap(&self, map: impl Fn(u32) -> Option<u32>) -> Record {
+        let mut b = RecordBuilder::default();
+        for (a, v) in self.iter() {
+            if let Some(to) = map(a) {
+                b.push(to, v);
+            }
+        }
+        b.build()
+    }
+}
+
+/// Collects values in any order; [`RecordBuilder::build`] sorts them by
+/// attribute (stable, so multi-values keep their order) and drops empty ones.
+#[derive(Debug, Default, Clone)]
+pub struct RecordBuilder {
+    items: Vec<(u32, String)>,
+}
+
+impl RecordBuilder {
+    pub fn push(&mut self, attr: u32, value: &str) {
+        if !value.is_empty() {
+            self.items.push((attr, value.to_string()));
+        }
+    }
+
+    pub fn push_owned(&mut self, attr: u32, value: String) {
+        if !value.is_empty() {
+            self.items.push((attr, value));
+        }
+    }
+
+    /// Replaces every value of `attr`.
+    pub fn set(&mut self, attr: u32, values: impl IntoIterator<Item = String>) {
+        self.items.retain(|(a, _)| *a != attr);
+        for v in values {
+            self.push_owned(attr, v);
+        }
+    }
+
+    pub fn remove(&mut self, attr: u32) {
+        self.items.retain(|(a, _)| *a != attr);
+    }
+
+    pub fn build(mut self) -> Record {
+        self.items.sort_by_key(|(a, _)| *a);
+        let len: usize = self.items.iter().map(|(_, v)| v.len()).sum();
+        let mut buf = String::with_capacity(len);
+        let mut slots = Vec::with_capacity(self.items.len());
+        for (a, v) in &self.items {
+            buf.push_str(v);
+            slots.push((*a, buf.len() as u32));
+        }
+        Record {
+            buf: buf.into_boxed_str(),
+            slots: slots.into_boxed_slice(),
+        }
+    }
+}
+
+impl From<&Record> for RecordBuilder {
+    fn from(r: &Record) -> Self {
+        RecordBuilder {
+            items: r.iter().map(|(a, v)| (a, v.to_string())).collect(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn multi_values_keep_order_and_attrs_sort() {
+        let mut b = Record::builder();
+        b.push(3, "c");
+        b.push(1, "x");
+        b.push(3, "a");
+        b.push(2, "");
+        let r = b.build();
+        assert_eq!(r.first(1), Some("x"));
+        assert_eq!(r.values(3).collect::<Vec<_>>(), vec!["c", "a"]);
+        assert_eq!(r.count(3), 2);
+        assert_eq!(r.nth(3, 1), Some("a"));
+        assert_eq!(r.nth(3, 2), None);
+        assert_eq!(r.first(2), None, "empty values are null");
+        assert_eq!(r.attrs().collect::<Vec<_>>(), vec![1, 3]);
+    }
+
+    #[test]
+    fn json_round_trip_and_hash_ignores_column_order() {
+        let mut s = Schema::new(["id", "name", "tags"]);
+        let mut b = Record::builder();
+        b.push(0, "W1");
+        b.push(1, "Zoë");
+        b.push(2, "a");
+        b.push(2, "b");
+        let r = b.build();
+        let json = r.to_json(&s);
+        assert_eq!(json.to_string(), r#"{"id":"W1","name":"Zoë","tags":["a","b"]}"#);
+        let back = Record::from_json(&json, &mut s, false);
+        assert_eq!(back, r);
+
+        let s2 = Schema::new(["tags", "name", "id"]);
+        let r2 = r.remap(|a| s2.get(s.name(a)));
+        assert_eq!(r.content_hash(&s), r2.content_hash(&s2));
+        let mut b3 = RecordBuilder::from(&r);
+        b3.set(1, ["Zoe".to_string()]);
+        assert_ne!(b3.build().content_hash(&s), r.content_hash(&s));
+    }
+}
