@@ -4,6 +4,12 @@
 //! engine joins and projects them into one metaverse identity per person with
 //! attribute precedence and lineage. See `ARCHITECTURE.md` for the map.
 
+pub mod app;
+pub mod cli;
 pub mod connector;
+pub mod engine;
 pub mod expr;
 pub mod model;
+pub mod rules;
+pub mod ruletest;
+pub mod store;

@@ -1,6 +1,6 @@
 //! SQLite tables and queries, read-only.
 
-use super::{Connector, ConnectorError, SqlConfig, ImportSink};
+use super::{Connector, ConnectorError, ImportSink, SqlConfig};
 use crate::model::Schema;
 
 pub struct SqlConnector {

@@ -1,6 +1,8 @@
 //! The flow expression language (placeholder: attribute references and
 //! string literals only, until the full language lands).
 
+pub mod scope;
+
 use chrono::{DateTime, NaiveDateTime, Utc};
 use std::ops::Range;
 
@@ -112,7 +114,10 @@ pub struct Expr {
 impl Expr {
     pub fn compile(src: &str, scope: &dyn Scope) -> Result<Expr, Vec<ExprError>> {
         let t = src.trim();
-        let name = t.strip_prefix('[').and_then(|s| s.strip_suffix(']')).unwrap_or(t);
+        let name = t
+            .strip_prefix('[')
+            .and_then(|s| s.strip_suffix(']'))
+            .unwrap_or(t);
         if let Some(lit) = t.strip_prefix('"').and_then(|s| s.strip_suffix('"')) {
             return Ok(Expr {
                 source: src.to_string(),

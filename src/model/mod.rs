@@ -6,6 +6,7 @@
 //! owned strings: about a quarter of the memory, and one allocation per object.
 
 mod record;
+pub mod text;
 
 pub use record::{Record, RecordBuilder};
 
@@ -55,7 +56,10 @@ impl Schema {
     }
 
     pub fn name(&self, attr: u32) -> &str {
-        self.names.get(attr as usize).map(String::as_str).unwrap_or("?")
+        self.names
+            .get(attr as usize)
+            .map(String::as_str)
+            .unwrap_or("?")
     }
 
     pub fn names(&self) -> &[String] {
@@ -97,3 +101,52 @@ impl Delta {
         }
     }
 }
+
+/// FNV-1a, 64-bit: a fast, stable fingerprint (rule-set versions, row
+/// hashes). Not for anything adversarial.
+#[derive(Debug, Clone, Copy)]
+pub struct Fnv(u64);
+
+impl Default for Fnv {
+    fn default() -> Self {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Fnv {
+    pub fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 ^= u64::from(*b);
+            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+
+    pub fn finish(&self) -> u64 {
+        self.0
+    }
+
+    pub fn hex(&self) -> String {
+        format!("{:016x}", self.0)
+    }
+}
+
+/// Where a metaverse value came from: the agent, the connector-space anchor,
+/// and the run that set it. Stored as a compact `[agent, anchor, run]`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Origin(pub String, pub String, pub RunId);
+
+impl Origin {
+    pub fn agent(&self) -> &str {
+        &self.0
+    }
+    pub fn anchor(&self) -> &str {
+        &self.1
+    }
+    pub fn run(&self) -> RunId {
+        self.2
+    }
+}
+
+/// Lineage of every attribute of one metaverse object. A multi-valued
+/// attribute merged from several agents lists each contributor.
+pub type Lineage = std::collections::BTreeMap<String, Vec<Origin>>;

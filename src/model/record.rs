@@ -18,7 +18,11 @@ impl Record {
     }
 
     fn range(&self, slot: usize) -> (usize, usize) {
-        let start = if slot == 0 { 0 } else { self.slots[slot - 1].1 as usize };
+        let start = if slot == 0 {
+            0
+        } else {
+            self.slots[slot - 1].1 as usize
+        };
         (start, self.slots[slot].1 as usize)
     }
 
@@ -112,7 +116,11 @@ impl Record {
             let value = if n == 1 {
                 Json::String(self.first(attr).unwrap_or_default().to_string())
             } else {
-                Json::Array(self.values(attr).map(|v| Json::String(v.to_string())).collect())
+                Json::Array(
+                    self.values(attr)
+                        .map(|v| Json::String(v.to_string()))
+                        .collect(),
+                )
             };
             map.insert(schema.name(attr).to_string(), value);
         }
@@ -255,7 +263,10 @@ mod tests {
         b.push(2, "b");
         let r = b.build();
         let json = r.to_json(&s);
-        assert_eq!(json.to_string(), r#"{"id":"W1","name":"Zoë","tags":["a","b"]}"#);
+        assert_eq!(
+            json.to_string(),
+            r#"{"id":"W1","name":"Zoë","tags":["a","b"]}"#
+        );
         let back = Record::from_json(&json, &mut s, false);
         assert_eq!(back, r);
 

@@ -1,0 +1,518 @@
+//! Orchestration: rules -> store -> connectors -> engine -> store. Each
+//! public method is one step or one query the CLI offers; the clock is a
+//! parameter so runs are reproducible in tests.
+
+use crate::connector::{self, ImportSink, ImportedObject, RowError};
+use crate::engine::{Sync, SyncCounters, SyncPlan};
+use crate::model::{MvId, RunId, Schema};
+use crate::rules::{self, RuleErrors, RuleSet, StepAction};
+use crate::store::{ImportCounts, StepErrorRow, Store, StoreError, fault_point};
+use chrono::{DateTime, SecondsFormat, Utc};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use tracing::info;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error(transparent)]
+    Rules(#[from] RuleErrors),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("agent {agent:?}: {message}")]
+    Import { agent: String, message: String },
+    #[error("{0}")]
+    Usage(String),
+}
+
+pub type Result<T> = std::result::Result<T, AppError>;
+
+pub fn stamp(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// What one import step did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ImportReport {
+    pub agent: String,
+    pub run: RunId,
+    pub counts: ImportCounts,
+    pub rejected: Vec<StepErrorRow>,
+}
+
+/// What one sync step did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SyncReport {
+    pub run: RunId,
+    pub counters: SyncCounters,
+    pub errors: Vec<StepErrorRow>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct StepOutcome {
+    pub step: String,
+    pub status: String,
+    pub message: Option<String>,
+    pub import: Option<ImportReport>,
+    pub sync: Option<SyncReport>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ProfileReport {
+    pub profile: String,
+    pub run: RunId,
+    pub status: String,
+    pub steps: Vec<StepOutcome>,
+}
+
+pub struct App {
+    pub rules: RuleSet,
+    pub store: Store,
+}
+
+/// Forwards what a connector reads to the staging thread in batches, so
+/// parsing and SQLite writes overlap.
+enum Msg {
+    Objects(Vec<ImportedObject>),
+    Reject(RowError),
+}
+
+struct ChannelSink {
+    tx: mpsc::SyncSender<Msg>,
+    batch: Vec<ImportedObject>,
+    closed: bool,
+}
+
+impl ChannelSink {
+    fn flush(&mut self) {
+        if !self.batch.is_empty() && !self.closed {
+            let b = std::mem::take(&mut self.batch);
+            self.closed = self.tx.send(Msg::Objects(b)).is_err();
+        }
+    }
+}
+
+impl ImportSink for ChannelSink {
+    fn object(&mut self, object: ImportedObject) {
+        self.batch.push(object);
+        if self.batch.len() >= 2048 {
+            self.flush();
+        }
+    }
+    fn reject(&mut self, error: RowError) {
+        self.flush();
+        if !self.closed {
+            self.closed = self.tx.send(Msg::Reject(error)).is_err();
+        }
+    }
+}
+
+impl App {
+    /// Opens the store, then loads the rules (using schemas the store
+    /// remembers for sources that cannot be read right now).
+    pub fn open(rules_dir: &Path, store_path: &Path) -> Result<App> {
+        let store = Store::open(store_path)?;
+        let rules = rules::load(rules_dir, &|agent| store.agent_schema(agent).ok().flatten())?;
+        Ok(App { rules, store })
+    }
+
+    pub fn begin_run(
+        &mut self,
+        profile: Option<&str>,
+        command: &str,
+        now: DateTime<Utc>,
+    ) -> Result<RunId> {
+        let threads = rayon::current_num_threads();
+        Ok(self
+            .store
+            .begin_run(profile, command, &stamp(now), &self.rules.hash, threads)?)
+    }
+
+    pub fn finish_run(&mut self, run: RunId, ok: bool, now: DateTime<Utc>) -> Result<()> {
+        Ok(self
+            .store
+            .finish_run(run, if ok { "success" } else { "failed" }, &stamp(now))?)
+    }
+
+    /// A full import of one agent into its connector space, as one step.
+    pub fn import(
+        &mut self,
+        agent_name: &str,
+        run: RunId,
+        ordinal: usize,
+        now: DateTime<Utc>,
+    ) -> Result<ImportReport> {
+        let Some(agent) = self.rules.agent(agent_name).cloned() else {
+            return Err(AppError::Usage(format!(
+                "no agent {agent_name:?}; agents are: {}",
+                self.rules.agent_names().join(", ")
+            )));
+        };
+        let step = self.store.begin_step(
+            run,
+            ordinal,
+            &format!("import {agent_name}"),
+            Some(agent_name),
+            &stamp(now),
+        )?;
+        let mut conn = connector::open(&agent.source);
+        let schema = match conn.schema() {
+            Ok(s) => s,
+            Err(e) => {
+                let message = e.to_string();
+                self.store.fail_step(step, &message, &stamp(Utc::now()))?;
+                return Err(AppError::Import {
+                    agent: agent_name.to_string(),
+                    message,
+                });
+            }
+        };
+        let (tx_send, rx) = mpsc::sync_channel::<Msg>(8);
+        let (result, staged) = std::thread::scope(|scope| {
+            let reader = scope.spawn(move || {
+                let mut sink = ChannelSink {
+                    tx: tx_send,
+                    batch: Vec::with_capacity(2048),
+                    closed: false,
+                };
+                let r = conn.full_import(&mut sink);
+                sink.flush();
+                r
+            });
+            let staged = self.stage(&agent.name, &schema, &agent.anchor, rx, step, now);
+            let result = reader.join();
+            (result, staged)
+        });
+        let connector_result = match result {
+            Ok(r) => r,
+            Err(_) => Err(connector::ConnectorError::Unsupported(
+                "a connector that panicked",
+            )),
+        };
+        match (connector_result, staged) {
+            (Ok(()), Ok(Some(report))) => Ok(ImportReport { run, ..report }),
+            (Err(e), _) => {
+                let message = e.to_string();
+                self.store.fail_step(step, &message, &stamp(Utc::now()))?;
+                Err(AppError::Import {
+                    agent: agent_name.to_string(),
+                    message,
+                })
+            }
+            (Ok(()), Ok(None)) => Err(AppError::Import {
+                agent: agent_name.to_string(),
+                message: "the import stopped before the source was read to the end".into(),
+            }),
+            (Ok(()), Err(e)) => Err(e),
+        }
+    }
+
+    /// Stages what arrives on `rx`; commits only when the connector read
+    /// the whole source (the channel closes after the last object).
+    fn stage(
+        &mut self,
+        agent: &str,
+        schema: &Schema,
+        anchor_attr: &str,
+        rx: mpsc::Receiver<Msg>,
+        step: i64,
+        now: DateTime<Utc>,
+    ) -> Result<Option<ImportReport>> {
+        let anchor = schema.get(anchor_attr);
+        let tx = self.store.begin()?;
+        let mut stager = tx.stager(agent, schema)?;
+        let mut rejected = Vec::new();
+        let mut staged = 0u64;
+        for msg in rx {
+            match msg {
+                Msg::Reject(e) => rejected.push(StepErrorRow {
+                    kind: "rejected-row".into(),
+                    agent: Some(agent.to_string()),
+                    anchor: e.anchor.clone(),
+                    source: Some(e.source.clone()),
+                    line: Some(e.line as i64),
+                    message: e.message.clone(),
+                }),
+                Msg::Objects(batch) => {
+                    for o in batch {
+                        if anchor.and_then(|a| o.attrs.first(a)).is_none() && o.anchor.is_empty() {
+                            continue;
+                        }
+                        if let Err(crate::store::StageRefusal::Duplicate { first_line }) =
+                            stager.object(&o.anchor, &o.attrs, schema, o.line)?
+                        {
+                            rejected.push(StepErrorRow {
+                                kind: "rejected-row".into(),
+                                agent: Some(agent.to_string()),
+                                anchor: Some(o.anchor.clone()),
+                                source: Some(source_name(&self.rules, agent)),
+                                line: Some(o.line as i64),
+                                message: format!("duplicate anchor {:?} (first on line {first_line}); row skipped", o.anchor),
+                            });
+                        }
+                        staged += 1;
+                        if staged % 500_000 == 0 {
+                            info!(agent, staged, "Import in progress.");
+                        }
+                        if staged == 1000 {
+                            fault_point("import-mid");
+                        }
+                    }
+                }
+            }
+        }
+        let mut counts = stager.finish_full()?;
+        counts.read += rejected
+            .iter()
+            .filter(|r| !r.message.starts_with("duplicate"))
+            .count() as u64;
+        counts.rejected = rejected.len() as u64;
+        let counters = serde_json::to_value(counts).unwrap_or_default();
+        tx.finish_step(step, "success", &counters, None, &rejected, &stamp(now))?;
+        fault_point("import-before-commit");
+        tx.commit()?;
+        info!(
+            agent,
+            adds = counts.adds,
+            updates = counts.updates,
+            deletes = counts.deletes,
+            unchanged = counts.unchanged,
+            rejected = counts.rejected,
+            "Import finished."
+        );
+        Ok(Some(ImportReport {
+            agent: agent.to_string(),
+            run: 0,
+            counts,
+            rejected,
+        }))
+    }
+
+    /// Computes a full sync without writing anything.
+    pub fn plan_sync(&self, run: RunId, now: DateTime<Utc>) -> Result<SyncPlan> {
+        let rules = &self.rules;
+        let schema_of = |t: &str| rules.metaverse.get(t).map(|t| t.schema.clone());
+        let mut sync = Sync::new(rules, run, now, self.store.next_mv_id()?);
+        for row in self.store.load_mv(&schema_of)? {
+            sync.add_mv(row);
+        }
+        for a in &rules.agents {
+            sync.add_cs(a.index, self.store.load_cs(&a.name, &a.schema)?);
+        }
+        Ok(sync.plan())
+    }
+
+    /// A full sync as one step: join, project, flow, and write it all in one transaction.
+    pub fn sync(&mut self, run: RunId, ordinal: usize, now: DateTime<Utc>) -> Result<SyncReport> {
+        let step = self
+            .store
+            .begin_step(run, ordinal, "sync", None, &stamp(now))?;
+        let plan = self.plan_sync(run, now)?;
+        let errors: Vec<StepErrorRow> = plan
+            .errors
+            .iter()
+            .map(|e| StepErrorRow {
+                kind: e.kind.to_string(),
+                agent: e.agent.clone(),
+                anchor: e.anchor.clone(),
+                source: None,
+                line: None,
+                message: e.message.clone(),
+            })
+            .collect();
+        let tx = self.store.begin()?;
+        let mv_schema = |t: &str| self.rules.metaverse.get(t).map(|t| &t.schema);
+        for (w, insert) in plan
+            .inserts
+            .iter()
+            .map(|w| (w, true))
+            .chain(plan.updates.iter().map(|w| (w, false)))
+        {
+            let Some(schema) = mv_schema(&w.object_type) else {
+                continue;
+            };
+            let attrs = w.attrs.to_json(schema).to_string();
+            let lineage = serde_json::to_string(&w.lineage).unwrap_or_else(|_| "{}".into());
+            if insert {
+                tx.insert_mv(w.id, &w.object_type, &attrs, &lineage, run)?;
+            } else {
+                tx.update_mv(w.id, &attrs, &lineage, run)?;
+            }
+        }
+        for id in &plan.deletes {
+            tx.delete_mv(*id)?;
+        }
+        for cs in &plan.unlinks {
+            tx.unlink(*cs)?;
+        }
+        for l in &plan.links {
+            tx.link(
+                l.cs,
+                l.mv,
+                l.kind,
+                l.rule.as_deref(),
+                run,
+                l.detail.as_deref(),
+            )?;
+        }
+        for cs in &plan.removed_cs {
+            tx.remove_cs(*cs)?;
+        }
+        // A full sync re-decides every unjoined object, so the queue is rebuilt.
+        tx.clear_all_ambiguous()?;
+        for a in &plan.ambiguous {
+            tx.set_ambiguous(a.cs, &a.agent, &a.anchor, &a.rule, &a.candidates, run)?;
+        }
+        for a in &self.rules.agents {
+            tx.mark_synced(&a.name)?;
+        }
+        tx.set_meta("last_full_sync_rules_hash", &self.rules.hash)?;
+        let counters = serde_json::to_value(plan.counters).unwrap_or_default();
+        tx.finish_step(step, "success", &counters, None, &errors, &stamp(now))?;
+        fault_point("sync-before-commit");
+        tx.commit()?;
+        let c = plan.counters;
+        info!(
+            joins = c.joins,
+            projections = c.projections,
+            ambiguous = c.ambiguous,
+            mv_adds = c.mv_adds,
+            mv_updates = c.mv_updates,
+            mv_deletes = c.mv_deletes,
+            "Sync finished."
+        );
+        Ok(SyncReport {
+            run,
+            counters: plan.counters,
+            errors,
+        })
+    }
+
+    /// Runs a profile's steps in order; stops at the first failed step
+    /// unless that step says `continue_on_error`.
+    pub fn run_profile(
+        &mut self,
+        name: &str,
+        now: &dyn Fn() -> DateTime<Utc>,
+    ) -> Result<ProfileReport> {
+        let Some(profile) = self.rules.profiles.get(name).cloned() else {
+            let names: Vec<&str> = self.rules.profiles.keys().map(String::as_str).collect();
+            return Err(AppError::Usage(format!(
+                "no profile {name:?}; profiles are: {}",
+                names.join(", ")
+            )));
+        };
+        let run = self.begin_run(Some(name), &format!("run {name}"), now())?;
+        let mut steps = Vec::new();
+        let mut ok = true;
+        for (i, step) in profile.steps.iter().enumerate() {
+            let label = step.action.to_string();
+            let outcome = match &step.action {
+                StepAction::Import { agent } => {
+                    self.import(agent, run, i + 1, now()).map(|r| StepOutcome {
+                        step: label.clone(),
+                        status: "success".into(),
+                        message: None,
+                        import: Some(r),
+                        sync: None,
+                    })
+                }
+                StepAction::Sync => self.sync(run, i + 1, now()).map(|r| StepOutcome {
+                    step: label.clone(),
+                    status: "success".into(),
+                    message: None,
+                    import: None,
+                    sync: Some(r),
+                }),
+            };
+            match outcome {
+                Ok(o) => steps.push(o),
+                Err(e) => {
+                    steps.push(StepOutcome {
+                        step: label,
+                        status: "failed".into(),
+                        message: Some(e.to_string()),
+                        import: None,
+                        sync: None,
+                    });
+                    if !step.continue_on_error {
+                        ok = false;
+                        break;
+                    }
+                }
+            }
+        }
+        self.finish_run(run, ok, now())?;
+        Ok(ProfileReport {
+            profile: name.to_string(),
+            run,
+            status: if ok { "success" } else { "failed" }.into(),
+            steps,
+        })
+    }
+
+    /// Finds an identity by metaverse id, `agent:anchor`, any agent's
+    /// anchor, or an exact attribute value.
+    pub fn find_identity(&self, object_type: Option<&str>, key: &str) -> Result<Vec<MvId>> {
+        if let Some((agent, anchor)) = key.split_once(':') {
+            if self.rules.agent(agent).is_some() {
+                return Ok(self.store.mv_of(agent, anchor)?.into_iter().collect());
+            }
+        }
+        let types: Vec<&str> = match object_type {
+            Some(t) => vec![t],
+            None => self
+                .rules
+                .metaverse
+                .types
+                .iter()
+                .map(|t| t.name.as_str())
+                .collect(),
+        };
+        let mut found = Vec::new();
+        for a in &self.rules.agents {
+            if types.contains(&self.rules.metaverse.types[a.object_type].name.as_str()) {
+                if let Some(mv) = self.store.mv_of(&a.name, key)? {
+                    if !found.contains(&mv) {
+                        found.push(mv);
+                    }
+                }
+            }
+        }
+        if !found.is_empty() {
+            return Ok(found);
+        }
+        if let Ok(id) = key.parse::<MvId>() {
+            let schema_of = |t: &str| self.rules.metaverse.get(t).map(|t| t.schema.clone());
+            if let Some(row) = self.store.get_mv(id, &schema_of)? {
+                if types.contains(&row.object_type.as_str()) {
+                    return Ok(vec![id]);
+                }
+            }
+        }
+        for t in &self.rules.metaverse.types {
+            if !types.contains(&t.name.as_str()) {
+                continue;
+            }
+            for name in t.schema.names() {
+                for id in self.store.find_mv_by(&t.name, name, key)? {
+                    if !found.contains(&id) {
+                        found.push(id);
+                    }
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    pub fn rules_dir(&self) -> PathBuf {
+        self.rules.dir.clone()
+    }
+}
+
+fn source_name(rules: &RuleSet, agent: &str) -> String {
+    match rules.agent(agent).map(|a| &a.source) {
+        Some(connector::Source::Csv(c)) => c.display.clone(),
+        Some(connector::Source::Sql(c)) => c.display.clone(),
+        None => agent.to_string(),
+    }
+}

@@ -1,0 +1,702 @@
+//! The command line: arguments (clap) and how each command's result is
+//! printed, as text for people or JSON (`--json`) for scripts.
+
+use crate::app::{App, AppError, ImportReport, ProfileReport, SyncReport};
+use crate::model::{MvId, RunId};
+use crate::rules::{self, AttrType};
+use crate::store::Store;
+use anyhow::{Context as _, Result, bail};
+use chrono::Utc;
+use clap::{Parser, Subcommand};
+use serde_json::json;
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "idsync",
+    version,
+    about = "Identity synchronization engine: HR sources -> metaverse -> targets"
+)]
+pub struct Cli {
+    /// The rule directory (every *.toml under it is read).
+    #[arg(long, global = true, env = "IDSYNC_RULES", default_value = "rules")]
+    pub rules: PathBuf,
+    /// The store (an SQLite file, created if missing).
+    #[arg(long, global = true, env = "IDSYNC_STORE", default_value = "idsync.db")]
+    pub store: PathBuf,
+    /// Print results as JSON.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Only warnings and errors on stderr.
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Validate every rule file and run the rule tests; all errors at once.
+    Check,
+    /// Full import of one agent into its connector space.
+    Import { agent: String },
+    /// Full sync: join, project and flow every connector space into the metaverse.
+    Sync {
+        /// Compute and print the counts, write nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Run a profile's steps (profiles are rule data).
+    Run { profile: String },
+    /// One identity: its values, where each came from, its connectors.
+    Show {
+        /// `[type] key`: a metaverse id, agent:anchor, an anchor, or an attribute value.
+        #[arg(num_args = 1..=2, required = true)]
+        args: Vec<String>,
+    },
+    /// Find metaverse objects: `attr = "value" [and attr = "value" ...]`.
+    Search {
+        #[arg(long)]
+        mv: String,
+        #[arg(long = "type")]
+        object_type: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
+    /// Run history; `runs show N` for one run's steps and errors.
+    Runs {
+        #[command(subcommand)]
+        sub: Option<RunsCommand>,
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
+    /// Connector space and metaverse sizes, ambiguous joins waiting.
+    Status,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RunsCommand {
+    Show {
+        run: RunId,
+        /// How many errors to list per step.
+        #[arg(long, default_value_t = 50)]
+        errors: usize,
+    },
+}
+
+fn print_json(v: &impl serde::Serialize) -> Result<()> {
+    println!("{}", serde_json::to_string_pretty(v)?);
+    Ok(())
+}
+
+/// Runs a parsed command line; the exit code is the caller's.
+pub fn run(cli: Cli) -> Result<i32> {
+    match &cli.command {
+        Command::Check => check(&cli),
+        Command::Import { agent } => {
+            let mut app = open(&cli)?;
+            let run = app.begin_run(None, &format!("import {agent}"), Utc::now())?;
+            let r = app.import(agent, run, 1, Utc::now());
+            app.finish_run(run, r.is_ok(), Utc::now())?;
+            let report = r?;
+            if cli.json {
+                print_json(&report)?;
+            } else {
+                print_import(&report);
+            }
+            Ok(0)
+        }
+        Command::Sync { dry_run } => {
+            let mut app = open(&cli)?;
+            if *dry_run {
+                let plan = app.plan_sync(0, Utc::now())?;
+                if cli.json {
+                    print_json(&plan.counters)?;
+                } else {
+                    println!("dry run: nothing written");
+                    print_sync_counters(&plan.counters);
+                }
+                return Ok(0);
+            }
+            let run = app.begin_run(None, "sync", Utc::now())?;
+            let r = app.sync(run, 1, Utc::now());
+            app.finish_run(run, r.is_ok(), Utc::now())?;
+            let report = r?;
+            if cli.json {
+                print_json(&report)?;
+            } else {
+                print_sync(&report);
+            }
+            Ok(0)
+        }
+        Command::Run { profile } => {
+            let mut app = open(&cli)?;
+            let report = app.run_profile(profile, &Utc::now)?;
+            if cli.json {
+                print_json(&report)?;
+            } else {
+                print_profile(&report);
+            }
+            Ok(if report.status == "success" { 0 } else { 1 })
+        }
+        Command::Show { args } => show(&cli, args),
+        Command::Search {
+            mv,
+            object_type,
+            limit,
+        } => search(&cli, mv, object_type.as_deref(), *limit),
+        Command::Runs { sub, limit } => runs(&cli, sub.as_ref(), *limit),
+        Command::Status => status(&cli),
+    }
+}
+
+fn open(cli: &Cli) -> Result<App> {
+    match App::open(&cli.rules, &cli.store) {
+        Ok(app) => Ok(app),
+        Err(AppError::Rules(errors)) => {
+            for e in &errors.0 {
+                eprint!("{}", e.render());
+            }
+            bail!(
+                "{} error(s) in rule files under {}",
+                errors.0.len(),
+                cli.rules.display()
+            )
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn check(cli: &Cli) -> Result<i32> {
+    // A store that exists lends remembered schemas; check never creates one.
+    let store = if cli.store.exists() {
+        Store::open(&cli.store).ok()
+    } else {
+        None
+    };
+    let hint = |agent: &str| {
+        store
+            .as_ref()
+            .and_then(|s| s.agent_schema(agent).ok().flatten())
+    };
+    let rules = match rules::load(&cli.rules, &hint) {
+        Ok(r) => r,
+        Err(errors) => {
+            for e in &errors.0 {
+                eprint!("{}", e.render());
+            }
+            eprintln!(
+                "{} error(s) in rule files under {}",
+                errors.0.len(),
+                cli.rules.display()
+            );
+            return Ok(1);
+        }
+    };
+    let results = crate::ruletest::run_all(&rules, Utc::now());
+    let failed: Vec<_> = results.iter().filter(|r| !r.passed).collect();
+    for f in &failed {
+        eprintln!("{}", f.message);
+    }
+    let mut warnings = Vec::new();
+    if let Some(store) = &store {
+        if let Some(h) = store.meta("last_full_sync_rules_hash")? {
+            if h != rules.hash {
+                warnings.push("rules changed since the last full sync; run a full sync to apply them to every identity".to_string());
+            }
+        }
+    }
+    if cli.json {
+        print_json(&json!({
+            "ok": failed.is_empty(),
+            "agents": rules.agent_names(),
+            "profiles": rules.profiles.keys().collect::<Vec<_>>(),
+            "tests": results.len(),
+            "failed_tests": failed.iter().map(|f| &f.message).collect::<Vec<_>>(),
+            "warnings": warnings,
+            "rules_hash": rules.hash,
+        }))?;
+    } else {
+        for w in &warnings {
+            eprintln!("warning: {w}");
+        }
+        println!(
+            "{}: {} agent(s) ({}), {} object type(s), {} profile(s), {} rule test(s), {} failed",
+            cli.rules.display(),
+            rules.agents.len(),
+            rules.agent_names().join(", "),
+            rules.metaverse.types.len(),
+            rules.profiles.len(),
+            results.len(),
+            failed.len()
+        );
+    }
+    Ok(if failed.is_empty() { 0 } else { 1 })
+}
+
+fn print_import(r: &ImportReport) {
+    let c = &r.counts;
+    println!(
+        "import {} (run {}): read {}, adds {}, updates {}, deletes {}, unchanged {}, rejected {}",
+        r.agent, r.run, c.read, c.adds, c.updates, c.deletes, c.unchanged, c.rejected
+    );
+    for e in r.rejected.iter().take(20) {
+        println!(
+            "  rejected {}:{}: {}",
+            e.source.as_deref().unwrap_or("?"),
+            e.line.unwrap_or(0),
+            e.message
+        );
+    }
+    if r.rejected.len() > 20 {
+        println!(
+            "  ... {} more (idsync runs show {})",
+            r.rejected.len() - 20,
+            r.run
+        );
+    }
+}
+
+fn print_sync_counters(c: &crate::engine::SyncCounters) {
+    println!(
+        "  processed {}, joins {}, projections {}, ambiguous {}, disconnects {}, out of scope {}, unjoined {}",
+        c.processed, c.joins, c.projections, c.ambiguous, c.disconnects, c.out_of_scope, c.unjoined
+    );
+    println!(
+        "  metaverse: adds {}, updates {}, deletes {}, unchanged {}; flow errors {}, reference errors {}",
+        c.mv_adds, c.mv_updates, c.mv_deletes, c.mv_unchanged, c.flow_errors, c.reference_errors
+    );
+}
+
+fn print_sync(r: &SyncReport) {
+    println!("sync (run {}):", r.run);
+    print_sync_counters(&r.counters);
+    for e in r.errors.iter().take(20) {
+        println!(
+            "  {} {}{}: {}",
+            e.kind,
+            e.agent.as_deref().unwrap_or(""),
+            e.anchor
+                .as_deref()
+                .map(|a| format!(" {a}"))
+                .unwrap_or_default(),
+            e.message
+        );
+    }
+    if r.errors.len() > 20 {
+        println!(
+            "  ... {} more (idsync runs show {})",
+            r.errors.len() - 20,
+            r.run
+        );
+    }
+}
+
+fn print_profile(r: &ProfileReport) {
+    println!("run {} (profile {}): {}", r.run, r.profile, r.status);
+    for s in &r.steps {
+        if let Some(i) = &s.import {
+            print_import(i);
+        } else if let Some(sy) = &s.sync {
+            print_sync(sy);
+        } else {
+            println!(
+                "{}: {} {}",
+                s.step,
+                s.status,
+                s.message.as_deref().unwrap_or("")
+            );
+        }
+    }
+}
+
+/// A short label for a referenced identity.
+fn label(app: &App, id: MvId) -> String {
+    let schema_of = |t: &str| app.rules.metaverse.get(t).map(|t| t.schema.clone());
+    match app.store.get_mv(id, &schema_of) {
+        Ok(Some(row)) => {
+            let t = app.rules.metaverse.get(&row.object_type);
+            let pick = |n: &str| {
+                t.and_then(|t| t.schema.get(n))
+                    .and_then(|a| row.attrs.first(a).map(str::to_string))
+            };
+            pick("displayName")
+                .or_else(|| {
+                    let g = pick("givenName")?;
+                    Some(format!("{g} {}", pick("sn").unwrap_or_default()))
+                })
+                .unwrap_or_else(|| format!("{} {id}", row.object_type))
+        }
+        _ => format!("missing object {id}"),
+    }
+}
+
+fn show(cli: &Cli, args: &[String]) -> Result<i32> {
+    let app = open(cli)?;
+    let (ty, key) = match args {
+        [t, k] => (Some(t.as_str()), k.as_str()),
+        [k] => (None, k.as_str()),
+        _ => bail!("usage: idsync show [type] key"),
+    };
+    if let Some(t) = ty {
+        if app.rules.metaverse.get(t).is_none() {
+            bail!("no object type {t:?} in the metaverse");
+        }
+    }
+    let ids = app.find_identity(ty, key)?;
+    if ids.is_empty() {
+        eprintln!("no identity found for {key:?}");
+        return Ok(1);
+    }
+    let schema_of = |t: &str| app.rules.metaverse.get(t).map(|t| t.schema.clone());
+    let mut out = Vec::new();
+    for id in ids {
+        let Some(row) = app.store.get_mv(id, &schema_of)? else {
+            continue;
+        };
+        let Some(t) = app.rules.metaverse.get(&row.object_type) else {
+            continue;
+        };
+        let links = app.store.links_of(id)?;
+        let mut attrs = Vec::new();
+        for (ai, attr) in t.attrs.iter().enumerate() {
+            let values: Vec<String> = row.attrs.values(ai as u32).map(str::to_string).collect();
+            if values.is_empty() {
+                continue;
+            }
+            let shown: Vec<String> = if attr.kind == AttrType::Reference {
+                values
+                    .iter()
+                    .map(|v| match v.parse::<MvId>() {
+                        Ok(rid) => format!("{rid} ({})", label(&app, rid)),
+                        Err(_) => v.clone(),
+                    })
+                    .collect()
+            } else {
+                values.clone()
+            };
+            let origins = row.lineage.get(&attr.name).cloned().unwrap_or_default();
+            attrs.push(json!({
+                "attribute": attr.name,
+                "values": values,
+                "shown": shown,
+                "from": origins.iter().map(|o| json!({"agent": o.agent(), "anchor": o.anchor(), "run": o.run()})).collect::<Vec<_>>(),
+            }));
+        }
+        out.push(json!({
+            "id": id,
+            "object_type": row.object_type,
+            "created_run": row.created_run,
+            "updated_run": row.updated_run,
+            "attributes": attrs,
+            "connectors": links,
+        }));
+    }
+    if cli.json {
+        print_json(&out)?;
+        return Ok(0);
+    }
+    for o in &out {
+        println!(
+            "{} {}  (created in run {}, updated in run {})",
+            o["object_type"].as_str().unwrap_or(""),
+            o["id"],
+            o["created_run"],
+            o["updated_run"]
+        );
+        let empty = Vec::new();
+        let attrs = o["attributes"].as_array().unwrap_or(&empty);
+        let width = attrs
+            .iter()
+            .filter_map(|a| a["attribute"].as_str())
+            .map(str::len)
+            .max()
+            .unwrap_or(10);
+        for a in attrs {
+            let shown: Vec<&str> = a["shown"]
+                .as_array()
+                .unwrap_or(&empty)
+                .iter()
+                .filter_map(|v| v.as_str())
+                .collect();
+            let from: Vec<String> = a["from"]
+                .as_array()
+                .unwrap_or(&empty)
+                .iter()
+                .map(|f| {
+                    format!(
+                        "{} {} (run {})",
+                        f["agent"].as_str().unwrap_or(""),
+                        f["anchor"].as_str().unwrap_or(""),
+                        f["run"]
+                    )
+                })
+                .collect();
+            println!(
+                "  {:width$}  {:40}  <- {}",
+                a["attribute"].as_str().unwrap_or(""),
+                shown.join("; "),
+                from.join(", ")
+            );
+        }
+        println!("  connectors:");
+        for l in o["connectors"].as_array().unwrap_or(&empty) {
+            let how = match l["kind"].as_str() {
+                Some("joined") => format!(
+                    "joined by rule {} on {}",
+                    l["rule"].as_str().unwrap_or("?"),
+                    l["detail"].as_str().unwrap_or("?")
+                ),
+                Some(k) => k.to_string(),
+                None => String::new(),
+            };
+            println!(
+                "    {:12} {:14} {} (run {})",
+                l["agent"].as_str().unwrap_or(""),
+                l["anchor"].as_str().unwrap_or(""),
+                how,
+                l["run"]
+            );
+        }
+    }
+    Ok(0)
+}
+
+/// `attr = "value" [and attr = "value" ...]`
+fn parse_search(q: &str) -> Result<Vec<(String, String)>> {
+    let mut out = Vec::new();
+    let mut rest = q.trim();
+    loop {
+        let (attr, after) = rest.split_once('=').context("expected attr = \"value\"")?;
+        let attr = attr.trim().to_string();
+        let after = after.trim_start();
+        let value;
+        if let Some(s) = after.strip_prefix('"') {
+            let end = s.find('"').context("unterminated string in search")?;
+            value = s[..end].to_string();
+            rest = s[end + 1..].trim_start();
+        } else {
+            let end = after.find(char::is_whitespace).unwrap_or(after.len());
+            value = after[..end].to_string();
+            rest = after[end..].trim_start();
+        }
+        out.push((attr, value));
+        if rest.is_empty() {
+            return Ok(out);
+        }
+        rest = rest
+            .strip_prefix("and ")
+            .or_else(|| rest.strip_prefix("AND "))
+            .context("expected `and` between conditions")?;
+    }
+}
+
+fn search(cli: &Cli, q: &str, ty: Option<&str>, limit: usize) -> Result<i32> {
+    let app = open(cli)?;
+    let conds = parse_search(q)?;
+    let mut shown = Vec::new();
+    for t in &app.rules.metaverse.types {
+        if ty.is_some_and(|x| x != t.name) {
+            continue;
+        }
+        let mut attrs = Vec::new();
+        for (a, _) in &conds {
+            match t.schema.get(a) {
+                Some(i) => attrs.push(i),
+                None => {
+                    let help =
+                        rules::error::suggest(a, t.schema.names().iter().map(String::as_str))
+                            .unwrap_or_default();
+                    bail!("{} has no attribute {a:?} {help}", t.name);
+                }
+            }
+        }
+        let Some((first_attr, first_value)) = conds.first() else {
+            continue;
+        };
+        let candidates = app.store.find_mv_by(&t.name, first_attr, first_value)?;
+        let schema_of = |n: &str| app.rules.metaverse.get(n).map(|t| t.schema.clone());
+        for id in candidates {
+            let Some(row) = app.store.get_mv(id, &schema_of)? else {
+                continue;
+            };
+            let ok = conds
+                .iter()
+                .zip(&attrs)
+                .all(|((_, v), &a)| row.attrs.values(a).any(|x| x == v));
+            if ok && shown.len() < limit {
+                shown.push((id, row.object_type.clone(), label(&app, id)));
+            }
+        }
+    }
+    if cli.json {
+        print_json(
+            &shown
+                .iter()
+                .map(|(id, t, l)| json!({"id": id, "object_type": t, "label": l}))
+                .collect::<Vec<_>>(),
+        )?;
+    } else {
+        for (id, t, l) in &shown {
+            println!("{t} {id}  {l}");
+        }
+        println!("{} found", shown.len());
+    }
+    Ok(0)
+}
+
+fn runs(cli: &Cli, sub: Option<&RunsCommand>, limit: usize) -> Result<i32> {
+    let store = Store::open(&cli.store)?;
+    match sub {
+        None => {
+            let runs = store.runs(limit)?;
+            if cli.json {
+                let mut out = Vec::new();
+                for r in &runs {
+                    out.push(json!({"run": r, "steps": store.steps(r.id)?}));
+                }
+                return print_json(&out).map(|_| 0);
+            }
+            for r in &runs {
+                let status = if r.status == "running" && r.finished_at.is_none() {
+                    "running/interrupted"
+                } else {
+                    &r.status
+                };
+                println!(
+                    "run {:>4}  {:24}  {}  {}",
+                    r.id, r.command, r.started_at, status
+                );
+                for s in store.steps(r.id)? {
+                    println!(
+                        "          {:2}. {:24} {:8} {}  errors {}{}",
+                        s.ordinal,
+                        s.name,
+                        s.status,
+                        duration(&s.started_at, s.finished_at.as_deref()),
+                        s.errors,
+                        counters_line(&s.counters)
+                    );
+                }
+            }
+            Ok(0)
+        }
+        Some(RunsCommand::Show { run, errors }) => {
+            let Some(r) = store.run(*run)? else {
+                eprintln!("no run {run}");
+                return Ok(1);
+            };
+            let steps = store.steps(*run)?;
+            let mut detail = Vec::new();
+            for s in &steps {
+                detail.push((s, store.step_errors(s.id, *errors)?));
+            }
+            if cli.json {
+                let steps: Vec<_> = detail
+                    .iter()
+                    .map(|(s, e)| json!({"step": s, "errors": e}))
+                    .collect();
+                return print_json(&json!({"run": r, "steps": steps})).map(|_| 0);
+            }
+            println!(
+                "run {} {:?}: {} (started {}, finished {}, rules {}, threads {})",
+                r.id,
+                r.command,
+                r.status,
+                r.started_at,
+                r.finished_at.as_deref().unwrap_or("-"),
+                r.rules_hash.as_deref().unwrap_or("-"),
+                r.threads.unwrap_or(0)
+            );
+            for (s, errs) in detail {
+                println!(
+                    "  {}. {} {} {}{}",
+                    s.ordinal,
+                    s.name,
+                    s.status,
+                    duration(&s.started_at, s.finished_at.as_deref()),
+                    s.message
+                        .as_deref()
+                        .map(|m| format!(": {m}"))
+                        .unwrap_or_default()
+                );
+                println!("     {}", counters_line(&s.counters).trim());
+                for e in errs {
+                    let place = match (&e.source, e.line) {
+                        (Some(src), Some(l)) => format!("{src}:{l}: "),
+                        _ => String::new(),
+                    };
+                    println!(
+                        "     {} {}{}{}: {}",
+                        e.kind,
+                        place,
+                        e.agent.as_deref().unwrap_or(""),
+                        e.anchor
+                            .as_deref()
+                            .map(|a| format!(" {a}"))
+                            .unwrap_or_default(),
+                        e.message
+                    );
+                }
+                if s.errors as usize > *errors {
+                    println!("     ... {} more (--errors N)", s.errors as usize - errors);
+                }
+            }
+            Ok(0)
+        }
+    }
+}
+
+fn counters_line(c: &serde_json::Value) -> String {
+    match c.as_object() {
+        Some(map) => {
+            let parts: Vec<String> = map
+                .iter()
+                .filter(|(_, v)| v.as_u64().is_some_and(|n| n > 0))
+                .map(|(k, v)| format!("{k} {v}"))
+                .collect();
+            if parts.is_empty() {
+                String::new()
+            } else {
+                format!("  ({})", parts.join(", "))
+            }
+        }
+        None => String::new(),
+    }
+}
+
+fn duration(start: &str, end: Option<&str>) -> String {
+    let parse = |s: &str| chrono::DateTime::parse_from_rfc3339(s).ok();
+    match (parse(start), end.and_then(parse)) {
+        (Some(a), Some(b)) => format!("{:.2}s", (b - a).num_milliseconds() as f64 / 1000.0),
+        _ => "-".into(),
+    }
+}
+
+fn status(cli: &Cli) -> Result<i32> {
+    let store = Store::open(&cli.store)?;
+    let cs = store.cs_summary()?;
+    let mv = store.mv_summary()?;
+    let amb = store.ambiguous()?;
+    if cli.json {
+        return print_json(&json!({
+            "connector_spaces": cs.iter().map(|(a, n, p)| json!({"agent": a, "objects": n, "pending_imports": p})).collect::<Vec<_>>(),
+            "metaverse": mv.iter().map(|(t, n)| json!({"object_type": t, "objects": n})).collect::<Vec<_>>(),
+            "ambiguous_joins": amb.iter().map(|(a, k, r, c, run)| json!({"agent": a, "anchor": k, "rule": r, "candidates": c, "run": run})).collect::<Vec<_>>(),
+        }))
+        .map(|_| 0);
+    }
+    println!("connector spaces:");
+    for (a, n, p) in &cs {
+        println!("  {a:14} {n:>9} objects  {p:>7} pending imports");
+    }
+    println!("metaverse:");
+    for (t, n) in &mv {
+        println!("  {t:14} {n:>9} objects");
+    }
+    println!("ambiguous joins waiting for a decision: {}", amb.len());
+    for (a, k, r, c, _) in amb.iter().take(20) {
+        println!("  {a} {k}: rule {r} found {:?}", c);
+    }
+    Ok(0)
+}

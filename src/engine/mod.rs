@@ -1,0 +1,92 @@
+//! The sync engine: pure functions from connector spaces, the metaverse and
+//! the rules to a [`SyncPlan`]: which objects join, which project, which
+//! disconnect, and every metaverse value with its lineage. No I/O, no clock:
+//! the run id and the time are parameters. Parallel stages compute decisions
+//! with rayon; a fixed order (agent sync order, then anchor) applies them, so
+//! the same inputs give the same plan on any number of threads.
+
+mod flow;
+mod join;
+mod precedence;
+mod refs;
+mod sync;
+
+pub use flow::{FlowOut, eval_flows};
+pub use sync::Sync;
+
+use crate::model::{CsId, Lineage, MvId, Record};
+
+/// A metaverse object to insert or update.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MvWrite {
+    pub id: MvId,
+    pub object_type: String,
+    pub attrs: Record,
+    pub lineage: Lineage,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkWrite {
+    pub cs: CsId,
+    pub agent: String,
+    pub anchor: String,
+    pub mv: MvId,
+    /// `projected` or `joined`.
+    pub kind: &'static str,
+    pub rule: Option<String>,
+    /// The key values that matched, for explanations.
+    pub detail: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ambiguous {
+    pub cs: CsId,
+    pub agent: String,
+    pub anchor: String,
+    pub rule: String,
+    pub candidates: Vec<MvId>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncError {
+    /// `flow-error`, `dangling-reference`, `ambiguous-reference`,
+    /// `reference-cycle`, `join-conflict`, `ambiguous-join`.
+    pub kind: &'static str,
+    pub agent: Option<String>,
+    pub anchor: Option<String>,
+    pub message: String,
+}
+
+/// Counts of what a sync decided.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct SyncCounters {
+    pub processed: u64,
+    pub joins: u64,
+    pub projections: u64,
+    pub ambiguous: u64,
+    pub disconnects: u64,
+    pub out_of_scope: u64,
+    pub unjoined: u64,
+    pub mv_adds: u64,
+    pub mv_updates: u64,
+    pub mv_deletes: u64,
+    pub mv_unchanged: u64,
+    pub flow_errors: u64,
+    pub reference_errors: u64,
+}
+
+/// A sync's decisions, ready to be written in one transaction. Lists are in
+/// a fixed order, so two plans from the same inputs compare equal.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SyncPlan {
+    pub inserts: Vec<MvWrite>,
+    pub updates: Vec<MvWrite>,
+    pub deletes: Vec<MvId>,
+    pub links: Vec<LinkWrite>,
+    pub unlinks: Vec<CsId>,
+    /// Connector-space objects whose staged delete is now done.
+    pub removed_cs: Vec<CsId>,
+    pub ambiguous: Vec<Ambiguous>,
+    pub errors: Vec<SyncError>,
+    pub counters: SyncCounters,
+}

@@ -1,0 +1,764 @@
+//! One sync, start to finish: disconnect what was deleted or left scope,
+//! then per agent in sync order join and project the unjoined objects
+//! (decisions in parallel, applied in anchor order), recompute the touched
+//! metaverse objects so the next agent can join on their values, and at the
+//! end recompute everything, resolve references and diff against the store.
+
+use super::flow::{FlowOut, eval_flows};
+use super::join::{Decision, JoinIndex, KeySpec, decide};
+use super::precedence::{Contribution, LinEntry, compute};
+use super::refs::find_cycles;
+use super::{Ambiguous, LinkWrite, MvWrite, SyncError, SyncPlan};
+use crate::expr::{Context, Value};
+use crate::model::{Lineage, MvId, Origin, Record, RecordBuilder, RunId};
+use crate::rules::{AttrType, Deletion, RuleSet};
+use crate::store::{CsRow, MvRow};
+use chrono::{DateTime, Utc};
+use rayon::prelude::*;
+use rustc_hash::FxHashMap;
+
+struct MvState {
+    id: MvId,
+    ty: usize,
+    attrs: Record,
+    lin: Vec<LinEntry>,
+    /// As loaded from the store; None for objects projected in this sync.
+    orig: Option<(Record, Vec<LinEntry>)>,
+    /// (agent, position in that agent's list).
+    connectors: Vec<(usize, usize)>,
+    deleted: bool,
+}
+
+struct CsState {
+    row: CsRow,
+    mv: Option<usize>,
+    changed: bool,
+    in_scope: bool,
+    /// Ambiguous or failed in this sync: not retried in a later pass.
+    settled: bool,
+    out: Option<FlowOut>,
+}
+
+/// A sync being prepared: feed it the metaverse and every connector space,
+/// then ask for the [`SyncPlan`].
+pub struct Sync<'r> {
+    rules: &'r RuleSet,
+    run: RunId,
+    now: DateTime<Utc>,
+    next_id: MvId,
+    mvs: Vec<MvState>,
+    pos: FxHashMap<MvId, usize>,
+    cs: Vec<Vec<CsState>>,
+    /// Per object type: `[agent][attr]` has a flow.
+    flows_into: Vec<Vec<Vec<bool>>>,
+    plan: SyncPlan,
+}
+
+fn key_of(agent: &str, anchor: &str) -> String {
+    format!("{agent}/{anchor}")
+}
+
+fn truthy(v: &Value) -> bool {
+    match v {
+        Value::Bool(b) => *b,
+        Value::Str(s) => matches!(s.to_ascii_lowercase().as_str(), "true" | "yes" | "1"),
+        Value::Num(n) => *n != 0.0,
+        Value::List(items) => items.iter().any(truthy),
+        Value::Null | Value::Date(_) => false,
+    }
+}
+
+impl<'r> Sync<'r> {
+    pub fn new(rules: &'r RuleSet, run: RunId, now: DateTime<Utc>, next_mv_id: MvId) -> Sync<'r> {
+        let flows_into = rules
+            .metaverse
+            .types
+            .iter()
+            .enumerate()
+            .map(|(ti, t)| {
+                rules
+                    .agents
+                    .iter()
+                    .map(|a| {
+                        let mut v = vec![false; t.attrs.len()];
+                        if a.object_type == ti {
+                            for f in &a.flows {
+                                v[f.target as usize] = true;
+                            }
+                        }
+                        v
+                    })
+                    .collect()
+            })
+            .collect();
+        Sync {
+            rules,
+            run,
+            now,
+            next_id: next_mv_id,
+            mvs: Vec::new(),
+            pos: FxHashMap::default(),
+            cs: rules.agents.iter().map(|_| Vec::new()).collect(),
+            flows_into,
+            plan: SyncPlan::default(),
+        }
+    }
+
+    /// Adds a stored metaverse object. Objects of types the rules no longer
+    /// define are left alone.
+    pub fn add_mv(&mut self, row: MvRow) {
+        let Some(ty) = self.rules.metaverse.index(&row.object_type) else {
+            return;
+        };
+        let t = &self.rules.metaverse.types[ty];
+        let mut lin = Vec::new();
+        for (attr, origins) in &row.lineage {
+            let Some(a) = t.schema.get(attr) else {
+                continue;
+            };
+            for o in origins {
+                if let Some(agent) = self.rules.agent(o.agent()) {
+                    lin.push(LinEntry {
+                        attr: a,
+                        agent: agent.index as u16,
+                        run: o.run(),
+                    });
+                }
+            }
+        }
+        lin.sort();
+        self.pos.insert(row.id, self.mvs.len());
+        self.next_id = self.next_id.max(row.id + 1);
+        self.mvs.push(MvState {
+            id: row.id,
+            ty,
+            attrs: row.attrs.clone(),
+            lin: lin.clone(),
+            orig: Some((row.attrs, lin)),
+            connectors: Vec::new(),
+            deleted: false,
+        });
+    }
+
+    /// Adds an agent's whole connector space (index as in `rules.agents`).
+    pub fn add_cs(&mut self, agent: usize, rows: Vec<CsRow>) {
+        if let Some(list) = self.cs.get_mut(agent) {
+            list.extend(rows.into_iter().map(|row| CsState {
+                changed: row.pending.is_some(),
+                row,
+                mv: None,
+                in_scope: true,
+                settled: false,
+                out: None,
+            }));
+        }
+    }
+
+    fn ctx<'k>(&self, key: &'k str) -> Context<'k> {
+        Context {
+            now: self.now,
+            object_key: key,
+            unique: None,
+        }
+    }
+
+    pub fn plan(mut self) -> SyncPlan {
+        self.wire();
+        self.disconnect_gone();
+        let mut indexes: FxHashMap<KeySpec, JoinIndex> = FxHashMap::default();
+        for pass in 0..2 {
+            let mut progress = false;
+            for a in 0..self.rules.agents.len() {
+                progress |= self.agent_phase(a, pass, &mut indexes);
+            }
+            if !progress {
+                break;
+            }
+        }
+        self.finish()
+    }
+
+    /// Connects the stored links and evaluates inbound scope.
+    fn wire(&mut self) {
+        let rules = self.rules;
+        let now = self.now;
+        for (a, list) in self.cs.iter_mut().enumerate() {
+            let agent = &rules.agents[a];
+            let scope: Vec<bool> = list
+                .par_iter()
+                .map(|c| {
+                    if agent.inbound.is_empty() {
+                        return true;
+                    }
+                    let key = key_of(&agent.name, &c.row.anchor);
+                    let ctx = Context {
+                        now,
+                        object_key: &key,
+                        unique: None,
+                    };
+                    agent.inbound.eval(&c.row.attrs, &ctx)
+                })
+                .collect();
+            for (i, c) in list.iter_mut().enumerate() {
+                c.in_scope = scope[i];
+                self.plan.counters.processed += 1;
+                if let Some(id) = c.row.mv {
+                    match self.pos.get(&id) {
+                        Some(&p) if self.mvs[p].ty == agent.object_type => {
+                            c.mv = Some(p);
+                            self.mvs[p].connectors.push((a, i));
+                        }
+                        _ => {
+                            self.plan.unlinks.push(c.row.id);
+                            c.changed = true;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn disconnect_gone(&mut self) {
+        for a in 0..self.cs.len() {
+            for i in 0..self.cs[a].len() {
+                let c = &self.cs[a][i];
+                let deleted = c.row.pending == Some(crate::model::Delta::Delete);
+                if deleted {
+                    self.plan.removed_cs.push(c.row.id);
+                }
+                if c.mv.is_some() && (deleted || !c.in_scope) {
+                    if deleted {
+                        self.plan.counters.disconnects += 1;
+                    } else {
+                        self.plan.counters.out_of_scope += 1;
+                    }
+                    self.disconnect(a, i, !deleted);
+                }
+            }
+        }
+    }
+
+    /// Removes a connector and applies the type's deletion rule.
+    fn disconnect(&mut self, a: usize, i: usize, keep_cs: bool) {
+        let Some(p) = self.cs[a][i].mv.take() else {
+            return;
+        };
+        self.cs[a][i].changed = true;
+        if keep_cs {
+            self.plan.unlinks.push(self.cs[a][i].row.id);
+        }
+        self.mvs[p].connectors.retain(|&(x, j)| (x, j) != (a, i));
+        let ty = self.mvs[p].ty;
+        let delete = match &self.rules.metaverse.types[ty].deletion {
+            Deletion::LastConnector => self.mvs[p].connectors.is_empty(),
+            Deletion::AnyOf(list) => list.contains(&a) || self.mvs[p].connectors.is_empty(),
+            Deletion::Never => false,
+        };
+        if delete {
+            self.delete_mv(p);
+        }
+    }
+
+    fn delete_mv(&mut self, p: usize) {
+        self.mvs[p].deleted = true;
+        if self.mvs[p].orig.is_some() {
+            self.plan.deletes.push(self.mvs[p].id);
+        }
+        // The other connectors become disconnectors, free to join or project.
+        for (a, i) in std::mem::take(&mut self.mvs[p].connectors) {
+            let c = &mut self.cs[a][i];
+            c.mv = None;
+            c.changed = true;
+            if c.row.pending != Some(crate::model::Delta::Delete) {
+                self.plan.unlinks.push(c.row.id);
+            }
+        }
+    }
+
+    fn ensure_index(&self, spec: &KeySpec, indexes: &mut FxHashMap<KeySpec, JoinIndex>) {
+        if indexes.contains_key(spec) {
+            return;
+        }
+        let keys: Vec<(u32, Vec<String>)> = self
+            .mvs
+            .par_iter()
+            .enumerate()
+            .filter(|(_, m)| !m.deleted && m.ty == spec.object_type)
+            .map(|(p, m)| (p as u32, spec.mv_keys(&m.attrs)))
+            .collect();
+        let mut ix = JoinIndex::default();
+        for (p, ks) in keys {
+            for k in ks {
+                ix.insert(&k, p);
+            }
+        }
+        indexes.insert(spec.clone(), ix);
+    }
+
+    /// Joins and projects one agent's unjoined objects. True if anything joined or projected.
+    fn agent_phase(
+        &mut self,
+        a: usize,
+        pass: usize,
+        indexes: &mut FxHashMap<KeySpec, JoinIndex>,
+    ) -> bool {
+        let rules = self.rules;
+        let agent = &rules.agents[a];
+        let candidates: Vec<usize> = (0..self.cs[a].len())
+            .filter(|&i| {
+                let c = &self.cs[a][i];
+                c.mv.is_none()
+                    && c.in_scope
+                    && !c.settled
+                    && c.row.pending != Some(crate::model::Delta::Delete)
+            })
+            .collect();
+        if candidates.is_empty() {
+            return false;
+        }
+        let specs: Vec<KeySpec> = agent.joins.iter().map(|r| KeySpec::of(agent, r)).collect();
+        for s in &specs {
+            self.ensure_index(s, indexes);
+        }
+        let ixs: Vec<&JoinIndex> = specs.iter().filter_map(|s| indexes.get(s)).collect();
+        let decisions: Vec<Decision> = {
+            let this = &*self;
+            let eligible = |p: u32| {
+                let m = &this.mvs[p as usize];
+                !m.deleted && !m.connectors.iter().any(|&(x, _)| x == a)
+            };
+            candidates
+                .par_iter()
+                .map(|&i| {
+                    let c = &this.cs[a][i];
+                    let key = key_of(&agent.name, &c.row.anchor);
+                    decide(agent, &c.row.attrs, &ixs, &eligible, &this.ctx(&key))
+                })
+                .collect()
+        };
+
+        let mut touched = Vec::new();
+        for (&i, d) in candidates.iter().zip(decisions) {
+            let anchor = self.cs[a][i].row.anchor.clone();
+            let cs_id = self.cs[a][i].row.id;
+            match d {
+                Decision::Join { mv, rule, key } => {
+                    let p = mv as usize;
+                    if let Some(&(_, other)) = self.mvs[p].connectors.iter().find(|&&(x, _)| x == a)
+                    {
+                        // Two objects of one agent found the same identity in one pass.
+                        let first = self.cs[a][other].row.anchor.clone();
+                        self.plan.errors.push(SyncError {
+                            kind: "join-conflict",
+                            agent: Some(agent.name.clone()),
+                            anchor: Some(anchor),
+                            message: format!(
+                                "join rule {:?} matched metaverse object {} which {first:?} of the same agent joined first",
+                                agent.joins[rule].name, self.mvs[p].id
+                            ),
+                        });
+                        self.cs[a][i].settled = true;
+                        continue;
+                    }
+                    self.connect(a, i, p);
+                    self.plan.counters.joins += 1;
+                    self.plan.links.push(LinkWrite {
+                        cs: cs_id,
+                        agent: agent.name.clone(),
+                        anchor,
+                        mv: self.mvs[p].id,
+                        kind: "joined",
+                        rule: Some(agent.joins[rule].name.clone()),
+                        detail: Some(key),
+                    });
+                    touched.push(p);
+                }
+                Decision::Ambiguous { rule, candidates } => {
+                    let ids: Vec<MvId> = candidates
+                        .iter()
+                        .map(|&p| self.mvs[p as usize].id)
+                        .collect();
+                    self.plan.counters.ambiguous += 1;
+                    self.plan.errors.push(SyncError {
+                        kind: "ambiguous-join",
+                        agent: Some(agent.name.clone()),
+                        anchor: Some(anchor.clone()),
+                        message: format!(
+                            "join rule {:?} found {} candidates ({}); left unjoined for a decision",
+                            agent.joins[rule].name,
+                            ids.len(),
+                            ids.iter()
+                                .map(|i| i.to_string())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    });
+                    self.plan.ambiguous.push(Ambiguous {
+                        cs: cs_id,
+                        agent: agent.name.clone(),
+                        anchor,
+                        rule: agent.joins[rule].name.clone(),
+                        candidates: ids,
+                    });
+                    self.cs[a][i].settled = true;
+                }
+                Decision::Error(message) => {
+                    self.plan.counters.flow_errors += 1;
+                    self.plan.errors.push(SyncError {
+                        kind: "flow-error",
+                        agent: Some(agent.name.clone()),
+                        anchor: Some(anchor),
+                        message,
+                    });
+                    self.cs[a][i].settled = true;
+                }
+                Decision::NoMatch => {
+                    if !self.may_project(a, i) {
+                        continue;
+                    }
+                    let p = self.mvs.len();
+                    let id = self.next_id;
+                    self.next_id += 1;
+                    self.mvs.push(MvState {
+                        id,
+                        ty: agent.object_type,
+                        attrs: Record::default(),
+                        lin: Vec::new(),
+                        orig: None,
+                        connectors: Vec::new(),
+                        deleted: false,
+                    });
+                    self.pos.insert(id, p);
+                    self.connect(a, i, p);
+                    self.plan.counters.projections += 1;
+                    self.plan.links.push(LinkWrite {
+                        cs: cs_id,
+                        agent: agent.name.clone(),
+                        anchor,
+                        mv: id,
+                        kind: "projected",
+                        rule: None,
+                        detail: None,
+                    });
+                    touched.push(p);
+                }
+            }
+        }
+        let _ = pass;
+        let progress = !touched.is_empty();
+        self.recompute(&touched, indexes);
+        progress
+    }
+
+    fn may_project(&self, a: usize, i: usize) -> bool {
+        let agent = &self.rules.agents[a];
+        if !agent.projection.enabled {
+            return false;
+        }
+        match &agent.projection.when {
+            None => true,
+            Some(e) => {
+                let c = &self.cs[a][i];
+                let key = key_of(&agent.name, &c.row.anchor);
+                e.eval(&c.row.attrs, &self.ctx(&key))
+                    .map(|v| truthy(&v))
+                    .unwrap_or(false)
+            }
+        }
+    }
+
+    fn connect(&mut self, a: usize, i: usize, p: usize) {
+        let c = &mut self.cs[a][i];
+        c.mv = Some(p);
+        c.changed = true;
+        self.mvs[p].connectors.push((a, i));
+    }
+
+    /// Evaluates import flows of every connector of `objects` not yet evaluated.
+    fn ensure_flows(&mut self, objects: &[usize]) {
+        let mut todo: Vec<(usize, usize)> = objects
+            .iter()
+            .flat_map(|&p| self.mvs[p].connectors.iter().copied())
+            .filter(|&(a, i)| self.cs[a][i].out.is_none())
+            .collect();
+        todo.sort_unstable();
+        todo.dedup();
+        let rules = self.rules;
+        let now = self.now;
+        let outs: Vec<FlowOut> = {
+            let cs = &self.cs;
+            todo.par_iter()
+                .map(|&(a, i)| {
+                    let agent = &rules.agents[a];
+                    let c = &cs[a][i];
+                    let key = key_of(&agent.name, &c.row.anchor);
+                    let ctx = Context {
+                        now,
+                        object_key: &key,
+                        unique: None,
+                    };
+                    eval_flows(agent, &c.row.attrs, &ctx)
+                })
+                .collect()
+        };
+        for (&(a, i), out) in todo.iter().zip(outs) {
+            let agent = &rules.agents[a];
+            let t = &rules.metaverse.types[agent.object_type];
+            for (attr, msg) in &out.errors {
+                self.plan.counters.flow_errors += 1;
+                self.plan.errors.push(SyncError {
+                    kind: "flow-error",
+                    agent: Some(agent.name.clone()),
+                    anchor: Some(self.cs[a][i].row.anchor.clone()),
+                    message: format!("import flow {:?}: {msg}", t.schema.name(*attr)),
+                });
+            }
+            self.cs[a][i].out = Some(out);
+        }
+    }
+
+    /// Recomputes the attributes of `objects` and keeps join indexes current.
+    fn recompute(&mut self, objects: &[usize], indexes: &mut FxHashMap<KeySpec, JoinIndex>) {
+        self.ensure_flows(objects);
+        let rules = self.rules;
+        let run = self.run;
+        let results: Vec<(Record, Vec<LinEntry>)> = {
+            let this = &*self;
+            let empty = FlowOut::default();
+            objects
+                .par_iter()
+                .map(|&p| {
+                    let m = &this.mvs[p];
+                    let mut contribs: Vec<Contribution> = m
+                        .connectors
+                        .iter()
+                        .map(|&(a, i)| {
+                            let c = &this.cs[a][i];
+                            Contribution {
+                                agent: a,
+                                out: c.out.as_ref().unwrap_or(&empty),
+                                changed: c.changed,
+                            }
+                        })
+                        .collect();
+                    contribs.sort_by_key(|c| c.agent);
+                    let t = &rules.metaverse.types[m.ty];
+                    compute(t, &this.flows_into[m.ty], &contribs, &m.attrs, &m.lin, run)
+                })
+                .collect()
+        };
+        for (&p, (attrs, lin)) in objects.iter().zip(results) {
+            if attrs != self.mvs[p].attrs {
+                for (spec, ix) in indexes.iter_mut() {
+                    if spec.object_type != self.mvs[p].ty {
+                        continue;
+                    }
+                    for k in spec.mv_keys(&self.mvs[p].attrs) {
+                        ix.remove(&k, p as u32);
+                    }
+                    for k in spec.mv_keys(&attrs) {
+                        ix.insert(&k, p as u32);
+                    }
+                }
+            }
+            self.mvs[p].attrs = attrs;
+            self.mvs[p].lin = lin;
+        }
+    }
+
+    fn finish(mut self) -> SyncPlan {
+        // A full sync re-evaluates every identity, not only the touched ones.
+        let live: Vec<usize> = (0..self.mvs.len())
+            .filter(|&p| !self.mvs[p].deleted)
+            .collect();
+        let mut no_index = FxHashMap::default();
+        self.recompute(&live, &mut no_index);
+        self.resolve_references(&live);
+
+        for a in 0..self.cs.len() {
+            for c in &self.cs[a] {
+                if c.mv.is_none()
+                    && c.in_scope
+                    && c.row.pending != Some(crate::model::Delta::Delete)
+                    && !c.settled
+                {
+                    self.plan.counters.unjoined += 1;
+                }
+            }
+        }
+
+        let rules = self.rules;
+        for &p in &live {
+            let m = &self.mvs[p];
+            let t = &rules.metaverse.types[m.ty];
+            let changed = match &m.orig {
+                None => true,
+                Some((attrs, lin)) => *attrs != m.attrs || *lin != m.lin,
+            };
+            if !changed {
+                self.plan.counters.mv_unchanged += 1;
+                continue;
+            }
+            let mut lineage = Lineage::new();
+            for l in &m.lin {
+                let agent = &rules.agents[l.agent as usize];
+                let anchor = m
+                    .connectors
+                    .iter()
+                    .find(|&&(a, _)| a == l.agent as usize)
+                    .map(|&(a, i)| self.cs[a][i].row.anchor.clone())
+                    .unwrap_or_default();
+                lineage
+                    .entry(t.schema.name(l.attr).to_string())
+                    .or_default()
+                    .push(Origin(agent.name.clone(), anchor, l.run));
+            }
+            let write = MvWrite {
+                id: m.id,
+                object_type: t.name.clone(),
+                attrs: m.attrs.clone(),
+                lineage,
+            };
+            if m.orig.is_none() {
+                self.plan.counters.mv_adds += 1;
+                self.plan.inserts.push(write);
+            } else {
+                self.plan.counters.mv_updates += 1;
+                self.plan.updates.push(write);
+            }
+        }
+        self.plan.counters.mv_deletes = self.plan.deletes.len() as u64;
+        self.plan.unlinks.sort_unstable();
+        self.plan.unlinks.dedup();
+        self.plan.removed_cs.sort_unstable();
+        self.plan
+    }
+
+    /// Replaces reference keys with the ids of the objects they name.
+    fn resolve_references(&mut self, live: &[usize]) {
+        let rules = self.rules;
+        // (object type, lookup attribute) pairs some flow uses.
+        let mut lookups: Vec<(usize, u32)> = rules
+            .agents
+            .iter()
+            .flat_map(|a| {
+                a.flows
+                    .iter()
+                    .filter_map(move |f| f.reference.map(|r| (a.object_type, r)))
+            })
+            .collect();
+        lookups.sort_unstable();
+        lookups.dedup();
+        if lookups.is_empty() {
+            return;
+        }
+        let mut index: FxHashMap<(usize, u32), FxHashMap<String, Vec<usize>>> =
+            FxHashMap::default();
+        for &(ty, attr) in &lookups {
+            let map = index.entry((ty, attr)).or_default();
+            for &p in live {
+                if self.mvs[p].ty == ty {
+                    for v in self.mvs[p].attrs.values(attr) {
+                        map.entry(v.to_string()).or_default().push(p);
+                    }
+                }
+            }
+        }
+        let mut edges = Vec::new();
+        for &p in live {
+            let ty = self.mvs[p].ty;
+            let t = &rules.metaverse.types[ty];
+            let mut builder: Option<RecordBuilder> = None;
+            for (ai, attr) in t.attrs.iter().enumerate() {
+                if attr.kind != AttrType::Reference {
+                    continue;
+                }
+                let a = ai as u32;
+                let Some(winner) = self.mvs[p]
+                    .lin
+                    .iter()
+                    .find(|l| l.attr == a)
+                    .map(|l| l.agent as usize)
+                else {
+                    continue;
+                };
+                let Some(lookup) = rules.agents[winner]
+                    .flows
+                    .iter()
+                    .find(|f| f.target == a)
+                    .and_then(|f| f.reference)
+                else {
+                    continue;
+                };
+                let keys: Vec<String> = self.mvs[p].attrs.values(a).map(str::to_string).collect();
+                let mut ids = Vec::new();
+                for k in keys {
+                    let targets = index.get(&(ty, lookup)).and_then(|m| m.get(&k));
+                    let anchor = self.mvs[p]
+                        .connectors
+                        .iter()
+                        .find(|&&(x, _)| x == winner)
+                        .map(|&(x, i)| self.cs[x][i].row.anchor.clone());
+                    match targets.map(Vec::as_slice) {
+                        Some([q]) => {
+                            ids.push(self.mvs[*q].id.to_string());
+                            edges.push((p, *q));
+                        }
+                        Some(many) if many.len() > 1 => {
+                            self.plan.counters.reference_errors += 1;
+                            self.plan.errors.push(SyncError {
+                                kind: "ambiguous-reference",
+                                agent: Some(rules.agents[winner].name.clone()),
+                                anchor,
+                                message: format!(
+                                    "{} {k:?} matches {} objects by {}",
+                                    attr.name,
+                                    many.len(),
+                                    t.schema.name(lookup)
+                                ),
+                            });
+                        }
+                        _ => {
+                            self.plan.counters.reference_errors += 1;
+                            self.plan.errors.push(SyncError {
+                                kind: "dangling-reference",
+                                agent: Some(rules.agents[winner].name.clone()),
+                                anchor,
+                                message: format!(
+                                    "{} {k:?}: no {} has {} = {k:?}",
+                                    attr.name,
+                                    t.name,
+                                    t.schema.name(lookup)
+                                ),
+                            });
+                        }
+                    }
+                }
+                builder
+                    .get_or_insert_with(|| RecordBuilder::from(&self.mvs[p].attrs))
+                    .set(a, ids);
+            }
+            if let Some(b) = builder {
+                let m = &mut self.mvs[p];
+                m.attrs = b.build();
+                // A reference that did not resolve has no value and so no origin.
+                let attrs = &m.attrs;
+                m.lin.retain(|l| attrs.count(l.attr) > 0);
+            }
+        }
+        for cycle in find_cycles(&edges) {
+            let ids: Vec<String> = cycle.iter().map(|&p| self.mvs[p].id.to_string()).collect();
+            self.plan.counters.reference_errors += 1;
+            self.plan.errors.push(SyncError {
+                kind: "reference-cycle",
+                agent: None,
+                anchor: None,
+                message: format!(
+                    "references form a cycle: {} -> {}",
+                    ids.join(" -> "),
+                    ids[0]
+                ),
+            });
+        }
+    }
+}

@@ -1,0 +1,143 @@
+//! Text normalisations used to compare identities across systems: one system
+//! writes `Müller`, another `MULLER`, a third ` muller `. Join keys pass
+//! through an ordered list of these before they are compared.
+
+use unicode_normalization::UnicodeNormalization;
+use unicode_normalization::char::is_combining_mark;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Norm {
+    FoldCase,
+    FoldDiacritics,
+    Trim,
+    CollapseSpaces,
+    FirstWord,
+    DigitsOnly,
+    StripLeadingZeros,
+    RemovePunctuation,
+}
+
+impl Norm {
+    pub const ALL: [(&'static str, Norm); 8] = [
+        ("fold-case", Norm::FoldCase),
+        ("fold-diacritics", Norm::FoldDiacritics),
+        ("trim", Norm::Trim),
+        ("collapse-spaces", Norm::CollapseSpaces),
+        ("first-word", Norm::FirstWord),
+        ("digits-only", Norm::DigitsOnly),
+        ("strip-leading-zeros", Norm::StripLeadingZeros),
+        ("remove-punctuation", Norm::RemovePunctuation),
+    ];
+
+    pub fn parse(name: &str) -> Option<Norm> {
+        Norm::ALL.iter().find(|(n, _)| *n == name).map(|(_, v)| *v)
+    }
+
+    pub fn apply(self, s: &str) -> String {
+        match self {
+            Norm::FoldCase => s.to_lowercase(),
+            Norm::FoldDiacritics => fold_diacritics(s),
+            Norm::Trim => s.trim().to_string(),
+            Norm::CollapseSpaces => s.split_whitespace().collect::<Vec<_>>().join(" "),
+            Norm::FirstWord => s
+                .split(|c: char| c.is_whitespace() || c == '-' || c == '.')
+                .find(|w| !w.is_empty())
+                .unwrap_or("")
+                .to_string(),
+            Norm::DigitsOnly => s.chars().filter(char::is_ascii_digit).collect(),
+            Norm::StripLeadingZeros => {
+                let t = s.trim_start_matches('0');
+                if t.is_empty() && !s.is_empty() {
+                    "0".to_string()
+                } else {
+                    t.to_string()
+                }
+            }
+            Norm::RemovePunctuation => s
+                .chars()
+                .filter(|c| !c.is_ascii_punctuation() && !is_general_punct(*c))
+                .collect(),
+        }
+    }
+}
+
+fn is_general_punct(c: char) -> bool {
+    matches!(
+        c,
+        '\u{2010}'..='\u{2027}' | '\u{00b7}' | '\u{00ab}' | '\u{00bb}'
+    )
+}
+
+/// Applies normalisations in order.
+pub fn normalize(s: &str, norms: &[Norm]) -> String {
+    let mut out = s.to_string();
+    for n in norms {
+        out = n.apply(&out);
+    }
+    out
+}
+
+/// Removes diacritics: decomposes and drops combining marks, then maps the
+/// letters that have no decomposition (`ß`, `ø`, `æ`, `ł`, …) to their usual
+/// ASCII transliteration.
+pub fn fold_diacritics(s: &str) -> String {
+    if s.is_ascii() {
+        return s.to_string();
+    }
+    let mut out = String::with_capacity(s.len());
+    for c in s.nfd().filter(|c| !is_combining_mark(*c)) {
+        match c {
+            'ß' => out.push_str("ss"),
+            'ẞ' => out.push_str("SS"),
+            'ø' => out.push('o'),
+            'Ø' => out.push('O'),
+            'æ' => out.push_str("ae"),
+            'Æ' => out.push_str("AE"),
+            'œ' => out.push_str("oe"),
+            'Œ' => out.push_str("OE"),
+            'ł' => out.push('l'),
+            'Ł' => out.push('L'),
+            'đ' => out.push('d'),
+            'Đ' => out.push('D'),
+            'ð' => out.push('d'),
+            'Ð' => out.push('D'),
+            'þ' => out.push_str("th"),
+            'Þ' => out.push_str("TH"),
+            'ı' => out.push('i'),
+            'ħ' => out.push('h'),
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn folds_names_from_different_systems_to_one_key() {
+        let key = [Norm::Trim, Norm::FoldCase, Norm::FoldDiacritics];
+        assert_eq!(normalize(" Müller ", &key), normalize("MULLER", &key));
+        assert_eq!(normalize("Øster-Straße", &key), "oster-strasse");
+        assert_eq!(normalize("José", &key), "jose");
+        assert_eq!(normalize("Łukasz", &key), "lukasz");
+        assert_eq!(normalize("e\u{301}", &key), "e", "combining acute dropped");
+    }
+
+    #[test]
+    fn word_and_digit_normalisations() {
+        assert_eq!(Norm::FirstWord.apply("Anna M."), "Anna");
+        assert_eq!(Norm::FirstWord.apply("  Jean-Luc"), "Jean");
+        assert_eq!(Norm::StripLeadingZeros.apply("00012345"), "12345");
+        assert_eq!(Norm::StripLeadingZeros.apply("000"), "0");
+        assert_eq!(Norm::DigitsOnly.apply("+41 (44) 123-45"), "414412345");
+        assert_eq!(Norm::CollapseSpaces.apply(" a   b "), "a b");
+        assert_eq!(
+            Norm::RemovePunctuation.apply("O'Brien-Smith"),
+            "OBrienSmith"
+        );
+        assert_eq!(Norm::parse("fold-case"), Some(Norm::FoldCase));
+        assert_eq!(Norm::parse("fold_case"), None);
+    }
+}

@@ -1,0 +1,1206 @@
+//! From raw rule files to a [`RuleSet`]: resolve names, compile expressions,
+//! check every cross-reference, and collect *all* errors with their places
+//! before returning. An agent's connector-space schema comes from its
+//! `attributes` list, else from the source itself (a CSV header, a table's
+//! columns), else from the schema the store saw at the last import.
+
+use super::error::{RuleError, SourceFile, suggest};
+use super::raw::{RawAgent, RawFile, RawMetaverse, RawMvType, RawProfile, RawTest};
+use super::*;
+use crate::connector::{self, ColumnSpec, ColumnSpecs, CsvConfig, Encoding, SqlConfig, SqlQuery};
+use crate::expr::{self, ExprError};
+use std::collections::{BTreeSet, HashMap};
+use std::ops::Range;
+use std::path::Path;
+use toml::Spanned;
+
+/// Resolves names against a schema, for expressions.
+struct SchemaScope<'a>(&'a Schema);
+
+impl expr::Scope for SchemaScope<'_> {
+    fn resolve(&self, name: &str) -> Option<u32> {
+        self.0.get(name)
+    }
+    fn names(&self) -> Vec<String> {
+        self.0.names().to_vec()
+    }
+}
+
+struct Loaded {
+    src: SourceFile,
+    raw: RawFile,
+}
+
+/// Loads and checks every `*.toml` under `dir`. `known_schema` answers with
+/// the connector-space attribute names an agent had at its last import, used
+/// when the source cannot be read now.
+pub fn load(
+    dir: &Path,
+    known_schema: &dyn Fn(&str) -> Option<Vec<String>>,
+) -> Result<RuleSet, RuleErrors> {
+    let mut errors = Vec::new();
+    let mut paths = Vec::new();
+    if let Err(e) = collect_toml(dir, &mut paths) {
+        return Err(RuleErrors(vec![RuleError::file(
+            dir,
+            format!("cannot read rule directory: {e}"),
+        )]));
+    }
+    paths.sort();
+    if paths.is_empty() {
+        return Err(RuleErrors(vec![RuleError::file(
+            dir,
+            "no rule files (*.toml) found",
+        )]));
+    }
+
+    let mut hasher = crate::model::Fnv::default();
+    let mut files = Vec::new();
+    for path in paths {
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) => {
+                errors.push(RuleError::file(&path, format!("cannot read: {e}")));
+                continue;
+            }
+        };
+        hasher.write(path.to_string_lossy().as_bytes());
+        hasher.write(text.as_bytes());
+        let src = SourceFile { path, text };
+        match toml::from_str::<RawFile>(&src.text) {
+            Ok(raw) => files.push(Loaded { src, raw }),
+            Err(e) => {
+                let span = e.span().unwrap_or(0..1);
+                let msg = e.message().trim().to_string();
+                let help = field_help(&msg);
+                errors.push(RuleError::at(&src, span, msg).with_help(help));
+            }
+        }
+    }
+
+    let mut c = Compiler {
+        errors,
+        agents: Vec::new(),
+    };
+    let set = c.compile(dir, files, hasher.hex(), known_schema);
+    if c.errors.is_empty() {
+        Ok(set)
+    } else {
+        Err(RuleErrors(c.errors))
+    }
+}
+
+/// serde says "unknown field `emial`, expected one of `a`, `b`"; turn the
+/// list into a suggestion.
+fn field_help(msg: &str) -> Option<String> {
+    let rest = msg.strip_prefix("unknown field `")?;
+    let (name, rest) = rest.split_once('`')?;
+    let expected: Vec<&str> = rest.split('`').skip(1).step_by(2).collect();
+    suggest(name, expected)
+}
+
+fn collect_toml(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_dir() {
+            collect_toml(&path, out)?;
+        } else if path.extension().is_some_and(|e| e == "toml") {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+struct AgentDraft {
+    file: usize,
+    name: String,
+}
+
+struct Compiler {
+    errors: Vec<RuleError>,
+    agents: Vec<AgentDraft>,
+}
+
+impl Compiler {
+    fn err(
+        &mut self,
+        src: &SourceFile,
+        span: Range<usize>,
+        msg: impl Into<String>,
+        help: Option<String>,
+    ) {
+        self.errors
+            .push(RuleError::at(src, span, msg).with_help(help));
+    }
+
+    fn expr_errors(
+        &mut self,
+        src: &SourceFile,
+        value: &Spanned<String>,
+        context: &str,
+        errs: Vec<ExprError>,
+    ) {
+        let vs = value.span();
+        for e in errs {
+            let start = src.offset_in_string(&vs, e.span.start);
+            let end = src.offset_in_string(&vs, e.span.end.max(e.span.start + 1));
+            self.err(
+                src,
+                start..end.max(start + 1),
+                format!("{context}: {}", e.message),
+                e.help,
+            );
+        }
+    }
+
+    fn compile(
+        &mut self,
+        dir: &Path,
+        files: Vec<Loaded>,
+        hash: String,
+        known_schema: &dyn Fn(&str) -> Option<Vec<String>>,
+    ) -> RuleSet {
+        // Agent names first: precedence lists and profiles refer to them.
+        let mut seen: HashMap<String, usize> = HashMap::new();
+        for (i, f) in files.iter().enumerate() {
+            let Some(agent) = &f.raw.agent else {
+                let r = &f.raw;
+                if !r.columns.is_empty()
+                    || !r.join.is_empty()
+                    || r.projection.is_some()
+                    || r.flows.is_some()
+                    || r.scope.is_some()
+                {
+                    self.errors.push(RuleError::file(
+                        &f.src.path,
+                        "columns, join, projection, scope and flows belong to an agent, but this file has no [agent] table",
+                    ));
+                }
+                continue;
+            };
+            let name = agent.get_ref().name.get_ref().clone();
+            if seen.contains_key(&name) {
+                let span = agent.get_ref().name.span();
+                self.err(
+                    &f.src,
+                    span,
+                    format!("agent {name:?} is defined twice"),
+                    None,
+                );
+                continue;
+            }
+            if !valid_name(&name) {
+                let span = agent.get_ref().name.span();
+                self.err(
+                    &f.src,
+                    span,
+                    format!("agent name {name:?} must be letters, digits, '-' or '_'"),
+                    None,
+                );
+            }
+            seen.insert(name.clone(), self.agents.len());
+            self.agents.push(AgentDraft { file: i, name });
+        }
+
+        // The metaverse: exactly one definition.
+        let mv_files: Vec<usize> = (0..files.len())
+            .filter(|&i| files[i].raw.metaverse.is_some())
+            .collect();
+        if mv_files.is_empty() {
+            self.errors.push(RuleError::file(
+                dir,
+                "no [metaverse] definition in any rule file",
+            ));
+        }
+        for &extra in mv_files.iter().skip(1) {
+            if let Some(m) = &files[extra].raw.metaverse {
+                self.err(
+                    &files[extra].src,
+                    m.span(),
+                    "a second [metaverse] definition; there must be one",
+                    None,
+                );
+            }
+        }
+        let (metaverse, order) = match mv_files.first() {
+            Some(&i) => match &files[i].raw.metaverse {
+                Some(m) => self.metaverse(&files[i].src, m.get_ref()),
+                None => (Metaverse { types: Vec::new() }, Vec::new()),
+            },
+            None => (Metaverse { types: Vec::new() }, Vec::new()),
+        };
+
+        let mut agents = Vec::new();
+        for (pos, &draft_index) in order.iter().enumerate() {
+            let draft = &self.agents[draft_index];
+            let (fi, name) = (draft.file, draft.name.clone());
+            let f = &files[fi];
+            if let Some(a) = self.agent(&f.src, &f.raw, pos, &name, &metaverse, known_schema) {
+                agents.push(a);
+            }
+        }
+        self.check_precedence(&files, &metaverse, &agents);
+
+        let mut profiles = BTreeMap::new();
+        let mut tests = Vec::new();
+        for f in &files {
+            for p in &f.raw.profile {
+                if let Some(profile) = self.profile(&f.src, p) {
+                    if profiles.contains_key(&profile.name) {
+                        self.err(
+                            &f.src,
+                            p.get_ref().name.span(),
+                            format!("profile {:?} is defined twice", profile.name),
+                            None,
+                        );
+                    }
+                    profiles.insert(profile.name.clone(), profile);
+                }
+            }
+            for t in &f.raw.test {
+                if let Some(test) = self.test(&f.src, t, &agents, &metaverse) {
+                    tests.push(test);
+                }
+            }
+        }
+
+        RuleSet {
+            dir: dir.to_path_buf(),
+            hash,
+            metaverse,
+            agents,
+            profiles,
+            tests,
+        }
+    }
+
+    /// The metaverse types, and the agents' sync order (indexes into `self.agents`).
+    fn metaverse(&mut self, src: &SourceFile, raw: &RawMetaverse) -> (Metaverse, Vec<usize>) {
+        let names: Vec<String> = self.agents.iter().map(|a| a.name.clone()).collect();
+        let mut order = Vec::new();
+        for n in &raw.sync_order {
+            match names.iter().position(|a| a == n.get_ref()) {
+                Some(i) if order.contains(&i) => self.err(
+                    src,
+                    n.span(),
+                    format!("agent {:?} is listed twice", n.get_ref()),
+                    None,
+                ),
+                Some(i) => order.push(i),
+                None => {
+                    let help = suggest(n.get_ref(), names.iter().map(String::as_str));
+                    self.err(
+                        src,
+                        n.span(),
+                        format!("sync_order: unknown agent {:?}", n.get_ref()),
+                        help,
+                    );
+                }
+            }
+        }
+        let mut rest: Vec<usize> = (0..names.len()).filter(|i| !order.contains(i)).collect();
+        rest.sort_by(|a, b| names[*a].cmp(&names[*b]));
+        order.extend(rest);
+        // Agent indexes in the compiled set follow the sync order.
+        let position = |draft: usize| order.iter().position(|&o| o == draft);
+
+        let mut types = Vec::new();
+        for (tname, t) in &raw.types {
+            types.push(self.mv_type(src, tname, t.get_ref(), &names, &position));
+        }
+        (Metaverse { types }, order)
+    }
+
+    fn agent_ref(
+        &mut self,
+        src: &SourceFile,
+        n: &Spanned<String>,
+        names: &[String],
+        position: &dyn Fn(usize) -> Option<usize>,
+        what: &str,
+    ) -> Option<usize> {
+        match names.iter().position(|a| a == n.get_ref()) {
+            Some(i) => position(i),
+            None => {
+                let help = suggest(n.get_ref(), names.iter().map(String::as_str));
+                self.err(
+                    src,
+                    n.span(),
+                    format!("{what}: unknown agent {:?}", n.get_ref()),
+                    help,
+                );
+                None
+            }
+        }
+    }
+
+    fn mv_type(
+        &mut self,
+        src: &SourceFile,
+        tname: &Spanned<String>,
+        t: &RawMvType,
+        names: &[String],
+        position: &dyn Fn(usize) -> Option<usize>,
+    ) -> MvType {
+        let default_rank: Vec<usize> = t
+            .precedence
+            .iter()
+            .filter_map(|n| self.agent_ref(src, n, names, position, "precedence"))
+            .collect();
+        let deletion = match t.deletion.as_ref().map(|d| d.get_ref().as_str()) {
+            None | Some("last-connector") => Deletion::LastConnector,
+            Some("never") => Deletion::Never,
+            Some("any-of") => {
+                let list: Vec<usize> = t
+                    .deletion_agents
+                    .iter()
+                    .filter_map(|n| self.agent_ref(src, n, names, position, "deletion_agents"))
+                    .collect();
+                if t.deletion_agents.is_empty() {
+                    if let Some(d) = &t.deletion {
+                        self.err(
+                            src,
+                            d.span(),
+                            "deletion = \"any-of\" needs deletion_agents = [...]",
+                            None,
+                        );
+                    }
+                }
+                Deletion::AnyOf(list)
+            }
+            Some(other) => {
+                let help = suggest(other, ["last-connector", "any-of", "never"]);
+                if let Some(d) = &t.deletion {
+                    self.err(
+                        src,
+                        d.span(),
+                        format!("unknown deletion rule {other:?}"),
+                        help,
+                    );
+                }
+                Deletion::LastConnector
+            }
+        };
+
+        let mut schema = Schema::default();
+        let mut attrs = Vec::new();
+        for (aname, spec) in &t.attributes {
+            let mut attr = MvAttr {
+                name: aname.get_ref().clone(),
+                kind: AttrType::String,
+                multi: false,
+                precedence: Precedence::Ranked(default_rank.clone()),
+                null: NullPolicy::Skip,
+            };
+            let type_of = |this: &mut Compiler, v: &str| match AttrType::parse(v) {
+                Some(k) => Some(k),
+                None => {
+                    let help = suggest(v, AttrType::NAMES);
+                    this.err(
+                        src,
+                        spec.span(),
+                        format!("attribute {:?}: unknown type {v:?}", aname.get_ref()),
+                        help,
+                    );
+                    None
+                }
+            };
+            match spec.get_ref() {
+                toml::Value::String(s) => {
+                    if let Some(k) = type_of(self, s) {
+                        attr.kind = k;
+                    }
+                }
+                toml::Value::Table(table) => {
+                    for (k, v) in table {
+                        match (k.as_str(), v) {
+                            ("type", toml::Value::String(s)) => {
+                                if let Some(k) = type_of(self, s) {
+                                    attr.kind = k;
+                                }
+                            }
+                            ("multi", toml::Value::Boolean(b)) => attr.multi = *b,
+                            ("precedence", toml::Value::String(s)) if s == "equal" => {
+                                attr.precedence = Precedence::Equal
+                            }
+                            ("precedence", toml::Value::Array(list)) => {
+                                let mut rank = Vec::new();
+                                for item in list {
+                                    let Some(n) = item.as_str() else {
+                                        self.err(
+                                            src,
+                                            spec.span(),
+                                            "precedence lists agent names",
+                                            None,
+                                        );
+                                        continue;
+                                    };
+                                    match names.iter().position(|a| a == n).and_then(position) {
+                                        Some(i) => rank.push(i),
+                                        None => {
+                                            let help = suggest(n, names.iter().map(String::as_str));
+                                            self.err(src, spec.span(), format!("attribute {:?}: precedence names unknown agent {n:?}", aname.get_ref()), help);
+                                        }
+                                    }
+                                }
+                                attr.precedence = Precedence::Ranked(rank);
+                            }
+                            ("null", toml::Value::String(s)) if s == "skip" => {
+                                attr.null = NullPolicy::Skip
+                            }
+                            ("null", toml::Value::String(s)) if s == "clear" => {
+                                attr.null = NullPolicy::Clear
+                            }
+                            (key @ ("type" | "multi" | "precedence" | "null"), _) => {
+                                let expected = match key {
+                                    "type" => "a type name",
+                                    "multi" => "true or false",
+                                    "precedence" => "a list of agents or \"equal\"",
+                                    _ => "\"skip\" or \"clear\"",
+                                };
+                                self.err(
+                                    src,
+                                    spec.span(),
+                                    format!(
+                                        "attribute {:?}: {key} must be {expected}",
+                                        aname.get_ref()
+                                    ),
+                                    None,
+                                );
+                            }
+                            (other, _) => {
+                                let help = suggest(other, ["type", "multi", "precedence", "null"]);
+                                self.err(
+                                    src,
+                                    spec.span(),
+                                    format!(
+                                        "attribute {:?}: unknown key {other:?}",
+                                        aname.get_ref()
+                                    ),
+                                    help,
+                                );
+                            }
+                        }
+                    }
+                }
+                _ => self.err(
+                    src,
+                    spec.span(),
+                    format!(
+                        "attribute {:?}: expected a type name or a table",
+                        aname.get_ref()
+                    ),
+                    None,
+                ),
+            }
+            schema.add(attr.name.clone());
+            attrs.push(attr);
+        }
+        if attrs.is_empty() {
+            self.err(
+                src,
+                tname.span(),
+                format!("object type {:?} has no attributes", tname.get_ref()),
+                None,
+            );
+        }
+        MvType {
+            name: tname.get_ref().clone(),
+            schema,
+            attrs,
+            deletion,
+        }
+    }
+
+    fn agent(
+        &mut self,
+        src: &SourceFile,
+        raw: &RawFile,
+        index: usize,
+        name: &str,
+        mv: &Metaverse,
+        known_schema: &dyn Fn(&str) -> Option<Vec<String>>,
+    ) -> Option<Agent> {
+        let ra = raw.agent.as_ref()?.get_ref();
+        let columns = self.columns(src, raw);
+        let source = self.source(src, ra, columns)?;
+
+        let object_type = match mv.index(ra.object_type.get_ref()) {
+            Some(t) => Some(t),
+            None => {
+                let help = suggest(
+                    ra.object_type.get_ref(),
+                    mv.types.iter().map(|t| t.name.as_str()),
+                );
+                self.err(
+                    src,
+                    ra.object_type.span(),
+                    format!("unknown object type {:?}", ra.object_type.get_ref()),
+                    help,
+                );
+                None
+            }
+        };
+
+        let schema = if let Some(list) = &ra.attributes {
+            Schema::new(list.get_ref().iter().map(|s| s.get_ref().clone()))
+        } else {
+            match connector::open(&source).schema() {
+                Ok(s) => s,
+                Err(e) => {
+                    match known_schema(name) {
+                        Some(names) => Schema::new(names),
+                        None => {
+                            self.err(
+                            src,
+                            ra.path.span(),
+                            format!("agent {name:?}: cannot learn the attribute names: {e}"),
+                            Some("declare them with attributes = [...] or make the source readable".into()),
+                        );
+                            return None;
+                        }
+                    }
+                }
+            }
+        };
+        if schema.get(ra.anchor.get_ref()).is_none() {
+            let help = suggest(
+                ra.anchor.get_ref(),
+                schema.names().iter().map(String::as_str),
+            );
+            self.err(
+                src,
+                ra.anchor.span(),
+                format!(
+                    "anchor {:?} is not an attribute of agent {name:?}",
+                    ra.anchor.get_ref()
+                ),
+                help,
+            );
+        }
+        let object_type = object_type?;
+        let mv_type = &mv.types[object_type];
+        let scope = SchemaScope(&schema);
+
+        let mut joins = Vec::new();
+        let mut join_names = BTreeSet::new();
+        for j in &raw.join {
+            let j = j.get_ref();
+            if !join_names.insert(j.name.get_ref().clone()) {
+                self.err(
+                    src,
+                    j.name.span(),
+                    format!("join rule {:?} is defined twice", j.name.get_ref()),
+                    None,
+                );
+            }
+            let context = format!("join rule {:?}", j.name.get_ref());
+            let mut parts = Vec::new();
+            for m in &j.matches {
+                let m = m.get_ref();
+                let cs = match expr::Expr::compile(m.cs.get_ref(), &scope) {
+                    Ok(e) => Some(e),
+                    Err(errs) => {
+                        self.expr_errors(src, &m.cs, &context, errs);
+                        None
+                    }
+                };
+                let mvattr = self.mv_attr(src, &m.mv, mv_type, &context);
+                let mut norms = Vec::new();
+                for n in &m.normalize {
+                    match Norm::parse(n.get_ref()) {
+                        Some(x) => norms.push(x),
+                        None => {
+                            let help = suggest(n.get_ref(), Norm::ALL.iter().map(|(s, _)| *s));
+                            self.err(
+                                src,
+                                n.span(),
+                                format!("{context}: unknown normalization {:?}", n.get_ref()),
+                                help,
+                            );
+                        }
+                    }
+                }
+                if let (Some(cs), Some(mvattr)) = (cs, mvattr) {
+                    parts.push(JoinPart {
+                        cs,
+                        mv: mvattr,
+                        normalize: norms,
+                    });
+                }
+            }
+            if j.matches.is_empty() {
+                self.err(
+                    src,
+                    j.name.span(),
+                    format!("{context}: match = [...] is empty"),
+                    None,
+                );
+            }
+            joins.push(JoinRule {
+                name: j.name.get_ref().clone(),
+                parts,
+            });
+        }
+
+        let projection = match &raw.projection {
+            None => Projection {
+                enabled: false,
+                when: None,
+            },
+            Some(p) => {
+                let p = p.get_ref();
+                let when =
+                    p.when
+                        .as_ref()
+                        .and_then(|w| match expr::Expr::compile(w.get_ref(), &scope) {
+                            Ok(e) => Some(e),
+                            Err(errs) => {
+                                self.expr_errors(src, w, "projection when", errs);
+                                None
+                            }
+                        });
+                Projection {
+                    enabled: p.enabled,
+                    when,
+                }
+            }
+        };
+
+        let inbound = match &raw.scope {
+            None => expr::scope::Filter::default(),
+            Some(s) => match expr::scope::Filter::compile(&s.inbound, &scope) {
+                Ok(f) => f,
+                Err(errs) => {
+                    for e in errs {
+                        self.err(src, e.span, format!("inbound scope: {}", e.message), e.help);
+                    }
+                    expr::scope::Filter::default()
+                }
+            },
+        };
+
+        let mut flows = Vec::new();
+        if let Some(fl) = &raw.flows {
+            for (target, value) in &fl.import {
+                if let Some(flow) = self.flow(src, target, value, &scope, mv_type) {
+                    flows.push(flow);
+                }
+            }
+        }
+
+        let file = src.path.clone();
+        Some(Agent {
+            name: name.to_string(),
+            index,
+            file,
+            source,
+            object_type,
+            anchor: ra.anchor.get_ref().clone(),
+            schema,
+            joins,
+            projection,
+            inbound,
+            flows,
+        })
+    }
+
+    fn mv_attr(
+        &mut self,
+        src: &SourceFile,
+        name: &Spanned<String>,
+        t: &MvType,
+        context: &str,
+    ) -> Option<u32> {
+        match t.schema.get(name.get_ref()) {
+            Some(a) => Some(a),
+            None => {
+                let help = suggest(name.get_ref(), t.schema.names().iter().map(String::as_str));
+                self.err(
+                    src,
+                    name.span(),
+                    format!(
+                        "{context}: unknown metaverse attribute {:?} of {}",
+                        name.get_ref(),
+                        t.name
+                    ),
+                    help,
+                );
+                None
+            }
+        }
+    }
+
+    fn flow(
+        &mut self,
+        src: &SourceFile,
+        target: &Spanned<String>,
+        value: &Spanned<toml::Value>,
+        scope: &SchemaScope,
+        t: &MvType,
+    ) -> Option<ImportFlow> {
+        let context = format!("import flow {:?}", target.get_ref());
+        let tattr = self.mv_attr(src, target, t, &context);
+        let (text, reference, text_span) = match value.get_ref() {
+            toml::Value::String(s) => (s.clone(), None, value.span()),
+            toml::Value::Table(table) => {
+                let mut text = None;
+                let mut reference = None;
+                for (k, v) in table {
+                    match (k.as_str(), v.as_str()) {
+                        ("expr", Some(s)) => text = Some(s.to_string()),
+                        ("ref", Some(s)) => reference = Some(s.to_string()),
+                        (other, _) => {
+                            let help = suggest(other, ["expr", "ref"]);
+                            self.err(
+                                src,
+                                value.span(),
+                                format!("{context}: unknown key {other:?} (expected a string)"),
+                                help,
+                            );
+                        }
+                    }
+                }
+                let Some(text) = text else {
+                    self.err(
+                        src,
+                        value.span(),
+                        format!("{context}: a table flow needs expr = \"...\""),
+                        None,
+                    );
+                    return None;
+                };
+                // Expression positions inside an inline table are not tracked;
+                // errors point at the table.
+                (text, reference, value.span())
+            }
+            _ => {
+                self.err(
+                    src,
+                    value.span(),
+                    format!("{context}: expected an expression string"),
+                    None,
+                );
+                return None;
+            }
+        };
+        let compiled = match expr::Expr::compile(&text, scope) {
+            Ok(e) => Some(e),
+            Err(errs) => {
+                if matches!(value.get_ref(), toml::Value::String(_)) {
+                    self.expr_errors(src, &Spanned::new(text_span, text.clone()), &context, errs);
+                } else {
+                    for e in errs {
+                        self.err(
+                            src,
+                            text_span.clone(),
+                            format!("{context}: {}", e.message),
+                            e.help,
+                        );
+                    }
+                }
+                None
+            }
+        };
+        let tattr = tattr?;
+        let kind = t.attrs[tattr as usize].kind;
+        let reference = match (reference, kind) {
+            (Some(r), AttrType::Reference) => match t.schema.get(&r) {
+                Some(a) => Some(a),
+                None => {
+                    let help = suggest(&r, t.schema.names().iter().map(String::as_str));
+                    self.err(
+                        src,
+                        value.span(),
+                        format!("{context}: ref names unknown metaverse attribute {r:?}"),
+                        help,
+                    );
+                    None
+                }
+            },
+            (Some(_), _) => {
+                self.err(
+                    src,
+                    value.span(),
+                    format!("{context}: ref is only for reference attributes"),
+                    None,
+                );
+                None
+            }
+            (None, AttrType::Reference) => {
+                self.err(
+                    src,
+                    value.span(),
+                    format!("{context}: {:?} is a reference; say which attribute the value is looked up in", target.get_ref()),
+                    Some("write { expr = \"...\", ref = \"employeeId\" }".into()),
+                );
+                None
+            }
+            (None, _) => None,
+        };
+        Some(ImportFlow {
+            target: tattr,
+            expr: compiled?,
+            reference,
+        })
+    }
+
+    fn columns(&mut self, src: &SourceFile, raw: &RawFile) -> ColumnSpecs {
+        let mut specs = ColumnSpecs::new();
+        for (name, col) in &raw.columns {
+            let c = col.get_ref();
+            let spec = ColumnSpec {
+                rename: c.rename.as_ref().map(|r| r.get_ref().clone()),
+                ignore: c.ignore,
+                date: c
+                    .date
+                    .as_ref()
+                    .map(|d| d.get_ref().clone().into_vec())
+                    .unwrap_or_default(),
+                multi: c.multi.as_ref().map(|m| m.get_ref().clone()),
+                null_values: c.null_values.clone(),
+                trim: c.trim.unwrap_or(true),
+            };
+            if let Some(d) = &c.date {
+                for f in d.get_ref().clone().into_vec() {
+                    if let Some(problem) = bad_date_format(&f) {
+                        self.err(
+                            src,
+                            d.span(),
+                            format!("column {:?}: date format {f:?}: {problem}", name.get_ref()),
+                            None,
+                        );
+                    }
+                }
+            }
+            if let Some(m) = &c.multi {
+                if m.get_ref().is_empty() {
+                    self.err(src, m.span(), "multi separator is empty", None);
+                }
+            }
+            specs.insert(name.get_ref().clone(), spec);
+        }
+        specs
+    }
+
+    fn source(
+        &mut self,
+        src: &SourceFile,
+        ra: &RawAgent,
+        columns: ColumnSpecs,
+    ) -> Option<connector::Source> {
+        let base = src.path.parent().unwrap_or(Path::new("."));
+        let path = base.join(ra.path.get_ref());
+        let display = path.to_string_lossy().into_owned();
+        let one_byte =
+            |this: &mut Compiler, v: &Option<Spanned<String>>, default: u8, what: &str| -> u8 {
+                match v {
+                    None => default,
+                    Some(s) => {
+                        let t = s.get_ref();
+                        let t = if t == "\\t" { "\t" } else { t.as_str() };
+                        if t.len() == 1 {
+                            t.as_bytes()[0]
+                        } else {
+                            this.err(
+                                src,
+                                s.span(),
+                                format!("{what} must be a single ASCII character"),
+                                None,
+                            );
+                            default
+                        }
+                    }
+                }
+            };
+        match ra.kind.get_ref().as_str() {
+            "csv" => {
+                for (v, key) in [(&ra.table, "table"), (&ra.query, "query")] {
+                    if let Some(v) = v {
+                        self.err(src, v.span(), format!("{key} is for kind = \"sql\""), None);
+                    }
+                }
+                let delimiter = one_byte(self, &ra.delimiter, b',', "delimiter");
+                let quote = one_byte(self, &ra.quote, b'"', "quote");
+                let encoding = match &ra.encoding {
+                    None => Encoding::Utf8,
+                    Some(e) => match Encoding::parse(e.get_ref()) {
+                        Some(x) => x,
+                        None => {
+                            let help = suggest(e.get_ref(), ["utf-8", "latin-1", "windows-1252"]);
+                            self.err(
+                                src,
+                                e.span(),
+                                format!("unknown encoding {:?}", e.get_ref()),
+                                help,
+                            );
+                            Encoding::Utf8
+                        }
+                    },
+                };
+                Some(connector::Source::Csv(CsvConfig {
+                    path,
+                    display,
+                    delimiter,
+                    quote,
+                    encoding,
+                    anchor: ra.anchor.get_ref().clone(),
+                    columns,
+                }))
+            }
+            "sql" => {
+                for (v, key) in [
+                    (&ra.delimiter, "delimiter"),
+                    (&ra.quote, "quote"),
+                    (&ra.encoding, "encoding"),
+                ] {
+                    if let Some(v) = v {
+                        self.err(src, v.span(), format!("{key} is for kind = \"csv\""), None);
+                    }
+                }
+                let query = match (&ra.table, &ra.query) {
+                    (Some(t), None) => SqlQuery::Table(t.get_ref().clone()),
+                    (None, Some(q)) => SqlQuery::Select(q.get_ref().clone()),
+                    (Some(_), Some(q)) => {
+                        self.err(src, q.span(), "give either table or query, not both", None);
+                        return None;
+                    }
+                    (None, None) => {
+                        self.err(
+                            src,
+                            ra.kind.span(),
+                            "kind = \"sql\" needs table = \"...\" or query = \"SELECT ...\"",
+                            None,
+                        );
+                        return None;
+                    }
+                };
+                Some(connector::Source::Sql(SqlConfig {
+                    path,
+                    display,
+                    query,
+                    anchor: ra.anchor.get_ref().clone(),
+                    columns,
+                }))
+            }
+            other => {
+                let help = suggest(other, ["csv", "sql"]);
+                self.err(
+                    src,
+                    ra.kind.span(),
+                    format!("unknown agent kind {other:?}"),
+                    help,
+                );
+                None
+            }
+        }
+    }
+
+    fn check_precedence(&mut self, files: &[Loaded], mv: &Metaverse, agents: &[Agent]) {
+        for a in agents {
+            let t = &mv.types[a.object_type];
+            for f in &a.flows {
+                let attr = &t.attrs[f.target as usize];
+                if let Precedence::Ranked(rank) = &attr.precedence {
+                    if !rank.contains(&a.index) && !attr.multi {
+                        let Some(lf) = files.iter().find(|l| l.src.path == a.file) else {
+                            continue;
+                        };
+                        let span = lf
+                            .raw
+                            .flows
+                            .as_ref()
+                            .and_then(|fl| fl.import.keys().find(|k| k.get_ref() == &attr.name))
+                            .map(|k| k.span())
+                            .unwrap_or(0..1);
+                        self.err(
+                            &lf.src,
+                            span,
+                            format!(
+                                "agent {:?} flows into {}.{} but is not in its precedence list",
+                                a.name, t.name, attr.name
+                            ),
+                            Some(
+                                "add it to the type's precedence, or give the attribute its own"
+                                    .into(),
+                            ),
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    fn profile(&mut self, src: &SourceFile, p: &Spanned<RawProfile>) -> Option<Profile> {
+        let p = p.get_ref();
+        let names: Vec<String> = self.agents.iter().map(|a| a.name.clone()).collect();
+        let mut steps = Vec::new();
+        for s in &p.steps {
+            let (text, cont) = match s.get_ref() {
+                toml::Value::String(t) => (t.clone(), false),
+                toml::Value::Table(t) => {
+                    let run = t.get("run").and_then(|v| v.as_str()).map(str::to_string);
+                    let cont = t
+                        .get("continue_on_error")
+                        .and_then(|v| v.as_bool())
+                        .unwrap_or(false);
+                    for k in t.keys() {
+                        if k != "run" && k != "continue_on_error" {
+                            let help = suggest(k, ["run", "continue_on_error"]);
+                            self.err(
+                                src,
+                                s.span(),
+                                format!("profile step: unknown key {k:?}"),
+                                help,
+                            );
+                        }
+                    }
+                    match run {
+                        Some(r) => (r, cont),
+                        None => {
+                            self.err(src, s.span(), "profile step needs run = \"...\"", None);
+                            continue;
+                        }
+                    }
+                }
+                _ => {
+                    self.err(
+                        src,
+                        s.span(),
+                        "a profile step is a string like \"import hr\" or a table",
+                        None,
+                    );
+                    continue;
+                }
+            };
+            let words: Vec<&str> = text.split_whitespace().collect();
+            let action = match words.as_slice() {
+                ["import" | "full-import", agent] => {
+                    if !names.iter().any(|n| n == agent) {
+                        let help = suggest(agent, names.iter().map(String::as_str));
+                        self.err(
+                            src,
+                            s.span(),
+                            format!("profile step {text:?}: unknown agent {agent:?}"),
+                            help,
+                        );
+                        continue;
+                    }
+                    StepAction::Import {
+                        agent: agent.to_string(),
+                    }
+                }
+                ["sync" | "full-sync"] => StepAction::Sync,
+                _ => {
+                    let help = words
+                        .first()
+                        .and_then(|w| suggest(w, ["import", "full-import", "sync", "full-sync"]));
+                    self.err(
+                        src,
+                        s.span(),
+                        format!("unknown profile step {text:?}"),
+                        help,
+                    );
+                    continue;
+                }
+            };
+            steps.push(ProfileStep {
+                action,
+                continue_on_error: cont,
+            });
+        }
+        Some(Profile {
+            name: p.name.get_ref().clone(),
+            description: p.description.clone(),
+            steps,
+        })
+    }
+
+    fn test(
+        &mut self,
+        src: &SourceFile,
+        t: &Spanned<RawTest>,
+        agents: &[Agent],
+        mv: &Metaverse,
+    ) -> Option<RuleTest> {
+        let (line, _, _) = src.locate(t.span().start);
+        let t = t.get_ref();
+        let Some(agent) = agents.iter().find(|a| &a.name == t.agent.get_ref()) else {
+            let help = suggest(t.agent.get_ref(), agents.iter().map(|a| a.name.as_str()));
+            self.err(
+                src,
+                t.agent.span(),
+                format!(
+                    "test {:?}: unknown agent {:?}",
+                    t.name.get_ref(),
+                    t.agent.get_ref()
+                ),
+                help,
+            );
+            return None;
+        };
+        let values = |v: &toml::Value| -> Vec<String> {
+            match v {
+                toml::Value::String(s) => vec![s.clone()],
+                toml::Value::Array(a) => a
+                    .iter()
+                    .map(|x| {
+                        x.as_str()
+                            .map(str::to_string)
+                            .unwrap_or_else(|| x.to_string())
+                    })
+                    .collect(),
+                other => vec![other.to_string()],
+            }
+        };
+        let mut expect = Vec::new();
+        let mvt = &mv.types[agent.object_type];
+        for (k, v) in &t.expect {
+            if mvt.schema.get(k.get_ref()).is_none() {
+                let help = suggest(k.get_ref(), mvt.schema.names().iter().map(String::as_str));
+                self.err(
+                    src,
+                    k.span(),
+                    format!(
+                        "test {:?}: unknown metaverse attribute {:?}",
+                        t.name.get_ref(),
+                        k.get_ref()
+                    ),
+                    help,
+                );
+                continue;
+            }
+            expect.push((k.get_ref().clone(), values(v)));
+        }
+        Some(RuleTest {
+            name: t.name.get_ref().clone(),
+            agent: agent.index,
+            file: src.path.clone(),
+            line,
+            input: t
+                .input
+                .iter()
+                .map(|(k, v)| (k.clone(), values(v)))
+                .collect(),
+            expect,
+        })
+    }
+}
+
+fn valid_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_alphanumeric() || c == '-' || c == '_')
+}
+
+/// Checks a chrono format string by formatting a date with it.
+fn bad_date_format(f: &str) -> Option<String> {
+    use chrono::format::{Item, StrftimeItems};
+    if StrftimeItems::new(f).any(|i| matches!(i, Item::Error)) {
+        return Some("not a valid strftime format (use %Y, %m, %d, ...)".into());
+    }
+    if !f.contains('%') {
+        return Some("has no % fields (use %Y-%m-%d, %d.%m.%Y, ...)".into());
+    }
+    None
+}

@@ -1,0 +1,212 @@
+//! Rule files: agents, joins, projection, flows, precedence and run
+//! profiles, loaded in two stages. `raw` mirrors the TOML; `compile` turns it
+//! into the types below, which can only hold valid rules. The engine only
+//! ever sees the compiled form.
+
+mod compile;
+pub mod error;
+pub mod raw;
+
+pub use compile::load;
+pub use error::{RuleError, RuleErrors};
+
+use crate::connector::Source;
+use crate::expr::Expr;
+use crate::expr::scope::Filter;
+use crate::model::Schema;
+use crate::model::text::Norm;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// A whole, valid rule set.
+#[derive(Debug, Clone)]
+pub struct RuleSet {
+    pub dir: PathBuf,
+    /// Hex digest of every rule file's bytes, recorded with each run.
+    pub hash: String,
+    pub metaverse: Metaverse,
+    /// In sync order.
+    pub agents: Vec<Agent>,
+    pub profiles: BTreeMap<String, Profile>,
+    pub tests: Vec<RuleTest>,
+}
+
+impl RuleSet {
+    pub fn agent(&self, name: &str) -> Option<&Agent> {
+        self.agents.iter().find(|a| a.name == name)
+    }
+
+    pub fn agent_names(&self) -> Vec<&str> {
+        self.agents.iter().map(|a| a.name.as_str()).collect()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Metaverse {
+    pub types: Vec<MvType>,
+}
+
+impl Metaverse {
+    pub fn get(&self, name: &str) -> Option<&MvType> {
+        self.types.iter().find(|t| t.name == name)
+    }
+
+    pub fn index(&self, name: &str) -> Option<usize> {
+        self.types.iter().position(|t| t.name == name)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct MvType {
+    pub name: String,
+    pub schema: Schema,
+    /// Parallel to `schema`.
+    pub attrs: Vec<MvAttr>,
+    pub deletion: Deletion,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttrType {
+    String,
+    Date,
+    Number,
+    Boolean,
+    /// Holds the id of another metaverse object.
+    Reference,
+}
+
+impl AttrType {
+    pub const NAMES: [&'static str; 5] = ["string", "date", "number", "boolean", "reference"];
+
+    pub fn parse(s: &str) -> Option<AttrType> {
+        Some(match s {
+            "string" => AttrType::String,
+            "date" => AttrType::Date,
+            "number" => AttrType::Number,
+            "boolean" => AttrType::Boolean,
+            "reference" => AttrType::Reference,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct MvAttr {
+    pub name: String,
+    pub kind: AttrType,
+    pub multi: bool,
+    pub precedence: Precedence,
+    pub null: NullPolicy,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Precedence {
+    /// Agent indexes, highest first.
+    Ranked(Vec<usize>),
+    /// The most recent change wins, whichever agent made it.
+    Equal,
+}
+
+/// What a null from a higher-precedence agent does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NullPolicy {
+    /// The next agent with a value wins.
+    Skip,
+    /// The null wins: the attribute is cleared.
+    Clear,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Deletion {
+    /// Delete the metaverse object when its last connector goes.
+    LastConnector,
+    /// Delete it when the connector from any of these agents goes.
+    AnyOf(Vec<usize>),
+    /// Never delete it automatically.
+    Never,
+}
+
+#[derive(Debug, Clone)]
+pub struct Agent {
+    pub name: String,
+    pub index: usize,
+    pub file: PathBuf,
+    pub source: Source,
+    /// Index into `Metaverse::types`.
+    pub object_type: usize,
+    pub anchor: String,
+    /// The connector-space schema.
+    pub schema: Schema,
+    pub joins: Vec<JoinRule>,
+    pub projection: Projection,
+    pub inbound: Filter,
+    pub flows: Vec<ImportFlow>,
+}
+
+#[derive(Debug, Clone)]
+pub struct JoinRule {
+    pub name: String,
+    pub parts: Vec<JoinPart>,
+}
+
+#[derive(Debug, Clone)]
+pub struct JoinPart {
+    pub cs: Expr,
+    /// Metaverse attribute index in the agent's object type.
+    pub mv: u32,
+    pub normalize: Vec<Norm>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Projection {
+    pub enabled: bool,
+    pub when: Option<Expr>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ImportFlow {
+    /// Metaverse attribute index.
+    pub target: u32,
+    pub expr: Expr,
+    /// For reference attributes: the metaverse attribute the value is looked up in.
+    pub reference: Option<u32>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Profile {
+    pub name: String,
+    pub description: Option<String>,
+    pub steps: Vec<ProfileStep>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProfileStep {
+    pub action: StepAction,
+    pub continue_on_error: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StepAction {
+    Import { agent: String },
+    Sync,
+}
+
+impl std::fmt::Display for StepAction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StepAction::Import { agent } => write!(f, "import {agent}"),
+            StepAction::Sync => f.write_str("sync"),
+        }
+    }
+}
+
+/// A `[[test]]` block: flows of `agent` over `input` must give `expect`.
+#[derive(Debug, Clone)]
+pub struct RuleTest {
+    pub name: String,
+    pub agent: usize,
+    pub file: PathBuf,
+    pub line: usize,
+    pub input: Vec<(String, Vec<String>)>,
+    pub expect: Vec<(String, Vec<String>)>,
+}

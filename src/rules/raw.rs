@@ -1,0 +1,169 @@
+//! Rule files exactly as written: serde structs mirroring the TOML, with
+//! spans kept on every value a message may need to point at. Nothing here is
+//! validated beyond TOML syntax and field names; `compile` does the rest.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use toml::Spanned;
+
+/// One rule file. A file holds an agent (with its columns, joins, projection,
+/// scope and flows), the metaverse definition, run profiles, or tests; the
+/// loader tells which from the tables present.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawFile {
+    pub agent: Option<Spanned<RawAgent>>,
+    #[serde(default)]
+    pub columns: BTreeMap<Spanned<String>, Spanned<RawColumn>>,
+    #[serde(default)]
+    pub join: Vec<Spanned<RawJoin>>,
+    pub projection: Option<Spanned<RawProjection>>,
+    pub scope: Option<RawScope>,
+    pub flows: Option<RawFlows>,
+    pub metaverse: Option<Spanned<RawMetaverse>>,
+    #[serde(default)]
+    pub profile: Vec<Spanned<RawProfile>>,
+    #[serde(default)]
+    pub test: Vec<Spanned<RawTest>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAgent {
+    pub name: Spanned<String>,
+    pub kind: Spanned<String>,
+    pub object_type: Spanned<String>,
+    pub anchor: Spanned<String>,
+    /// csv: the file; sql: the database file. Relative to the rule file.
+    pub path: Spanned<String>,
+    pub delimiter: Option<Spanned<String>>,
+    pub quote: Option<Spanned<String>>,
+    pub encoding: Option<Spanned<String>>,
+    pub table: Option<Spanned<String>>,
+    pub query: Option<Spanned<String>>,
+    /// The connector-space schema, when the source should not be read to learn it.
+    pub attributes: Option<Spanned<Vec<Spanned<String>>>>,
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawColumn {
+    pub rename: Option<Spanned<String>>,
+    #[serde(default)]
+    pub ignore: bool,
+    pub date: Option<Spanned<StringOrList>>,
+    pub multi: Option<Spanned<String>>,
+    #[serde(default)]
+    pub null_values: Vec<String>,
+    pub trim: Option<bool>,
+}
+
+#[derive(Debug, Deserialize, Clone)]
+#[serde(untagged)]
+pub enum StringOrList {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl StringOrList {
+    pub fn into_vec(self) -> Vec<String> {
+        match self {
+            StringOrList::One(s) => vec![s],
+            StringOrList::Many(v) => v,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawJoin {
+    pub name: Spanned<String>,
+    #[serde(rename = "match")]
+    pub matches: Vec<Spanned<RawMatch>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMatch {
+    /// An expression over the connector-space object.
+    pub cs: Spanned<String>,
+    /// A metaverse attribute.
+    pub mv: Spanned<String>,
+    #[serde(default)]
+    pub normalize: Vec<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawProjection {
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// An expression that must be true for an unjoined object to project.
+    pub when: Option<Spanned<String>>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawScope {
+    /// Entra-style scoping filter groups: clauses ANDed, groups ORed.
+    #[serde(default)]
+    pub inbound: Vec<Vec<crate::expr::scope::RawClause>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFlows {
+    /// Metaverse attribute -> expression, or `{ expr = "...", ref = "mvAttr" }`.
+    #[serde(default)]
+    pub import: BTreeMap<Spanned<String>, Spanned<toml::Value>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMetaverse {
+    /// The order agents are synced in; defaults to the order of their names.
+    #[serde(default)]
+    pub sync_order: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub types: BTreeMap<Spanned<String>, Spanned<RawMvType>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMvType {
+    /// Ranked agents for every attribute without its own precedence.
+    #[serde(default)]
+    pub precedence: Vec<Spanned<String>>,
+    /// `last-connector` (default), `any-of` (with `deletion_agents`) or `never`.
+    pub deletion: Option<Spanned<String>>,
+    #[serde(default)]
+    pub deletion_agents: Vec<Spanned<String>>,
+    /// Attribute -> type name, or a table `{ type, multi, precedence, null }`.
+    #[serde(default)]
+    pub attributes: BTreeMap<Spanned<String>, Spanned<toml::Value>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawProfile {
+    pub name: Spanned<String>,
+    pub description: Option<String>,
+    pub steps: Vec<Spanned<toml::Value>>,
+}
+
+/// A rule unit test: input attributes for an agent, expected flow outputs.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTest {
+    pub name: Spanned<String>,
+    pub agent: Spanned<String>,
+    #[serde(default)]
+    pub input: BTreeMap<String, toml::Value>,
+    #[serde(default)]
+    pub expect: BTreeMap<Spanned<String>, toml::Value>,
+}

@@ -1,0 +1,325 @@
+//! Connector spaces: staging an import as pending adds, updates and deletes,
+//! and reading a space back for sync.
+
+use super::{Result, Store, StoreError, Tx};
+use crate::model::{CsId, Delta, MvId, Record, Schema};
+use rusqlite::{CachedStatement, params};
+use rustc_hash::FxHashMap;
+
+/// What an import staged.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ImportCounts {
+    pub read: u64,
+    pub adds: u64,
+    pub updates: u64,
+    pub deletes: u64,
+    pub unchanged: u64,
+    pub rejected: u64,
+}
+
+struct Existing {
+    id: CsId,
+    hash: u64,
+    deleted: bool,
+    seen: bool,
+}
+
+/// Stages one import of one agent inside a step's transaction. Objects are
+/// compared with what the space holds: new anchors stage an add, a changed
+/// content hash an update, an unchanged one nothing; after a full import,
+/// anchors not seen stage a delete.
+pub struct Stager<'t, 'c> {
+    tx: &'t Tx<'c>,
+    agent: String,
+    seq: i64,
+    existing: FxHashMap<Box<str>, Existing>,
+    /// First line of each anchor in this import, to report duplicates.
+    lines: FxHashMap<Box<str>, u64>,
+    insert: CachedStatement<'t>,
+    update: CachedStatement<'t>,
+    pub counts: ImportCounts,
+}
+
+/// Why [`Stager::object`] refused an object.
+#[derive(Debug)]
+pub enum StageRefusal {
+    Duplicate { first_line: u64 },
+}
+
+impl<'c> Tx<'c> {
+    pub fn stager(&self, agent: &str, schema: &Schema) -> Result<Stager<'_, 'c>> {
+        let names = serde_json::to_string(schema.names()).unwrap_or_else(|_| "[]".into());
+        self.tx
+            .execute(
+                "INSERT INTO agent_state(agent, import_seq, schema) VALUES (?1, 1, ?2)
+                 ON CONFLICT(agent) DO UPDATE SET import_seq = import_seq + 1, schema = excluded.schema",
+                params![agent, names],
+            )
+            .map_err(|e| self.err(e))?;
+        let seq: i64 = self
+            .tx
+            .query_row(
+                "SELECT import_seq FROM agent_state WHERE agent = ?1",
+                params![agent],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.err(e))?;
+        let mut existing = FxHashMap::default();
+        {
+            let mut stmt = self
+                .tx
+                .prepare("SELECT id, anchor, hash, op FROM cs_object WHERE agent = ?1")
+                .map_err(|e| self.err(e))?;
+            let rows = stmt
+                .query_map(params![agent], |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, i64>(2)?,
+                        r.get::<_, String>(3)?,
+                    ))
+                })
+                .map_err(|e| self.err(e))?;
+            for row in rows {
+                let (id, anchor, hash, op) = row.map_err(|e| self.err(e))?;
+                existing.insert(
+                    anchor.into_boxed_str(),
+                    Existing {
+                        id,
+                        hash: hash as u64,
+                        deleted: op == "delete",
+                        seen: false,
+                    },
+                );
+            }
+        }
+        let insert = self
+            .tx
+            .prepare_cached("INSERT INTO cs_object(agent, anchor, attrs, hash, op, seq, line) VALUES (?1, ?2, ?3, ?4, 'add', ?5, ?6)")
+            .map_err(|e| self.err(e))?;
+        let update = self
+            .tx
+            .prepare_cached("UPDATE cs_object SET attrs = ?2, hash = ?3, op = ?4, seq = ?5, line = ?6 WHERE id = ?1")
+            .map_err(|e| self.err(e))?;
+        Ok(Stager {
+            tx: self,
+            agent: agent.to_string(),
+            seq,
+            existing,
+            lines: FxHashMap::default(),
+            insert,
+            update,
+            counts: ImportCounts::default(),
+        })
+    }
+}
+
+impl Stager<'_, '_> {
+    /// Stages one object. A second object with an anchor already seen in
+    /// this import is refused (the first one stands).
+    pub fn object(
+        &mut self,
+        anchor: &str,
+        attrs: &Record,
+        schema: &Schema,
+        line: u64,
+    ) -> Result<std::result::Result<(), StageRefusal>> {
+        self.counts.read += 1;
+        if let Some(&first_line) = self.lines.get(anchor) {
+            return Ok(Err(StageRefusal::Duplicate { first_line }));
+        }
+        self.lines.insert(anchor.into(), line);
+        let hash = attrs.content_hash(schema);
+        let err = |e| StoreError::Sqlite {
+            path: self.tx.path.clone(),
+            source: e,
+        };
+        match self.existing.get_mut(anchor) {
+            None => {
+                let json = attrs.to_json(schema).to_string();
+                self.insert
+                    .execute(params![
+                        self.agent,
+                        anchor,
+                        json,
+                        hash as i64,
+                        self.seq,
+                        line as i64
+                    ])
+                    .map_err(err)?;
+                self.counts.adds += 1;
+            }
+            Some(e) => {
+                e.seen = true;
+                if e.hash == hash && !e.deleted {
+                    self.counts.unchanged += 1;
+                } else {
+                    // A staged delete that comes back is an update of what the
+                    // metaverse last saw, never a second object.
+                    let json = attrs.to_json(schema).to_string();
+                    self.update
+                        .execute(params![
+                            e.id,
+                            json,
+                            hash as i64,
+                            "update",
+                            self.seq,
+                            line as i64
+                        ])
+                        .map_err(err)?;
+                    self.counts.updates += 1;
+                }
+            }
+        }
+        Ok(Ok(()))
+    }
+
+    /// Ends a full import: every object the source no longer has stages a delete.
+    pub fn finish_full(mut self) -> Result<ImportCounts> {
+        let gone: Vec<CsId> = self
+            .existing
+            .values()
+            .filter(|e| !e.seen && !e.deleted)
+            .map(|e| e.id)
+            .collect();
+        let mut stmt = self
+            .tx
+            .tx
+            .prepare_cached("UPDATE cs_object SET op = 'delete', seq = ?2 WHERE id = ?1")
+            .map_err(|e| self.tx.err(e))?;
+        for id in &gone {
+            stmt.execute(params![id, self.seq])
+                .map_err(|e| self.tx.err(e))?;
+        }
+        self.counts.deletes = gone.len() as u64;
+        Ok(self.counts)
+    }
+}
+
+/// A connector-space object as sync sees it.
+#[derive(Debug, Clone)]
+pub struct CsRow {
+    pub id: CsId,
+    pub anchor: String,
+    pub attrs: Record,
+    /// The pending import, if the object changed since the last sync.
+    pub pending: Option<Delta>,
+    /// The metaverse object it is joined to.
+    pub mv: Option<MvId>,
+    pub link_kind: Option<String>,
+}
+
+impl Store {
+    /// Every object of an agent's connector space, staged deletes included,
+    /// in anchor order.
+    pub fn load_cs(&self, agent: &str, schema: &Schema) -> Result<Vec<CsRow>> {
+        let synced: i64 = self
+            .conn
+            .query_row(
+                "SELECT synced_seq FROM agent_state WHERE agent = ?1",
+                params![agent],
+                |r| r.get(0),
+            )
+            .unwrap_or(0);
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT c.id, c.anchor, c.attrs, c.op, c.seq, l.mv_id, l.kind
+                 FROM cs_object c LEFT JOIN link l ON l.cs_id = c.id
+                 WHERE c.agent = ?1 ORDER BY c.anchor",
+            )
+            .map_err(|e| self.err(e))?;
+        let mut rows = stmt.query(params![agent]).map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        let mut names = schema.clone();
+        while let Some(r) = rows.next().map_err(|e| self.err(e))? {
+            let get = |e| self.err(e);
+            let id: i64 = r.get(0).map_err(get)?;
+            let anchor: String = r.get(1).map_err(get)?;
+            let text: String = r.get(2).map_err(get)?;
+            let op: String = r.get(3).map_err(get)?;
+            let seq: i64 = r.get(4).map_err(get)?;
+            let json: serde_json::Value =
+                serde_json::from_str(&text).map_err(|e| StoreError::Corrupt {
+                    path: self.path.display().to_string(),
+                    message: format!("connector space {agent}, anchor {anchor}: {e}"),
+                })?;
+            let attrs = Record::from_json(&json, &mut names, false);
+            let pending = if seq > synced {
+                Delta::parse(&op)
+            } else {
+                None
+            };
+            out.push(CsRow {
+                id,
+                anchor,
+                attrs,
+                pending,
+                mv: r.get(5).map_err(get)?,
+                link_kind: r.get(6).map_err(get)?,
+            });
+        }
+        Ok(out)
+    }
+
+    /// One connector-space object by anchor.
+    pub fn find_cs(&self, agent: &str, anchor: &str, schema: &Schema) -> Result<Option<CsRow>> {
+        Ok(self
+            .load_cs_where(agent, schema, Some(anchor))?
+            .into_iter()
+            .next())
+    }
+
+    fn load_cs_where(
+        &self,
+        agent: &str,
+        schema: &Schema,
+        anchor: Option<&str>,
+    ) -> Result<Vec<CsRow>> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT c.id, c.anchor, c.attrs, c.op, l.mv_id, l.kind FROM cs_object c
+                 LEFT JOIN link l ON l.cs_id = c.id WHERE c.agent = ?1 AND c.anchor = ?2",
+            )
+            .map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        let mut rows = stmt
+            .query(params![agent, anchor.unwrap_or_default()])
+            .map_err(|e| self.err(e))?;
+        let mut names = schema.clone();
+        while let Some(r) = rows.next().map_err(|e| self.err(e))? {
+            let get = |e| self.err(e);
+            let text: String = r.get(2).map_err(get)?;
+            let json: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+            let op: String = r.get(3).map_err(get)?;
+            out.push(CsRow {
+                id: r.get(0).map_err(get)?,
+                anchor: r.get(1).map_err(get)?,
+                attrs: Record::from_json(&json, &mut names, false),
+                pending: Delta::parse(&op),
+                mv: r.get(4).map_err(get)?,
+                link_kind: r.get(5).map_err(get)?,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Connector-space sizes per agent: (agent, objects, pending imports).
+    pub fn cs_summary(&self) -> Result<Vec<(String, i64, i64)>> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT s.agent,
+                        (SELECT count(*) FROM cs_object c WHERE c.agent = s.agent AND c.op <> 'delete'),
+                        (SELECT count(*) FROM cs_object c WHERE c.agent = s.agent AND c.seq > s.synced_seq)
+                 FROM agent_state s ORDER BY s.agent",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(|e| self.err(e))
+    }
+}

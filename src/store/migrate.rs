@@ -1,0 +1,118 @@
+//! Schema migrations: numbered, forward-only, one transaction each. The
+//! database records the last one applied in `PRAGMA user_version`.
+
+use rusqlite::Connection;
+
+const MIGRATIONS: &[&str] = &[
+    // 1: connector spaces, metaverse, links, runs.
+    "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+     CREATE TABLE agent_state(
+        agent TEXT PRIMARY KEY,
+        import_seq INTEGER NOT NULL DEFAULT 0,
+        synced_seq INTEGER NOT NULL DEFAULT 0,
+        schema TEXT
+     );
+     CREATE TABLE cs_object(
+        id INTEGER PRIMARY KEY,
+        agent TEXT NOT NULL,
+        anchor TEXT NOT NULL,
+        attrs TEXT NOT NULL,
+        hash INTEGER NOT NULL,
+        op TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        line INTEGER,
+        UNIQUE(agent, anchor)
+     );
+     CREATE INDEX cs_pending ON cs_object(agent, seq);
+     CREATE TABLE link(
+        cs_id INTEGER PRIMARY KEY,
+        mv_id INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        rule TEXT,
+        run INTEGER NOT NULL,
+        detail TEXT
+     );
+     CREATE INDEX link_mv ON link(mv_id);
+     CREATE TABLE mv_object(
+        id INTEGER PRIMARY KEY,
+        object_type TEXT NOT NULL,
+        attrs TEXT NOT NULL,
+        lineage TEXT NOT NULL,
+        created_run INTEGER NOT NULL,
+        updated_run INTEGER NOT NULL
+     );
+     CREATE TABLE ambiguous_join(
+        cs_id INTEGER PRIMARY KEY,
+        agent TEXT NOT NULL,
+        anchor TEXT NOT NULL,
+        rule TEXT NOT NULL,
+        candidates TEXT NOT NULL,
+        run INTEGER NOT NULL
+     );
+     CREATE TABLE run(
+        id INTEGER PRIMARY KEY,
+        profile TEXT,
+        command TEXT NOT NULL,
+        started_at TEXT NOT NULL,
+        finished_at TEXT,
+        status TEXT NOT NULL,
+        rules_hash TEXT,
+        threads INTEGER
+     );
+     CREATE TABLE step(
+        id INTEGER PRIMARY KEY,
+        run INTEGER NOT NULL,
+        ordinal INTEGER NOT NULL,
+        name TEXT NOT NULL,
+        agent TEXT,
+        started_at TEXT NOT NULL,
+        finished_at TEXT,
+        status TEXT NOT NULL,
+        counters TEXT,
+        message TEXT
+     );
+     CREATE INDEX step_run ON step(run);
+     CREATE TABLE step_error(
+        id INTEGER PRIMARY KEY,
+        step INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        agent TEXT,
+        anchor TEXT,
+        source TEXT,
+        line INTEGER,
+        message TEXT NOT NULL
+     );
+     CREATE INDEX step_error_step ON step_error(step);",
+];
+
+pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
+    let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.execute_batch(&format!("PRAGMA user_version = {}", i + 1))?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrations_apply_once_and_record_their_version() -> rusqlite::Result<()> {
+        let mut conn = Connection::open_in_memory()?;
+        migrate(&mut conn)?;
+        migrate(&mut conn)?;
+        let v: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        assert_eq!(v, MIGRATIONS.len() as i64);
+        let n: i64 = conn.query_row(
+            "SELECT count(*) FROM sqlite_master WHERE name = 'cs_object'",
+            [],
+            |r| r.get(0),
+        )?;
+        assert_eq!(n, 1);
+        Ok(())
+    }
+}

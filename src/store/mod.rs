@@ -1,0 +1,164 @@
+//! The store: all persistent state (connector spaces, metaverse, links,
+//! lineage, run history) in one SQLite database. This module is the only one
+//! that issues SQL against it; everything above sees typed rows. Every step
+//! writes through one [`Tx`], so a crash mid-step leaves the previous state.
+//!
+//! Pending imports are not flags on rows: each import stamps the rows it
+//! changes with the agent's next import sequence number, and a sync records
+//! the sequence it has seen. "Pending" is `seq > synced_seq`, so clearing a
+//! million pending imports is one row update, not a million.
+
+mod cs;
+mod migrate;
+mod mv;
+mod runs;
+
+pub use cs::{CsRow, ImportCounts, StageRefusal, Stager};
+pub use mv::{LinkRow, MvRow};
+pub use runs::{RunRow, StepErrorRow, StepRow};
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("store {path}: {source}")]
+    Sqlite {
+        path: String,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("store {path}: {message}")]
+    Corrupt { path: String, message: String },
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl Store {
+    /// Opens (creating if needed) and migrates the store at `path`.
+    pub fn open(path: &Path) -> Result<Store> {
+        let display = path.display().to_string();
+        let wrap = |source| StoreError::Sqlite {
+            path: display.clone(),
+            source,
+        };
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_CREATE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(wrap)?;
+        // 16 KiB pages must be chosen before the first table exists; WAL with
+        // synchronous=NORMAL is durable at each commit boundary we care about.
+        conn.execute_batch(
+            "PRAGMA page_size = 16384;
+             PRAGMA journal_mode = WAL;
+             PRAGMA synchronous = NORMAL;
+             PRAGMA cache_size = -131072;
+             PRAGMA temp_store = MEMORY;
+             PRAGMA busy_timeout = 5000;",
+        )
+        .map_err(wrap)?;
+        let mut store = Store {
+            conn,
+            path: path.to_path_buf(),
+        };
+        migrate::migrate(&mut store.conn).map_err(|e| store.err(e))?;
+        Ok(store)
+    }
+
+    fn err(&self, source: rusqlite::Error) -> StoreError {
+        StoreError::Sqlite {
+            path: self.path.display().to_string(),
+            source,
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Starts the transaction a step writes through.
+    pub fn begin(&mut self) -> Result<Tx<'_>> {
+        let path = self.path.display().to_string();
+        let tx = self
+            .conn
+            .transaction()
+            .map_err(|source| StoreError::Sqlite {
+                path: path.clone(),
+                source,
+            })?;
+        Ok(Tx { tx, path })
+    }
+
+    /// The connector-space attribute names seen at the agent's last import.
+    pub fn agent_schema(&self, agent: &str) -> Result<Option<Vec<String>>> {
+        let text: Option<Option<String>> = self
+            .conn
+            .query_row(
+                "SELECT schema FROM agent_state WHERE agent = ?1",
+                params![agent],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.err(e))?;
+        Ok(text.flatten().and_then(|t| serde_json::from_str(&t).ok()))
+    }
+
+    /// The rules hash recorded by the last full sync.
+    pub fn meta(&self, key: &str) -> Result<Option<String>> {
+        self.conn
+            .query_row("SELECT value FROM meta WHERE key = ?1", params![key], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+}
+
+/// One step's writes. Dropped without [`Tx::commit`], nothing happened.
+pub struct Tx<'a> {
+    tx: rusqlite::Transaction<'a>,
+    path: String,
+}
+
+impl Tx<'_> {
+    fn err(&self, source: rusqlite::Error) -> StoreError {
+        StoreError::Sqlite {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    pub fn commit(self) -> Result<()> {
+        let path = self.path.clone();
+        self.tx
+            .commit()
+            .map_err(|source| StoreError::Sqlite { path, source })
+    }
+
+    pub fn set_meta(&self, key: &str, value: &str) -> Result<()> {
+        self.tx
+            .execute(
+                "INSERT INTO meta(key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                params![key, value],
+            )
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+}
+
+/// Test hook for crash-safety tests: `IDSYNC_FAULT=<point>` aborts the
+/// process at that point, as a kill would, before the step commits.
+pub fn fault_point(point: &str) {
+    if std::env::var("IDSYNC_FAULT").is_ok_and(|v| v == point) {
+        eprintln!("IDSYNC_FAULT: aborting at {point}");
+        std::process::abort();
+    }
+}

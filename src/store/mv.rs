@@ -1,0 +1,283 @@
+//! The metaverse, links between connector-space and metaverse objects, and
+//! ambiguous joins waiting for a person: reading them for sync and `show`,
+//! and writing a sync's decisions.
+
+use super::{Result, Store, StoreError, Tx};
+use crate::model::{CsId, Lineage, MvId, Record, RunId, Schema};
+use rusqlite::{OptionalExtension, params};
+
+#[derive(Debug, Clone)]
+pub struct MvRow {
+    pub id: MvId,
+    pub object_type: String,
+    pub attrs: Record,
+    pub lineage: Lineage,
+    pub created_run: RunId,
+    pub updated_run: RunId,
+}
+
+/// A connector of a metaverse object.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct LinkRow {
+    pub cs_id: CsId,
+    pub agent: String,
+    pub anchor: String,
+    pub kind: String,
+    pub rule: Option<String>,
+    pub run: RunId,
+    pub detail: Option<String>,
+}
+
+impl Store {
+    fn mv_row(
+        &self,
+        r: &rusqlite::Row,
+        schema_of: &dyn Fn(&str) -> Option<Schema>,
+    ) -> Result<Option<MvRow>> {
+        let get = |e| self.err(e);
+        let id: i64 = r.get(0).map_err(get)?;
+        let object_type: String = r.get(1).map_err(get)?;
+        let Some(mut schema) = schema_of(&object_type) else {
+            return Ok(None);
+        };
+        let attrs: String = r.get(2).map_err(get)?;
+        let lineage: String = r.get(3).map_err(get)?;
+        let corrupt = |e: serde_json::Error| StoreError::Corrupt {
+            path: self.path.display().to_string(),
+            message: format!("metaverse object {id}: {e}"),
+        };
+        let json: serde_json::Value = serde_json::from_str(&attrs).map_err(corrupt)?;
+        Ok(Some(MvRow {
+            id,
+            attrs: Record::from_json(&json, &mut schema, false),
+            lineage: serde_json::from_str(&lineage).map_err(corrupt)?,
+            object_type,
+            created_run: r.get(4).map_err(get)?,
+            updated_run: r.get(5).map_err(get)?,
+        }))
+    }
+
+    /// Every metaverse object whose type `schema_of` knows, in id order.
+    pub fn load_mv(&self, schema_of: &dyn Fn(&str) -> Option<Schema>) -> Result<Vec<MvRow>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id, object_type, attrs, lineage, created_run, updated_run FROM mv_object ORDER BY id")
+            .map_err(|e| self.err(e))?;
+        let mut rows = stmt.query([]).map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next().map_err(|e| self.err(e))? {
+            if let Some(row) = self.mv_row(r, schema_of)? {
+                out.push(row);
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn get_mv(
+        &self,
+        id: MvId,
+        schema_of: &dyn Fn(&str) -> Option<Schema>,
+    ) -> Result<Option<MvRow>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id, object_type, attrs, lineage, created_run, updated_run FROM mv_object WHERE id = ?1")
+            .map_err(|e| self.err(e))?;
+        let mut rows = stmt.query(params![id]).map_err(|e| self.err(e))?;
+        match rows.next().map_err(|e| self.err(e))? {
+            Some(r) => self.mv_row(r, schema_of),
+            None => Ok(None),
+        }
+    }
+
+    /// Ids of metaverse objects of a type whose attribute has exactly this value.
+    pub fn find_mv_by(&self, object_type: &str, attr: &str, value: &str) -> Result<Vec<MvId>> {
+        let path = format!("$.\"{}\"", attr.replace('"', ""));
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT id FROM mv_object WHERE object_type = ?1 AND (
+                    json_extract(attrs, ?2) = ?3
+                    OR EXISTS (SELECT 1 FROM json_each(attrs, ?2) WHERE value = ?3))
+                 ORDER BY id",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(params![object_type, path, value], |r| r.get(0))
+            .map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(|e| self.err(e))
+    }
+
+    /// The metaverse object an agent's anchor is joined to.
+    pub fn mv_of(&self, agent: &str, anchor: &str) -> Result<Option<MvId>> {
+        self.conn
+            .query_row(
+                "SELECT l.mv_id FROM cs_object c JOIN link l ON l.cs_id = c.id WHERE c.agent = ?1 AND c.anchor = ?2",
+                params![agent, anchor],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
+    pub fn links_of(&self, mv: MvId) -> Result<Vec<LinkRow>> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT l.cs_id, c.agent, c.anchor, l.kind, l.rule, l.run, l.detail
+                 FROM link l JOIN cs_object c ON c.id = l.cs_id WHERE l.mv_id = ?1 ORDER BY c.agent, c.anchor",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(params![mv], |r| {
+                Ok(LinkRow {
+                    cs_id: r.get(0)?,
+                    agent: r.get(1)?,
+                    anchor: r.get(2)?,
+                    kind: r.get(3)?,
+                    rule: r.get(4)?,
+                    run: r.get(5)?,
+                    detail: r.get(6)?,
+                })
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(|e| self.err(e))
+    }
+
+    pub fn next_mv_id(&self) -> Result<MvId> {
+        self.conn
+            .query_row("SELECT coalesce(max(id), 0) + 1 FROM mv_object", [], |r| {
+                r.get(0)
+            })
+            .map_err(|e| self.err(e))
+    }
+
+    /// Counts of metaverse objects per type.
+    pub fn mv_summary(&self) -> Result<Vec<(String, i64)>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT object_type, count(*) FROM mv_object GROUP BY object_type ORDER BY object_type")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(|e| self.err(e))
+    }
+
+    /// Ambiguous joins waiting for a decision: (agent, anchor, rule, candidate ids, run).
+    pub fn ambiguous(&self) -> Result<Vec<(String, String, String, Vec<MvId>, RunId)>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT agent, anchor, rule, candidates, run FROM ambiguous_join ORDER BY agent, anchor")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                let c: String = r.get(3)?;
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    serde_json::from_str(&c).unwrap_or_default(),
+                    r.get(4)?,
+                ))
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(|e| self.err(e))
+    }
+}
+
+impl Tx<'_> {
+    fn run_sql(&self, sql: &str, p: impl rusqlite::Params) -> Result<()> {
+        let mut stmt = self.tx.prepare_cached(sql).map_err(|e| self.err(e))?;
+        stmt.execute(p).map(|_| ()).map_err(|e| self.err(e))
+    }
+
+    pub fn insert_mv(
+        &self,
+        id: MvId,
+        object_type: &str,
+        attrs: &str,
+        lineage: &str,
+        run: RunId,
+    ) -> Result<()> {
+        self.run_sql(
+            "INSERT INTO mv_object(id, object_type, attrs, lineage, created_run, updated_run) VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+            params![id, object_type, attrs, lineage, run],
+        )
+    }
+
+    pub fn update_mv(&self, id: MvId, attrs: &str, lineage: &str, run: RunId) -> Result<()> {
+        self.run_sql(
+            "UPDATE mv_object SET attrs = ?2, lineage = ?3, updated_run = ?4 WHERE id = ?1",
+            params![id, attrs, lineage, run],
+        )
+    }
+
+    pub fn delete_mv(&self, id: MvId) -> Result<()> {
+        self.run_sql("DELETE FROM mv_object WHERE id = ?1", params![id])
+    }
+
+    pub fn link(
+        &self,
+        cs: CsId,
+        mv: MvId,
+        kind: &str,
+        rule: Option<&str>,
+        run: RunId,
+        detail: Option<&str>,
+    ) -> Result<()> {
+        self.run_sql(
+            "INSERT INTO link(cs_id, mv_id, kind, rule, run, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT(cs_id) DO UPDATE SET mv_id = excluded.mv_id, kind = excluded.kind, rule = excluded.rule,
+                run = excluded.run, detail = excluded.detail",
+            params![cs, mv, kind, rule, run, detail],
+        )
+    }
+
+    pub fn unlink(&self, cs: CsId) -> Result<()> {
+        self.run_sql("DELETE FROM link WHERE cs_id = ?1", params![cs])
+    }
+
+    /// Forgets a connector-space object whose staged delete has been synced.
+    pub fn remove_cs(&self, cs: CsId) -> Result<()> {
+        self.run_sql("DELETE FROM link WHERE cs_id = ?1", params![cs])?;
+        self.run_sql("DELETE FROM ambiguous_join WHERE cs_id = ?1", params![cs])?;
+        self.run_sql("DELETE FROM cs_object WHERE id = ?1", params![cs])
+    }
+
+    pub fn set_ambiguous(
+        &self,
+        cs: CsId,
+        agent: &str,
+        anchor: &str,
+        rule: &str,
+        candidates: &[MvId],
+        run: RunId,
+    ) -> Result<()> {
+        let c = serde_json::to_string(candidates).unwrap_or_else(|_| "[]".into());
+        self.run_sql(
+            "INSERT INTO ambiguous_join(cs_id, agent, anchor, rule, candidates, run) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT(cs_id) DO UPDATE SET rule = excluded.rule, candidates = excluded.candidates, run = excluded.run",
+            params![cs, agent, anchor, rule, c, run],
+        )
+    }
+
+    pub fn clear_all_ambiguous(&self) -> Result<()> {
+        self.run_sql("DELETE FROM ambiguous_join", [])
+    }
+
+    pub fn clear_ambiguous(&self, cs: CsId) -> Result<()> {
+        self.run_sql("DELETE FROM ambiguous_join WHERE cs_id = ?1", params![cs])
+    }
+
+    /// Marks every pending import of the agent as seen by sync.
+    pub fn mark_synced(&self, agent: &str) -> Result<()> {
+        self.run_sql(
+            "UPDATE agent_state SET synced_seq = import_seq WHERE agent = ?1",
+            params![agent],
+        )
+    }
+}

@@ -1,0 +1,231 @@
+//! Run history: every run and step with times, counters and errors. A run
+//! row is written when it starts, so a run killed mid-way stays visible as
+//! `running` (shown as interrupted); a step's outcome is written inside the
+//! step's own transaction, so it is recorded exactly when its work is.
+
+use super::{Result, Store, Tx};
+use crate::model::RunId;
+use rusqlite::{OptionalExtension, params};
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RunRow {
+    pub id: RunId,
+    pub profile: Option<String>,
+    pub command: String,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    pub status: String,
+    pub rules_hash: Option<String>,
+    pub threads: Option<i64>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct StepRow {
+    pub id: i64,
+    pub run: RunId,
+    pub ordinal: i64,
+    pub name: String,
+    pub agent: Option<String>,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    pub status: String,
+    pub counters: serde_json::Value,
+    pub message: Option<String>,
+    pub errors: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct StepErrorRow {
+    /// `rejected-row`, `ambiguous-join`, `flow-error`, `dangling-reference`, ...
+    pub kind: String,
+    pub agent: Option<String>,
+    pub anchor: Option<String>,
+    /// The file or database, for rejected rows.
+    pub source: Option<String>,
+    pub line: Option<i64>,
+    pub message: String,
+}
+
+impl Store {
+    pub fn begin_run(
+        &mut self,
+        profile: Option<&str>,
+        command: &str,
+        now: &str,
+        rules_hash: &str,
+        threads: usize,
+    ) -> Result<RunId> {
+        self.conn
+            .execute(
+                "INSERT INTO run(profile, command, started_at, status, rules_hash, threads) VALUES (?1, ?2, ?3, 'running', ?4, ?5)",
+                params![profile, command, now, rules_hash, threads as i64],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    pub fn finish_run(&mut self, run: RunId, status: &str, now: &str) -> Result<()> {
+        self.conn
+            .execute(
+                "UPDATE run SET status = ?2, finished_at = ?3 WHERE id = ?1",
+                params![run, status, now],
+            )
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+
+    pub fn begin_step(
+        &mut self,
+        run: RunId,
+        ordinal: usize,
+        name: &str,
+        agent: Option<&str>,
+        now: &str,
+    ) -> Result<i64> {
+        self.conn
+            .execute(
+                "INSERT INTO step(run, ordinal, name, agent, started_at, status) VALUES (?1, ?2, ?3, ?4, ?5, 'running')",
+                params![run, ordinal as i64, name, agent, now],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    /// Records a step that failed before it could write anything.
+    pub fn fail_step(&mut self, step: i64, message: &str, now: &str) -> Result<()> {
+        let tx = self.begin()?;
+        tx.finish_step(
+            step,
+            "failed",
+            &serde_json::json!({}),
+            Some(message),
+            &[],
+            now,
+        )?;
+        tx.commit()
+    }
+
+    pub fn runs(&self, limit: usize) -> Result<Vec<RunRow>> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT id, profile, command, started_at, finished_at, status, rules_hash, threads
+                 FROM run ORDER BY id DESC LIMIT ?1",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(params![limit as i64], run_row)
+            .map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(|e| self.err(e))
+    }
+
+    pub fn run(&self, id: RunId) -> Result<Option<RunRow>> {
+        self.conn
+            .query_row(
+                "SELECT id, profile, command, started_at, finished_at, status, rules_hash, threads FROM run WHERE id = ?1",
+                params![id],
+                run_row,
+            )
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
+    pub fn steps(&self, run: RunId) -> Result<Vec<StepRow>> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT s.id, s.run, s.ordinal, s.name, s.agent, s.started_at, s.finished_at, s.status, s.counters, s.message,
+                        (SELECT count(*) FROM step_error e WHERE e.step = s.id)
+                 FROM step s WHERE s.run = ?1 ORDER BY s.ordinal",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(params![run], |r| {
+                let counters: Option<String> = r.get(8)?;
+                Ok(StepRow {
+                    id: r.get(0)?,
+                    run: r.get(1)?,
+                    ordinal: r.get(2)?,
+                    name: r.get(3)?,
+                    agent: r.get(4)?,
+                    started_at: r.get(5)?,
+                    finished_at: r.get(6)?,
+                    status: r.get(7)?,
+                    counters: counters
+                        .and_then(|c| serde_json::from_str(&c).ok())
+                        .unwrap_or_default(),
+                    message: r.get(9)?,
+                    errors: r.get(10)?,
+                })
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(|e| self.err(e))
+    }
+
+    pub fn step_errors(&self, step: i64, limit: usize) -> Result<Vec<StepErrorRow>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT kind, agent, anchor, source, line, message FROM step_error WHERE step = ?1 ORDER BY id LIMIT ?2")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(params![step, limit as i64], |r| {
+                Ok(StepErrorRow {
+                    kind: r.get(0)?,
+                    agent: r.get(1)?,
+                    anchor: r.get(2)?,
+                    source: r.get(3)?,
+                    line: r.get(4)?,
+                    message: r.get(5)?,
+                })
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(|e| self.err(e))
+    }
+}
+
+fn run_row(r: &rusqlite::Row) -> rusqlite::Result<RunRow> {
+    Ok(RunRow {
+        id: r.get(0)?,
+        profile: r.get(1)?,
+        command: r.get(2)?,
+        started_at: r.get(3)?,
+        finished_at: r.get(4)?,
+        status: r.get(5)?,
+        rules_hash: r.get(6)?,
+        threads: r.get(7)?,
+    })
+}
+
+impl Tx<'_> {
+    /// Writes a step's outcome and errors; commits with the step's work.
+    pub fn finish_step(
+        &self,
+        step: i64,
+        status: &str,
+        counters: &serde_json::Value,
+        message: Option<&str>,
+        errors: &[StepErrorRow],
+        now: &str,
+    ) -> Result<()> {
+        self.tx
+            .execute(
+                "UPDATE step SET status = ?2, counters = ?3, message = ?4, finished_at = ?5 WHERE id = ?1",
+                params![step, status, counters.to_string(), message, now],
+            )
+            .map_err(|e| self.err(e))?;
+        let mut stmt = self
+            .tx
+            .prepare_cached("INSERT INTO step_error(step, kind, agent, anchor, source, line, message) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")
+            .map_err(|e| self.err(e))?;
+        for e in errors {
+            stmt.execute(params![
+                step, e.kind, e.agent, e.anchor, e.source, e.line, e.message
+            ])
+            .map_err(|e| self.err(e))?;
+        }
+        Ok(())
+    }
+}
