@@ -289,6 +289,11 @@ impl App {
 
     /// Computes a full sync without writing anything.
     pub fn plan_sync(&self, run: RunId, now: DateTime<Utc>) -> Result<SyncPlan> {
+        Ok(self.prepare_sync(run, now)?.plan())
+    }
+
+    /// Loads everything a full sync reads; `.plan()` on the result is pure.
+    pub fn prepare_sync(&self, run: RunId, now: DateTime<Utc>) -> Result<Sync<'_>> {
         let rules = &self.rules;
         let schema_of = |t: &str| rules.metaverse.get(t).map(|t| t.schema.clone());
         let mut sync = Sync::new(rules, run, now, self.store.next_mv_id()?);
@@ -298,7 +303,7 @@ impl App {
         for a in &rules.agents {
             sync.add_cs(a.index, self.store.load_cs(&a.name, &a.schema)?);
         }
-        Ok(sync.plan())
+        Ok(sync)
     }
 
     /// A full sync as one step: join, project, flow, and write it all in one transaction.

@@ -31,6 +31,19 @@ pub(super) struct Contribution<'a> {
     pub out: &'a FlowOut,
     /// The connector changed in this sync (pending import or newly joined).
     pub changed: bool,
+    /// Flow outputs over what the last sync saw, for a pending update.
+    pub prev: Option<&'a FlowOut>,
+}
+
+impl Contribution<'_> {
+    /// Did this connector write attribute `a` in this sync?
+    fn wrote(&self, a: u32) -> bool {
+        self.changed
+            && match self.prev {
+                None => true,
+                Some(p) => !p.values.values(a).eq(self.out.values.values(a)),
+            }
+    }
 }
 
 /// `flows_into[agent][attr]`: does the agent have a flow into the attribute.
@@ -146,19 +159,29 @@ pub(super) fn compute(
                 }
             }
             Precedence::Equal => {
-                let changed = contribs
+                let writer = contribs
                     .iter()
-                    .filter(|c| c.changed && flows(c.agent, a))
+                    .filter(|c| {
+                        flows(c.agent, a)
+                            && c.wrote(a)
+                            && (c.out.values.count(a) > 0 || c.out.failed(a))
+                    })
                     .next_back();
-                let current_agent = old_lin.first().map(|l| l.agent as usize);
-                if let Some(c) = changed {
+                let current_agent = old_lin.first().map(|l| l.agent as usize).and_then(of);
+                if let Some(c) = writer {
                     if c.out.failed(a) {
                         keep_current(&mut b, &mut lin);
                         continue;
                     }
                     chosen = Some((c.agent, c.out.values.values(a).collect()));
-                } else if let Some(c) = current_agent.and_then(of) {
-                    chosen = Some((c.agent, current.values(a).collect()));
+                } else if let Some(c) = current_agent {
+                    if c.wrote(a) {
+                        // The system that set the value has cleared it.
+                        chosen = Some((c.agent, Vec::new()));
+                    } else {
+                        keep_current(&mut b, &mut lin);
+                        continue;
+                    }
                 } else if let Some(c) = contribs
                     .iter()
                     .find(|c| flows(c.agent, a) && c.out.values.count(a) > 0)

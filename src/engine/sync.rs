@@ -37,6 +37,8 @@ struct CsState {
     /// Ambiguous or failed in this sync: not retried in a later pass.
     settled: bool,
     out: Option<FlowOut>,
+    /// Flows over the attributes the last sync saw (pending updates only).
+    prev_out: Option<FlowOut>,
 }
 
 /// A sync being prepared: feed it the metaverse and every connector space,
@@ -51,6 +53,8 @@ pub struct Sync<'r> {
     cs: Vec<Vec<CsState>>,
     /// Per object type: `[agent][attr]` has a flow.
     flows_into: Vec<Vec<Vec<bool>>>,
+    /// Per object type: has an attribute with equal precedence.
+    has_equal: Vec<bool>,
     plan: SyncPlan,
 }
 
@@ -100,6 +104,16 @@ impl<'r> Sync<'r> {
             pos: FxHashMap::default(),
             cs: rules.agents.iter().map(|_| Vec::new()).collect(),
             flows_into,
+            has_equal: rules
+                .metaverse
+                .types
+                .iter()
+                .map(|t| {
+                    t.attrs
+                        .iter()
+                        .any(|a| a.precedence == crate::rules::Precedence::Equal)
+                })
+                .collect(),
             plan: SyncPlan::default(),
         }
     }
@@ -150,6 +164,7 @@ impl<'r> Sync<'r> {
                 in_scope: true,
                 settled: false,
                 out: None,
+                prev_out: None,
             }));
         }
     }
@@ -485,7 +500,8 @@ impl<'r> Sync<'r> {
         todo.dedup();
         let rules = self.rules;
         let now = self.now;
-        let outs: Vec<FlowOut> = {
+        let equal = &self.has_equal;
+        let outs: Vec<(FlowOut, Option<FlowOut>)> = {
             let cs = &self.cs;
             todo.par_iter()
                 .map(|&(a, i)| {
@@ -497,11 +513,16 @@ impl<'r> Sync<'r> {
                         object_key: &key,
                         unique: None,
                     };
-                    eval_flows(agent, &c.row.attrs, &ctx)
+                    let prev = match &c.row.prev {
+                        Some(p) if equal[agent.object_type] => Some(eval_flows(agent, p, &ctx)),
+                        _ => None,
+                    };
+                    (eval_flows(agent, &c.row.attrs, &ctx), prev)
                 })
                 .collect()
         };
-        for (&(a, i), out) in todo.iter().zip(outs) {
+        for (&(a, i), (out, prev)) in todo.iter().zip(outs) {
+            self.cs[a][i].prev_out = prev;
             let agent = &rules.agents[a];
             let t = &rules.metaverse.types[agent.object_type];
             for (attr, msg) in &out.errors {
@@ -538,6 +559,7 @@ impl<'r> Sync<'r> {
                                 agent: a,
                                 out: c.out.as_ref().unwrap_or(&empty),
                                 changed: c.changed,
+                                prev: c.prev_out.as_ref(),
                             }
                         })
                         .collect();

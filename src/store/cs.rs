@@ -32,6 +32,7 @@ pub struct Stager<'t, 'c> {
     tx: &'t Tx<'c>,
     agent: String,
     seq: i64,
+    synced: i64,
     existing: FxHashMap<Box<str>, Existing>,
     /// First line of each anchor in this import, to report duplicates.
     lines: FxHashMap<Box<str>, u64>,
@@ -60,6 +61,14 @@ impl<'c> Tx<'c> {
             .tx
             .query_row(
                 "SELECT import_seq FROM agent_state WHERE agent = ?1",
+                params![agent],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.err(e))?;
+        let synced: i64 = self
+            .tx
+            .query_row(
+                "SELECT synced_seq FROM agent_state WHERE agent = ?1",
                 params![agent],
                 |r| r.get(0),
             )
@@ -99,12 +108,17 @@ impl<'c> Tx<'c> {
             .map_err(|e| self.err(e))?;
         let update = self
             .tx
-            .prepare_cached("UPDATE cs_object SET attrs = ?2, hash = ?3, op = ?4, seq = ?5, line = ?6 WHERE id = ?1")
+            .prepare_cached(
+                "UPDATE cs_object SET prev_attrs = CASE WHEN seq <= ?7 THEN attrs ELSE prev_attrs END,
+                    attrs = ?2, hash = ?3, op = CASE WHEN seq > ?7 AND op = 'add' THEN 'add' ELSE ?4 END, seq = ?5, line = ?6
+                 WHERE id = ?1",
+            )
             .map_err(|e| self.err(e))?;
         Ok(Stager {
             tx: self,
             agent: agent.to_string(),
             seq,
+            synced,
             existing,
             lines: FxHashMap::default(),
             insert,
@@ -164,7 +178,8 @@ impl Stager<'_, '_> {
                             hash as i64,
                             "update",
                             self.seq,
-                            line as i64
+                            line as i64,
+                            self.synced
                         ])
                         .map_err(err)?;
                     self.counts.updates += 1;
@@ -207,6 +222,8 @@ pub struct CsRow {
     /// The metaverse object it is joined to.
     pub mv: Option<MvId>,
     pub link_kind: Option<String>,
+    /// The attributes the last sync saw, for a pending update.
+    pub prev: Option<Record>,
 }
 
 impl Store {
@@ -224,7 +241,7 @@ impl Store {
         let mut stmt = self
             .conn
             .prepare(
-                "SELECT c.id, c.anchor, c.attrs, c.op, c.seq, l.mv_id, l.kind
+                "SELECT c.id, c.anchor, c.attrs, c.op, c.seq, l.mv_id, l.kind, c.prev_attrs
                  FROM cs_object c LEFT JOIN link l ON l.cs_id = c.id
                  WHERE c.agent = ?1 ORDER BY c.anchor",
             )
@@ -250,7 +267,16 @@ impl Store {
             } else {
                 None
             };
+            let prev: Option<String> = if pending.is_some() {
+                r.get(7).map_err(get)?
+            } else {
+                None
+            };
+            let prev = prev
+                .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+                .map(|j| Record::from_json(&j, &mut names, false));
             out.push(CsRow {
+                prev,
                 id,
                 anchor,
                 attrs,
@@ -298,6 +324,7 @@ impl Store {
                 anchor: r.get(1).map_err(get)?,
                 attrs: Record::from_json(&json, &mut names, false),
                 pending: Delta::parse(&op),
+                prev: None,
                 mv: r.get(4).map_err(get)?,
                 link_kind: r.get(5).map_err(get)?,
             });

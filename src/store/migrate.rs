@@ -17,6 +17,9 @@ const MIGRATIONS: &[&str] = &[
         agent TEXT NOT NULL,
         anchor TEXT NOT NULL,
         attrs TEXT NOT NULL,
+        -- What the last sync saw, while an update is pending: per-attribute
+        -- change detection (equal precedence) and change listings.
+        prev_attrs TEXT,
         hash INTEGER NOT NULL,
         op TEXT NOT NULL,
         seq INTEGER NOT NULL,

@@ -1,0 +1,118 @@
+//! Shared helpers for integration tests: temporary rule sets and stores,
+//! staging connector-space objects directly, and running the binary.
+#![allow(dead_code)]
+
+use idsync::app::App;
+use idsync::model::{Record, Schema};
+use idsync::store::Store;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+pub struct Env {
+    pub dir: tempfile::TempDir,
+}
+
+impl Env {
+    pub fn new() -> Env {
+        Env {
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    pub fn write(&self, rel: &str, text: &str) -> PathBuf {
+        let p = self.path(rel);
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent).expect("mkdir");
+        }
+        std::fs::write(&p, text).expect("write");
+        p
+    }
+
+    pub fn rules(&self) -> PathBuf {
+        self.path("rules")
+    }
+
+    pub fn store(&self) -> PathBuf {
+        self.path("idsync.db")
+    }
+
+    pub fn app(&self) -> App {
+        match App::open(&self.rules(), &self.store()) {
+            Ok(a) => a,
+            Err(e) => panic!("open: {e}"),
+        }
+    }
+
+    /// Stages a full import of `rows` (anchor, [(attr, value)]) for `agent`.
+    pub fn stage(&self, agent: &str, names: &[&str], rows: &[(&str, &[(&str, &str)])]) {
+        let schema = Schema::new(names.iter().copied());
+        let mut store = Store::open(&self.store()).expect("store");
+        let tx = store.begin().expect("begin");
+        let mut st = tx.stager(agent, &schema).expect("stager");
+        for (i, (anchor, attrs)) in rows.iter().enumerate() {
+            let mut b = Record::builder();
+            for (n, v) in attrs.iter() {
+                let a = schema.get(n).unwrap_or_else(|| panic!("no attribute {n}"));
+                b.push(a, v);
+            }
+            st.object(anchor, &b.build(), &schema, i as u64 + 2)
+                .expect("stage")
+                .expect("no duplicate");
+        }
+        st.finish_full().expect("finish");
+        tx.commit().expect("commit");
+    }
+
+    /// Runs the built `idsync` binary with this env's rules and store.
+    pub fn idsync(&self, args: &[&str]) -> Output {
+        self.idsync_env(args, &[])
+    }
+
+    pub fn idsync_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_idsync"));
+        cmd.arg("--rules")
+            .arg(self.rules())
+            .arg("--store")
+            .arg(self.store())
+            .arg("-q");
+        cmd.args(args);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.output().expect("run idsync")
+    }
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// The repository root, for bundled rules and fixtures.
+pub fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Copies a directory tree.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for e in std::fs::read_dir(from).expect("read dir") {
+        let e = e.expect("entry");
+        let p = e.path();
+        let t = to.join(e.file_name());
+        if p.is_dir() {
+            copy_dir(&p, &t);
+        } else {
+            std::fs::copy(&p, &t).expect("copy");
+        }
+    }
+}
