@@ -273,11 +273,13 @@ mod tests {
                 agent: 1,
                 out: &lo,
                 changed: true,
+                prev: None,
             },
             Contribution {
                 agent: 0,
                 out: &hi,
                 changed: false,
+                prev: None,
             },
         ];
         assert_eq!(run(&skip, &c, &Record::default(), &[]).0, vec!["hi"]);
@@ -287,11 +289,13 @@ mod tests {
                 agent: 0,
                 out: &none,
                 changed: true,
+                prev: None,
             },
             Contribution {
                 agent: 1,
                 out: &lo,
                 changed: true,
+                prev: None,
             },
         ];
         let (v, l) = run(&skip, &c, &Record::default(), &[]);
@@ -324,6 +328,7 @@ mod tests {
                 agent: 0,
                 out: &v,
                 changed: true,
+                prev: None,
             }],
             &rec(&["same"]),
             &old,
@@ -346,11 +351,13 @@ mod tests {
                 agent: 0,
                 out: &a,
                 changed: false,
+                prev: None,
             },
             Contribution {
                 agent: 1,
                 out: &b,
                 changed: false,
+                prev: None,
             },
         ];
         assert_eq!(run(&t, &c, &rec(&["from-a"]), &old).0, vec!["from-a"]);
@@ -360,11 +367,13 @@ mod tests {
                 agent: 0,
                 out: &a,
                 changed: false,
+                prev: None,
             },
             Contribution {
                 agent: 1,
                 out: &b,
                 changed: true,
+                prev: None,
             },
         ];
         assert_eq!(run(&t, &c, &rec(&["from-a"]), &old).0, vec!["from-b"]);
@@ -379,11 +388,13 @@ mod tests {
                 agent: 0,
                 out: &a,
                 changed: true,
+                prev: None,
             },
             Contribution {
                 agent: 1,
                 out: &b,
                 changed: true,
+                prev: None,
             },
         ];
         let (v, l) = run(&t, &c, &Record::default(), &[]);
@@ -404,11 +415,13 @@ mod tests {
                 agent: 0,
                 out: &bad,
                 changed: true,
+                prev: None,
             },
             Contribution {
                 agent: 1,
                 out: &lo,
                 changed: true,
+                prev: None,
             },
         ];
         let old = [LinEntry {
