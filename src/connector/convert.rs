@@ -240,7 +240,7 @@ impl RowConverter<'_> {
         let Some(attr) = col.attr else {
             return;
         };
-        let v = if col.trim { raw.trim() } else { raw };
+        let v = if col.trim { trim(raw) } else { raw };
         if v.is_empty() || col.is_null(v) {
             return;
         }
@@ -248,7 +248,7 @@ impl RowConverter<'_> {
             None => self.value(column, col, attr, v),
             Some(sep) => {
                 for piece in v.split(sep.as_str()) {
-                    let p = if col.trim { piece.trim() } else { piece };
+                    let p = if col.trim { trim(piece) } else { piece };
                     if !p.is_empty() && !col.is_null(p) {
                         self.value(column, col, attr, p);
                     }
@@ -433,10 +433,35 @@ fn parse_date(formats: &[DateFormat], v: &str) -> Option<String> {
     None
 }
 
+/// `str::trim`, minus its per-character Unicode decoding for the usual
+/// field that starts and ends with a visible ASCII character.
+fn trim(s: &str) -> &str {
+    let visible = |b: Option<&u8>| b.is_some_and(|b| (0x21..0x7F).contains(b));
+    let bytes = s.as_bytes();
+    if visible(bytes.first()) && visible(bytes.last()) {
+        s
+    } else {
+        s.trim()
+    }
+}
+
+/// Pushes `n` as exactly `width` decimal digits (`n` must fit).
+fn push_digits(out: &mut String, n: u32, width: u32) {
+    for k in (0..width).rev() {
+        let digit = (n / 10u32.pow(k)) % 10;
+        out.push(char::from(b'0' + digit as u8));
+    }
+}
+
 fn push_iso_date(out: &mut String, d: NaiveDate) {
-    let y = d.year();
-    if (0..=9999).contains(&y) {
-        let _ = write!(out, "{y:04}-{:02}-{:02}", d.month(), d.day());
+    // Dates are formatted for every value of a date column: by hand, since
+    // the formatting machinery costs more than the parse.
+    if let Ok(y @ 0..=9999) = u32::try_from(d.year()) {
+        push_digits(out, y, 4);
+        out.push('-');
+        push_digits(out, d.month(), 2);
+        out.push('-');
+        push_digits(out, d.day(), 2);
     } else {
         // chrono's own rendering marks out-of-range years with a sign.
         let _ = write!(out, "{}", d.format("%Y-%m-%d"));
@@ -446,14 +471,13 @@ fn push_iso_date(out: &mut String, d: NaiveDate) {
 fn iso_datetime(dt: NaiveDateTime) -> String {
     let mut s = String::with_capacity(19);
     push_iso_date(&mut s, dt.date());
-    let _ = write!(
-        s,
-        "T{:02}:{:02}:{:02}",
-        dt.hour(),
-        dt.minute(),
-        // a leap second parses as second 59 plus a second of nanoseconds
-        dt.second().min(59)
-    );
+    s.push('T');
+    push_digits(&mut s, dt.hour(), 2);
+    s.push(':');
+    push_digits(&mut s, dt.minute(), 2);
+    s.push(':');
+    // a leap second parses as second 59 plus a second of nanoseconds
+    push_digits(&mut s, dt.second().min(59), 2);
     s
 }
 
@@ -739,6 +763,34 @@ mod tests {
             err.message,
             "column \"at\": \"yesterday\" is not a date in the format %d.%m.%Y %H:%M"
         );
+    }
+
+    #[test]
+    fn trim_fast_path_agrees_with_str_trim() {
+        for v in [
+            "",
+            "a",
+            " a",
+            "a ",
+            "\ta\n",
+            "\u{a0}x\u{a0}",
+            "ü",
+            "x\u{2003}",
+            "~",
+            "\u{7f}",
+        ] {
+            assert_eq!(trim(v), v.trim(), "{v:?}");
+        }
+    }
+
+    #[test]
+    fn years_outside_four_digits_keep_a_sign() {
+        let s = specs(vec![("d", spec(|s| s.date = vec!["%Y-%m-%d".into()]))]);
+        let plan = ColumnPlan::new(&["id", "d"], &s, "id").unwrap();
+        let (_, r) = row(&plan, &["1", "0033-01-02"]).unwrap();
+        assert_eq!(values(&plan, &r, "d"), ["0033-01-02"]);
+        let (_, r) = row(&plan, &["1", "+12345-01-02"]).unwrap();
+        assert_eq!(values(&plan, &r, "d"), ["+12345-01-02"]);
     }
 
     #[test]

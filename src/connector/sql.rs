@@ -68,6 +68,10 @@ impl SqlConnector {
     ) -> Result<(Statement<'c>, ColumnPlan), ConnectorError> {
         let sql = self.sql()?;
         let stmt = conn.prepare(&sql).map_err(|e| match &self.config.query {
+            SqlQuery::Table(t) if t.contains('.') => self.error(format!(
+                "table {t:?}: {e} (a table name is one identifier; \
+                 for a schema-qualified table configure a SELECT)"
+            )),
             SqlQuery::Table(t) => self.error(format!("table {t:?}: {e}")),
             SqlQuery::Select(_) => self.error(format!("query: {e}")),
         })?;
@@ -465,11 +469,37 @@ mod tests {
     }
 
     #[test]
+    fn wal_databases_read_with_and_without_a_writer() {
+        let (dir, path) =
+            db("PRAGMA journal_mode = WAL; CREATE TABLE t (id TEXT); INSERT INTO t VALUES ('a');");
+        let mut c = SqlConnector::new(config(path.clone(), SqlQuery::Table("t".into()), "id"));
+        let sink = import(&mut c);
+        assert_eq!(sink.objects.len(), 1, "{:?}", sink.rejected);
+
+        // A live writer: its committed rows are read, nothing is blocked.
+        let writer = Connection::open(&path).unwrap();
+        writer.execute("INSERT INTO t VALUES ('b')", []).unwrap();
+        let sink = import(&mut c);
+        let anchors: Vec<&str> = sink.objects.iter().map(|o| o.anchor.as_str()).collect();
+        assert_eq!(anchors, ["a", "b"]);
+        drop(writer);
+        drop(dir);
+    }
+
+    #[test]
     fn bad_table_and_query_are_source_errors() {
         let (_d, path) = db(PEOPLE);
         let c = SqlConnector::new(config(path.clone(), SqlQuery::Table("staff".into()), "id"));
         let msg = source_message(c.schema());
         assert!(msg.contains("no such table"), "{msg}");
+
+        let c = SqlConnector::new(config(
+            path.clone(),
+            SqlQuery::Table("main.staff".into()),
+            "id",
+        ));
+        let msg = source_message(c.schema());
+        assert!(msg.contains("configure a SELECT"), "{msg}");
 
         let c = SqlConnector::new(config(path.clone(), SqlQuery::Table(String::new()), "id"));
         assert!(source_message(c.schema()).contains("empty"));
