@@ -55,6 +55,7 @@ pub fn load(
     }
 
     let mut hasher = crate::model::Fnv::default();
+    let mut broken = Vec::new();
     let mut files = Vec::new();
     for path in paths {
         let text = match std::fs::read_to_string(&path) {
@@ -70,6 +71,17 @@ pub fn load(
         match toml::from_str::<RawFile>(&src.text) {
             Ok(raw) => files.push(Loaded { src, raw }),
             Err(e) => {
+                // Remember the agent's name, so references to it elsewhere
+                // do not pile up as errors of their own.
+                if let Ok(v) = toml::from_str::<toml::Value>(&src.text) {
+                    if let Some(n) = v
+                        .get("agent")
+                        .and_then(|a| a.get("name"))
+                        .and_then(|n| n.as_str())
+                    {
+                        broken.push(n.to_string());
+                    }
+                }
                 let span = e.span().unwrap_or(0..1);
                 let msg = e.message().trim().to_string();
                 let help = field_help(&msg);
@@ -81,6 +93,7 @@ pub fn load(
     let mut c = Compiler {
         errors,
         agents: Vec::new(),
+        broken,
     };
     let set = c.compile(dir, files, hasher.hex(), known_schema);
     if c.errors.is_empty() {
@@ -119,6 +132,8 @@ struct AgentDraft {
 struct Compiler {
     errors: Vec<RuleError>,
     agents: Vec<AgentDraft>,
+    /// Agents whose files did not parse: known names, no rules.
+    broken: Vec<String>,
 }
 
 impl Compiler {
@@ -287,6 +302,7 @@ impl Compiler {
                     None,
                 ),
                 Some(i) => order.push(i),
+                None if self.broken.contains(n.get_ref()) => {}
                 None => {
                     let help = suggest(n.get_ref(), names.iter().map(String::as_str));
                     self.err(
@@ -321,6 +337,7 @@ impl Compiler {
     ) -> Option<usize> {
         match names.iter().position(|a| a == n.get_ref()) {
             Some(i) => position(i),
+            None if self.broken.contains(n.get_ref()) => None,
             None => {
                 let help = suggest(n.get_ref(), names.iter().map(String::as_str));
                 self.err(
@@ -437,6 +454,7 @@ impl Compiler {
                                     };
                                     match names.iter().position(|a| a == n).and_then(position) {
                                         Some(i) => rank.push(i),
+                                        None if self.broken.iter().any(|b| b == n) => {}
                                         None => {
                                             let help = suggest(n, names.iter().map(String::as_str));
                                             self.err(src, spec.span(), format!("attribute {:?}: precedence names unknown agent {n:?}", aname.get_ref()), help);
@@ -1033,7 +1051,12 @@ impl Compiler {
 
     fn profile(&mut self, src: &SourceFile, p: &Spanned<RawProfile>) -> Option<Profile> {
         let p = p.get_ref();
-        let names: Vec<String> = self.agents.iter().map(|a| a.name.clone()).collect();
+        let names: Vec<String> = self
+            .agents
+            .iter()
+            .map(|a| a.name.clone())
+            .chain(self.broken.iter().cloned())
+            .collect();
         let mut steps = Vec::new();
         for s in &p.steps {
             let (text, cont) = match s.get_ref() {

@@ -208,7 +208,14 @@ where
     let lower = name.to_lowercase();
     candidates
         .into_iter()
-        .map(|c| (strsim::jaro_winkler(&lower, &c.to_lowercase()), c))
+        .map(|c| {
+            let cl = c.to_lowercase();
+            let jw = strsim::jaro_winkler(&lower, &cl);
+            // Short words with two letters wrong score low on Jaro-Winkler
+            // but are still obvious typos ("sink" for "sync").
+            let close = lower.chars().count() >= 4 && strsim::levenshtein(&lower, &cl) <= 2;
+            (if close { jw.max(0.8) } else { jw }, c)
+        })
         .filter(|(score, _)| *score >= 0.8)
         .max_by(|a, b| a.0.total_cmp(&b.0))
         .map(|(_, c)| format!("did you mean {c:?}?"))

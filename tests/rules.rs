@@ -1,0 +1,135 @@
+//! Rule errors: `idsync check` reports every error at once, each with file,
+//! line, column, the offending line with a caret, and a suggestion.
+
+mod common;
+use common::*;
+
+const MV: &str = r#"[metaverse]
+sync_order = ["hr"]
+
+[metaverse.types.person]
+precedence = ["hr", "payroll"]
+
+[metaverse.types.person.attributes]
+employeeId = "string"
+email = "string"
+birthDate = "dat"
+"#;
+
+const HR: &str = r#"[agent]
+name = "hr"
+kind = "csv"
+object_type = "person"
+anchor = "Wrker_ID"
+path = "hr.csv"
+attributes = ["Worker_ID", "Email"]
+
+[[join]]
+name = "by-email"
+match = [{ cs = "Email", mv = "emial", normalize = ["fold-cas"] }]
+
+[projection]
+enabeld = true
+"#;
+
+#[test]
+fn check_reports_every_error_with_place_and_suggestion() {
+    let e = Env::new();
+    e.write("rules/mv.toml", MV);
+    e.write("rules/hr.toml", HR);
+    e.write(
+        "rules/profiles.toml",
+        "[[profile]]\nname = \"nightly\"\nsteps = [\"import hrr\", \"sink\"]\n",
+    );
+    let out = e.idsync(&["check"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    let rules = e.rules();
+    let mv = rules.join("mv.toml").display().to_string();
+    let hr = rules.join("hr.toml").display().to_string();
+    let pr = rules.join("profiles.toml").display().to_string();
+    let expected = [
+        format!("error: {mv}:5:21: precedence: unknown agent \"payroll\""),
+        format!(
+            "error: {mv}:10:13: attribute \"birthDate\": unknown type \"dat\" (did you mean \"date\"?)"
+        ),
+        // serde's unknown-field error stops that file, so its other mistakes come next run.
+        format!(
+            "error: {hr}:14:1: unknown field `enabeld`, expected `enabled` or `when` (did you mean \"enabled\"?)"
+        ),
+        format!(
+            "error: {pr}:3:10: profile step \"import hrr\": unknown agent \"hrr\" (did you mean \"hr\"?)"
+        ),
+        format!("error: {pr}:3:24: unknown profile step \"sink\" (did you mean \"sync\"?)"),
+    ];
+    for line in &expected {
+        assert!(err.contains(line.as_str()), "missing:\n{line}\nin:\n{err}");
+    }
+    assert!(err.contains("5 error(s) in rule files"), "{err}");
+    // The caret sits under the culprit.
+    assert!(
+        err.contains("10 | birthDate = \"dat\"\n   |             ^^^^^ did you mean \"date\"?"),
+        "{err}"
+    );
+}
+
+#[test]
+fn check_reports_agent_errors_once_the_file_parses() {
+    let e = Env::new();
+    e.write(
+        "rules/mv.toml",
+        &MV.replace("\"dat\"", "\"date\"")
+            .replace(", \"payroll\"", ""),
+    );
+    e.write("rules/hr.toml", &HR.replace("enabeld", "enabled"));
+    let out = e.idsync(&["check"]);
+    let err = stderr(&out);
+    let hr = e.rules().join("hr.toml").display().to_string();
+    for line in [
+        format!(
+            "error: {hr}:5:10: anchor \"Wrker_ID\" is not an attribute of agent \"hr\" (did you mean \"Worker_ID\"?)"
+        ),
+        format!(
+            "error: {hr}:11:31: join rule \"by-email\": unknown metaverse attribute \"emial\" of person (did you mean \"email\"?)"
+        ),
+        format!(
+            "error: {hr}:11:53: join rule \"by-email\": unknown normalization \"fold-cas\" (did you mean \"fold-case\"?)"
+        ),
+    ] {
+        assert!(err.contains(line.as_str()), "missing:\n{line}\nin:\n{err}");
+    }
+    assert!(err.contains("3 error(s)"), "{err}");
+    assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
+fn toml_syntax_errors_name_their_place() {
+    let e = Env::new();
+    e.write("rules/mv.toml", "[metaverse\nsync_order = []\n");
+    let out = e.idsync(&["check"]);
+    let err = stderr(&out);
+    let mv = e.rules().join("mv.toml").display().to_string();
+    assert!(err.contains(&format!("error: {mv}:1:")), "{err}");
+    assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
+fn the_bundled_example_checks_clean() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_idsync"))
+        .args([
+            "--rules",
+            "rules/example",
+            "--store",
+            "/nonexistent/never-created.db",
+            "check",
+        ])
+        .current_dir(repo())
+        .output()
+        .expect("run");
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert!(
+        stdout(&out).contains("3 agent(s) (workday, sap, contractors)"),
+        "{}",
+        stdout(&out)
+    );
+}
