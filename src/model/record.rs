@@ -178,44 +178,86 @@ impl Record {
 
 /// Collects values in any order; [`RecordBuilder::build`] sorts them by
 /// attribute (stable, so multi-values keep their order) and drops empty ones.
-#[derive(Debug, Default, Clone)]
+/// Values pushed in attribute order (what connectors do) need no sort and
+/// no second copy.
+#[derive(Debug, Clone)]
 pub struct RecordBuilder {
-    items: Vec<(u32, String)>,
+    buf: String,
+    /// (attribute, start, end) into `buf`.
+    items: Vec<(u32, u32, u32)>,
+    sorted: bool,
+    /// No value was removed: `buf` holds exactly the items, in order.
+    dense: bool,
+}
+
+impl Default for RecordBuilder {
+    fn default() -> Self {
+        RecordBuilder {
+            buf: String::new(),
+            items: Vec::new(),
+            sorted: true,
+            dense: true,
+        }
+    }
 }
 
 impl RecordBuilder {
-    pub fn push(&mut self, attr: u32, value: &str) {
-        if !value.is_empty() {
-            self.items.push((attr, value.to_string()));
+    pub fn with_capacity(values: usize, bytes: usize) -> RecordBuilder {
+        RecordBuilder {
+            buf: String::with_capacity(bytes),
+            items: Vec::with_capacity(values),
+            ..RecordBuilder::default()
         }
     }
 
-    pub fn push_owned(&mut self, attr: u32, value: String) {
-        if !value.is_empty() {
-            self.items.push((attr, value));
+    pub fn push(&mut self, attr: u32, value: &str) {
+        if value.is_empty() {
+            return;
         }
+        if self.items.last().is_some_and(|l| l.0 > attr) {
+            self.sorted = false;
+        }
+        let start = self.buf.len() as u32;
+        self.buf.push_str(value);
+        self.items.push((attr, start, self.buf.len() as u32));
+    }
+
+    pub fn push_owned(&mut self, attr: u32, value: String) {
+        self.push(attr, &value);
     }
 
     /// Replaces every value of `attr`.
     pub fn set(&mut self, attr: u32, values: impl IntoIterator<Item = String>) {
-        self.items.retain(|(a, _)| *a != attr);
+        self.remove(attr);
         for v in values {
-            self.push_owned(attr, v);
+            self.push(attr, &v);
         }
     }
 
     pub fn remove(&mut self, attr: u32) {
-        self.items.retain(|(a, _)| *a != attr);
+        let before = self.items.len();
+        self.items.retain(|(a, _, _)| *a != attr);
+        if self.items.len() != before {
+            self.dense = false;
+        }
     }
 
-    pub fn build(mut self) -> Record {
-        self.items.sort_by_key(|(a, _)| *a);
-        let len: usize = self.items.iter().map(|(_, v)| v.len()).sum();
+    pub fn build(self) -> Record {
+        if self.sorted && self.dense {
+            let slots: Vec<(u32, u32)> = self.items.iter().map(|&(a, _, e)| (a, e)).collect();
+            return Record {
+                buf: self.buf.into_boxed_str(),
+                slots: slots.into_boxed_slice(),
+            };
+        }
+        let mut items = self.items;
+        items.sort_by_key(|&(a, _, _)| a);
+        let len: usize = items.iter().map(|&(_, s, e)| (e - s) as usize).sum();
         let mut buf = String::with_capacity(len);
-        let mut slots = Vec::with_capacity(self.items.len());
-        for (a, v) in &self.items {
-            buf.push_str(v);
-            slots.push((*a, buf.len() as u32));
+        let mut slots = Vec::with_capacity(items.len());
+        for &(a, s, e) in &items {
+            buf.push_str(&self.buf[s as usize..e as usize]);
+            slots.push((a, buf.len() as u32));
         }
         Record {
             buf: buf.into_boxed_str(),
@@ -226,9 +268,11 @@ impl RecordBuilder {
 
 impl From<&Record> for RecordBuilder {
     fn from(r: &Record) -> Self {
-        RecordBuilder {
-            items: r.iter().map(|(a, v)| (a, v.to_string())).collect(),
+        let mut b = RecordBuilder::with_capacity(r.slots.len(), r.buf.len());
+        for (a, v) in r.iter() {
+            b.push(a, v);
         }
+        b
     }
 }
 
