@@ -11,6 +11,7 @@ fn main() {
             EnvFilter::try_from_env("IDSYNC_LOG").unwrap_or_else(|_| EnvFilter::new(level)),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .init();
     match idsync::cli::run(cli) {

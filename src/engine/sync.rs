@@ -609,6 +609,26 @@ impl<'r> Sync<'r> {
             }
         }
 
+        // A value that ends up as it was keeps the run that first set it
+        // (references only become comparable once resolved, so this is
+        // settled here rather than in precedence).
+        for &p in &live {
+            let m = &mut self.mvs[p];
+            let Some((orig_attrs, orig_lin)) = &m.orig else {
+                continue;
+            };
+            for l in m.lin.iter_mut() {
+                if orig_attrs.values(l.attr).eq(m.attrs.values(l.attr)) {
+                    if let Some(o) = orig_lin
+                        .iter()
+                        .find(|o| o.attr == l.attr && o.agent == l.agent)
+                    {
+                        l.run = o.run;
+                    }
+                }
+            }
+        }
+
         let rules = self.rules;
         for &p in &live {
             let m = &self.mvs[p];

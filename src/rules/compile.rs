@@ -908,7 +908,7 @@ impl Compiler {
         columns: ColumnSpecs,
     ) -> Option<connector::Source> {
         let base = src.path.parent().unwrap_or(Path::new("."));
-        let path = base.join(ra.path.get_ref());
+        let path = lexical(&base.join(ra.path.get_ref()));
         let display = path.to_string_lossy().into_owned();
         let one_byte =
             |this: &mut Compiler, v: &Option<Spanned<String>>, default: u8, what: &str| -> u8 {
@@ -1208,6 +1208,30 @@ impl Compiler {
             expect,
         })
     }
+}
+
+/// `a/b/../c` -> `a/c`, without touching the file system, so messages show
+/// the path a person would type.
+fn lexical(p: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out: Vec<Component> = Vec::new();
+    for c in p.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => match out.last() {
+                Some(Component::Normal(_)) => {
+                    out.pop();
+                }
+                Some(Component::RootDir) => {}
+                _ => out.push(c),
+            },
+            other => out.push(other),
+        }
+    }
+    if out.is_empty() {
+        return PathBuf::from(".");
+    }
+    out.iter().collect()
 }
 
 fn valid_name(s: &str) -> bool {
