@@ -250,7 +250,7 @@ impl App {
                             });
                         }
                         staged += 1;
-                        if staged % 500_000 == 0 {
+                        if staged.is_multiple_of(500_000) {
                             info!(agent, staged, "Import in progress.");
                         }
                         if staged == 1000 {
@@ -458,10 +458,10 @@ impl App {
     /// Finds an identity by metaverse id, `agent:anchor`, any agent's
     /// anchor, or an exact attribute value.
     pub fn find_identity(&self, object_type: Option<&str>, key: &str) -> Result<Vec<MvId>> {
-        if let Some((agent, anchor)) = key.split_once(':') {
-            if self.rules.agent(agent).is_some() {
-                return Ok(self.store.mv_of(agent, anchor)?.into_iter().collect());
-            }
+        if let Some((agent, anchor)) = key.split_once(':')
+            && self.rules.agent(agent).is_some()
+        {
+            return Ok(self.store.mv_of(agent, anchor)?.into_iter().collect());
         }
         let types: Vec<&str> = match object_type {
             Some(t) => vec![t],
@@ -475,12 +475,11 @@ impl App {
         };
         let mut found = Vec::new();
         for a in &self.rules.agents {
-            if types.contains(&self.rules.metaverse.types[a.object_type].name.as_str()) {
-                if let Some(mv) = self.store.mv_of(&a.name, key)? {
-                    if !found.contains(&mv) {
-                        found.push(mv);
-                    }
-                }
+            if types.contains(&self.rules.metaverse.types[a.object_type].name.as_str())
+                && let Some(mv) = self.store.mv_of(&a.name, key)?
+                && !found.contains(&mv)
+            {
+                found.push(mv);
             }
         }
         if !found.is_empty() {
@@ -488,10 +487,10 @@ impl App {
         }
         if let Ok(id) = key.parse::<MvId>() {
             let schema_of = |t: &str| self.rules.metaverse.get(t).map(|t| t.schema.clone());
-            if let Some(row) = self.store.get_mv(id, &schema_of)? {
-                if types.contains(&row.object_type.as_str()) {
-                    return Ok(vec![id]);
-                }
+            if let Some(row) = self.store.get_mv(id, &schema_of)?
+                && types.contains(&row.object_type.as_str())
+            {
+                return Ok(vec![id]);
             }
         }
         for t in &self.rules.metaverse.types {

@@ -199,12 +199,11 @@ fn check(cli: &Cli) -> Result<i32> {
         eprintln!("{}", f.message);
     }
     let mut warnings = Vec::new();
-    if let Some(store) = &store {
-        if let Some(h) = store.meta("last_full_sync_rules_hash")? {
-            if h != rules.hash {
-                warnings.push("rules changed since the last full sync; run a full sync to apply them to every identity".to_string());
-            }
-        }
+    if let Some(store) = &store
+        && let Some(h) = store.meta("last_full_sync_rules_hash")?
+        && h != rules.hash
+    {
+        warnings.push("rules changed since the last full sync; run a full sync to apply them to every identity".to_string());
     }
     if cli.json {
         print_json(&json!({
@@ -338,10 +337,10 @@ fn show(cli: &Cli, args: &[String]) -> Result<i32> {
         [k] => (None, k.as_str()),
         _ => bail!("usage: idsync show [type] key"),
     };
-    if let Some(t) = ty {
-        if app.rules.metaverse.get(t).is_none() {
-            bail!("no object type {t:?} in the metaverse");
-        }
+    if let Some(t) = ty
+        && app.rules.metaverse.get(t).is_none()
+    {
+        bail!("no object type {t:?} in the metaverse");
     }
     let ids = app.find_identity(ty, key)?;
     if ids.is_empty() {
@@ -682,7 +681,7 @@ fn status(cli: &Cli) -> Result<i32> {
         return print_json(&json!({
             "connector_spaces": cs.iter().map(|(a, n, p)| json!({"agent": a, "objects": n, "pending_imports": p})).collect::<Vec<_>>(),
             "metaverse": mv.iter().map(|(t, n)| json!({"object_type": t, "objects": n})).collect::<Vec<_>>(),
-            "ambiguous_joins": amb.iter().map(|(a, k, r, c, run)| json!({"agent": a, "anchor": k, "rule": r, "candidates": c, "run": run})).collect::<Vec<_>>(),
+            "ambiguous_joins": amb,
         }))
         .map(|_| 0);
     }
@@ -695,8 +694,11 @@ fn status(cli: &Cli) -> Result<i32> {
         println!("  {t:14} {n:>9} objects");
     }
     println!("ambiguous joins waiting for a decision: {}", amb.len());
-    for (a, k, r, c, _) in amb.iter().take(20) {
-        println!("  {a} {k}: rule {r} found {:?}", c);
+    for a in amb.iter().take(20) {
+        println!(
+            "  {} {}: rule {} found {:?} (run {})",
+            a.agent, a.anchor, a.rule, a.candidates, a.run
+        );
     }
     Ok(0)
 }

@@ -159,14 +159,11 @@ pub(super) fn compute(
                 }
             }
             Precedence::Equal => {
-                let writer = contribs
-                    .iter()
-                    .filter(|c| {
-                        flows(c.agent, a)
-                            && c.wrote(a)
-                            && (c.out.values.count(a) > 0 || c.out.failed(a))
-                    })
-                    .next_back();
+                let writer = contribs.iter().rfind(|c| {
+                    flows(c.agent, a)
+                        && c.wrote(a)
+                        && (c.out.values.count(a) > 0 || c.out.failed(a))
+                });
                 let current_agent = old_lin.first().map(|l| l.agent as usize).and_then(of);
                 if let Some(c) = writer {
                     if c.out.failed(a) {

@@ -618,13 +618,12 @@ impl<'r> Sync<'r> {
                 continue;
             };
             for l in m.lin.iter_mut() {
-                if orig_attrs.values(l.attr).eq(m.attrs.values(l.attr)) {
-                    if let Some(o) = orig_lin
+                if orig_attrs.values(l.attr).eq(m.attrs.values(l.attr))
+                    && let Some(o) = orig_lin
                         .iter()
                         .find(|o| o.attr == l.attr && o.agent == l.agent)
-                    {
-                        l.run = o.run;
-                    }
+                {
+                    l.run = o.run;
                 }
             }
         }

@@ -73,14 +73,13 @@ pub fn load(
             Err(e) => {
                 // Remember the agent's name, so references to it elsewhere
                 // do not pile up as errors of their own.
-                if let Ok(v) = toml::from_str::<toml::Value>(&src.text) {
-                    if let Some(n) = v
+                if let Ok(v) = toml::from_str::<toml::Value>(&src.text)
+                    && let Some(n) = v
                         .get("agent")
                         .and_then(|a| a.get("name"))
                         .and_then(|n| n.as_str())
-                    {
-                        broken.push(n.to_string());
-                    }
+                {
+                    broken.push(n.to_string());
                 }
                 let span = e.span().unwrap_or(0..1);
                 let msg = e.message().trim().to_string();
@@ -373,15 +372,15 @@ impl Compiler {
                     .iter()
                     .filter_map(|n| self.agent_ref(src, n, names, position, "deletion_agents"))
                     .collect();
-                if t.deletion_agents.is_empty() {
-                    if let Some(d) = &t.deletion {
-                        self.err(
-                            src,
-                            d.span(),
-                            "deletion = \"any-of\" needs deletion_agents = [...]",
-                            None,
-                        );
-                    }
+                if t.deletion_agents.is_empty()
+                    && let Some(d) = &t.deletion
+                {
+                    self.err(
+                        src,
+                        d.span(),
+                        "deletion = \"any-of\" needs deletion_agents = [...]",
+                        None,
+                    );
                 }
                 Deletion::AnyOf(list)
             }
@@ -891,10 +890,10 @@ impl Compiler {
                     }
                 }
             }
-            if let Some(m) = &c.multi {
-                if m.get_ref().is_empty() {
-                    self.err(src, m.span(), "multi separator is empty", None);
-                }
+            if let Some(m) = &c.multi
+                && m.get_ref().is_empty()
+            {
+                self.err(src, m.span(), "multi separator is empty", None);
             }
             specs.insert(name.get_ref().clone(), spec);
         }
@@ -1019,31 +1018,31 @@ impl Compiler {
             let t = &mv.types[a.object_type];
             for f in &a.flows {
                 let attr = &t.attrs[f.target as usize];
-                if let Precedence::Ranked(rank) = &attr.precedence {
-                    if !rank.contains(&a.index) && !attr.multi {
-                        let Some(lf) = files.iter().find(|l| l.src.path == a.file) else {
-                            continue;
-                        };
-                        let span = lf
-                            .raw
-                            .flows
-                            .as_ref()
-                            .and_then(|fl| fl.import.keys().find(|k| k.get_ref() == &attr.name))
-                            .map(|k| k.span())
-                            .unwrap_or(0..1);
-                        self.err(
-                            &lf.src,
-                            span,
-                            format!(
-                                "agent {:?} flows into {}.{} but is not in its precedence list",
-                                a.name, t.name, attr.name
-                            ),
-                            Some(
-                                "add it to the type's precedence, or give the attribute its own"
-                                    .into(),
-                            ),
-                        );
-                    }
+                if let Precedence::Ranked(rank) = &attr.precedence
+                    && !rank.contains(&a.index)
+                    && !attr.multi
+                {
+                    let Some(lf) = files.iter().find(|l| l.src.path == a.file) else {
+                        continue;
+                    };
+                    let span = lf
+                        .raw
+                        .flows
+                        .as_ref()
+                        .and_then(|fl| fl.import.keys().find(|k| k.get_ref() == &attr.name))
+                        .map(|k| k.span())
+                        .unwrap_or(0..1);
+                    self.err(
+                        &lf.src,
+                        span,
+                        format!(
+                            "agent {:?} flows into {}.{} but is not in its precedence list",
+                            a.name, t.name, attr.name
+                        ),
+                        Some(
+                            "add it to the type's precedence, or give the attribute its own".into(),
+                        ),
+                    );
                 }
             }
         }

@@ -16,6 +16,16 @@ pub struct MvRow {
     pub updated_run: RunId,
 }
 
+/// A connector-space object whose join found several candidates.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct AmbiguousRow {
+    pub agent: String,
+    pub anchor: String,
+    pub rule: String,
+    pub candidates: Vec<MvId>,
+    pub run: RunId,
+}
+
 /// A connector of a metaverse object.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct LinkRow {
@@ -166,8 +176,8 @@ impl Store {
             .map_err(|e| self.err(e))
     }
 
-    /// Ambiguous joins waiting for a decision: (agent, anchor, rule, candidate ids, run).
-    pub fn ambiguous(&self) -> Result<Vec<(String, String, String, Vec<MvId>, RunId)>> {
+    /// Ambiguous joins waiting for a decision.
+    pub fn ambiguous(&self) -> Result<Vec<AmbiguousRow>> {
         let mut stmt = self
             .conn
             .prepare("SELECT agent, anchor, rule, candidates, run FROM ambiguous_join ORDER BY agent, anchor")
@@ -175,13 +185,13 @@ impl Store {
         let rows = stmt
             .query_map([], |r| {
                 let c: String = r.get(3)?;
-                Ok((
-                    r.get(0)?,
-                    r.get(1)?,
-                    r.get(2)?,
-                    serde_json::from_str(&c).unwrap_or_default(),
-                    r.get(4)?,
-                ))
+                Ok(AmbiguousRow {
+                    agent: r.get(0)?,
+                    anchor: r.get(1)?,
+                    rule: r.get(2)?,
+                    candidates: serde_json::from_str(&c).unwrap_or_default(),
+                    run: r.get(4)?,
+                })
             })
             .map_err(|e| self.err(e))?;
         rows.collect::<rusqlite::Result<Vec<_>>>()
