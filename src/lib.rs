@@ -6,4 +6,5 @@
 
 pub mod connector;
 pub mod expr;
+pub mod r#gen;
 pub mod model;
