@@ -19,9 +19,15 @@ pub struct Region {
     pub weight: u32,
     /// Chance (per mille) of a middle name.
     pub middle: u32,
+    /// The middle name is the father's given name (Arabic, Greek), so it is
+    /// male whatever the person's sex.
+    pub paternal_middle: bool,
     /// Index into [`super::org::LOCATIONS`] of the usual office.
     pub home: usize,
-    pub given: &'static [&'static str],
+    pub female: &'static [&'static str],
+    pub male: &'static [&'static str],
+    /// Family names; `male/female` where the language inflects them
+    /// (`Kowalski/Kowalska`, `Novák/Nováková`, `Ivanov/Ivanova`).
     pub family: &'static [&'static str],
 }
 
@@ -30,48 +36,51 @@ pub static REGIONS: &[Region] = &[
         name: "anglo",
         weight: 170,
         middle: 450,
+        paternal_middle: false,
         home: 0,
-        given: &[
-            "James",
+        female: &[
             "Mary",
-            "John",
             "Sarah",
-            "Michael",
             "Jennifer",
-            "David",
             "Elizabeth",
-            "Robert",
             "Emily",
-            "William",
             "Jessica",
-            "Thomas",
             "Hannah",
-            "Daniel",
             "Olivia",
-            "Christopher",
             "Grace",
-            "Matthew",
             "Megan",
-            "Andrew",
             "Chloe",
-            "Joshua",
             "Rebecca",
-            "Ryan",
             "Laura",
-            "Liam",
             "Charlotte",
-            "Benjamin",
             "Amelia",
-            "Patrick",
             "Siobhán",
-            "Seán",
             "Aoife",
-            "Ciarán",
             "Niamh",
-            "Eoin",
             "Zoë",
-            "Noah",
             "Abigail",
+        ],
+        male: &[
+            "James",
+            "John",
+            "Michael",
+            "David",
+            "Robert",
+            "William",
+            "Thomas",
+            "Daniel",
+            "Christopher",
+            "Matthew",
+            "Andrew",
+            "Joshua",
+            "Ryan",
+            "Liam",
+            "Benjamin",
+            "Patrick",
+            "Seán",
+            "Ciarán",
+            "Eoin",
+            "Noah",
         ],
         family: &[
             "Smith",
@@ -120,38 +129,41 @@ pub static REGIONS: &[Region] = &[
         name: "german",
         weight: 120,
         middle: 200,
+        paternal_middle: false,
         home: 2,
-        given: &[
-            "Lukas",
+        female: &[
             "Anna",
-            "Michael",
             "Katrin",
-            "Thomas",
             "Sabine",
-            "Stefan",
             "Julia",
-            "Andreas",
             "Leonie",
-            "Jürgen",
             "Sophie",
-            "Tobias",
             "Lena",
-            "Jörg",
             "Franziska",
-            "Klaus",
             "Heike",
-            "Maximilian",
             "Ursula",
-            "Felix",
             "Mareike",
-            "Jonas",
             "Dörte",
-            "Matthias",
             "Bärbel",
-            "Günter",
             "Ines",
-            "Sören",
             "Anja",
+        ],
+        male: &[
+            "Lukas",
+            "Michael",
+            "Thomas",
+            "Stefan",
+            "Andreas",
+            "Jürgen",
+            "Tobias",
+            "Jörg",
+            "Klaus",
+            "Maximilian",
+            "Felix",
+            "Jonas",
+            "Matthias",
+            "Günter",
+            "Sören",
             "Uwe",
             "Benedikt",
             "Rüdiger",
@@ -202,32 +214,24 @@ pub static REGIONS: &[Region] = &[
         name: "french",
         weight: 60,
         middle: 250,
+        paternal_middle: false,
         home: 5,
-        given: &[
+        female: &[
+            "Marie", "Camille", "Sophie", "Hélène", "Élodie", "Amélie", "Céline", "Chloé", "Léa",
+            "Gaëlle", "Anaïs", "Mélanie", "Aurélie",
+        ],
+        male: &[
             "Jean",
-            "Marie",
             "Pierre",
-            "Camille",
             "Nicolas",
-            "Sophie",
             "François",
-            "Hélène",
             "Julien",
-            "Élodie",
             "Stéphane",
-            "Amélie",
             "Benoît",
-            "Céline",
             "Jérôme",
-            "Chloé",
             "Théo",
-            "Léa",
             "Loïc",
-            "Gaëlle",
             "Noël",
-            "Anaïs",
-            "Mélanie",
-            "Aurélie",
         ],
         family: &[
             "Martin",
@@ -263,39 +267,42 @@ pub static REGIONS: &[Region] = &[
         name: "spanish",
         weight: 120,
         middle: 250,
+        paternal_middle: false,
         home: 4,
-        given: &[
+        female: &[
             "María",
-            "José",
-            "Juan",
             "Ana",
-            "Carlos",
             "Lucía",
-            "Luis",
             "Carmen",
-            "Javier",
             "Sofía",
-            "Alejandro",
             "Valentina",
-            "Diego",
             "Camila",
-            "Andrés",
-            "Martín",
             "Inés",
-            "Raúl",
-            "Ramón",
             "Rocío",
-            "Sebastián",
-            "Jesús",
-            "Ángel",
             "Fernanda",
-            "Mateo",
             "Ximena",
-            "Iñaki",
             "Begoña",
             "Nuria",
             "Pilar",
             "Maria",
+        ],
+        male: &[
+            "José",
+            "Juan",
+            "Carlos",
+            "Luis",
+            "Javier",
+            "Alejandro",
+            "Diego",
+            "Andrés",
+            "Martín",
+            "Raúl",
+            "Ramón",
+            "Sebastián",
+            "Jesús",
+            "Ángel",
+            "Mateo",
+            "Iñaki",
         ],
         family: &[
             "García",
@@ -337,26 +344,29 @@ pub static REGIONS: &[Region] = &[
         name: "portuguese",
         weight: 50,
         middle: 300,
+        paternal_middle: false,
         home: 7,
-        given: &[
-            "João",
+        female: &[
             "Maria",
             "Ana",
-            "Pedro",
-            "Tiago",
             "Beatriz",
-            "Rafael",
             "Inês",
-            "Gonçalo",
             "Luíza",
-            "Thiago",
             "Letícia",
             "Vitória",
-            "Caio",
             "Mônica",
+            "Conceição",
+        ],
+        male: &[
+            "João",
+            "Pedro",
+            "Tiago",
+            "Rafael",
+            "Gonçalo",
+            "Thiago",
+            "Caio",
             "Antônio",
             "Sebastião",
-            "Conceição",
         ],
         family: &[
             "Silva",
@@ -388,24 +398,27 @@ pub static REGIONS: &[Region] = &[
         name: "italian",
         weight: 50,
         middle: 100,
+        paternal_middle: false,
         home: 3,
-        given: &[
-            "Giuseppe",
+        female: &[
             "Francesca",
-            "Giovanni",
             "Chiara",
-            "Alessandro",
             "Giulia",
-            "Lorenzo",
             "Martina",
-            "Matteo",
             "Federica",
-            "Andrea",
             "Elena",
-            "Marco",
             "Paola",
-            "Luca",
             "Ilaria",
+        ],
+        male: &[
+            "Giuseppe",
+            "Giovanni",
+            "Alessandro",
+            "Lorenzo",
+            "Matteo",
+            "Andrea",
+            "Marco",
+            "Luca",
             "Simone",
             "Niccolò",
         ],
@@ -419,10 +432,11 @@ pub static REGIONS: &[Region] = &[
         name: "dutch",
         weight: 30,
         middle: 150,
+        paternal_middle: false,
         home: 9,
-        given: &[
-            "Daan", "Sanne", "Bram", "Femke", "Joost", "Anouk", "Pieter", "Lotte", "Sven", "Ruud",
-            "Maartje", "Thijs", "Eline", "Jeroen",
+        female: &["Sanne", "Femke", "Anouk", "Lotte", "Maartje", "Eline"],
+        male: &[
+            "Daan", "Bram", "Joost", "Pieter", "Sven", "Ruud", "Thijs", "Jeroen",
         ],
         family: &[
             "de Jong",
@@ -451,11 +465,15 @@ pub static REGIONS: &[Region] = &[
         name: "nordic",
         weight: 40,
         middle: 200,
+        paternal_middle: false,
         home: 10,
-        given: &[
-            "Erik", "Anna", "Lars", "Ingrid", "Björn", "Astrid", "Mikael", "Åsa", "Jens", "Sigrid",
-            "Søren", "Freja", "Magnus", "Linnéa", "Håkan", "Kari", "Øystein", "Pål", "Jukka",
-            "Päivi", "Aleksi", "Tuuli", "Þóra",
+        female: &[
+            "Anna", "Ingrid", "Astrid", "Åsa", "Sigrid", "Freja", "Linnéa", "Kari", "Päivi",
+            "Tuuli", "Þóra",
+        ],
+        male: &[
+            "Erik", "Lars", "Björn", "Mikael", "Jens", "Søren", "Magnus", "Håkan", "Øystein",
+            "Pål", "Jukka", "Aleksi",
         ],
         family: &[
             "Johansson",
@@ -481,79 +499,79 @@ pub static REGIONS: &[Region] = &[
             "Korhonen",
             "Mäkinen",
             "Hämäläinen",
-            "Jónsdóttir",
-            "Guðmundsson",
+            "Jónsson/Jónsdóttir",
+            "Guðmundsson/Guðmundsdóttir",
         ],
     },
     Region {
         name: "west-slavic",
         weight: 40,
         middle: 100,
+        paternal_middle: false,
         home: 11,
-        given: &[
+        female: &[
             "Anna",
-            "Piotr",
             "Katarzyna",
-            "Tomasz",
             "Agnieszka",
-            "Łukasz",
             "Magdalena",
-            "Krzysztof",
             "Małgorzata",
-            "Paweł",
             "Zofia",
+            "Tereza",
+            "Petra",
+            "Lucie",
+        ],
+        male: &[
+            "Piotr",
+            "Tomasz",
+            "Łukasz",
+            "Krzysztof",
+            "Paweł",
             "Wojciech",
             "Jan",
-            "Tereza",
             "Jiří",
-            "Petra",
             "Ondřej",
-            "Lucie",
         ],
         family: &[
             "Nowak",
-            "Kowalski",
-            "Wiśniewski",
+            "Kowalski/Kowalska",
+            "Wiśniewski/Wiśniewska",
             "Wójcik",
             "Kowalczyk",
-            "Kamiński",
-            "Lewandowski",
-            "Zieliński",
-            "Szymański",
+            "Kamiński/Kamińska",
+            "Lewandowski/Lewandowska",
+            "Zieliński/Zielińska",
+            "Szymański/Szymańska",
             "Woźniak",
-            "Dąbrowski",
-            "Kozłowski",
+            "Dąbrowski/Dąbrowska",
+            "Kozłowski/Kozłowska",
             "Mazur",
-            "Jankowski",
-            "Novák",
-            "Svoboda",
-            "Dvořák",
-            "Černý",
-            "Procházka",
-            "Kučera",
-            "Němec",
+            "Jankowski/Jankowska",
+            "Novák/Nováková",
+            "Svoboda/Svobodová",
+            "Dvořák/Dvořáková",
+            "Černý/Černá",
+            "Procházka/Procházková",
+            "Kučera/Kučerová",
+            "Němec/Němcová",
         ],
     },
     Region {
         name: "balkan-hungarian-romanian",
         weight: 20,
         middle: 80,
+        paternal_middle: false,
         home: 17,
-        given: &[
-            "László",
+        female: &[
             "Zsófia",
-            "Ádám",
             "Réka",
-            "Bence",
             "Ioana",
-            "Andrei",
-            "Mihai",
             "Ana-Maria",
             "Marija",
-            "Nikola",
             "Milica",
-            "Dragan",
             "Jelena",
+        ],
+        male: &[
+            "László", "Ádám", "Bence", "Andrei", "Mihai", "Nikola", "Dragan",
         ],
         family: &[
             "Nagy",
@@ -579,81 +597,78 @@ pub static REGIONS: &[Region] = &[
     Region {
         name: "greek",
         weight: 20,
-        middle: 100,
+        middle: 150,
+        paternal_middle: true,
         home: 3,
-        given: &[
-            "Giorgos",
-            "Eleni",
-            "Dimitris",
-            "Maria",
-            "Konstantinos",
-            "Katerina",
-            "Nikos",
-            "Sofia",
-            "Yannis",
-            "Despina",
-        ],
+        female: &["Eleni", "Maria", "Katerina", "Sofia", "Despina"],
+        male: &["Giorgos", "Dimitris", "Konstantinos", "Nikos", "Yannis"],
         family: &[
-            "Papadopoulos",
-            "Papadakis",
+            "Papadopoulos/Papadopoulou",
+            "Papadakis/Papadaki",
             "Georgiou",
-            "Nikolaidis",
-            "Karagiannis",
-            "Vlachos",
+            "Nikolaidis/Nikolaidou",
+            "Karagiannis/Karagianni",
+            "Vlachos/Vlachou",
             "Oikonomou",
             "Dimitriou",
             "Christodoulou",
-            "Angelopoulos",
+            "Angelopoulos/Angelopoulou",
         ],
     },
     Region {
         name: "east-slavic",
         weight: 30,
         middle: 0,
+        paternal_middle: false,
         home: 11,
-        given: &[
-            "Aleksandr",
+        female: &[
             "Olga",
-            "Dmitri",
             "Natalia",
-            "Sergei",
             "Irina",
-            "Andriy",
             "Oksana",
             "Yulia",
-            "Mykola",
             "Ekaterina",
-            "Alexei",
             "Svetlana",
+        ],
+        male: &[
+            "Aleksandr",
+            "Dmitri",
+            "Sergei",
+            "Andriy",
+            "Mykola",
+            "Alexei",
             "Taras",
         ],
         family: &[
-            "Ivanov",
-            "Petrova",
-            "Smirnov",
-            "Kuznetsova",
-            "Popov",
-            "Sokolova",
-            "Volkov",
+            "Ivanov/Ivanova",
+            "Petrov/Petrova",
+            "Smirnov/Smirnova",
+            "Kuznetsov/Kuznetsova",
+            "Popov/Popova",
+            "Sokolov/Sokolova",
+            "Volkov/Volkova",
             "Shevchenko",
             "Kovalenko",
             "Bondarenko",
             "Melnyk",
             "Tkachenko",
-            "Morozov",
-            "Lebedeva",
-            "Novikov",
-            "Fedorova",
+            "Morozov/Morozova",
+            "Lebedev/Lebedeva",
+            "Novikov/Novikova",
+            "Fedorov/Fedorova",
         ],
     },
     Region {
         name: "turkish",
         weight: 30,
         middle: 50,
+        paternal_middle: false,
         home: 12,
-        given: &[
-            "Mehmet", "Ayşe", "Mustafa", "Fatma", "Emre", "Zeynep", "Burak", "Elif", "Can", "Özge",
-            "Gökhan", "Şule", "Çağla", "İbrahim", "Hülya", "Oğuz",
+        female: &[
+            "Ayşe", "Fatma", "Zeynep", "Elif", "Özge", "Şule", "Çağla", "Hülya",
+        ],
+        male: &[
+            "Mehmet", "Mustafa", "Emre", "Burak", "Can", "Gökhan", "İbrahim", "Oğuz",
         ],
         family: &[
             "Yılmaz",
@@ -681,12 +696,16 @@ pub static REGIONS: &[Region] = &[
     Region {
         name: "arabic",
         weight: 40,
-        middle: 150,
+        middle: 250,
+        paternal_middle: true,
         home: 13,
-        given: &[
-            "Mohammed", "Fatima", "Ahmed", "Aisha", "Omar", "Layla", "Youssef", "Mariam", "Khalid",
-            "Nour", "Hassan", "Salma", "Karim", "Yasmin", "Tariq", "Rania", "Ali", "Leila",
-            "Hamza", "Samira", "Noura",
+        female: &[
+            "Fatima", "Aisha", "Layla", "Mariam", "Nour", "Salma", "Yasmin", "Rania", "Leila",
+            "Samira", "Noura",
+        ],
+        male: &[
+            "Mohammed", "Ahmed", "Omar", "Youssef", "Khalid", "Hassan", "Karim", "Tariq", "Ali",
+            "Hamza",
         ],
         family: &[
             "Al-Sayed",
@@ -714,11 +733,15 @@ pub static REGIONS: &[Region] = &[
         name: "south-asian",
         weight: 80,
         middle: 200,
+        paternal_middle: false,
         home: 8,
-        given: &[
-            "Priya", "Rajesh", "Aarav", "Ananya", "Vikram", "Deepika", "Arjun", "Kavya", "Rahul",
-            "Sneha", "Sanjay", "Lakshmi", "Amit", "Pooja", "Rohan", "Divya", "Karthik", "Meera",
-            "Suresh", "Nisha", "Imran", "Ayesha", "Farhan", "Tanvir",
+        female: &[
+            "Priya", "Ananya", "Deepika", "Kavya", "Sneha", "Lakshmi", "Pooja", "Divya", "Meera",
+            "Nisha", "Ayesha",
+        ],
+        male: &[
+            "Rajesh", "Aarav", "Vikram", "Arjun", "Rahul", "Sanjay", "Amit", "Rohan", "Karthik",
+            "Suresh", "Imran", "Farhan", "Tanvir",
         ],
         family: &[
             "Sharma",
@@ -753,10 +776,14 @@ pub static REGIONS: &[Region] = &[
         name: "chinese",
         weight: 80,
         middle: 0,
+        paternal_middle: false,
         home: 14,
-        given: &[
-            "Wei", "Jing", "Li", "Xin", "Yan", "Hao", "Jun", "Mei", "Lei", "Ying", "Jie", "Tao",
-            "Xiaoming", "Yuxuan", "Zihan", "Haoran", "Shu-fen", "Chia-hao", "Ka-wai", "Wing",
+        female: &[
+            "Jing", "Xin", "Yan", "Mei", "Ying", "Li", "Zihan", "Shu-fen", "Ka-wai",
+        ],
+        male: &[
+            "Wei", "Hao", "Jun", "Lei", "Jie", "Tao", "Xiaoming", "Yuxuan", "Haoran", "Chia-hao",
+            "Wing",
         ],
         family: &[
             "Wang", "Li", "Zhang", "Liu", "Chen", "Yang", "Huang", "Zhao", "Wu", "Zhou", "Xu",
@@ -768,10 +795,11 @@ pub static REGIONS: &[Region] = &[
         name: "japanese",
         weight: 30,
         middle: 0,
+        paternal_middle: false,
         home: 15,
-        given: &[
-            "Hiroshi", "Yuki", "Takeshi", "Aiko", "Haruto", "Sakura", "Kenji", "Yui", "Daiki",
-            "Haruka", "Sōta", "Misaki", "Ren", "Emi",
+        female: &["Yuki", "Aiko", "Sakura", "Yui", "Haruka", "Misaki", "Emi"],
+        male: &[
+            "Hiroshi", "Takeshi", "Haruto", "Kenji", "Daiki", "Sōta", "Ren",
         ],
         family: &[
             "Satō",
@@ -800,19 +828,10 @@ pub static REGIONS: &[Region] = &[
         name: "korean",
         weight: 20,
         middle: 0,
+        paternal_middle: false,
         home: 15,
-        given: &[
-            "Min-jun",
-            "Seo-yeon",
-            "Ji-hoon",
-            "Ji-woo",
-            "Hyun-woo",
-            "Soo-jin",
-            "Eun-ji",
-            "Dong-hyun",
-            "Ha-eun",
-            "Jae-won",
-        ],
+        female: &["Seo-yeon", "Ji-woo", "Soo-jin", "Eun-ji", "Ha-eun"],
+        male: &["Min-jun", "Ji-hoon", "Hyun-woo", "Dong-hyun", "Jae-won"],
         family: &[
             "Kim", "Lee", "Park", "Choi", "Jung", "Kang", "Cho", "Yoon", "Jang", "Lim", "Han",
             "Shin",
@@ -822,11 +841,10 @@ pub static REGIONS: &[Region] = &[
         name: "vietnamese",
         weight: 20,
         middle: 500,
+        paternal_middle: false,
         home: 14,
-        given: &[
-            "Anh", "Linh", "Minh", "Hương", "Thảo", "Đức", "Trang", "Quang", "Ngọc", "Tuấn",
-            "Phương", "Hùng", "An",
-        ],
+        female: &["Linh", "Hương", "Thảo", "Trang", "Ngọc", "Phương", "Anh"],
+        male: &["Minh", "Đức", "Quang", "Tuấn", "Hùng", "An", "Văn"],
         family: &[
             "Nguyễn", "Trần", "Lê", "Phạm", "Hoàng", "Huỳnh", "Phan", "Vũ", "Võ", "Đặng", "Bùi",
             "Đỗ", "Nguyen", "Tran",
@@ -836,30 +854,23 @@ pub static REGIONS: &[Region] = &[
         name: "african",
         weight: 40,
         middle: 150,
+        paternal_middle: false,
         home: 16,
-        given: &[
+        female: &[
+            "Ama", "Abena", "Ngozi", "Folake", "Adaeze", "Thandiwe", "Nomvula", "Amara", "Wanjiru",
+            "Fatou", "Awa", "Adwoa",
+        ],
+        male: &[
             "Kwame",
-            "Ama",
             "Kofi",
-            "Abena",
             "Chinedu",
-            "Ngozi",
             "Oluwaseun",
-            "Folake",
             "Emeka",
-            "Adaeze",
             "Tendai",
-            "Thandiwe",
             "Sipho",
-            "Nomvula",
-            "Amara",
             "Chidi",
-            "Wanjiru",
-            "Fatou",
             "Moussa",
-            "Awa",
             "Yaw",
-            "Adwoa",
             "Tunde",
             "Olusegun",
         ],
@@ -873,11 +884,10 @@ pub static REGIONS: &[Region] = &[
         name: "southeast-asian",
         weight: 20,
         middle: 150,
+        paternal_middle: false,
         home: 14,
-        given: &[
-            "Jose", "Maricel", "Rodel", "Jasmine", "Budi", "Siti", "Dewi", "Agus", "Putri",
-            "Rizal", "Mark", "Angelica",
-        ],
+        female: &["Maricel", "Jasmine", "Siti", "Dewi", "Putri", "Angelica"],
+        male: &["Jose", "Rodel", "Budi", "Agus", "Rizal", "Mark"],
         family: &[
             "Santos",
             "Reyes",
@@ -929,11 +939,25 @@ pub static NICKNAMES: &[(&str, &str)] = &[
 ];
 
 /// English names adopted at work by people whose legal name is East or
-/// South-East Asian.
-pub static ADOPTED: &[&str] = &[
-    "David", "Kevin", "Jenny", "Vivian", "Eric", "Tony", "Grace", "Jason", "Cindy", "Alan",
-    "Helen", "Sam",
-];
+/// South-East Asian: (female, male).
+pub static ADOPTED: (&[&str], &[&str]) = (
+    &["Jenny", "Vivian", "Grace", "Cindy", "Helen", "Sam"],
+    &["David", "Kevin", "Eric", "Tony", "Jason", "Alan", "Sam"],
+);
+
+/// The form of a family name for the person's sex (see [`Region::family`]).
+pub fn family_form(entry: &'static str, female: bool) -> &'static str {
+    match entry.split_once('/') {
+        Some((m, f)) => {
+            if female {
+                f
+            } else {
+                m
+            }
+        }
+        None => entry,
+    }
+}
 
 /// Characters that Unicode does not decompose into a base letter plus marks,
 /// with the transliteration HR systems and mail admins use for them.
@@ -1018,8 +1042,12 @@ mod tests {
     #[test]
     fn folding_reaches_ascii_and_latin1() {
         for r in REGIONS {
-            for n in r.given.iter().chain(r.family.iter()) {
-                assert!(!n.trim().is_empty() && n.trim() == *n, "{n:?}");
+            let family = r
+                .family
+                .iter()
+                .flat_map(|f| [family_form(f, true), family_form(f, false)]);
+            for n in r.female.iter().chain(r.male).copied().chain(family) {
+                assert!(!n.trim().is_empty() && n.trim() == n, "{n:?}");
                 assert!(ascii_fold(n).is_ascii(), "{n:?} -> {:?}", ascii_fold(n));
                 assert!(latin1(n).chars().all(|c| u32::from(c) <= 0xFF), "{n:?}");
                 assert!(
@@ -1039,12 +1067,15 @@ mod tests {
         assert_eq!(latin1_upper("Strauß"), "STRAUSS");
         assert_eq!(email_part("O'Brien"), "obrien");
         assert_eq!(email_part("de la Cruz"), "delacruz");
+        assert_eq!(family_form("Kowalski/Kowalska", true), "Kowalska");
+        assert_eq!(family_form("Kowalski/Kowalska", false), "Kowalski");
+        assert_eq!(family_form("Nowak", true), "Nowak");
     }
 
     #[test]
     fn lists_have_no_duplicates_within_a_region() {
         for r in REGIONS {
-            for list in [r.given, r.family] {
+            for list in [r.female, r.male, r.family] {
                 let mut seen = std::collections::HashSet::new();
                 for n in list {
                     assert!(seen.insert(*n), "{} lists {n} twice", r.name);
@@ -1052,7 +1083,7 @@ mod tests {
             }
             assert!(r.home < super::super::org::LOCATIONS.len());
         }
-        let given: usize = REGIONS.iter().map(|r| r.given.len()).sum();
+        let given: usize = REGIONS.iter().map(|r| r.female.len() + r.male.len()).sum();
         let family: usize = REGIONS.iter().map(|r| r.family.len()).sum();
         assert!(
             given >= 300 && family >= 300,

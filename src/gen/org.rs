@@ -263,7 +263,6 @@ pub static SAP_STAFF: &[&str] = &[
     "Spezialist/in",
     "Senior Referent/in",
     "Fachkraft",
-    "Werkstudent/in",
 ];
 
 pub struct Location {

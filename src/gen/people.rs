@@ -82,6 +82,8 @@ enum Role {
 struct Tree {
     root: Option<u32>,
     managers: Vec<Vec<u32>>,
+    /// Every manager once more, so a sponsor can be drawn evenly.
+    all: Vec<u32>,
 }
 
 impl Tree {
@@ -89,6 +91,7 @@ impl Tree {
         Tree {
             root: None,
             managers: vec![Vec::new(); DEPTS.len()],
+            all: Vec::new(),
         }
     }
 
@@ -105,12 +108,14 @@ impl Tree {
         let Some(root) = self.root else {
             self.root = Some(id);
             self.managers[0].push(id);
+            self.all.push(id);
             return (Role::Root, None);
         };
         let ms = &mut self.managers[dept];
         if ms.is_empty() {
             if may_manage {
                 ms.push(id);
+                self.all.push(id);
                 return (Role::Head, Some(root));
             }
             return (Role::Staff, Some(root));
@@ -120,6 +125,7 @@ impl Tree {
             // the trees broad rather than a long chain.
             let boss = if r.chance(500) { ms[0] } else { *r.pick(ms) };
             ms.push(id);
+            self.all.push(id);
             (Role::Manager, Some(boss))
         } else {
             (Role::Staff, Some(*r.pick(ms)))
@@ -128,11 +134,7 @@ impl Tree {
 
     /// Any manager, for contractor sponsors.
     fn any_manager(&self, r: &mut SplitMix64) -> Option<u32> {
-        let dept = r.index(self.managers.len());
-        match self.managers[dept].as_slice() {
-            [] => self.root,
-            ms => Some(*r.pick(ms)),
-        }
+        (!self.all.is_empty()).then(|| *r.pick(&self.all))
     }
 }
 
@@ -194,6 +196,7 @@ impl ExactSizeIterator for People {}
 /// Who someone is, before any system has written it down.
 struct Identity<'a> {
     region: &'a Region,
+    female: bool,
     given: &'static str,
     middle: Option<&'static str>,
     family: &'static str,
@@ -288,21 +291,29 @@ impl People {
 
     fn identity(&self, r: &mut SplitMix64) -> Identity<'static> {
         let region = &REGIONS[r.weighted(&self.region_weights)];
-        let given = *r.pick_skewed(region.given);
-        let family_region = if r.chance(150) {
+        let female = r.chance(500);
+        let given = *r.pick_skewed(if female { region.female } else { region.male });
+        let family_region = if r.chance(80) {
             &REGIONS[r.weighted(&self.region_weights)]
         } else {
             region
         };
-        let family = *r.pick_skewed(family_region.family);
+        let &entry = r.pick_skewed(family_region.family);
+        let family = names::family_form(entry, female);
         let middle = if r.chance(region.middle) {
-            Some(*r.pick(region.given)).filter(|m| *m != given)
+            let pool = if female && !region.paternal_middle {
+                region.female
+            } else {
+                region.male
+            };
+            Some(*r.pick(pool)).filter(|m| *m != given)
         } else {
             None
         };
         let birth = r.between(BIRTH_FIRST, BIRTH_LAST);
         Identity {
             region,
+            female,
             given,
             middle,
             family,
@@ -359,7 +370,8 @@ impl People {
             "chinese" | "korean" | "vietnamese" | "southeast-asian"
         ) && r.chance(150)
         {
-            return (*r.pick(names::ADOPTED)).to_string();
+            let (f, m) = names::ADOPTED;
+            return (*r.pick(if id.female { f } else { m })).to_string();
         }
         String::new()
     }

@@ -438,7 +438,8 @@ fn generated_population_has_the_designed_shape() {
 }
 
 /// Run with `cargo test --release --lib gen::tests::throughput -- --ignored
-/// --nocapture`; `IDSYNC_GEN_PEOPLE` sets the size (default 1,000,000).
+/// --nocapture`; `IDSYNC_GEN_PEOPLE` sets the size (default 1,000,000) and
+/// `IDSYNC_GEN_OUT` keeps the files in that directory (e.g. `scale-out`).
 #[test]
 #[ignore = "measures speed; run in release"]
 fn throughput() {
@@ -446,14 +447,16 @@ fn throughput() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(1_000_000);
-    let dir = tempfile::tempdir().unwrap();
+    let temp = tempfile::tempdir().unwrap();
+    let out =
+        std::env::var_os("IDSYNC_GEN_OUT").map_or_else(|| temp.path().to_path_buf(), PathBuf::from);
     let t = std::time::Instant::now();
-    let summary = generate(dir.path(), people, 1).unwrap();
+    let summary = generate(&out, people, 1).unwrap();
     let elapsed = t.elapsed();
     let size: u64 = ["workday.csv", "sap_hr.csv", "contractors.db"]
         .iter()
         .map(|f| {
-            std::fs::metadata(dir.path().join("fixtures/hr").join(f))
+            std::fs::metadata(out.join("fixtures/hr").join(f))
                 .unwrap()
                 .len()
         })
