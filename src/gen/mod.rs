@@ -108,6 +108,9 @@ pub struct GenSummary {
 
 /// Writes `out/fixtures/hr/{workday.csv, sap_hr.csv, contractors.db}` for
 /// `people` generated people, replacing files already there.
+///
+/// Worker_IDs keep their six digits up to about 1.19 million people (899,999
+/// Workday rows); beyond that they simply grow a seventh digit.
 pub fn generate(out: &Path, people: usize, seed: u64) -> io::Result<GenSummary> {
     let dir = out.join("fixtures").join("hr");
     fs::create_dir_all(&dir)?;
