@@ -9,6 +9,7 @@ pub mod cli;
 pub mod connector;
 pub mod engine;
 pub mod expr;
+pub mod r#gen;
 pub mod model;
 pub mod rules;
 pub mod ruletest;
