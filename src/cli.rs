@@ -72,6 +72,16 @@ pub enum Command {
     },
     /// Connector space and metaverse sizes, ambiguous joins waiting.
     Status,
+    /// Write seeded, realistic HR sources (the example's three formats) for N people.
+    Generate {
+        #[arg(long, default_value_t = 10_000)]
+        people: usize,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Files go to OUT/fixtures/hr/.
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -147,6 +157,27 @@ pub fn run(cli: Cli) -> Result<i32> {
         } => search(&cli, mv, object_type.as_deref(), *limit),
         Command::Runs { sub, limit } => runs(&cli, sub.as_ref(), *limit),
         Command::Status => status(&cli),
+        Command::Generate { people, seed, out } => {
+            let summary = crate::r#gen::generate(out, *people, *seed).with_context(|| format!("writing to {}", out.display()))?;
+            if cli.json {
+                print_json(&json!({
+                    "people": summary.people,
+                    "workday_rows": summary.workday_rows,
+                    "sap_rows": summary.sap_rows,
+                    "contractor_rows": summary.contractor_rows,
+                }))?;
+            } else {
+                println!(
+                    "{} people: {} Workday, {} SAP, {} contractor rows in {}",
+                    summary.people,
+                    summary.workday_rows,
+                    summary.sap_rows,
+                    summary.contractor_rows,
+                    out.join("fixtures/hr").display()
+                );
+            }
+            Ok(0)
+        }
     }
 }
 
