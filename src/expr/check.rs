@@ -271,7 +271,7 @@ impl Checker<'_> {
         form
     }
 
-    fn literal_text<'n>(node: &'n Node) -> Option<Option<&'n str>> {
+    fn literal_text(node: &Node) -> Option<Option<&str>> {
         match node {
             Node::Const(Value::Str(s)) => Some(Some(s)),
             Node::Const(_) => Some(None),

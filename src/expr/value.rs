@@ -268,7 +268,7 @@ pub(super) fn parse_date(s: &str) -> Option<NaiveDateTime> {
     if c.done() {
         return (!generalized).then(|| date.and_time(NaiveTime::MIN));
     }
-    if !generalized && !(c.eat(b'T') || c.eat(b't') || c.eat(b' ')) {
+    if !(generalized || c.eat(b'T') || c.eat(b't') || c.eat(b' ')) {
         return None;
     }
     let h = c.digits(2)?;
