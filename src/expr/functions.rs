@@ -820,14 +820,18 @@ pub(super) fn call<'a>(c: &'a Call, env: &Env<'a>) -> R<'a> {
                 }
                 arg(c, 1, env)
             };
+            // An empty value is null, so it takes the default like null does.
+            fn key<'v>(v: &'v V) -> Option<Cow<'v, str>> {
+                if v.is_null() { None } else { v.text() }
+            }
             match source {
                 V::List(items) if items.len() != 1 => Ok(V::List(
                     items
                         .iter()
-                        .map(|v| pick(v.text()))
+                        .map(|v| pick(key(v)))
                         .collect::<Result<_, _>>()?,
                 )),
-                other => pick(other.text()),
+                other => pick(key(&other)),
             }
         }
         Func::ToLower | Func::ToUpper => {

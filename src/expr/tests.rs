@@ -1060,3 +1060,211 @@ fn reference_examples_hold() {
     assert!(checked >= 90, "only {checked} examples found");
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// Random token soup must never panic the compiler or the evaluator, and
+/// every error span must be a valid range of the source, as the rules loader
+/// slices the source with it to print a caret.
+#[test]
+fn random_input_never_panics_and_spans_stay_in_source() {
+    const PIECES: &[&str] = &[
+        "[givenName]",
+        "sn",
+        "[missing]",
+        "[proxyAddresses]",
+        "[Legal First Name]",
+        "\"é\"",
+        "\"a\\\"b\"",
+        "\"[a-\"",
+        "\"yyyy\"",
+        "\"d\"",
+        "1",
+        "-2.5",
+        "true",
+        "null",
+        "(",
+        ")",
+        ",",
+        "&",
+        "=",
+        "<>",
+        "<",
+        ">=",
+        " and ",
+        " or ",
+        " not ",
+        "Left(",
+        "Replace(",
+        "Switch(",
+        "FormatDateTime(",
+        "DateAdd(",
+        "Join(",
+        "IIF(",
+        "Word(",
+        "SelectUniqueValue(",
+        "Guid(",
+        "Lft(",
+        "[",
+        "]",
+        "\"",
+        "+",
+        "ß",
+        "\u{301}",
+        "\n",
+        " ",
+    ];
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut next = |n: usize| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (seed % n as u64) as usize
+    };
+    let o = john();
+    let mut compiled = 0;
+    for _ in 0..3000 {
+        let len = 1 + next(12);
+        let src: String = (0..len).map(|_| PIECES[next(PIECES.len())]).collect();
+        match Expr::compile(&src, &Names) {
+            Ok(e) => {
+                compiled += 1;
+                let _ = e.eval(&o, &ctx());
+            }
+            Err(errors) => {
+                assert!(!errors.is_empty(), "{src:?}");
+                for e in &errors {
+                    assert!(
+                        e.span.start <= e.span.end
+                            && e.span.end <= src.len()
+                            && src.is_char_boundary(e.span.start)
+                            && src.is_char_boundary(e.span.end),
+                        "{src:?}: {e:?}"
+                    );
+                    render_error(&src, e);
+                }
+            }
+        }
+    }
+    assert!(
+        compiled > 0,
+        "the generator should produce some valid expressions"
+    );
+}
+
+#[test]
+fn per_value_functions_map_over_multi_values() {
+    let multi = obj(&[
+        ("givenName", &["Ann Lee", "Bob"]),
+        ("hireDate", &["2020-01-01", "2021-06-30"]),
+        ("dept", &["1", "0"]),
+    ]);
+    let num = |items: &[f64]| Value::List(items.iter().map(|n| Value::Num(*n)).collect());
+    let cases: Vec<(&str, Value)> = vec![
+        (r#"Append([givenName], "!")"#, list(&["Ann Lee!", "Bob!"])),
+        ("Left([givenName], 2)", list(&["An", "Bo"])),
+        ("Right([givenName], 2)", list(&["ee", "ob"])),
+        ("Mid([givenName], 2, 2)", list(&["nn", "ob"])),
+        ("Trim([givenName])", list(&["Ann Lee", "Bob"])),
+        ("ToLower([givenName])", list(&["ann lee", "bob"])),
+        ("PCase(ToUpper([givenName]))", list(&["Ann Lee", "Bob"])),
+        ("StripSpaces([givenName])", list(&["AnnLee", "Bob"])),
+        (
+            "NormalizeDiacritics([givenName])",
+            list(&["Ann Lee", "Bob"]),
+        ),
+        (
+            r#"Word([givenName], 2, " ")"#,
+            Value::List(vec![s("Lee"), Value::Null]),
+        ),
+        ("Length([givenName])", num(&[7.0, 3.0])),
+        (r#"InStr([givenName], "b")"#, num(&[0.0, 3.0])),
+        ("CStr([givenName])", list(&["Ann Lee", "Bob"])),
+        ("CNumber([dept])", num(&[1.0, 0.0])),
+        (
+            "CBool([dept])",
+            Value::List(vec![Value::Bool(true), Value::Bool(false)]),
+        ),
+        (
+            r#"Replace([givenName], "b", "p")"#,
+            list(&["Ann Lee", "Bop"]),
+        ),
+        (
+            r#"ReplaceRegex([givenName], "^(.)", "<$1>")"#,
+            list(&["<A>nn Lee", "<B>ob"]),
+        ),
+        (r#"Switch([givenName], "?", "Bob", "B")"#, list(&["?", "B"])),
+        (r#"Split([givenName], " ")"#, list(&["Ann", "Lee", "Bob"])),
+        (r#"Join("/", [givenName])"#, s("Ann Lee/Bob")),
+        ("Count([givenName])", Value::Num(2.0)),
+        ("Item([givenName], 1)", s("Ann Lee")),
+        (r#"Contains([givenName], "ob")"#, Value::Bool(true)),
+        (r#"IsMatch([givenName], "^B")"#, Value::Bool(true)),
+        (
+            "Coalesce([missing], [givenName])",
+            list(&["Ann Lee", "Bob"]),
+        ),
+        (
+            "CDate([hireDate])",
+            Value::List(vec![date(2020, 1, 1, 0, 0, 0), date(2021, 6, 30, 0, 0, 0)]),
+        ),
+        (
+            r#"DateAdd("d", 1, [hireDate])"#,
+            Value::List(vec![date(2020, 1, 2, 0, 0, 0), date(2021, 7, 1, 0, 0, 0)]),
+        ),
+        (
+            "NumFromDate([hireDate])",
+            list(&["132223104000000000", "132694848000000000"]),
+        ),
+    ];
+    for (src, expected) in cases {
+        assert_eq!(ev_on(src, &multi), expected, "{src}");
+    }
+    let fails = |src: &str| compile(src).eval(&multi, &ctx()).unwrap_err().message;
+    assert_eq!(
+        fails(r#"DateDiff("d", [hireDate], Now())"#),
+        "DateDiff: cannot read [\"2020-01-01\", \"2021-06-30\"] as a date"
+    );
+    assert_eq!(
+        fails("Left([sn], [dept])"),
+        "Left: numChars must be a number, found [\"1\", \"0\"]"
+    );
+    assert_eq!(
+        fails(r#"Join([givenName], "a", "b")"#),
+        "Join: the separator must be a single value, found [\"Ann Lee\", \"Bob\"]"
+    );
+}
+
+#[test]
+fn empty_string_values_behave_as_null() {
+    let blank = obj(&[("givenName", &[""]), ("hireDate", &[""])]);
+    let null_results = [
+        r#"Append([givenName], "!")"#,
+        "Left([givenName], 2)",
+        "Mid([givenName], 1, 1)",
+        "ToUpper([givenName])",
+        "PCase([givenName])",
+        "Trim([givenName])",
+        "NormalizeDiacritics([givenName])",
+        "Length([givenName])",
+        r#"Replace([givenName], "a", "b")"#,
+        r#"Split([givenName], ",")"#,
+        r#"Word([givenName], 1, " ")"#,
+        "CDate([hireDate])",
+        "CNumber([givenName])",
+        r#"FormatDateTime([hireDate], "yyyy-MM-dd", "dd.MM.yyyy")"#,
+        r#"DateAdd("d", 1, [hireDate])"#,
+        r#"Join(",", [givenName], "")"#,
+        r#"Coalesce([givenName], "")"#,
+        "SelectUniqueValue([givenName])",
+    ];
+    for src in null_results {
+        assert_eq!(ev_on(src, &blank), Value::Null, "{src}");
+    }
+    assert_eq!(ev_on("IsNull([givenName])", &blank), Value::Bool(true));
+    assert_eq!(ev_on("Count([givenName])", &blank), Value::Num(0.0));
+    assert_eq!(ev_on(r#"[givenName] & "x""#, &blank), s("x"));
+    assert_eq!(ev_on(r#"[givenName] = """#, &blank), Value::Bool(true));
+    assert_eq!(
+        ev_on(r#"Switch([givenName], "none", "", "empty")"#, &blank),
+        s("none")
+    );
+}
