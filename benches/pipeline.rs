@@ -14,7 +14,10 @@ use idsync::expr::Context;
 use std::path::{Path, PathBuf};
 
 fn people() -> usize {
-    std::env::var("IDSYNC_BENCH_PEOPLE").ok().and_then(|v| v.parse().ok()).unwrap_or(20_000)
+    std::env::var("IDSYNC_BENCH_PEOPLE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20_000)
 }
 
 /// Generated sources plus a copy of the example rules, laid out like the repository.
@@ -22,7 +25,10 @@ fn setup() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().expect("temp dir");
     idsync::r#gen::generate(dir.path(), people(), 42).expect("generate");
     let rules = dir.path().join("rules/example");
-    copy(&Path::new(env!("CARGO_MANIFEST_DIR")).join("rules/example"), &rules);
+    copy(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("rules/example"),
+        &rules,
+    );
     (dir, rules)
 }
 
@@ -47,7 +53,9 @@ fn benches(c: &mut Criterion) {
 
     let workday = app.rules.agent("workday").expect("workday").clone();
     let mut rows = Collect::default();
-    connector::open(&workday.source).full_import(&mut rows).expect("read");
+    connector::open(&workday.source)
+        .full_import(&mut rows)
+        .expect("read");
     let n = rows.objects.len() as u64;
 
     let mut g = c.benchmark_group("stages");
@@ -56,7 +64,9 @@ fn benches(c: &mut Criterion) {
     g.bench_function("csv parse (workday)", |b| {
         b.iter(|| {
             let mut sink = Collect::default();
-            connector::open(&workday.source).full_import(&mut sink).expect("read");
+            connector::open(&workday.source)
+                .full_import(&mut sink)
+                .expect("read");
             sink.objects.len()
         })
     });
@@ -64,7 +74,11 @@ fn benches(c: &mut Criterion) {
         b.iter(|| {
             let mut total = 0;
             for o in &rows.objects {
-                let ctx = Context { now, object_key: &o.anchor, unique: None };
+                let ctx = Context {
+                    now,
+                    object_key: &o.anchor,
+                    unique: None,
+                };
                 total += eval_flows(&workday, &o.attrs, &ctx).values.count(0);
             }
             total
@@ -80,7 +94,9 @@ fn benches(c: &mut Criterion) {
                 let tx = s.begin().expect("tx");
                 let mut st = tx.stager("workday", &workday.schema).expect("stager");
                 for o in &rows.objects {
-                    let _ = st.object(&o.anchor, &o.attrs, &workday.schema, o.line).expect("stage");
+                    let _ = st
+                        .object(&o.anchor, &o.attrs, &workday.schema, o.line)
+                        .expect("stage");
                 }
                 st.finish_full().expect("finish");
                 tx.commit().expect("commit");
@@ -101,14 +117,24 @@ fn benches(c: &mut Criterion) {
     let mut g = c.benchmark_group("sync");
     g.sample_size(10);
     g.throughput(Throughput::Elements(records));
-    g.bench_function("full sync plan (join, project, precedence, references)", |b| {
-        b.iter_batched(|| app.prepare_sync(run, now).expect("load"), |s| s.plan().counters, BatchSize::PerIteration)
-    });
+    g.bench_function(
+        "full sync plan (join, project, precedence, references)",
+        |b| {
+            b.iter_batched(
+                || app.prepare_sync(run, now).expect("load"),
+                |s| s.plan().counters,
+                BatchSize::PerIteration,
+            )
+        },
+    );
     g.finish();
 }
 
 fn rand_suffix() -> u128 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0)
 }
 
 criterion_group!(pipeline, benches);

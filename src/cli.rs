@@ -158,7 +158,8 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Runs { sub, limit } => runs(&cli, sub.as_ref(), *limit),
         Command::Status => status(&cli),
         Command::Generate { people, seed, out } => {
-            let summary = crate::r#gen::generate(out, *people, *seed).with_context(|| format!("writing to {}", out.display()))?;
+            let summary = crate::r#gen::generate(out, *people, *seed)
+                .with_context(|| format!("writing to {}", out.display()))?;
             if cli.json {
                 print_json(&json!({
                     "people": summary.people,

@@ -326,7 +326,10 @@ fn join_rules_in_order_fold_names_and_never_guess_an_ambiguous_join() {
         .map(|k| app.find_identity(None, &format!("hr:{k}")).expect("id")[0])
         .collect();
     expected.sort();
-    assert_eq!((amb[0].anchor.as_str(), amb[0].candidates.clone()), ("S2", expected));
+    assert_eq!(
+        (amb[0].anchor.as_str(), amb[0].candidates.clone()),
+        ("S2", expected)
+    );
     assert!(
         r.errors
             .iter()

@@ -1,9 +1,30 @@
-//! The flow expression language (placeholder: attribute references and
-//! string literals only, until the full language lands).
+//! The flow expression language of attribute flows and the scoping filters
+//! of sync rules. This module owns the public API the engine compiles and
+//! evaluates against; the work is split by stage: `lexer` → `parser` (syntax
+//! tree with spans) → `check` (names, arity, literal regexes and formats,
+//! constant folding) → `eval`/`functions` (per-object evaluation). Compiling
+//! once and evaluating a small pre-resolved tree is what keeps a flow under a
+//! microsecond per object. `scope` holds the Entra-style scoping filters.
+//! The language is documented for rule authors in `rules/README.functions.md`.
 
+mod check;
+mod datefmt;
+mod eval;
+mod functions;
+mod lexer;
+mod parser;
 pub mod scope;
+mod text;
+mod value;
+
+#[cfg(test)]
+mod tests;
+
+pub use scope::{Filter, RawClause, ScopeError};
 
 use chrono::{DateTime, NaiveDateTime, Utc};
+use eval::Node;
+use std::fmt;
 use std::ops::Range;
 
 /// Resolves attribute names at compile time.
@@ -54,6 +75,16 @@ pub enum Value {
 }
 
 impl Value {
+    /// Null, the empty string, and a list of nothing but those: no value.
+    pub fn is_null(&self) -> bool {
+        match self {
+            Value::Null => true,
+            Value::Str(s) => s.is_empty(),
+            Value::List(items) => items.iter().all(Value::is_null),
+            _ => false,
+        }
+    }
+
     /// The stored form: null is no value, a list is several values.
     pub fn to_strings(&self) -> Vec<String> {
         match self {
@@ -92,89 +123,181 @@ pub struct ExprError {
     pub help: Option<String>,
 }
 
+impl fmt::Display for ExprError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)?;
+        if let Some(help) = &self.help {
+            write!(f, " ({help})")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ExprError {}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
 pub struct EvalError {
     pub message: String,
 }
 
-#[derive(Debug, Clone)]
-enum Node {
-    Attr(u32),
-    Lit(String),
-}
+// The engine evaluates compiled rules from rayon threads.
+const _: () = {
+    const fn shareable<T: Send + Sync + Clone + fmt::Debug>() {}
+    shareable::<Expr>();
+    shareable::<Filter>();
+};
 
 /// A compiled expression.
 #[derive(Debug, Clone)]
 pub struct Expr {
     source: String,
-    node: Node,
+    root: Node,
+    attrs: Vec<u32>,
+    needs_unique: bool,
 }
 
 impl Expr {
+    /// Parses and checks `src`, resolving attribute names through `scope`.
+    /// On failure every error found is returned, sorted by position.
     pub fn compile(src: &str, scope: &dyn Scope) -> Result<Expr, Vec<ExprError>> {
-        let t = src.trim();
-        let name = t
-            .strip_prefix('[')
-            .and_then(|s| s.strip_suffix(']'))
-            .unwrap_or(t);
-        if let Some(lit) = t.strip_prefix('"').and_then(|s| s.strip_suffix('"')) {
-            return Ok(Expr {
-                source: src.to_string(),
-                node: Node::Lit(lit.to_string()),
-            });
+        let mut errors = Vec::new();
+        let tokens = lexer::lex(src, &mut errors);
+        let ast = parser::parse(tokens, &mut errors);
+        let root = check::check(&ast, src, scope, &mut errors);
+        if !errors.is_empty() {
+            errors.sort_by_key(|e| (e.span.start, e.span.end));
+            errors.dedup();
+            return Err(errors);
         }
-        match scope.resolve(name) {
-            Some(a) => Ok(Expr {
-                source: src.to_string(),
-                node: Node::Attr(a),
-            }),
-            None => Err(vec![ExprError {
-                span: 0..src.len(),
-                message: format!("unknown attribute {name:?}"),
-                help: None,
-            }]),
-        }
-    }
-
-    pub fn eval(&self, input: &dyn Input, _ctx: &Context) -> Result<Value, EvalError> {
-        Ok(match &self.node {
-            Node::Lit(s) => Value::Str(s.clone()),
-            Node::Attr(a) => match input.count(*a) {
-                0 => Value::Null,
-                1 => Value::Str(input.nth(*a, 0).unwrap_or_default().to_string()),
-                n => Value::List(
-                    (0..n)
-                        .filter_map(|i| input.nth(*a, i))
-                        .map(|s| Value::Str(s.to_string()))
-                        .collect(),
-                ),
-            },
+        let mut attrs = Vec::new();
+        let mut needs_unique = false;
+        root.walk(&mut |n| match n {
+            Node::Attr(a) => attrs.push(*a),
+            Node::Call(c) if c.func == functions::Func::SelectUniqueValue => needs_unique = true,
+            _ => {}
+        });
+        attrs.sort_unstable();
+        attrs.dedup();
+        Ok(Expr {
+            source: src.to_string(),
+            root,
+            attrs,
+            needs_unique,
         })
     }
 
-    /// Attributes the expression reads.
-    pub fn attrs(&self) -> Vec<u32> {
-        match self.node {
-            Node::Attr(a) => vec![a],
-            Node::Lit(_) => Vec::new(),
+    /// Evaluates over one object. Never panics on any input; a value a
+    /// function cannot work with is an `EvalError` naming the function.
+    pub fn eval(&self, input: &dyn Input, ctx: &Context) -> Result<Value, EvalError> {
+        match &self.root {
+            Node::Const(v) => Ok(v.clone()),
+            Node::Attr(a) => Ok(eval::read_attr(input, *a).into_value()),
+            root => {
+                let env = eval::Env {
+                    input,
+                    ctx,
+                    source: &self.source,
+                };
+                eval::eval(root, &env).map(value::V::into_value)
+            }
         }
+    }
+
+    /// Attributes the expression reads, sorted, without duplicates.
+    pub fn attrs(&self) -> Vec<u32> {
+        self.attrs.clone()
     }
 
     /// The attribute, when the expression is nothing but a reference to it.
     pub fn as_attr(&self) -> Option<u32> {
-        match self.node {
+        match self.root {
             Node::Attr(a) => Some(a),
-            Node::Lit(_) => None,
+            _ => None,
+        }
+    }
+
+    /// The value, when the expression does not depend on the object at all
+    /// (literals and calls on literals are folded at compile time).
+    pub fn as_const(&self) -> Option<&Value> {
+        match &self.root {
+            Node::Const(v) => Some(v),
+            _ => None,
         }
     }
 
     /// Whether it calls `SelectUniqueValue`, which must run in a fixed order.
     pub fn needs_unique(&self) -> bool {
-        false
+        self.needs_unique
     }
 
     pub fn source(&self) -> &str {
         &self.source
     }
+}
+
+/// The usage line of every function, e.g. `Left(source, numChars)`, for
+/// listings and editor help.
+pub fn function_usages() -> impl Iterator<Item = &'static str> {
+    functions::FUNCTIONS.iter().map(|d| d.usage)
+}
+
+/// Shows an error under its expression, one line each, for a terminal:
+///
+/// ```text
+/// error: unknown function "Lft"
+///   Lft([givenName], 1)
+///   ^^^
+///   help: did you mean "Left"?
+/// ```
+///
+/// Line breaks and tabs in the source are shown as spaces so the caret
+/// stays under the span.
+pub fn render_error(src: &str, err: &ExprError) -> String {
+    let line: String = src
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    let floor = |mut i: usize| {
+        i = i.min(src.len());
+        while !src.is_char_boundary(i) {
+            i -= 1;
+        }
+        i
+    };
+    let start = floor(err.span.start);
+    let end = floor(err.span.end).max(start);
+    let col = src[..start].chars().count();
+    let width = src[start..end].chars().count().max(1);
+    let mut out = format!(
+        "error: {}\n  {}\n  {}{}",
+        err.message,
+        line.trim_end(),
+        " ".repeat(col),
+        "^".repeat(width)
+    );
+    if let Some(help) = &err.help {
+        out.push_str("\n  help: ");
+        out.push_str(help);
+    }
+    out
+}
+
+/// The closest of `candidates` to a misspelt `name`, ignoring case, if any is
+/// close enough to be a plausible typo.
+pub(crate) fn suggest<'c>(
+    name: &str,
+    candidates: impl Iterator<Item = &'c str>,
+) -> Option<&'c str> {
+    let lower = name.to_lowercase();
+    let mut best: Option<(usize, &str)> = None;
+    for c in candidates {
+        let cl = c.to_lowercase();
+        let d = strsim::damerau_levenshtein(&lower, &cl);
+        let limit = (lower.chars().count().max(cl.chars().count()) / 3).max(1);
+        if d <= limit && best.is_none_or(|(bd, _)| d < bd) {
+            best = Some((d, c));
+        }
+    }
+    best.map(|(_, c)| c)
 }
