@@ -178,7 +178,7 @@ impl App {
                 sink.flush();
                 r
             });
-            let staged = self.stage(&agent.name, &schema, &agent.anchor, rx, step, now);
+            let staged = self.stage(&agent.name, &schema, &agent.anchor, rx, step);
             let result = reader.join();
             (result, staged)
         });
@@ -215,7 +215,6 @@ impl App {
         anchor_attr: &str,
         rx: mpsc::Receiver<Msg>,
         step: i64,
-        now: DateTime<Utc>,
     ) -> Result<Option<ImportReport>> {
         let anchor = schema.get(anchor_attr);
         let tx = self.store.begin()?;
@@ -267,7 +266,14 @@ impl App {
             .count() as u64;
         counts.rejected = rejected.len() as u64;
         let counters = serde_json::to_value(counts).unwrap_or_default();
-        tx.finish_step(step, "success", &counters, None, &rejected, &stamp(now))?;
+        tx.finish_step(
+            step,
+            "success",
+            &counters,
+            None,
+            &rejected,
+            &stamp(Utc::now()),
+        )?;
         fault_point("import-before-commit");
         tx.commit()?;
         info!(
@@ -295,11 +301,10 @@ impl App {
     /// Loads everything a full sync reads; `.plan()` on the result is pure.
     pub fn prepare_sync(&self, run: RunId, now: DateTime<Utc>) -> Result<Sync<'_>> {
         let rules = &self.rules;
-        let schema_of = |t: &str| rules.metaverse.get(t).map(|t| t.schema.clone());
+        let schema_of = |t: &str| rules.metaverse.get(t).map(|t| &t.schema);
         let mut sync = Sync::new(rules, run, now, self.store.next_mv_id()?);
-        for row in self.store.load_mv(&schema_of)? {
-            sync.add_mv(row);
-        }
+        self.store
+            .load_mv(&schema_of, &mut |row| sync.add_mv(row))?;
         for a in &rules.agents {
             sync.add_cs(a.index, self.store.load_cs(&a.name, &a.schema)?);
         }
@@ -335,12 +340,12 @@ impl App {
             let Some(schema) = mv_schema(&w.object_type) else {
                 continue;
             };
-            let attrs = w.attrs.to_json(schema).to_string();
-            let lineage = serde_json::to_string(&w.lineage).unwrap_or_else(|_| "{}".into());
+            let attrs = crate::model::json::record_to_json(&w.attrs, schema);
+            let lineage = &w.lineage_json;
             if insert {
-                tx.insert_mv(w.id, &w.object_type, &attrs, &lineage, run)?;
+                tx.insert_mv(w.id, &w.object_type, &attrs, lineage, run)?;
             } else {
-                tx.update_mv(w.id, &attrs, &lineage, run)?;
+                tx.update_mv(w.id, &attrs, lineage, run)?;
             }
         }
         for id in &plan.deletes {
@@ -372,7 +377,14 @@ impl App {
         }
         tx.set_meta("last_full_sync_rules_hash", &self.rules.hash)?;
         let counters = serde_json::to_value(plan.counters).unwrap_or_default();
-        tx.finish_step(step, "success", &counters, None, &errors, &stamp(now))?;
+        tx.finish_step(
+            step,
+            "success",
+            &counters,
+            None,
+            &errors,
+            &stamp(Utc::now()),
+        )?;
         fault_point("sync-before-commit");
         tx.commit()?;
         let c = plan.counters;
@@ -486,7 +498,7 @@ impl App {
             return Ok(found);
         }
         if let Ok(id) = key.parse::<MvId>() {
-            let schema_of = |t: &str| self.rules.metaverse.get(t).map(|t| t.schema.clone());
+            let schema_of = |t: &str| self.rules.metaverse.get(t).map(|t| &t.schema);
             if let Some(row) = self.store.get_mv(id, &schema_of)?
                 && types.contains(&row.object_type.as_str())
             {

@@ -343,7 +343,7 @@ fn print_profile(r: &ProfileReport) {
 
 /// A short label for a referenced identity.
 fn label(app: &App, id: MvId) -> String {
-    let schema_of = |t: &str| app.rules.metaverse.get(t).map(|t| t.schema.clone());
+    let schema_of = |t: &str| app.rules.metaverse.get(t).map(|t| &t.schema);
     match app.store.get_mv(id, &schema_of) {
         Ok(Some(row)) => {
             let t = app.rules.metaverse.get(&row.object_type);
@@ -379,7 +379,7 @@ fn show(cli: &Cli, args: &[String]) -> Result<i32> {
         eprintln!("no identity found for {key:?}");
         return Ok(1);
     }
-    let schema_of = |t: &str| app.rules.metaverse.get(t).map(|t| t.schema.clone());
+    let schema_of = |t: &str| app.rules.metaverse.get(t).map(|t| &t.schema);
     let mut out = Vec::new();
     for id in ids {
         let Some(row) = app.store.get_mv(id, &schema_of)? else {
@@ -389,6 +389,7 @@ fn show(cli: &Cli, args: &[String]) -> Result<i32> {
             continue;
         };
         let links = app.store.links_of(id)?;
+        let lineage = row.lineage();
         let mut attrs = Vec::new();
         for (ai, attr) in t.attrs.iter().enumerate() {
             let values: Vec<String> = row.attrs.values(ai as u32).map(str::to_string).collect();
@@ -406,7 +407,7 @@ fn show(cli: &Cli, args: &[String]) -> Result<i32> {
             } else {
                 values.clone()
             };
-            let origins = row.lineage.get(&attr.name).cloned().unwrap_or_default();
+            let origins = lineage.get(&attr.name).cloned().unwrap_or_default();
             attrs.push(json!({
                 "attribute": attr.name,
                 "values": values,
@@ -546,7 +547,7 @@ fn search(cli: &Cli, q: &str, ty: Option<&str>, limit: usize) -> Result<i32> {
             continue;
         };
         let candidates = app.store.find_mv_by(&t.name, first_attr, first_value)?;
-        let schema_of = |n: &str| app.rules.metaverse.get(n).map(|t| t.schema.clone());
+        let schema_of = |n: &str| app.rules.metaverse.get(n).map(|t| &t.schema);
         for id in candidates {
             let Some(row) = app.store.get_mv(id, &schema_of)? else {
                 continue;

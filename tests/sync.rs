@@ -111,7 +111,7 @@ fn values(e: &Env, key: &str, attr: &str) -> Vec<String> {
     let ids = app.find_identity(Some("person"), key).expect("find");
     assert_eq!(ids.len(), 1, "{key} should be one identity, found {ids:?}");
     let t = app.rules.metaverse.get("person").expect("type");
-    let schema_of = |n: &str| app.rules.metaverse.get(n).map(|t| t.schema.clone());
+    let schema_of = |n: &str| app.rules.metaverse.get(n).map(|t| &t.schema);
     let row = app
         .store
         .get_mv(ids[0], &schema_of)
@@ -204,14 +204,14 @@ fn lineage_names_agent_anchor_and_run_and_survives_unchanged_resync() {
     assert_eq!(second.counters.mv_unchanged, 1);
     let app = e.app();
     let id = app.find_identity(None, "sub:S1").expect("find")[0];
-    let schema_of = |n: &str| app.rules.metaverse.get(n).map(|t| t.schema.clone());
+    let schema_of = |n: &str| app.rules.metaverse.get(n).map(|t| &t.schema);
     let row = app.store.get_mv(id, &schema_of).expect("get").expect("row");
-    let title = &row.lineage["title"][0];
+    let title = &row.lineage()["title"][0];
     assert_eq!(
         (title.agent(), title.anchor(), title.run()),
         ("sub", "S1", first)
     );
-    let given = &row.lineage["givenName"][0];
+    let given = &row.lineage()["givenName"][0];
     assert_eq!((given.agent(), given.anchor()), ("hr", "H1"));
     let links = app.store.links_of(id).expect("links");
     let sub = links.iter().find(|l| l.agent == "sub").expect("sub link");

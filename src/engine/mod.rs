@@ -14,7 +14,7 @@ mod sync;
 pub use flow::{FlowOut, eval_flows};
 pub use sync::Sync;
 
-use crate::model::{CsId, Lineage, MvId, Record};
+use crate::model::{CsId, MvId, Record};
 
 /// A metaverse object to insert or update.
 #[derive(Debug, Clone, PartialEq)]
@@ -22,7 +22,8 @@ pub struct MvWrite {
     pub id: MvId,
     pub object_type: String,
     pub attrs: Record,
-    pub lineage: Lineage,
+    /// Stored lineage text (`model::json`).
+    pub lineage_json: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -10,7 +10,7 @@ use super::precedence::{Contribution, LinEntry, compute};
 use super::refs::find_cycles;
 use super::{Ambiguous, LinkWrite, MvWrite, SyncError, SyncPlan};
 use crate::expr::{Context, Value};
-use crate::model::{Lineage, MvId, Origin, Record, RecordBuilder, RunId};
+use crate::model::{MvId, Record, RecordBuilder, RunId};
 use crate::rules::{AttrType, Deletion, RuleSet};
 use crate::store::{CsRow, MvRow};
 use chrono::{DateTime, Utc};
@@ -126,20 +126,18 @@ impl<'r> Sync<'r> {
         };
         let t = &self.rules.metaverse.types[ty];
         let mut lin = Vec::new();
-        for (attr, origins) in &row.lineage {
-            let Some(a) = t.schema.get(attr) else {
-                continue;
-            };
-            for o in origins {
-                if let Some(agent) = self.rules.agent(o.agent()) {
+        let rules = self.rules;
+        // Unreadable lineage only loses origins; the next sync writes them anew.
+        let _ =
+            crate::model::json::lineage_entries(&row.lineage_json, |attr, agent, _anchor, run| {
+                if let (Some(a), Some(agent)) = (t.schema.get(attr), rules.agent(agent)) {
                     lin.push(LinEntry {
                         attr: a,
                         agent: agent.index as u16,
-                        run: o.run(),
+                        run,
                     });
                 }
-            }
-        }
+            });
         lin.sort();
         self.pos.insert(row.id, self.mvs.len());
         self.next_id = self.next_id.max(row.id + 1);
@@ -640,25 +638,26 @@ impl<'r> Sync<'r> {
                 self.plan.counters.mv_unchanged += 1;
                 continue;
             }
-            let mut lineage = Lineage::new();
-            for l in &m.lin {
-                let agent = &rules.agents[l.agent as usize];
-                let anchor = m
-                    .connectors
+            let anchor_of = |agent: usize| {
+                m.connectors
                     .iter()
-                    .find(|&&(a, _)| a == l.agent as usize)
-                    .map(|&(a, i)| self.cs[a][i].row.anchor.clone())
-                    .unwrap_or_default();
-                lineage
-                    .entry(t.schema.name(l.attr).to_string())
-                    .or_default()
-                    .push(Origin(agent.name.clone(), anchor, l.run));
-            }
+                    .find(|&&(a, _)| a == agent)
+                    .map(|&(a, i)| self.cs[a][i].row.anchor.as_str())
+                    .unwrap_or_default()
+            };
+            let lineage_json = crate::model::json::lineage_to_json(m.lin.iter().map(|l| {
+                (
+                    t.schema.name(l.attr),
+                    rules.agents[l.agent as usize].name.as_str(),
+                    anchor_of(l.agent as usize),
+                    l.run,
+                )
+            }));
             let write = MvWrite {
                 id: m.id,
                 object_type: t.name.clone(),
                 attrs: m.attrs.clone(),
-                lineage,
+                lineage_json,
             };
             if m.orig.is_none() {
                 self.plan.counters.mv_adds += 1;

@@ -5,6 +5,7 @@
 //! values in one string buffer with a small slot table instead of a map of
 //! owned strings: about a quarter of the memory, and one allocation per object.
 
+pub mod json;
 mod record;
 pub mod text;
 

@@ -2,6 +2,7 @@
 //! and reading a space back for sync.
 
 use super::{Result, Store, StoreError, Tx};
+use crate::model::json::record_from_json;
 use crate::model::{CsId, Delta, MvId, Record, Schema};
 use rusqlite::{CachedStatement, params};
 use rustc_hash::FxHashMap;
@@ -150,7 +151,7 @@ impl Stager<'_, '_> {
         };
         match self.existing.get_mut(anchor) {
             None => {
-                let json = attrs.to_json(schema).to_string();
+                let json = crate::model::json::record_to_json(attrs, schema);
                 self.insert
                     .execute(params![
                         self.agent,
@@ -170,7 +171,7 @@ impl Stager<'_, '_> {
                 } else {
                     // A staged delete that comes back is an update of what the
                     // metaverse last saw, never a second object.
-                    let json = attrs.to_json(schema).to_string();
+                    let json = crate::model::json::record_to_json(attrs, schema);
                     self.update
                         .execute(params![
                             e.id,
@@ -248,7 +249,6 @@ impl Store {
             .map_err(|e| self.err(e))?;
         let mut rows = stmt.query(params![agent]).map_err(|e| self.err(e))?;
         let mut out = Vec::new();
-        let mut names = schema.clone();
         while let Some(r) = rows.next().map_err(|e| self.err(e))? {
             let get = |e| self.err(e);
             let id: i64 = r.get(0).map_err(get)?;
@@ -256,12 +256,10 @@ impl Store {
             let text: String = r.get(2).map_err(get)?;
             let op: String = r.get(3).map_err(get)?;
             let seq: i64 = r.get(4).map_err(get)?;
-            let json: serde_json::Value =
-                serde_json::from_str(&text).map_err(|e| StoreError::Corrupt {
-                    path: self.path.display().to_string(),
-                    message: format!("connector space {agent}, anchor {anchor}: {e}"),
-                })?;
-            let attrs = Record::from_json(&json, &mut names, false);
+            let attrs = record_from_json(&text, schema).map_err(|e| StoreError::Corrupt {
+                path: self.path.display().to_string(),
+                message: format!("connector space {agent}, anchor {anchor}: {e}"),
+            })?;
             let pending = if seq > synced {
                 Delta::parse(&op)
             } else {
@@ -272,9 +270,7 @@ impl Store {
             } else {
                 None
             };
-            let prev = prev
-                .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-                .map(|j| Record::from_json(&j, &mut names, false));
+            let prev = prev.and_then(|t| record_from_json(&t, schema).ok());
             out.push(CsRow {
                 prev,
                 id,
@@ -313,16 +309,14 @@ impl Store {
         let mut rows = stmt
             .query(params![agent, anchor.unwrap_or_default()])
             .map_err(|e| self.err(e))?;
-        let mut names = schema.clone();
         while let Some(r) = rows.next().map_err(|e| self.err(e))? {
             let get = |e| self.err(e);
             let text: String = r.get(2).map_err(get)?;
-            let json: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
             let op: String = r.get(3).map_err(get)?;
             out.push(CsRow {
                 id: r.get(0).map_err(get)?,
                 anchor: r.get(1).map_err(get)?,
-                attrs: Record::from_json(&json, &mut names, false),
+                attrs: record_from_json(&text, schema).unwrap_or_default(),
                 pending: Delta::parse(&op),
                 prev: None,
                 mv: r.get(4).map_err(get)?,

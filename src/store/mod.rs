@@ -14,7 +14,7 @@ mod mv;
 mod runs;
 
 pub use cs::{CsRow, ImportCounts, StageRefusal, Stager};
-pub use mv::{AmbiguousRow, LinkRow, MvRow};
+pub use mv::{AmbiguousRow, LinkRow, MvRow, SchemaOf};
 pub use runs::{RunRow, StepErrorRow, StepRow};
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};

@@ -3,7 +3,8 @@
 //! and writing a sync's decisions.
 
 use super::{Result, Store, StoreError, Tx};
-use crate::model::{CsId, Lineage, MvId, Record, RunId, Schema};
+use crate::model::json::{lineage_entries, record_from_json};
+use crate::model::{CsId, Lineage, MvId, Origin, Record, RunId, Schema};
 use rusqlite::{OptionalExtension, params};
 
 #[derive(Debug, Clone)]
@@ -11,10 +12,28 @@ pub struct MvRow {
     pub id: MvId,
     pub object_type: String,
     pub attrs: Record,
-    pub lineage: Lineage,
+    /// Stored lineage text (see `model::json`); [`MvRow::lineage`] reads it.
+    pub lineage_json: String,
     pub created_run: RunId,
     pub updated_run: RunId,
 }
+
+impl MvRow {
+    pub fn lineage(&self) -> Lineage {
+        let mut out = Lineage::new();
+        let _ = lineage_entries(&self.lineage_json, |attr, agent, anchor, run| {
+            out.entry(attr.to_string()).or_default().push(Origin(
+                agent.to_string(),
+                anchor.to_string(),
+                run,
+            ));
+        });
+        out
+    }
+}
+
+/// The schema of each metaverse object type, by type name.
+pub type SchemaOf<'s> = dyn Fn(&str) -> Option<&'s Schema> + 's;
 
 /// A connector-space object whose join found several candidates.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -39,28 +58,22 @@ pub struct LinkRow {
 }
 
 impl Store {
-    fn mv_row(
-        &self,
-        r: &rusqlite::Row,
-        schema_of: &dyn Fn(&str) -> Option<Schema>,
-    ) -> Result<Option<MvRow>> {
+    fn mv_row(&self, r: &rusqlite::Row, schema_of: &SchemaOf) -> Result<Option<MvRow>> {
         let get = |e| self.err(e);
         let id: i64 = r.get(0).map_err(get)?;
         let object_type: String = r.get(1).map_err(get)?;
-        let Some(mut schema) = schema_of(&object_type) else {
+        let Some(schema) = schema_of(&object_type) else {
             return Ok(None);
         };
         let attrs: String = r.get(2).map_err(get)?;
-        let lineage: String = r.get(3).map_err(get)?;
-        let corrupt = |e: serde_json::Error| StoreError::Corrupt {
+        let attrs = record_from_json(&attrs, schema).map_err(|e| StoreError::Corrupt {
             path: self.path.display().to_string(),
             message: format!("metaverse object {id}: {e}"),
-        };
-        let json: serde_json::Value = serde_json::from_str(&attrs).map_err(corrupt)?;
+        })?;
         Ok(Some(MvRow {
             id,
-            attrs: Record::from_json(&json, &mut schema, false),
-            lineage: serde_json::from_str(&lineage).map_err(corrupt)?,
+            attrs,
+            lineage_json: r.get(3).map_err(get)?,
             object_type,
             created_run: r.get(4).map_err(get)?,
             updated_run: r.get(5).map_err(get)?,
@@ -68,26 +81,21 @@ impl Store {
     }
 
     /// Every metaverse object whose type `schema_of` knows, in id order.
-    pub fn load_mv(&self, schema_of: &dyn Fn(&str) -> Option<Schema>) -> Result<Vec<MvRow>> {
+    pub fn load_mv(&self, schema_of: &SchemaOf, each: &mut dyn FnMut(MvRow)) -> Result<()> {
         let mut stmt = self
             .conn
             .prepare("SELECT id, object_type, attrs, lineage, created_run, updated_run FROM mv_object ORDER BY id")
             .map_err(|e| self.err(e))?;
         let mut rows = stmt.query([]).map_err(|e| self.err(e))?;
-        let mut out = Vec::new();
         while let Some(r) = rows.next().map_err(|e| self.err(e))? {
             if let Some(row) = self.mv_row(r, schema_of)? {
-                out.push(row);
+                each(row);
             }
         }
-        Ok(out)
+        Ok(())
     }
 
-    pub fn get_mv(
-        &self,
-        id: MvId,
-        schema_of: &dyn Fn(&str) -> Option<Schema>,
-    ) -> Result<Option<MvRow>> {
+    pub fn get_mv(&self, id: MvId, schema_of: &SchemaOf) -> Result<Option<MvRow>> {
         let mut stmt = self
             .conn
             .prepare("SELECT id, object_type, attrs, lineage, created_run, updated_run FROM mv_object WHERE id = ?1")

@@ -1,0 +1,291 @@
+//! The stored text forms of records and lineage, read and written without
+//! building a JSON tree: a sync reads and writes millions of them, and an
+//! intermediate `serde_json::Value` per object costs more than the rest of
+//! the sync together.
+//!
+//! - a record is a JSON object, attribute name -> string, or an array of
+//!   strings for several values: `{"sn":"Lee","phone":["1","2"]}`;
+//! - lineage is a JSON object, attribute name -> list of
+//!   `[agent, anchor, run]`: `{"sn":[["hr","H1",3]]}`.
+
+use super::{Record, RecordBuilder, RunId, Schema};
+use serde::de::{
+    DeserializeSeed, Deserializer, Error as _, IgnoredAny, MapAccess, SeqAccess, Visitor,
+};
+use std::borrow::Cow;
+use std::fmt;
+
+/// A string that borrows from the input when it has no escapes.
+struct Text<'a>(Cow<'a, str>);
+
+impl<'de: 'a, 'a> serde::Deserialize<'de> for Text<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
+            type Value = Text<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Text(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Text(Cow::Owned(v.to_string())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+                Ok(Text(Cow::Owned(v)))
+            }
+            // Numbers and booleans written by hand into a store are kept as text.
+            fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
+                Ok(Text(Cow::Owned(v.to_string())))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
+                Ok(Text(Cow::Owned(v.to_string())))
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
+                Ok(Text(Cow::Owned(v.to_string())))
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<Self::Value, E> {
+                Ok(Text(Cow::Owned(v.to_string())))
+            }
+            fn visit_unit<E>(self) -> Result<Self::Value, E> {
+                Ok(Text(Cow::Borrowed("")))
+            }
+        }
+        d.deserialize_any(V(std::marker::PhantomData))
+    }
+}
+
+/// One attribute's value(s) pushed straight into the builder.
+struct Values<'b> {
+    attr: u32,
+    b: &'b mut RecordBuilder,
+}
+
+impl<'de> DeserializeSeed<'de> for Values<'_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Values<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a string or a list of strings")
+    }
+    fn visit_str<E>(self, v: &str) -> Result<(), E> {
+        self.b.push(self.attr, v);
+        Ok(())
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<(), E> {
+        self.b.push(self.attr, &v.to_string());
+        Ok(())
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<(), E> {
+        self.b.push(self.attr, &v.to_string());
+        Ok(())
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<(), E> {
+        self.b.push(self.attr, &v.to_string());
+        Ok(())
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<(), E> {
+        self.b.push(self.attr, if v { "true" } else { "false" });
+        Ok(())
+    }
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while let Some(t) = seq.next_element::<Text>()? {
+            self.b.push(self.attr, &t.0);
+        }
+        Ok(())
+    }
+}
+
+struct RecordSeed<'s> {
+    schema: &'s Schema,
+}
+
+impl<'de> Visitor<'de> for RecordSeed<'_> {
+    type Value = Record;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON object of attributes")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Record, A::Error> {
+        let mut b = RecordBuilder::with_capacity(map.size_hint().unwrap_or(16), 256);
+        while let Some(name) = map.next_key::<Text>()? {
+            match self.schema.get(&name.0) {
+                Some(attr) => map.next_value_seed(Values { attr, b: &mut b })?,
+                // A name the schema no longer has (a dropped column) is skipped.
+                None => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(b.build())
+    }
+}
+
+/// Reads a stored record; names `schema` does not know are skipped.
+pub fn record_from_json(text: &str, schema: &Schema) -> Result<Record, serde_json::Error> {
+    let mut de = serde_json::Deserializer::from_str(text);
+    let r = de.deserialize_map(RecordSeed { schema })?;
+    de.end()?;
+    Ok(r)
+}
+
+fn push_json_str(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+/// Writes a record in its stored form.
+pub fn record_to_json(r: &Record, schema: &Schema) -> String {
+    let mut out = String::with_capacity(64 + r.iter().map(|(_, v)| v.len() + 24).sum::<usize>());
+    out.push('{');
+    let mut first = true;
+    for attr in r.attrs() {
+        if !first {
+            out.push(',');
+        }
+        first = false;
+        push_json_str(&mut out, schema.name(attr));
+        out.push(':');
+        if r.count(attr) == 1 {
+            push_json_str(&mut out, r.first(attr).unwrap_or_default());
+        } else {
+            out.push('[');
+            for (i, v) in r.values(attr).enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                push_json_str(&mut out, v);
+            }
+            out.push(']');
+        }
+    }
+    out.push('}');
+    out
+}
+
+/// Writes lineage entries `(attribute, agent, anchor, run)`, grouped by
+/// attribute in the order given.
+pub fn lineage_to_json<'a>(
+    entries: impl IntoIterator<Item = (&'a str, &'a str, &'a str, RunId)>,
+) -> String {
+    let mut out = String::from("{");
+    let mut current: Option<&str> = None;
+    for (attr, agent, anchor, run) in entries {
+        if current != Some(attr) {
+            if current.is_some() {
+                out.push_str("],");
+            }
+            push_json_str(&mut out, attr);
+            out.push_str(":[");
+            current = Some(attr);
+        } else {
+            out.push(',');
+        }
+        out.push('[');
+        push_json_str(&mut out, agent);
+        out.push(',');
+        push_json_str(&mut out, anchor);
+        out.push(',');
+        out.push_str(&run.to_string());
+        out.push(']');
+    }
+    if current.is_some() {
+        out.push(']');
+    }
+    out.push('}');
+    out
+}
+
+#[derive(serde::Deserialize)]
+struct Entry<'a>(#[serde(borrow)] Text<'a>, #[serde(borrow)] Text<'a>, RunId);
+
+struct LineageSeed<'f, F> {
+    f: &'f mut F,
+}
+
+impl<'de, F: FnMut(&str, &str, &str, RunId)> Visitor<'de> for LineageSeed<'_, F> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON object of lineage lists")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(attr) = map.next_key::<Text>()? {
+            let entries: Vec<Entry> = map.next_value()?;
+            for e in entries {
+                (self.f)(&attr.0, &e.0.0, &e.1.0, e.2);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Calls `f(attribute, agent, anchor, run)` for every stored lineage entry.
+pub fn lineage_entries(
+    text: &str,
+    mut f: impl FnMut(&str, &str, &str, RunId),
+) -> Result<(), serde_json::Error> {
+    let mut de = serde_json::Deserializer::from_str(text);
+    de.deserialize_map(LineageSeed { f: &mut f })?;
+    de.end()
+        .map_err(|e| serde_json::Error::custom(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_round_trip_with_escapes_multi_values_and_unknown_names() {
+        let s = Schema::new(["sn", "phone", "note"]);
+        let mut b = Record::builder();
+        b.push(0, "O'Brien \"Bob\"\\");
+        b.push(1, "1");
+        b.push(1, "2");
+        b.push(2, "line\nbreak\u{1}");
+        let r = b.build();
+        let text = record_to_json(&r, &s);
+        let via_serde: serde_json::Value = serde_json::from_str(&text).expect("valid JSON");
+        assert_eq!(via_serde["phone"][1], "2");
+        assert_eq!(record_from_json(&text, &s).expect("parse"), r);
+        let narrower = Schema::new(["phone"]);
+        let r2 = record_from_json(&text, &narrower).expect("parse");
+        assert_eq!(r2.values(0).collect::<Vec<_>>(), vec!["1", "2"]);
+        assert!(record_from_json("{\"sn\":", &s).is_err());
+    }
+
+    #[test]
+    fn lineage_round_trips() {
+        let text = lineage_to_json([
+            ("sn", "hr", "H\"1", 3),
+            ("sn", "sub", "S1", 4),
+            ("mail", "hr", "H\"1", 3),
+        ]);
+        assert_eq!(
+            text,
+            r#"{"sn":[["hr","H\"1",3],["sub","S1",4]],"mail":[["hr","H\"1",3]]}"#
+        );
+        let mut got = Vec::new();
+        lineage_entries(&text, |a, g, k, r| got.push(format!("{a}/{g}/{k}/{r}"))).expect("parse");
+        assert_eq!(got, vec!["sn/hr/H\"1/3", "sn/sub/S1/4", "mail/hr/H\"1/3"]);
+        assert_eq!(lineage_to_json([]), "{}");
+    }
+}
