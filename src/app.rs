@@ -330,22 +330,19 @@ impl App {
             })
             .collect();
         let tx = self.store.begin()?;
-        let mv_schema = |t: &str| self.rules.metaverse.get(t).map(|t| &t.schema);
         for (w, insert) in plan
             .inserts
             .iter()
             .map(|w| (w, true))
             .chain(plan.updates.iter().map(|w| (w, false)))
         {
-            let Some(schema) = mv_schema(&w.object_type) else {
-                continue;
-            };
-            let attrs = crate::model::json::record_to_json(&w.attrs, schema);
-            let lineage = &w.lineage_json;
+            let t = &self.rules.metaverse.types[w.object_type];
+            let attrs = crate::model::json::record_to_json(&w.attrs, &t.schema);
+            let lineage = crate::engine::lineage_json(&self.rules, w);
             if insert {
-                tx.insert_mv(w.id, &w.object_type, &attrs, lineage, run)?;
+                tx.insert_mv(w.id, &t.name, &attrs, &lineage, run)?;
             } else {
-                tx.update_mv(w.id, &attrs, lineage, run)?;
+                tx.update_mv(w.id, &attrs, &lineage, run)?;
             }
         }
         for id in &plan.deletes {

@@ -12,6 +12,7 @@ mod refs;
 mod sync;
 
 pub use flow::{FlowOut, eval_flows};
+pub use precedence::LinEntry;
 pub use sync::Sync;
 
 use crate::model::{CsId, MvId, Record};
@@ -20,10 +21,32 @@ use crate::model::{CsId, MvId, Record};
 #[derive(Debug, Clone, PartialEq)]
 pub struct MvWrite {
     pub id: MvId,
-    pub object_type: String,
+    /// Index into `rules.metaverse.types`.
+    pub object_type: usize,
     pub attrs: Record,
-    /// Stored lineage text (`model::json`).
-    pub lineage_json: String,
+    /// Sorted by attribute; names resolve through the rules ([`lineage_json`]).
+    pub lineage: Box<[LinEntry]>,
+    /// The anchor of each agent's connector, for lineage.
+    pub anchors: Box<[(u16, Box<str>)]>,
+}
+
+/// The stored text of a write's lineage (`model::json`).
+pub fn lineage_json(rules: &crate::rules::RuleSet, w: &MvWrite) -> String {
+    let t = &rules.metaverse.types[w.object_type];
+    crate::model::json::lineage_to_json(w.lineage.iter().map(|l| {
+        let anchor = w
+            .anchors
+            .iter()
+            .find(|(a, _)| *a == l.agent)
+            .map(|(_, k)| &**k)
+            .unwrap_or_default();
+        (
+            t.schema.name(l.attr),
+            rules.agents[l.agent as usize].name.as_str(),
+            anchor,
+            l.run as crate::model::RunId,
+        )
+    }))
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

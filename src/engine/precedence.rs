@@ -20,10 +20,11 @@ use crate::rules::{MvType, NullPolicy, Precedence};
 /// One attribute's origin in the engine: compact, names are resolved when
 /// the object is written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub(super) struct LinEntry {
+pub struct LinEntry {
     pub attr: u32,
     pub agent: u16,
-    pub run: RunId,
+    /// Runs are numbered from 1; four billion of them is enough.
+    pub run: u32,
 }
 
 pub(super) struct Contribution<'a> {
@@ -46,7 +47,18 @@ impl Contribution<'_> {
     }
 }
 
+/// What an attribute's value becomes.
+enum Pick {
+    /// No value.
+    Null,
+    /// The current value and lineage stay.
+    Keep,
+    /// Contribution `i`'s values (possibly none, for `null = "clear"`).
+    From(usize),
+}
+
 /// `flows_into[agent][attr]`: does the agent have a flow into the attribute.
+/// `contribs` are sorted by agent (sync order).
 pub(super) fn compute(
     t: &MvType,
     flows_into: &[Vec<bool>],
@@ -55,9 +67,8 @@ pub(super) fn compute(
     current_lin: &[LinEntry],
     run: RunId,
 ) -> (Record, Vec<LinEntry>) {
-    let mut b = RecordBuilder::default();
-    let mut lin = Vec::new();
-    let of = |agent: usize| contribs.iter().find(|c| c.agent == agent);
+    let mut b = RecordBuilder::with_capacity(t.attrs.len() + 4, 256);
+    let mut lin = Vec::with_capacity(t.attrs.len());
     let flows = |agent: usize, attr: u32| {
         flows_into
             .get(agent)
@@ -65,148 +76,181 @@ pub(super) fn compute(
             .copied()
             .unwrap_or(false)
     };
+    let of = |agent: usize| contribs.iter().position(|c| c.agent == agent);
+    let mut li = 0;
+    let run = run as u32;
 
     for (ai, attr) in t.attrs.iter().enumerate() {
         let a = ai as u32;
-        let old_lin: Vec<&LinEntry> = current_lin.iter().filter(|l| l.attr == a).collect();
-        let keep_current = |b: &mut RecordBuilder, lin: &mut Vec<LinEntry>| {
-            for v in current.values(a) {
-                b.push(a, v);
-            }
-            lin.extend(old_lin.iter().copied().copied());
-        };
-        // Winner: (agent, values); None means no value.
-        let mut chosen: Option<(usize, Vec<&str>)> = None;
+        // `current_lin` is sorted by attribute: this attribute's entries are one run of it.
+        while li < current_lin.len() && current_lin[li].attr < a {
+            li += 1;
+        }
+        let start = li;
+        while li < current_lin.len() && current_lin[li].attr == a {
+            li += 1;
+        }
+        let old = &current_lin[start..li];
 
         if attr.multi {
-            let order: Vec<usize> = match &attr.precedence {
-                Precedence::Ranked(rank) => {
-                    let mut o = rank.clone();
-                    o.extend(
-                        contribs
-                            .iter()
-                            .map(|c| c.agent)
-                            .filter(|x| !rank.contains(x)),
-                    );
-                    o
-                }
-                Precedence::Equal => contribs.iter().map(|c| c.agent).collect(),
-            };
-            let mut seen: Vec<&str> = Vec::new();
-            let mut contributors: Vec<usize> = Vec::new();
-            let mut failed = false;
-            for agent in order {
-                let Some(c) = of(agent) else { continue };
-                if !flows(agent, a) {
-                    continue;
-                }
-                if c.out.failed(a) {
-                    failed = true;
-                    break;
-                }
-                for v in c.out.values.values(a) {
-                    if !seen.contains(&v) {
-                        seen.push(v);
-                        if !contributors.contains(&agent) {
-                            contributors.push(agent);
-                        }
-                    }
-                }
-            }
-            if failed {
-                keep_current(&mut b, &mut lin);
-                continue;
-            }
-            let unchanged = seen == current.values(a).collect::<Vec<_>>();
-            for v in &seen {
-                b.push(a, v);
-            }
-            for agent in contributors {
-                let old_run = old_lin
-                    .iter()
-                    .find(|l| l.agent as usize == agent)
-                    .map(|l| l.run);
-                lin.push(LinEntry {
-                    attr: a,
-                    agent: agent as u16,
-                    run: old_run.filter(|_| unchanged).unwrap_or(run),
-                });
-            }
+            merge_multi(
+                a, attr, contribs, &flows, current, old, run, &mut b, &mut lin,
+            );
             continue;
         }
 
-        match &attr.precedence {
+        let pick = match &attr.precedence {
             Precedence::Ranked(rank) => {
-                let mut failed = false;
+                let mut pick = Pick::Null;
                 for &agent in rank {
-                    let Some(c) = of(agent) else { continue };
+                    let Some(i) = of(agent) else { continue };
                     if !flows(agent, a) {
                         continue;
                     }
+                    let c = &contribs[i];
                     if c.out.failed(a) {
-                        failed = true;
+                        pick = Pick::Keep;
                         break;
                     }
-                    let values: Vec<&str> = c.out.values.values(a).collect();
-                    if !values.is_empty() || attr.null == NullPolicy::Clear {
-                        chosen = Some((agent, values));
+                    if c.out.values.count(a) > 0 || attr.null == NullPolicy::Clear {
+                        pick = Pick::From(i);
                         break;
                     }
                 }
-                if failed {
-                    keep_current(&mut b, &mut lin);
-                    continue;
-                }
+                pick
             }
             Precedence::Equal => {
-                let writer = contribs.iter().rfind(|c| {
+                let writer = contribs.iter().rposition(|c| {
                     flows(c.agent, a)
                         && c.wrote(a)
                         && (c.out.values.count(a) > 0 || c.out.failed(a))
                 });
-                let current_agent = old_lin.first().map(|l| l.agent as usize).and_then(of);
-                if let Some(c) = writer {
-                    if c.out.failed(a) {
-                        keep_current(&mut b, &mut lin);
-                        continue;
-                    }
-                    chosen = Some((c.agent, c.out.values.values(a).collect()));
-                } else if let Some(c) = current_agent {
-                    if c.wrote(a) {
-                        // The system that set the value has cleared it.
-                        chosen = Some((c.agent, Vec::new()));
+                let current_agent = old.first().and_then(|l| of(l.agent as usize));
+                if let Some(i) = writer {
+                    if contribs[i].out.failed(a) {
+                        Pick::Keep
                     } else {
-                        keep_current(&mut b, &mut lin);
-                        continue;
+                        Pick::From(i)
                     }
-                } else if let Some(c) = contribs
+                } else if let Some(i) = current_agent {
+                    // The system that set the value may have cleared it.
+                    if contribs[i].wrote(a) {
+                        Pick::From(i)
+                    } else {
+                        Pick::Keep
+                    }
+                } else if let Some(i) = contribs
                     .iter()
-                    .find(|c| flows(c.agent, a) && c.out.values.count(a) > 0)
+                    .position(|c| flows(c.agent, a) && c.out.values.count(a) > 0)
                 {
-                    chosen = Some((c.agent, c.out.values.values(a).collect()));
+                    Pick::From(i)
+                } else {
+                    Pick::Null
                 }
             }
-        }
+        };
 
-        if let Some((agent, values)) = chosen {
-            let same = values == current.values(a).collect::<Vec<_>>();
-            let old = old_lin
-                .first()
-                .filter(|l| l.agent as usize == agent && same);
-            for v in &values {
-                b.push(a, v);
+        match pick {
+            Pick::Null => {}
+            Pick::Keep => {
+                for v in current.values(a) {
+                    b.push(a, v);
+                }
+                lin.extend_from_slice(old);
             }
-            if !values.is_empty() {
+            Pick::From(i) => {
+                let c = &contribs[i];
+                if c.out.values.count(a) == 0 {
+                    continue;
+                }
+                for v in c.out.values.values(a) {
+                    b.push(a, v);
+                }
+                let same = c.out.values.values(a).eq(current.values(a));
+                let kept = old.first().filter(|l| same && l.agent as usize == c.agent);
                 lin.push(LinEntry {
                     attr: a,
-                    agent: agent as u16,
-                    run: old.map(|l| l.run).unwrap_or(run),
+                    agent: c.agent as u16,
+                    run: kept.map(|l| l.run).unwrap_or(run),
                 });
             }
         }
     }
-    lin.sort();
     (b.build(), lin)
+}
+
+/// A multi-valued attribute: every connector's values, in precedence order
+/// (ranked agents first, then the rest in sync order), without duplicates.
+#[allow(clippy::too_many_arguments)]
+fn merge_multi(
+    a: u32,
+    attr: &crate::rules::MvAttr,
+    contribs: &[Contribution],
+    flows: &dyn Fn(usize, u32) -> bool,
+    current: &Record,
+    old: &[LinEntry],
+    run: u32,
+    b: &mut RecordBuilder,
+    lin: &mut Vec<LinEntry>,
+) {
+    let mut order: Vec<usize> = Vec::with_capacity(contribs.len());
+    if let Precedence::Ranked(rank) = &attr.precedence {
+        order.extend(
+            rank.iter()
+                .filter_map(|&ag| contribs.iter().position(|c| c.agent == ag)),
+        );
+    }
+    for i in 0..contribs.len() {
+        if !order.contains(&i) {
+            order.push(i);
+        }
+    }
+    if order
+        .iter()
+        .any(|&i| flows(contribs[i].agent, a) && contribs[i].out.failed(a))
+    {
+        for v in current.values(a) {
+            b.push(a, v);
+        }
+        lin.extend_from_slice(old);
+        return;
+    }
+    let mut seen: Vec<&str> = Vec::new();
+    let mut contributors: Vec<usize> = Vec::new();
+    for &i in &order {
+        let c = &contribs[i];
+        if !flows(c.agent, a) {
+            continue;
+        }
+        for v in c.out.values.values(a) {
+            if !seen.contains(&v) {
+                seen.push(v);
+                if !contributors.contains(&c.agent) {
+                    contributors.push(c.agent);
+                }
+            }
+        }
+    }
+    let unchanged = seen.iter().copied().eq(current.values(a));
+    for v in &seen {
+        b.push(a, v);
+    }
+    let mut entries: Vec<LinEntry> = contributors
+        .into_iter()
+        .map(|agent| {
+            let old_run = old
+                .iter()
+                .find(|l| l.agent as usize == agent)
+                .map(|l| l.run);
+            LinEntry {
+                attr: a,
+                agent: agent as u16,
+                run: old_run.filter(|_| unchanged).unwrap_or(run),
+            }
+        })
+        .collect();
+    entries.sort();
+    lin.extend(entries);
 }
 
 #[cfg(test)]

@@ -134,7 +134,7 @@ impl<'r> Sync<'r> {
                     lin.push(LinEntry {
                         attr: a,
                         agent: agent.index as u16,
-                        run,
+                        run: run as u32,
                     });
                 }
             });
@@ -521,6 +521,13 @@ impl<'r> Sync<'r> {
         };
         for (&(a, i), (out, prev)) in todo.iter().zip(outs) {
             self.cs[a][i].prev_out = prev;
+            // A joined object's attributes are not read again in this sync
+            // (joins and projection are done with it): free them, a full
+            // sync holds every connector space at once.
+            if self.cs[a][i].mv.is_some() {
+                self.cs[a][i].row.attrs = Record::default();
+                self.cs[a][i].row.prev = None;
+            }
             let agent = &rules.agents[a];
             let t = &rules.metaverse.types[agent.object_type];
             for (attr, msg) in &out.errors {
@@ -626,10 +633,8 @@ impl<'r> Sync<'r> {
             }
         }
 
-        let rules = self.rules;
         for &p in &live {
             let m = &self.mvs[p];
-            let t = &rules.metaverse.types[m.ty];
             let changed = match &m.orig {
                 None => true,
                 Some((attrs, lin)) => *attrs != m.attrs || *lin != m.lin,
@@ -638,28 +643,23 @@ impl<'r> Sync<'r> {
                 self.plan.counters.mv_unchanged += 1;
                 continue;
             }
-            let anchor_of = |agent: usize| {
-                m.connectors
-                    .iter()
-                    .find(|&&(a, _)| a == agent)
-                    .map(|&(a, i)| self.cs[a][i].row.anchor.as_str())
-                    .unwrap_or_default()
-            };
-            let lineage_json = crate::model::json::lineage_to_json(m.lin.iter().map(|l| {
-                (
-                    t.schema.name(l.attr),
-                    rules.agents[l.agent as usize].name.as_str(),
-                    anchor_of(l.agent as usize),
-                    l.run,
-                )
-            }));
+            let anchors: Box<[(u16, Box<str>)]> = m
+                .connectors
+                .iter()
+                .map(|&(a, i)| (a as u16, Box::from(self.cs[a][i].row.anchor.as_str())))
+                .collect();
+            let is_new = m.orig.is_none();
+            // The sync is consumed here: move values out instead of copying them.
+            let m = &mut self.mvs[p];
             let write = MvWrite {
                 id: m.id,
-                object_type: t.name.clone(),
-                attrs: m.attrs.clone(),
-                lineage_json,
+                object_type: m.ty,
+                attrs: std::mem::take(&mut m.attrs),
+                lineage: std::mem::take(&mut m.lin).into_boxed_slice(),
+                anchors,
             };
-            if m.orig.is_none() {
+            m.orig = None;
+            if is_new {
                 self.plan.counters.mv_adds += 1;
                 self.plan.inserts.push(write);
             } else {

@@ -222,7 +222,6 @@ pub struct CsRow {
     pub pending: Option<Delta>,
     /// The metaverse object it is joined to.
     pub mv: Option<MvId>,
-    pub link_kind: Option<String>,
     /// The attributes the last sync saw, for a pending update.
     pub prev: Option<Record>,
 }
@@ -278,7 +277,6 @@ impl Store {
                 attrs,
                 pending,
                 mv: r.get(5).map_err(get)?,
-                link_kind: r.get(6).map_err(get)?,
             });
         }
         Ok(out)
@@ -320,7 +318,6 @@ impl Store {
                 pending: Delta::parse(&op),
                 prev: None,
                 mv: r.get(4).map_err(get)?,
-                link_kind: r.get(5).map_err(get)?,
             });
         }
         Ok(out)
