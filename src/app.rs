@@ -316,7 +316,11 @@ impl App {
         let step = self
             .store
             .begin_step(run, ordinal, "sync", None, &stamp(now))?;
-        let plan = self.plan_sync(run, now)?;
+        let t0 = std::time::Instant::now();
+        let sync = self.prepare_sync(run, now)?;
+        let t_load = t0.elapsed();
+        let plan = sync.plan();
+        let t_plan = t0.elapsed() - t_load;
         let errors: Vec<StepErrorRow> = plan
             .errors
             .iter()
@@ -383,9 +387,15 @@ impl App {
             &stamp(Utc::now()),
         )?;
         fault_point("sync-before-commit");
+        let t_write = t0.elapsed() - t_load - t_plan;
         tx.commit()?;
+        let t_commit = t0.elapsed() - t_load - t_plan - t_write;
         let c = plan.counters;
         info!(
+            load_ms = t_load.as_millis() as u64,
+            plan_ms = t_plan.as_millis() as u64,
+            write_ms = t_write.as_millis() as u64,
+            commit_ms = t_commit.as_millis() as u64,
             joins = c.joins,
             projections = c.projections,
             ambiguous = c.ambiguous,

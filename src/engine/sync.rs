@@ -176,13 +176,17 @@ impl<'r> Sync<'r> {
     }
 
     pub fn plan(mut self) -> SyncPlan {
+        let t = std::time::Instant::now();
         self.wire();
         self.disconnect_gone();
+        tracing::debug!(ms = t.elapsed().as_millis() as u64, "Sync: wired links and scope.");
         let mut indexes: FxHashMap<KeySpec, JoinIndex> = FxHashMap::default();
         for pass in 0..2 {
             let mut progress = false;
             for a in 0..self.rules.agents.len() {
+                let t = std::time::Instant::now();
                 progress |= self.agent_phase(a, pass, &mut indexes);
+                tracing::debug!(agent = %self.rules.agents[a].name, pass, ms = t.elapsed().as_millis() as u64, "Sync: agent phase.");
             }
             if !progress {
                 break;
@@ -329,10 +333,12 @@ impl<'r> Sync<'r> {
         if candidates.is_empty() {
             return false;
         }
+        let t = std::time::Instant::now();
         let specs: Vec<KeySpec> = agent.joins.iter().map(|r| KeySpec::of(agent, r)).collect();
         for s in &specs {
             self.ensure_index(s, indexes);
         }
+        tracing::debug!(ms = t.elapsed().as_millis() as u64, "Sync: indexes.");
         let ixs: Vec<&JoinIndex> = specs.iter().filter_map(|s| indexes.get(s)).collect();
         let decisions: Vec<Decision> = {
             let this = &*self;
@@ -350,6 +356,7 @@ impl<'r> Sync<'r> {
                 .collect()
         };
 
+        tracing::debug!(ms = t.elapsed().as_millis() as u64, candidates = candidates.len(), "Sync: decisions.");
         let mut touched = Vec::new();
         for (&i, d) in candidates.iter().zip(decisions) {
             let anchor = self.cs[a][i].row.anchor.clone();
@@ -458,6 +465,7 @@ impl<'r> Sync<'r> {
             }
         }
         let _ = pass;
+        tracing::debug!(ms = t.elapsed().as_millis() as u64, "Sync: applied.");
         let progress = !touched.is_empty();
         self.recompute(&touched, indexes);
         progress
@@ -577,10 +585,13 @@ impl<'r> Sync<'r> {
         for (&p, (attrs, lin)) in objects.iter().zip(results) {
             if attrs != self.mvs[p].attrs {
                 for (spec, ix) in indexes.iter_mut() {
-                    if spec.object_type != self.mvs[p].ty {
+                    let old = &self.mvs[p].attrs;
+                    if spec.object_type != self.mvs[p].ty
+                        || spec.parts.iter().all(|(a, _)| old.values(*a).eq(attrs.values(*a)))
+                    {
                         continue;
                     }
-                    for k in spec.mv_keys(&self.mvs[p].attrs) {
+                    for k in spec.mv_keys(old) {
                         ix.remove(&k, p as u32);
                     }
                     for k in spec.mv_keys(&attrs) {
@@ -599,8 +610,12 @@ impl<'r> Sync<'r> {
             .filter(|&p| !self.mvs[p].deleted)
             .collect();
         let mut no_index = FxHashMap::default();
+        let t = std::time::Instant::now();
         self.recompute(&live, &mut no_index);
+        tracing::debug!(ms = t.elapsed().as_millis() as u64, "Sync: final recompute.");
+        let t = std::time::Instant::now();
         self.resolve_references(&live);
+        tracing::debug!(ms = t.elapsed().as_millis() as u64, "Sync: references.");
 
         for a in 0..self.cs.len() {
             for c in &self.cs[a] {
@@ -692,100 +707,89 @@ impl<'r> Sync<'r> {
         if lookups.is_empty() {
             return;
         }
-        let mut index: FxHashMap<(usize, u32), FxHashMap<String, Vec<usize>>> =
-            FxHashMap::default();
+        // Keys borrow from the objects' values, so the lookups run in
+        // parallel over a shared index and the ids are written afterwards.
+        let mut index: FxHashMap<(usize, u32), FxHashMap<&str, Vec<u32>>> = FxHashMap::default();
         for &(ty, attr) in &lookups {
             let map = index.entry((ty, attr)).or_default();
             for &p in live {
                 if self.mvs[p].ty == ty {
                     for v in self.mvs[p].attrs.values(attr) {
-                        map.entry(v.to_string()).or_default().push(p);
+                        map.entry(v).or_default().push(p as u32);
                     }
                 }
             }
         }
-        let mut edges = Vec::new();
-        for &p in live {
-            let ty = self.mvs[p].ty;
-            let t = &rules.metaverse.types[ty];
-            let mut builder: Option<RecordBuilder> = None;
-            for (ai, attr) in t.attrs.iter().enumerate() {
-                if attr.kind != AttrType::Reference {
-                    continue;
-                }
-                let a = ai as u32;
-                let Some(winner) = self.mvs[p]
-                    .lin
-                    .iter()
-                    .find(|l| l.attr == a)
-                    .map(|l| l.agent as usize)
-                else {
-                    continue;
-                };
-                let Some(lookup) = rules.agents[winner]
-                    .flows
-                    .iter()
-                    .find(|f| f.target == a)
-                    .and_then(|f| f.reference)
-                else {
-                    continue;
-                };
-                let keys: Vec<String> = self.mvs[p].attrs.values(a).map(str::to_string).collect();
-                let mut ids = Vec::new();
-                for k in keys {
-                    let targets = index.get(&(ty, lookup)).and_then(|m| m.get(&k));
-                    let anchor = self.mvs[p]
-                        .connectors
-                        .iter()
-                        .find(|&&(x, _)| x == winner)
-                        .map(|&(x, i)| self.cs[x][i].row.anchor.clone());
-                    match targets.map(Vec::as_slice) {
-                        Some([q]) => {
-                            ids.push(self.mvs[*q].id.to_string());
-                            edges.push((p, *q));
+        type Resolved = (usize, Option<Record>, Vec<SyncError>, Vec<(usize, usize)>);
+        let results: Vec<Resolved> = {
+            let this = &*self;
+            let index = &index;
+            live.par_iter()
+                .map(|&p| {
+                    let m = &this.mvs[p];
+                    let t = &rules.metaverse.types[m.ty];
+                    let mut errors = Vec::new();
+                    let mut edges = Vec::new();
+                    let mut b: Option<RecordBuilder> = None;
+                    for (ai, attr) in t.attrs.iter().enumerate() {
+                        let a = ai as u32;
+                        if attr.kind != AttrType::Reference || m.attrs.count(a) == 0 {
+                            continue;
                         }
-                        Some(many) if many.len() > 1 => {
-                            self.plan.counters.reference_errors += 1;
-                            self.plan.errors.push(SyncError {
-                                kind: "ambiguous-reference",
-                                agent: Some(rules.agents[winner].name.clone()),
-                                anchor,
-                                message: format!(
-                                    "{} {k:?} matches {} objects by {}",
-                                    attr.name,
-                                    many.len(),
-                                    t.schema.name(lookup)
-                                ),
-                            });
+                        let Some(winner) = m.lin.iter().find(|l| l.attr == a).map(|l| l.agent as usize) else {
+                            continue;
+                        };
+                        let Some(lookup) = rules.agents[winner].flows.iter().find(|f| f.target == a).and_then(|f| f.reference) else {
+                            continue;
+                        };
+                        let mut ids = Vec::new();
+                        for k in m.attrs.values(a) {
+                            let anchor = || {
+                                m.connectors
+                                    .iter()
+                                    .find(|&&(x, _)| x == winner)
+                                    .map(|&(x, i)| this.cs[x][i].row.anchor.clone())
+                            };
+                            match index.get(&(m.ty, lookup)).and_then(|ix| ix.get(k)).map(Vec::as_slice) {
+                                Some([q]) => {
+                                    ids.push(this.mvs[*q as usize].id.to_string());
+                                    edges.push((p, *q as usize));
+                                }
+                                Some(many) if many.len() > 1 => errors.push(SyncError {
+                                    kind: "ambiguous-reference",
+                                    agent: Some(rules.agents[winner].name.clone()),
+                                    anchor: anchor(),
+                                    message: format!("{} {k:?} matches {} objects by {}", attr.name, many.len(), t.schema.name(lookup)),
+                                }),
+                                _ => errors.push(SyncError {
+                                    kind: "dangling-reference",
+                                    agent: Some(rules.agents[winner].name.clone()),
+                                    anchor: anchor(),
+                                    message: format!("{} {k:?}: no {} has {} = {k:?}", attr.name, t.name, t.schema.name(lookup)),
+                                }),
+                            }
                         }
-                        _ => {
-                            self.plan.counters.reference_errors += 1;
-                            self.plan.errors.push(SyncError {
-                                kind: "dangling-reference",
-                                agent: Some(rules.agents[winner].name.clone()),
-                                anchor,
-                                message: format!(
-                                    "{} {k:?}: no {} has {} = {k:?}",
-                                    attr.name,
-                                    t.name,
-                                    t.schema.name(lookup)
-                                ),
-                            });
-                        }
+                        b.get_or_insert_with(|| RecordBuilder::from(&m.attrs)).set(a, ids);
                     }
-                }
-                builder
-                    .get_or_insert_with(|| RecordBuilder::from(&self.mvs[p].attrs))
-                    .set(a, ids);
-            }
-            if let Some(b) = builder {
+                    (p, b.map(RecordBuilder::build), errors, edges)
+                })
+                .collect()
+        };
+        drop(index);
+        let mut edges = Vec::new();
+        for (p, attrs, errors, e) in results {
+            self.plan.counters.reference_errors += errors.len() as u64;
+            self.plan.errors.extend(errors);
+            edges.extend(e);
+            if let Some(attrs) = attrs {
                 let m = &mut self.mvs[p];
-                m.attrs = b.build();
+                m.attrs = attrs;
                 // A reference that did not resolve has no value and so no origin.
                 let attrs = &m.attrs;
                 m.lin.retain(|l| attrs.count(l.attr) > 0);
             }
         }
+        tracing::debug!(edges = edges.len(), "Sync: references written.");
         for cycle in find_cycles(&edges) {
             let ids: Vec<String> = cycle.iter().map(|&p| self.mvs[p].id.to_string()).collect();
             self.plan.counters.reference_errors += 1;
