@@ -360,7 +360,7 @@ impl App {
                 l.cs,
                 l.mv,
                 l.kind,
-                l.rule.as_deref(),
+                l.rule_name(&self.rules),
                 run,
                 l.detail.as_deref(),
             )?;

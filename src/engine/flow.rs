@@ -32,6 +32,10 @@ pub fn eval_flows(agent: &Agent, attrs: &Record, ctx: &Context) -> FlowOut {
             }
             continue;
         }
+        if let Some(crate::expr::Value::Str(c)) = f.expr.as_const() {
+            b.push(f.target, c);
+            continue;
+        }
         match f.expr.eval(attrs, ctx) {
             Ok(v) => {
                 for s in v.to_strings() {

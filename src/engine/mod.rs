@@ -52,14 +52,22 @@ pub fn lineage_json(rules: &crate::rules::RuleSet, w: &MvWrite) -> String {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LinkWrite {
     pub cs: CsId,
-    pub agent: String,
-    pub anchor: String,
+    /// Index into `rules.agents`.
+    pub agent: u16,
     pub mv: MvId,
     /// `projected` or `joined`.
     pub kind: &'static str,
-    pub rule: Option<String>,
+    /// Index into the agent's join rules.
+    pub rule: Option<u16>,
     /// The key values that matched, for explanations.
-    pub detail: Option<String>,
+    pub detail: Option<Box<str>>,
+}
+
+impl LinkWrite {
+    pub fn rule_name<'r>(&self, rules: &'r crate::rules::RuleSet) -> Option<&'r str> {
+        let r = self.rule? as usize;
+        rules.agents.get(self.agent as usize)?.joins.get(r).map(|j| j.name.as_str())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -27,6 +27,8 @@ struct MvState {
     /// (agent, position in that agent's list).
     connectors: Vec<(usize, usize)>,
     deleted: bool,
+    /// Recomputed since its connectors last changed.
+    fresh: bool,
 }
 
 struct CsState {
@@ -149,6 +151,7 @@ impl<'r> Sync<'r> {
             orig: Some((row.attrs, lin)),
             connectors: Vec::new(),
             deleted: false,
+            fresh: false,
         });
     }
 
@@ -265,6 +268,7 @@ impl<'r> Sync<'r> {
             self.plan.unlinks.push(self.cs[a][i].row.id);
         }
         self.mvs[p].connectors.retain(|&(x, j)| (x, j) != (a, i));
+        self.mvs[p].fresh = false;
         let ty = self.mvs[p].ty;
         let delete = match &self.rules.metaverse.types[ty].deletion {
             Deletion::LastConnector => self.mvs[p].connectors.is_empty(),
@@ -303,7 +307,7 @@ impl<'r> Sync<'r> {
             .filter(|(_, m)| !m.deleted && m.ty == spec.object_type)
             .map(|(p, m)| (p as u32, spec.mv_keys(&m.attrs)))
             .collect();
-        let mut ix = JoinIndex::default();
+        let mut ix = JoinIndex::with_capacity(keys.len());
         for (p, ks) in keys {
             for k in ks {
                 ix.insert(&k, p);
@@ -339,9 +343,10 @@ impl<'r> Sync<'r> {
             self.ensure_index(s, indexes);
         }
         tracing::debug!(ms = t.elapsed().as_millis() as u64, "Sync: indexes.");
-        let ixs: Vec<&JoinIndex> = specs.iter().filter_map(|s| indexes.get(s)).collect();
+        let ixs: Vec<(&KeySpec, &JoinIndex)> = specs.iter().filter_map(|s| indexes.get(s).map(|i| (s, i))).collect();
         let decisions: Vec<Decision> = {
             let this = &*self;
+            let mv_attrs = |p: u32| &this.mvs[p as usize].attrs;
             let eligible = |p: u32| {
                 let m = &this.mvs[p as usize];
                 !m.deleted && !m.connectors.iter().any(|&(x, _)| x == a)
@@ -351,15 +356,17 @@ impl<'r> Sync<'r> {
                 .map(|&i| {
                     let c = &this.cs[a][i];
                     let key = key_of(&agent.name, &c.row.anchor);
-                    decide(agent, &c.row.attrs, &ixs, &eligible, &this.ctx(&key))
+                    decide(agent, &c.row.attrs, &ixs, &mv_attrs, &eligible, &this.ctx(&key))
                 })
                 .collect()
         };
 
         tracing::debug!(ms = t.elapsed().as_millis() as u64, candidates = candidates.len(), "Sync: decisions.");
         let mut touched = Vec::new();
+        self.mvs.reserve(candidates.len());
+        self.pos.reserve(candidates.len());
+        self.plan.links.reserve(candidates.len());
         for (&i, d) in candidates.iter().zip(decisions) {
-            let anchor = self.cs[a][i].row.anchor.clone();
             let cs_id = self.cs[a][i].row.id;
             match d {
                 Decision::Join { mv, rule, key } => {
@@ -371,7 +378,7 @@ impl<'r> Sync<'r> {
                         self.plan.errors.push(SyncError {
                             kind: "join-conflict",
                             agent: Some(agent.name.clone()),
-                            anchor: Some(anchor),
+                            anchor: Some(self.cs[a][i].row.anchor.clone()),
                             message: format!(
                                 "join rule {:?} matched metaverse object {} which {first:?} of the same agent joined first",
                                 agent.joins[rule].name, self.mvs[p].id
@@ -384,12 +391,11 @@ impl<'r> Sync<'r> {
                     self.plan.counters.joins += 1;
                     self.plan.links.push(LinkWrite {
                         cs: cs_id,
-                        agent: agent.name.clone(),
-                        anchor,
+                        agent: a as u16,
                         mv: self.mvs[p].id,
                         kind: "joined",
-                        rule: Some(agent.joins[rule].name.clone()),
-                        detail: Some(key),
+                        rule: Some(rule as u16),
+                        detail: Some(key.into_boxed_str()),
                     });
                     touched.push(p);
                 }
@@ -402,7 +408,7 @@ impl<'r> Sync<'r> {
                     self.plan.errors.push(SyncError {
                         kind: "ambiguous-join",
                         agent: Some(agent.name.clone()),
-                        anchor: Some(anchor.clone()),
+                        anchor: Some(self.cs[a][i].row.anchor.clone()),
                         message: format!(
                             "join rule {:?} found {} candidates ({}); left unjoined for a decision",
                             agent.joins[rule].name,
@@ -416,7 +422,7 @@ impl<'r> Sync<'r> {
                     self.plan.ambiguous.push(Ambiguous {
                         cs: cs_id,
                         agent: agent.name.clone(),
-                        anchor,
+                        anchor: self.cs[a][i].row.anchor.clone(),
                         rule: agent.joins[rule].name.clone(),
                         candidates: ids,
                     });
@@ -427,7 +433,7 @@ impl<'r> Sync<'r> {
                     self.plan.errors.push(SyncError {
                         kind: "flow-error",
                         agent: Some(agent.name.clone()),
-                        anchor: Some(anchor),
+                        anchor: Some(self.cs[a][i].row.anchor.clone()),
                         message,
                     });
                     self.cs[a][i].settled = true;
@@ -447,14 +453,14 @@ impl<'r> Sync<'r> {
                         orig: None,
                         connectors: Vec::new(),
                         deleted: false,
+                        fresh: false,
                     });
                     self.pos.insert(id, p);
                     self.connect(a, i, p);
                     self.plan.counters.projections += 1;
                     self.plan.links.push(LinkWrite {
                         cs: cs_id,
-                        agent: agent.name.clone(),
-                        anchor,
+                        agent: a as u16,
                         mv: id,
                         kind: "projected",
                         rule: None,
@@ -493,6 +499,7 @@ impl<'r> Sync<'r> {
         c.mv = Some(p);
         c.changed = true;
         self.mvs[p].connectors.push((a, i));
+        self.mvs[p].fresh = false;
     }
 
     /// Evaluates import flows of every connector of `objects` not yet evaluated.
@@ -601,6 +608,7 @@ impl<'r> Sync<'r> {
             }
             self.mvs[p].attrs = attrs;
             self.mvs[p].lin = lin;
+            self.mvs[p].fresh = true;
         }
     }
 
@@ -611,7 +619,10 @@ impl<'r> Sync<'r> {
             .collect();
         let mut no_index = FxHashMap::default();
         let t = std::time::Instant::now();
-        self.recompute(&live, &mut no_index);
+        // A full sync re-evaluates every identity; those recomputed in their
+        // agent's phase since their last change are already current.
+        let stale: Vec<usize> = live.iter().copied().filter(|&p| !self.mvs[p].fresh).collect();
+        self.recompute(&stale, &mut no_index);
         tracing::debug!(ms = t.elapsed().as_millis() as u64, "Sync: final recompute.");
         let t = std::time::Instant::now();
         self.resolve_references(&live);

@@ -5,12 +5,14 @@
 //!
 //! - a record is a JSON object, attribute name -> string, or an array of
 //!   strings for several values: `{"sn":"Lee","phone":["1","2"]}`;
-//! - lineage is a JSON object, attribute name -> list of
-//!   `[agent, anchor, run]`: `{"sn":[["hr","H1",3]]}`.
+//! - lineage is a JSON list of groups `[agent, anchor, run, [attributes]]`:
+//!   `[["hr","H1",3,["givenName","sn"]],["sub","S1",4,["title"]]]`. Most
+//!   values of an identity come from one or two sources, so grouping keeps
+//!   the text (written for every identity) a third of a per-attribute form.
 
 use super::{Record, RecordBuilder, RunId, Schema};
 use serde::de::{
-    DeserializeSeed, Deserializer, Error as _, IgnoredAny, MapAccess, SeqAccess, Visitor,
+    DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor,
 };
 use std::borrow::Cow;
 use std::fmt;
@@ -194,21 +196,18 @@ pub fn record_to_json(r: &Record, schema: &Schema) -> String {
 }
 
 /// Writes lineage entries `(attribute, agent, anchor, run)`, grouped by
-/// attribute in the order given.
-pub fn lineage_to_json<'a>(
-    entries: impl IntoIterator<Item = (&'a str, &'a str, &'a str, RunId)>,
-) -> String {
-    let mut out = String::from("{");
-    let mut current: Option<&str> = None;
+/// source in order of first appearance.
+pub fn lineage_to_json<'a>(entries: impl IntoIterator<Item = (&'a str, &'a str, &'a str, RunId)>) -> String {
+    let mut groups: Vec<((&str, &str, RunId), Vec<&str>)> = Vec::new();
     for (attr, agent, anchor, run) in entries {
-        if current != Some(attr) {
-            if current.is_some() {
-                out.push_str("],");
-            }
-            push_json_str(&mut out, attr);
-            out.push_str(":[");
-            current = Some(attr);
-        } else {
+        match groups.iter_mut().find(|(k, _)| *k == (agent, anchor, run)) {
+            Some((_, attrs)) => attrs.push(attr),
+            None => groups.push(((agent, anchor, run), vec![attr])),
+        }
+    }
+    let mut out = String::from("[");
+    for (i, ((agent, anchor, run), attrs)) in groups.iter().enumerate() {
+        if i > 0 {
             out.push(',');
         }
         out.push('[');
@@ -217,47 +216,36 @@ pub fn lineage_to_json<'a>(
         push_json_str(&mut out, anchor);
         out.push(',');
         out.push_str(&run.to_string());
-        out.push(']');
+        out.push_str(",[");
+        for (j, a) in attrs.iter().enumerate() {
+            if j > 0 {
+                out.push(',');
+            }
+            push_json_str(&mut out, a);
+        }
+        out.push_str("]]");
     }
-    if current.is_some() {
-        out.push(']');
-    }
-    out.push('}');
+    out.push(']');
     out
 }
 
 #[derive(serde::Deserialize)]
-struct Entry<'a>(#[serde(borrow)] Text<'a>, #[serde(borrow)] Text<'a>, RunId);
-
-struct LineageSeed<'f, F> {
-    f: &'f mut F,
-}
-
-impl<'de, F: FnMut(&str, &str, &str, RunId)> Visitor<'de> for LineageSeed<'_, F> {
-    type Value = ();
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a JSON object of lineage lists")
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        while let Some(attr) = map.next_key::<Text>()? {
-            let entries: Vec<Entry> = map.next_value()?;
-            for e in entries {
-                (self.f)(&attr.0, &e.0.0, &e.1.0, e.2);
-            }
-        }
-        Ok(())
-    }
-}
+struct Group<'a>(
+    #[serde(borrow)] Text<'a>,
+    #[serde(borrow)] Text<'a>,
+    RunId,
+    #[serde(borrow)] Vec<Text<'a>>,
+);
 
 /// Calls `f(attribute, agent, anchor, run)` for every stored lineage entry.
-pub fn lineage_entries(
-    text: &str,
-    mut f: impl FnMut(&str, &str, &str, RunId),
-) -> Result<(), serde_json::Error> {
-    let mut de = serde_json::Deserializer::from_str(text);
-    de.deserialize_map(LineageSeed { f: &mut f })?;
-    de.end()
-        .map_err(|e| serde_json::Error::custom(e.to_string()))
+pub fn lineage_entries(text: &str, mut f: impl FnMut(&str, &str, &str, RunId)) -> Result<(), serde_json::Error> {
+    let groups: Vec<Group> = serde_json::from_str(text)?;
+    for g in &groups {
+        for a in &g.3 {
+            f(&a.0, &g.0.0, &g.1.0, g.2);
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -285,18 +273,11 @@ mod tests {
 
     #[test]
     fn lineage_round_trips() {
-        let text = lineage_to_json([
-            ("sn", "hr", "H\"1", 3),
-            ("sn", "sub", "S1", 4),
-            ("mail", "hr", "H\"1", 3),
-        ]);
-        assert_eq!(
-            text,
-            r#"{"sn":[["hr","H\"1",3],["sub","S1",4]],"mail":[["hr","H\"1",3]]}"#
-        );
+        let text = lineage_to_json([("sn", "hr", "H\"1", 3), ("sn", "sub", "S1", 4), ("mail", "hr", "H\"1", 3)]);
+        assert_eq!(text, r#"[["hr","H\"1",3,["sn","mail"]],["sub","S1",4,["sn"]]]"#);
         let mut got = Vec::new();
         lineage_entries(&text, |a, g, k, r| got.push(format!("{a}/{g}/{k}/{r}"))).expect("parse");
-        assert_eq!(got, vec!["sn/hr/H\"1/3", "sn/sub/S1/4", "mail/hr/H\"1/3"]);
-        assert_eq!(lineage_to_json([]), "{}");
+        assert_eq!(got, vec!["sn/hr/H\"1/3", "mail/hr/H\"1/3", "sn/sub/S1/4"]);
+        assert_eq!(lineage_to_json([]), "[]");
     }
 }
