@@ -246,40 +246,49 @@ impl Store {
                  WHERE c.agent = ?1 ORDER BY c.anchor",
             )
             .map_err(|e| self.err(e))?;
+        // Rows are read in order on this thread and parsed on all of them.
+        struct Raw {
+            id: i64,
+            anchor: String,
+            text: String,
+            pending: Option<Delta>,
+            mv: Option<MvId>,
+            prev: Option<String>,
+        }
         let mut rows = stmt.query(params![agent]).map_err(|e| self.err(e))?;
-        let mut out = Vec::new();
+        let mut raw = Vec::new();
         while let Some(r) = rows.next().map_err(|e| self.err(e))? {
             let get = |e| self.err(e);
-            let id: i64 = r.get(0).map_err(get)?;
-            let anchor: String = r.get(1).map_err(get)?;
-            let text: String = r.get(2).map_err(get)?;
             let op: String = r.get(3).map_err(get)?;
             let seq: i64 = r.get(4).map_err(get)?;
-            let attrs = record_from_json(&text, schema).map_err(|e| StoreError::Corrupt {
-                path: self.path.display().to_string(),
-                message: format!("connector space {agent}, anchor {anchor}: {e}"),
-            })?;
-            let pending = if seq > synced {
-                Delta::parse(&op)
-            } else {
-                None
-            };
-            let prev: Option<String> = if pending.is_some() {
-                r.get(7).map_err(get)?
-            } else {
-                None
-            };
-            let prev = prev.and_then(|t| record_from_json(&t, schema).ok());
-            out.push(CsRow {
-                prev,
-                id,
-                anchor,
-                attrs,
+            let pending = if seq > synced { Delta::parse(&op) } else { None };
+            raw.push(Raw {
+                id: r.get(0).map_err(get)?,
+                anchor: r.get(1).map_err(get)?,
+                text: r.get(2).map_err(get)?,
                 pending,
                 mv: r.get(5).map_err(get)?,
+                prev: if pending.is_some() { r.get(7).map_err(get)? } else { None },
             });
         }
-        Ok(out)
+        use rayon::prelude::*;
+        let path = self.path.display().to_string();
+        raw.into_par_iter()
+            .map(|r| {
+                let attrs = record_from_json(&r.text, schema).map_err(|e| StoreError::Corrupt {
+                    path: path.clone(),
+                    message: format!("connector space {agent}, anchor {}: {e}", r.anchor),
+                })?;
+                Ok(CsRow {
+                    prev: r.prev.and_then(|t| record_from_json(&t, schema).ok()),
+                    id: r.id,
+                    anchor: r.anchor,
+                    attrs,
+                    pending: r.pending,
+                    mv: r.mv,
+                })
+            })
+            .collect()
     }
 
     /// One connector-space object by anchor.
