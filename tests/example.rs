@@ -91,6 +91,11 @@ fn the_example_consolidates_three_hr_sources_as_the_truth_table_says() {
                     .unwrap_or("");
                 assert!(status.contains(other), "{status}");
             }
+            "out-of-scope" => {
+                for ((agent, anchor), id) in records.iter().zip(&ids) {
+                    assert_eq!(*id, None, "{person}: {agent} {anchor} is out of scope but has an identity");
+                }
+            }
             "rejected" => {
                 // A rejected row never reaches the connector space, unless another row owns its anchor.
                 if let Some((agent, anchor)) = records.first() {

@@ -96,7 +96,9 @@ pub struct SyncCounters {
     pub joins: u64,
     pub projections: u64,
     pub ambiguous: u64,
+    /// Connectors removed: the object was deleted or left scope.
     pub disconnects: u64,
+    /// Connector-space objects outside their agent's inbound scope.
     pub out_of_scope: u64,
     pub unjoined: u64,
     pub mv_adds: u64,

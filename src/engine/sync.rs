@@ -222,6 +222,9 @@ impl<'r> Sync<'r> {
             for (i, c) in list.iter_mut().enumerate() {
                 c.in_scope = scope[i];
                 self.plan.counters.processed += 1;
+                if !c.in_scope {
+                    self.plan.counters.out_of_scope += 1;
+                }
                 if let Some(id) = c.row.mv {
                     match self.pos.get(&id) {
                         Some(&p) if self.mvs[p].ty == agent.object_type => {
@@ -247,11 +250,7 @@ impl<'r> Sync<'r> {
                     self.plan.removed_cs.push(c.row.id);
                 }
                 if c.mv.is_some() && (deleted || !c.in_scope) {
-                    if deleted {
-                        self.plan.counters.disconnects += 1;
-                    } else {
-                        self.plan.counters.out_of_scope += 1;
-                    }
+                    self.plan.counters.disconnects += 1;
                     self.disconnect(a, i, !deleted);
                 }
             }
@@ -539,7 +538,7 @@ impl<'r> Sync<'r> {
             // A joined object's attributes are not read again in this sync
             // (joins and projection are done with it): free them, a full
             // sync holds every connector space at once.
-            if self.cs[a][i].mv.is_some() {
+            if self.cs[a][i].mv.is_some() && !rules.agents[a].flows.iter().any(|f| f.expr.needs_unique()) {
                 self.cs[a][i].row.attrs = Record::default();
                 self.cs[a][i].row.prev = None;
             }
@@ -624,6 +623,7 @@ impl<'r> Sync<'r> {
         let stale: Vec<usize> = live.iter().copied().filter(|&p| !self.mvs[p].fresh).collect();
         self.recompute(&stale, &mut no_index);
         tracing::debug!(ms = t.elapsed().as_millis() as u64, "Sync: final recompute.");
+        self.select_unique_values(&live);
         let t = std::time::Instant::now();
         self.resolve_references(&live);
         tracing::debug!(ms = t.elapsed().as_millis() as u64, "Sync: references.");
@@ -698,6 +698,92 @@ impl<'r> Sync<'r> {
         self.plan.unlinks.dedup();
         self.plan.removed_cs.sort_unstable();
         self.plan
+    }
+
+    /// `SelectUniqueValue` flows: evaluated one identity at a time in id
+    /// order, each seeing the values the others hold (stored ones and those
+    /// chosen earlier in this sync), so `john.doe` goes to the identity that
+    /// had it first and the next John Doe gets `john.doe2`, on any number of
+    /// threads.
+    fn select_unique_values(&mut self, live: &[usize]) {
+        let rules = self.rules;
+        for (ty, t) in rules.metaverse.types.iter().enumerate() {
+            for a in 0..t.attrs.len() as u32 {
+                let unique_agents: Vec<usize> = rules
+                    .agents
+                    .iter()
+                    .filter(|ag| ag.object_type == ty && ag.flows.iter().any(|f| f.target == a && f.expr.needs_unique()))
+                    .map(|ag| ag.index)
+                    .collect();
+                if unique_agents.is_empty() {
+                    continue;
+                }
+                let mut owner: FxHashMap<String, usize> = FxHashMap::default();
+                for &p in live {
+                    if self.mvs[p].ty == ty {
+                        for v in self.mvs[p].attrs.values(a) {
+                            owner.entry(v.to_string()).or_insert(p);
+                        }
+                    }
+                }
+                let mut order: Vec<usize> = live.iter().copied().filter(|&p| self.mvs[p].ty == ty).collect();
+                order.sort_by_key(|&p| self.mvs[p].id);
+                for p in order {
+                    let Some(winner) = self.mvs[p].lin.iter().find(|l| l.attr == a).map(|l| l.agent as usize) else {
+                        continue;
+                    };
+                    if !unique_agents.contains(&winner) {
+                        continue;
+                    }
+                    let Some(flow) = rules.agents[winner].flows.iter().find(|f| f.target == a) else { continue };
+                    let Some(&(ag, i)) = self.mvs[p].connectors.iter().find(|&&(x, _)| x == winner) else { continue };
+                    struct Taken<'o> {
+                        owner: &'o FxHashMap<String, usize>,
+                        me: usize,
+                    }
+                    impl crate::expr::UniqueCheck for Taken<'_> {
+                        fn is_taken(&self, value: &str) -> bool {
+                            self.owner.get(value).is_some_and(|&o| o != self.me)
+                        }
+                    }
+                    let taken = Taken { owner: &owner, me: p };
+                    let key = key_of(&rules.agents[ag].name, &self.cs[ag][i].row.anchor);
+                    let ctx = Context {
+                        now: self.now,
+                        object_key: &key,
+                        unique: Some(&taken),
+                    };
+                    match flow.expr.eval(&self.cs[ag][i].row.attrs, &ctx) {
+                        Ok(v) => {
+                            let values = v.to_strings();
+                            let old: Vec<String> = self.mvs[p].attrs.values(a).map(str::to_string).collect();
+                            if values != old {
+                                for o in &old {
+                                    if owner.get(o) == Some(&p) {
+                                        owner.remove(o);
+                                    }
+                                }
+                                let mut b = RecordBuilder::from(&self.mvs[p].attrs);
+                                b.set(a, values.iter().cloned());
+                                self.mvs[p].attrs = b.build();
+                            }
+                            for v in values {
+                                owner.entry(v).or_insert(p);
+                            }
+                        }
+                        Err(e) => {
+                            self.plan.counters.flow_errors += 1;
+                            self.plan.errors.push(SyncError {
+                                kind: "flow-error",
+                                agent: Some(rules.agents[ag].name.clone()),
+                                anchor: Some(self.cs[ag][i].row.anchor.clone()),
+                                message: format!("import flow {:?}: {}", t.schema.name(a), e.message),
+                            });
+                        }
+                    }
+                }
+            }
+        }
     }
 
     /// Replaces reference keys with the ids of the objects they name.
