@@ -72,6 +72,19 @@ pub enum Command {
     },
     /// Connector space and metaverse sizes, ambiguous joins waiting.
     Status,
+    /// Evaluate an expression over a staged object (or given attributes).
+    Eval {
+        /// The agent whose attributes the expression reads.
+        #[arg(long)]
+        agent: String,
+        /// A staged object of the agent.
+        #[arg(long)]
+        anchor: Option<String>,
+        /// Attribute values, `name=value` (repeat for several; overrides the staged object).
+        #[arg(long = "set", value_name = "NAME=VALUE")]
+        set: Vec<String>,
+        expr: String,
+    },
     /// Write seeded, realistic HR sources (the example's three formats) for N people.
     Generate {
         #[arg(long, default_value_t = 10_000)]
@@ -157,6 +170,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         } => search(&cli, mv, object_type.as_deref(), *limit),
         Command::Runs { sub, limit } => runs(&cli, sub.as_ref(), *limit),
         Command::Status => status(&cli),
+        Command::Eval { agent, anchor, set, expr } => eval(&cli, agent, anchor.as_deref(), set, expr),
         Command::Generate { people, seed, out } => {
             let summary = crate::r#gen::generate(out, *people, *seed)
                 .with_context(|| format!("writing to {}", out.display()))?;
@@ -263,6 +277,75 @@ fn check(cli: &Cli) -> Result<i32> {
         );
     }
     Ok(if failed.is_empty() { 0 } else { 1 })
+}
+
+fn eval(cli: &Cli, agent: &str, anchor: Option<&str>, set: &[String], text: &str) -> Result<i32> {
+    let app = open(cli)?;
+    let Some(a) = app.rules.agent(agent) else {
+        bail!("no agent {agent:?}; agents are: {}", app.rules.agent_names().join(", "));
+    };
+    struct Names<'s>(&'s crate::model::Schema);
+    impl crate::expr::Scope for Names<'_> {
+        fn resolve(&self, name: &str) -> Option<u32> {
+            self.0.get(name)
+        }
+        fn names(&self) -> Vec<String> {
+            self.0.names().to_vec()
+        }
+    }
+    let expr = match crate::expr::Expr::compile(text, &Names(&a.schema)) {
+        Ok(e) => e,
+        Err(errors) => {
+            for e in &errors {
+                eprintln!("{}", crate::expr::render_error(text, e));
+            }
+            return Ok(1);
+        }
+    };
+    let mut b = match anchor {
+        Some(k) => match app.store.find_cs(agent, k, &a.schema)? {
+            Some(row) => crate::model::RecordBuilder::from(&row.attrs),
+            None => bail!("agent {agent:?} has no staged object {k:?} (import it first)"),
+        },
+        None => crate::model::RecordBuilder::default(),
+    };
+    for kv in set {
+        let Some((name, value)) = kv.split_once('=') else {
+            bail!("--set {kv:?}: expected NAME=VALUE");
+        };
+        let Some(attr) = a.schema.get(name) else {
+            let help = rules::error::suggest(name, a.schema.names().iter().map(String::as_str)).unwrap_or_default();
+            bail!("agent {agent:?} has no attribute {name:?} {help}");
+        };
+        b.remove(attr);
+        b.push(attr, value);
+    }
+    let input = b.build();
+    let key = format!("{agent}/{}", anchor.unwrap_or("eval"));
+    let ctx = crate::expr::Context {
+        now: Utc::now(),
+        object_key: &key,
+        unique: None,
+    };
+    match expr.eval(&input, &ctx) {
+        Ok(v) => {
+            let values = v.to_strings();
+            if cli.json {
+                print_json(&json!({"values": values}))?;
+            } else if values.is_empty() {
+                println!("null");
+            } else {
+                for v in values {
+                    println!("{v}");
+                }
+            }
+            Ok(0)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            Ok(1)
+        }
+    }
 }
 
 fn print_import(r: &ImportReport) {

@@ -160,3 +160,59 @@ fn search_finds_by_attribute_and_show_explains_lineage() {
         "{show}"
     );
 }
+
+#[test]
+fn an_object_that_leaves_scope_disconnects_and_the_identity_stays() {
+    let e = example();
+    assert!(e.idsync(&["run", "nightly"]).status.success());
+    let before = identity(&e, "sap", "00012005").expect("joined");
+    // Kwame Mensah is withdrawn in SAP (STAT2 0): out of SAP's inbound scope.
+    let path = e.path("fixtures/hr/sap_hr.csv");
+    let bytes = std::fs::read(&path).expect("read");
+    let mut out = Vec::new();
+    for line in bytes.split_inclusive(|&b| b == b'\n') {
+        if line.starts_with(b"00012005;") {
+            let mut fields: Vec<Vec<u8>> = line.split(|&b| b == b';').map(<[u8]>::to_vec).collect();
+            fields[11] = b"0".to_vec();
+            out.extend(fields.join(&b';'));
+        } else {
+            out.extend_from_slice(line);
+        }
+    }
+    std::fs::write(&path, out).expect("write");
+    let run = e.idsync(&["run", "nightly", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&run.stdout).expect("json");
+    let sync = &v["steps"][3]["sync"]["counters"];
+    assert_eq!(sync["disconnects"], 1, "{v}");
+    assert_eq!(sync["mv_deletes"], 0, "{v}");
+    assert_eq!(identity(&e, "sap", "00012005"), None);
+    assert_eq!(identity(&e, "workday", "W100014"), Some(before), "the identity stays with Workday");
+}
+
+#[test]
+fn eval_prints_a_value_for_a_staged_object_and_check_runs_rule_tests() {
+    let e = example();
+    assert!(e.idsync(&["import", "workday"]).status.success());
+    let out = e.idsync(&[
+        "eval",
+        "--agent",
+        "workday",
+        "--anchor",
+        "W100007",
+        r#"Join(".", ToLower(NormalizeDiacritics(Legal_First_Name)), ToLower(NormalizeDiacritics(Legal_Last_Name)))"#,
+    ]);
+    assert_eq!(stdout(&out).trim(), "jose.hernandez", "{}", stderr(&out));
+    let bad = e.idsync(&["eval", "--agent", "workday", "ToLowr(Legal_Frst_Name)"]);
+    assert_eq!(bad.status.code(), Some(1));
+    let err = stderr(&bad);
+    assert!(err.contains("did you mean \"ToLower\"?") && err.contains("did you mean \"Legal_First_Name\"?"), "{err}");
+
+    // A rule test that fails names its file, line, attribute, expected and actual values.
+    let p = e.path("rules/agents/workday.toml");
+    let text = std::fs::read_to_string(&p).expect("read");
+    std::fs::write(&p, text.replace(r#"accountName = "jhernandezruiz""#, r#"accountName = "pepe""#)).expect("write");
+    let out = e.idsync(&["check"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("workday.toml:") && err.contains(r#"test "display and login names": accountName: expected ["pepe"], got ["jhernandezruiz"]"#), "{err}");
+}
