@@ -1,7 +1,7 @@
 //! The function library: the table of names and arities the checker
 //! resolves calls against, and the implementation of every function. Entra
 //! semantics are followed where Entra defines them; where it is silent the
-//! choice is documented in `rules/README.functions.md`. Functions that make
+//! choice is documented in `rules/README.md`. Functions that make
 //! sense per value (`ToLower`, `Left`, `FormatDateTime`…) map over a
 //! multi-valued source, and return null for a null source.
 

@@ -5,7 +5,7 @@
 //! constant folding) → `eval`/`functions` (per-object evaluation). Compiling
 //! once and evaluating a small pre-resolved tree is what keeps a flow under a
 //! microsecond per object. `scope` holds the Entra-style scoping filters.
-//! The language is documented for rule authors in `rules/README.functions.md`.
+//! The language is documented for rule authors in `rules/README.md`.
 
 mod check;
 mod datefmt;
