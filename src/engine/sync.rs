@@ -60,6 +60,9 @@ pub struct Sync<'r> {
     plan: SyncPlan,
 }
 
+/// Objects per slice of parallel work whose results are held until applied.
+const CHUNK: usize = 1 << 16;
+
 fn key_of(agent: &str, anchor: &str) -> String {
     format!("{agent}/{anchor}")
 }
@@ -299,17 +302,18 @@ impl<'r> Sync<'r> {
         if indexes.contains_key(spec) {
             return;
         }
-        let keys: Vec<(u32, Vec<String>)> = self
-            .mvs
-            .par_iter()
-            .enumerate()
-            .filter(|(_, m)| !m.deleted && m.ty == spec.object_type)
-            .map(|(p, m)| (p as u32, spec.mv_keys(&m.attrs)))
-            .collect();
-        let mut ix = JoinIndex::with_capacity(keys.len());
-        for (p, ks) in keys {
-            for k in ks {
-                ix.insert(&k, p);
+        let mut ix = JoinIndex::with_capacity(self.mvs.len());
+        for (c, chunk) in self.mvs.chunks(CHUNK).enumerate() {
+            let keys: Vec<(u32, Vec<String>)> = chunk
+                .par_iter()
+                .enumerate()
+                .filter(|(_, m)| !m.deleted && m.ty == spec.object_type)
+                .map(|(p, m)| ((c * CHUNK + p) as u32, spec.mv_keys(&m.attrs)))
+                .collect();
+            for (p, ks) in keys {
+                for k in ks {
+                    ix.insert(&k, p);
+                }
             }
         }
         indexes.insert(spec.clone(), ix);
@@ -559,6 +563,14 @@ impl<'r> Sync<'r> {
 
     /// Recomputes the attributes of `objects` and keeps join indexes current.
     fn recompute(&mut self, objects: &[usize], indexes: &mut FxHashMap<KeySpec, JoinIndex>) {
+        // In slices, so the new values of a million identities never exist
+        // beside the old ones all at once.
+        for chunk in objects.chunks(CHUNK) {
+            self.recompute_chunk(chunk, indexes);
+        }
+    }
+
+    fn recompute_chunk(&mut self, objects: &[usize], indexes: &mut FxHashMap<KeySpec, JoinIndex>) {
         self.ensure_flows(objects);
         let rules = self.rules;
         let run = self.run;
@@ -804,86 +816,93 @@ impl<'r> Sync<'r> {
         if lookups.is_empty() {
             return;
         }
-        // Keys borrow from the objects' values, so the lookups run in
-        // parallel over a shared index and the ids are written afterwards.
-        let mut index: FxHashMap<(usize, u32), FxHashMap<&str, Vec<u32>>> = FxHashMap::default();
+        // The index holds key hashes, not borrowed keys, so identities can be
+        // resolved and written back a slice at a time.
+        const MANY: u32 = u32::MAX;
+        let mut index: FxHashMap<(usize, u32), FxHashMap<u64, u32>> = FxHashMap::default();
         for &(ty, attr) in &lookups {
             let map = index.entry((ty, attr)).or_default();
             for &p in live {
                 if self.mvs[p].ty == ty {
                     for v in self.mvs[p].attrs.values(attr) {
-                        map.entry(v).or_default().push(p as u32);
+                        let e = map.entry(super::join::hash_key(v)).or_insert(p as u32);
+                        if *e != p as u32 {
+                            *e = MANY;
+                        }
                     }
                 }
             }
         }
         type Resolved = (usize, Option<Record>, Vec<SyncError>, Vec<(usize, usize)>);
-        let results: Vec<Resolved> = {
-            let this = &*self;
-            let index = &index;
-            live.par_iter()
-                .map(|&p| {
-                    let m = &this.mvs[p];
-                    let t = &rules.metaverse.types[m.ty];
-                    let mut errors = Vec::new();
-                    let mut edges = Vec::new();
-                    let mut b: Option<RecordBuilder> = None;
-                    for (ai, attr) in t.attrs.iter().enumerate() {
-                        let a = ai as u32;
-                        if attr.kind != AttrType::Reference || m.attrs.count(a) == 0 {
-                            continue;
-                        }
-                        let Some(winner) = m.lin.iter().find(|l| l.attr == a).map(|l| l.agent as usize) else {
-                            continue;
-                        };
-                        let Some(lookup) = rules.agents[winner].flows.iter().find(|f| f.target == a).and_then(|f| f.reference) else {
-                            continue;
-                        };
-                        let mut ids = Vec::new();
-                        for k in m.attrs.values(a) {
-                            let anchor = || {
-                                m.connectors
-                                    .iter()
-                                    .find(|&&(x, _)| x == winner)
-                                    .map(|&(x, i)| this.cs[x][i].row.anchor.clone())
-                            };
-                            match index.get(&(m.ty, lookup)).and_then(|ix| ix.get(k)).map(Vec::as_slice) {
-                                Some([q]) => {
-                                    ids.push(this.mvs[*q as usize].id.to_string());
-                                    edges.push((p, *q as usize));
-                                }
-                                Some(many) if many.len() > 1 => errors.push(SyncError {
-                                    kind: "ambiguous-reference",
-                                    agent: Some(rules.agents[winner].name.clone()),
-                                    anchor: anchor(),
-                                    message: format!("{} {k:?} matches {} objects by {}", attr.name, many.len(), t.schema.name(lookup)),
-                                }),
-                                _ => errors.push(SyncError {
-                                    kind: "dangling-reference",
-                                    agent: Some(rules.agents[winner].name.clone()),
-                                    anchor: anchor(),
-                                    message: format!("{} {k:?}: no {} has {} = {k:?}", attr.name, t.name, t.schema.name(lookup)),
-                                }),
-                            }
-                        }
-                        b.get_or_insert_with(|| RecordBuilder::from(&m.attrs)).set(a, ids);
-                    }
-                    (p, b.map(RecordBuilder::build), errors, edges)
-                })
-                .collect()
-        };
-        drop(index);
         let mut edges = Vec::new();
-        for (p, attrs, errors, e) in results {
-            self.plan.counters.reference_errors += errors.len() as u64;
-            self.plan.errors.extend(errors);
-            edges.extend(e);
-            if let Some(attrs) = attrs {
-                let m = &mut self.mvs[p];
-                m.attrs = attrs;
-                // A reference that did not resolve has no value and so no origin.
-                let attrs = &m.attrs;
-                m.lin.retain(|l| attrs.count(l.attr) > 0);
+        for chunk in live.chunks(CHUNK) {
+            let results: Vec<Resolved> = {
+                let this = &*self;
+                let index = &index;
+                chunk
+                    .par_iter()
+                    .map(|&p| {
+                        let m = &this.mvs[p];
+                        let t = &rules.metaverse.types[m.ty];
+                        let mut errors = Vec::new();
+                        let mut edges = Vec::new();
+                        let mut b: Option<RecordBuilder> = None;
+                        for (ai, attr) in t.attrs.iter().enumerate() {
+                            let a = ai as u32;
+                            if attr.kind != AttrType::Reference || m.attrs.count(a) == 0 {
+                                continue;
+                            }
+                            let Some(winner) = m.lin.iter().find(|l| l.attr == a).map(|l| l.agent as usize) else {
+                                continue;
+                            };
+                            let Some(lookup) = rules.agents[winner].flows.iter().find(|f| f.target == a).and_then(|f| f.reference) else {
+                                continue;
+                            };
+                            let mut ids = Vec::new();
+                            for k in m.attrs.values(a) {
+                                let anchor = || {
+                                    m.connectors
+                                        .iter()
+                                        .find(|&&(x, _)| x == winner)
+                                        .map(|&(x, i)| this.cs[x][i].row.anchor.clone())
+                                };
+                                let hit = index.get(&(m.ty, lookup)).and_then(|ix| ix.get(&super::join::hash_key(k))).copied();
+                                match hit {
+                                    Some(MANY) => errors.push(SyncError {
+                                        kind: "ambiguous-reference",
+                                        agent: Some(rules.agents[winner].name.clone()),
+                                        anchor: anchor(),
+                                        message: format!("{} {k:?} matches several objects by {}", attr.name, t.schema.name(lookup)),
+                                    }),
+                                    Some(q) if this.mvs[q as usize].attrs.values(lookup).any(|v| v == k) => {
+                                        ids.push(this.mvs[q as usize].id.to_string());
+                                        edges.push((p, q as usize));
+                                    }
+                                    _ => errors.push(SyncError {
+                                        kind: "dangling-reference",
+                                        agent: Some(rules.agents[winner].name.clone()),
+                                        anchor: anchor(),
+                                        message: format!("{} {k:?}: no {} has {} = {k:?}", attr.name, t.name, t.schema.name(lookup)),
+                                    }),
+                                }
+                            }
+                            b.get_or_insert_with(|| RecordBuilder::from(&m.attrs)).set(a, ids);
+                        }
+                        (p, b.map(RecordBuilder::build), errors, edges)
+                    })
+                    .collect()
+            };
+            for (p, attrs, errors, e) in results {
+                self.plan.counters.reference_errors += errors.len() as u64;
+                self.plan.errors.extend(errors);
+                edges.extend(e);
+                if let Some(attrs) = attrs {
+                    let m = &mut self.mvs[p];
+                    m.attrs = attrs;
+                    // A reference that did not resolve has no value and so no origin.
+                    let attrs = &m.attrs;
+                    m.lin.retain(|l| attrs.count(l.attr) > 0);
+                }
             }
         }
         tracing::debug!(edges = edges.len(), "Sync: references written.");
