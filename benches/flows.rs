@@ -45,7 +45,10 @@ employeeType = 'IIF(IsPresent(Termination_Date), "former", "employee")'
 "#;
 
 fn benches(c: &mut Criterion) {
-    let objects: usize = std::env::var("IDSYNC_BENCH_OBJECTS").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000);
+    let objects: usize = std::env::var("IDSYNC_BENCH_OBJECTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
     let dir = tempfile::tempdir().expect("temp dir");
     let rules = dir.path().join("rules");
     std::fs::create_dir_all(&rules).expect("mkdir");
@@ -84,7 +87,9 @@ fn benches(c: &mut Criterion) {
     let now = chrono::Utc::now();
     let mut g = c.benchmark_group("flows");
     g.sample_size(10);
-    g.throughput(Throughput::Elements((records.len() * agent.flows.len()) as u64));
+    g.throughput(Throughput::Elements(
+        (records.len() * agent.flows.len()) as u64,
+    ));
     g.bench_function(format!("10 flows x {} objects", records.len()), |b| {
         b.iter(|| {
             let mut n = 0;

@@ -170,7 +170,12 @@ pub fn run(cli: Cli) -> Result<i32> {
         } => search(&cli, mv, object_type.as_deref(), *limit),
         Command::Runs { sub, limit } => runs(&cli, sub.as_ref(), *limit),
         Command::Status => status(&cli),
-        Command::Eval { agent, anchor, set, expr } => eval(&cli, agent, anchor.as_deref(), set, expr),
+        Command::Eval {
+            agent,
+            anchor,
+            set,
+            expr,
+        } => eval(&cli, agent, anchor.as_deref(), set, expr),
         Command::Generate { people, seed, out } => {
             let summary = crate::r#gen::generate(out, *people, *seed)
                 .with_context(|| format!("writing to {}", out.display()))?;
@@ -282,7 +287,10 @@ fn check(cli: &Cli) -> Result<i32> {
 fn eval(cli: &Cli, agent: &str, anchor: Option<&str>, set: &[String], text: &str) -> Result<i32> {
     let app = open(cli)?;
     let Some(a) = app.rules.agent(agent) else {
-        bail!("no agent {agent:?}; agents are: {}", app.rules.agent_names().join(", "));
+        bail!(
+            "no agent {agent:?}; agents are: {}",
+            app.rules.agent_names().join(", ")
+        );
     };
     struct Names<'s>(&'s crate::model::Schema);
     impl crate::expr::Scope for Names<'_> {
@@ -314,7 +322,8 @@ fn eval(cli: &Cli, agent: &str, anchor: Option<&str>, set: &[String], text: &str
             bail!("--set {kv:?}: expected NAME=VALUE");
         };
         let Some(attr) = a.schema.get(name) else {
-            let help = rules::error::suggest(name, a.schema.names().iter().map(String::as_str)).unwrap_or_default();
+            let help = rules::error::suggest(name, a.schema.names().iter().map(String::as_str))
+                .unwrap_or_default();
             bail!("agent {agent:?} has no attribute {name:?} {help}");
         };
         b.remove(attr);

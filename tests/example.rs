@@ -93,7 +93,10 @@ fn the_example_consolidates_three_hr_sources_as_the_truth_table_says() {
             }
             "out-of-scope" => {
                 for ((agent, anchor), id) in records.iter().zip(&ids) {
-                    assert_eq!(*id, None, "{person}: {agent} {anchor} is out of scope but has an identity");
+                    assert_eq!(
+                        *id, None,
+                        "{person}: {agent} {anchor} is out of scope but has an identity"
+                    );
                 }
             }
             "rejected" => {
@@ -186,7 +189,11 @@ fn an_object_that_leaves_scope_disconnects_and_the_identity_stays() {
     assert_eq!(sync["disconnects"], 1, "{v}");
     assert_eq!(sync["mv_deletes"], 0, "{v}");
     assert_eq!(identity(&e, "sap", "00012005"), None);
-    assert_eq!(identity(&e, "workday", "W100014"), Some(before), "the identity stays with Workday");
+    assert_eq!(
+        identity(&e, "workday", "W100014"),
+        Some(before),
+        "the identity stays with Workday"
+    );
 }
 
 #[test]
@@ -205,12 +212,23 @@ fn eval_prints_a_value_for_a_staged_object_and_check_runs_rule_tests() {
     let bad = e.idsync(&["eval", "--agent", "workday", "ToLowr(Legal_Frst_Name)"]);
     assert_eq!(bad.status.code(), Some(1));
     let err = stderr(&bad);
-    assert!(err.contains("did you mean \"ToLower\"?") && err.contains("did you mean \"Legal_First_Name\"?"), "{err}");
+    assert!(
+        err.contains("did you mean \"ToLower\"?")
+            && err.contains("did you mean \"Legal_First_Name\"?"),
+        "{err}"
+    );
 
     // A rule test that fails names its file, line, attribute, expected and actual values.
     let p = e.path("rules/agents/workday.toml");
     let text = std::fs::read_to_string(&p).expect("read");
-    std::fs::write(&p, text.replace(r#"accountName = "jhernandezruiz""#, r#"accountName = "pepe""#)).expect("write");
+    std::fs::write(
+        &p,
+        text.replace(
+            r#"accountName = "jhernandezruiz""#,
+            r#"accountName = "pepe""#,
+        ),
+    )
+    .expect("write");
     let out = e.idsync(&["check"]);
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);

@@ -36,7 +36,11 @@ impl KeySpec {
     pub fn of(agent: &Agent, rule: &JoinRule) -> KeySpec {
         KeySpec {
             object_type: agent.object_type,
-            parts: rule.parts.iter().map(|p| (p.mv, p.normalize.clone())).collect(),
+            parts: rule
+                .parts
+                .iter()
+                .map(|p| (p.mv, p.normalize.clone()))
+                .collect(),
         }
     }
 

@@ -41,7 +41,7 @@ pub fn lineage_json(rules: &crate::rules::RuleSet, w: &MvWrite) -> String {
             .map(|(_, k)| &**k)
             .unwrap_or_default();
         (
-            t.schema.name(l.attr),
+            t.schema.name(u32::from(l.attr)),
             rules.agents[l.agent as usize].name.as_str(),
             anchor,
             l.run as crate::model::RunId,
@@ -66,7 +66,12 @@ pub struct LinkWrite {
 impl LinkWrite {
     pub fn rule_name<'r>(&self, rules: &'r crate::rules::RuleSet) -> Option<&'r str> {
         let r = self.rule? as usize;
-        rules.agents.get(self.agent as usize)?.joins.get(r).map(|j| j.name.as_str())
+        rules
+            .agents
+            .get(self.agent as usize)?
+            .joins
+            .get(r)
+            .map(|j| j.name.as_str())
     }
 }
 

@@ -21,7 +21,8 @@ use crate::rules::{MvType, NullPolicy, Precedence};
 /// the object is written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct LinEntry {
-    pub attr: u32,
+    /// Metaverse types have fewer than 65,536 attributes (the rules check).
+    pub attr: u16,
     pub agent: u16,
     /// Runs are numbered from 1; four billion of them is enough.
     pub run: u32,
@@ -83,11 +84,11 @@ pub(super) fn compute(
     for (ai, attr) in t.attrs.iter().enumerate() {
         let a = ai as u32;
         // `current_lin` is sorted by attribute: this attribute's entries are one run of it.
-        while li < current_lin.len() && current_lin[li].attr < a {
+        while li < current_lin.len() && current_lin[li].attr < a as u16 {
             li += 1;
         }
         let start = li;
-        while li < current_lin.len() && current_lin[li].attr == a {
+        while li < current_lin.len() && current_lin[li].attr == a as u16 {
             li += 1;
         }
         let old = &current_lin[start..li];
@@ -169,7 +170,7 @@ pub(super) fn compute(
                 let same = c.out.values.values(a).eq(current.values(a));
                 let kept = old.first().filter(|l| same && l.agent as usize == c.agent);
                 lin.push(LinEntry {
-                    attr: a,
+                    attr: a as u16,
                     agent: c.agent as u16,
                     run: kept.map(|l| l.run).unwrap_or(run),
                 });
@@ -243,7 +244,7 @@ fn merge_multi(
                 .find(|l| l.agent as usize == agent)
                 .map(|l| l.run);
             LinEntry {
-                attr: a,
+                attr: a as u16,
                 agent: agent as u16,
                 run: old_run.filter(|_| unchanged).unwrap_or(run),
             }

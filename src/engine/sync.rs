@@ -23,7 +23,7 @@ struct MvState {
     attrs: Record,
     lin: Vec<LinEntry>,
     /// As loaded from the store; None for objects projected in this sync.
-    orig: Option<(Record, Vec<LinEntry>)>,
+    orig: Option<Box<(Record, Vec<LinEntry>)>>,
     /// (agent, position in that agent's list).
     connectors: Vec<(usize, usize)>,
     deleted: bool,
@@ -40,7 +40,7 @@ struct CsState {
     settled: bool,
     out: Option<FlowOut>,
     /// Flows over the attributes the last sync saw (pending updates only).
-    prev_out: Option<FlowOut>,
+    prev_out: Option<Box<FlowOut>>,
 }
 
 /// A sync being prepared: feed it the metaverse and every connector space,
@@ -137,7 +137,7 @@ impl<'r> Sync<'r> {
             crate::model::json::lineage_entries(&row.lineage_json, |attr, agent, _anchor, run| {
                 if let (Some(a), Some(agent)) = (t.schema.get(attr), rules.agent(agent)) {
                     lin.push(LinEntry {
-                        attr: a,
+                        attr: a as u16,
                         agent: agent.index as u16,
                         run: run as u32,
                     });
@@ -151,7 +151,7 @@ impl<'r> Sync<'r> {
             ty,
             attrs: row.attrs.clone(),
             lin: lin.clone(),
-            orig: Some((row.attrs, lin)),
+            orig: Some(Box::new((row.attrs, lin))),
             connectors: Vec::new(),
             deleted: false,
             fresh: false,
@@ -185,7 +185,10 @@ impl<'r> Sync<'r> {
         let t = std::time::Instant::now();
         self.wire();
         self.disconnect_gone();
-        tracing::debug!(ms = t.elapsed().as_millis() as u64, "Sync: wired links and scope.");
+        tracing::debug!(
+            ms = t.elapsed().as_millis() as u64,
+            "Sync: wired links and scope."
+        );
         let mut indexes: FxHashMap<KeySpec, JoinIndex> = FxHashMap::default();
         for pass in 0..2 {
             let mut progress = false;
@@ -346,7 +349,10 @@ impl<'r> Sync<'r> {
             self.ensure_index(s, indexes);
         }
         tracing::debug!(ms = t.elapsed().as_millis() as u64, "Sync: indexes.");
-        let ixs: Vec<(&KeySpec, &JoinIndex)> = specs.iter().filter_map(|s| indexes.get(s).map(|i| (s, i))).collect();
+        let ixs: Vec<(&KeySpec, &JoinIndex)> = specs
+            .iter()
+            .filter_map(|s| indexes.get(s).map(|i| (s, i)))
+            .collect();
         let decisions: Vec<Decision> = {
             let this = &*self;
             let mv_attrs = |p: u32| &this.mvs[p as usize].attrs;
@@ -359,16 +365,28 @@ impl<'r> Sync<'r> {
                 .map(|&i| {
                     let c = &this.cs[a][i];
                     let key = key_of(&agent.name, &c.row.anchor);
-                    decide(agent, &c.row.attrs, &ixs, &mv_attrs, &eligible, &this.ctx(&key))
+                    decide(
+                        agent,
+                        &c.row.attrs,
+                        &ixs,
+                        &mv_attrs,
+                        &eligible,
+                        &this.ctx(&key),
+                    )
                 })
                 .collect()
         };
 
-        tracing::debug!(ms = t.elapsed().as_millis() as u64, candidates = candidates.len(), "Sync: decisions.");
+        tracing::debug!(
+            ms = t.elapsed().as_millis() as u64,
+            candidates = candidates.len(),
+            "Sync: decisions."
+        );
         let mut touched = Vec::new();
-        self.mvs.reserve(candidates.len());
+        // Exact, not doubling: a million identities is a lot of slack.
+        self.mvs.reserve_exact(candidates.len());
         self.pos.reserve(candidates.len());
-        self.plan.links.reserve(candidates.len());
+        self.plan.links.reserve_exact(candidates.len());
         for (&i, d) in candidates.iter().zip(decisions) {
             let cs_id = self.cs[a][i].row.id;
             match d {
@@ -538,11 +556,13 @@ impl<'r> Sync<'r> {
                 .collect()
         };
         for (&(a, i), (out, prev)) in todo.iter().zip(outs) {
-            self.cs[a][i].prev_out = prev;
+            self.cs[a][i].prev_out = prev.map(Box::new);
             // A joined object's attributes are not read again in this sync
             // (joins and projection are done with it): free them, a full
             // sync holds every connector space at once.
-            if self.cs[a][i].mv.is_some() && !rules.agents[a].flows.iter().any(|f| f.expr.needs_unique()) {
+            if self.cs[a][i].mv.is_some()
+                && !rules.agents[a].flows.iter().any(|f| f.expr.needs_unique())
+            {
                 self.cs[a][i].row.attrs = Record::default();
                 self.cs[a][i].row.prev = None;
             }
@@ -590,7 +610,7 @@ impl<'r> Sync<'r> {
                                 agent: a,
                                 out: c.out.as_ref().unwrap_or(&empty),
                                 changed: c.changed,
-                                prev: c.prev_out.as_ref(),
+                                prev: c.prev_out.as_deref(),
                             }
                         })
                         .collect();
@@ -605,7 +625,10 @@ impl<'r> Sync<'r> {
                 for (spec, ix) in indexes.iter_mut() {
                     let old = &self.mvs[p].attrs;
                     if spec.object_type != self.mvs[p].ty
-                        || spec.parts.iter().all(|(a, _)| old.values(*a).eq(attrs.values(*a)))
+                        || spec
+                            .parts
+                            .iter()
+                            .all(|(a, _)| old.values(*a).eq(attrs.values(*a)))
                     {
                         continue;
                     }
@@ -632,9 +655,16 @@ impl<'r> Sync<'r> {
         let t = std::time::Instant::now();
         // A full sync re-evaluates every identity; those recomputed in their
         // agent's phase since their last change are already current.
-        let stale: Vec<usize> = live.iter().copied().filter(|&p| !self.mvs[p].fresh).collect();
+        let stale: Vec<usize> = live
+            .iter()
+            .copied()
+            .filter(|&p| !self.mvs[p].fresh)
+            .collect();
         self.recompute(&stale, &mut no_index);
-        tracing::debug!(ms = t.elapsed().as_millis() as u64, "Sync: final recompute.");
+        tracing::debug!(
+            ms = t.elapsed().as_millis() as u64,
+            "Sync: final recompute."
+        );
         self.select_unique_values(&live);
         let t = std::time::Instant::now();
         self.resolve_references(&live);
@@ -657,11 +687,14 @@ impl<'r> Sync<'r> {
         // settled here rather than in precedence).
         for &p in &live {
             let m = &mut self.mvs[p];
-            let Some((orig_attrs, orig_lin)) = &m.orig else {
+            let Some(orig) = &m.orig else {
                 continue;
             };
+            let (orig_attrs, orig_lin) = &**orig;
             for l in m.lin.iter_mut() {
-                if orig_attrs.values(l.attr).eq(m.attrs.values(l.attr))
+                if orig_attrs
+                    .values(u32::from(l.attr))
+                    .eq(m.attrs.values(u32::from(l.attr)))
                     && let Some(o) = orig_lin
                         .iter()
                         .find(|o| o.attr == l.attr && o.agent == l.agent)
@@ -675,7 +708,7 @@ impl<'r> Sync<'r> {
             let m = &self.mvs[p];
             let changed = match &m.orig {
                 None => true,
-                Some((attrs, lin)) => *attrs != m.attrs || *lin != m.lin,
+                Some(orig) => orig.0 != m.attrs || orig.1 != m.lin,
             };
             if !changed {
                 self.plan.counters.mv_unchanged += 1;
@@ -724,7 +757,13 @@ impl<'r> Sync<'r> {
                 let unique_agents: Vec<usize> = rules
                     .agents
                     .iter()
-                    .filter(|ag| ag.object_type == ty && ag.flows.iter().any(|f| f.target == a && f.expr.needs_unique()))
+                    .filter(|ag| {
+                        ag.object_type == ty
+                            && ag
+                                .flows
+                                .iter()
+                                .any(|f| f.target == a && f.expr.needs_unique())
+                    })
                     .map(|ag| ag.index)
                     .collect();
                 if unique_agents.is_empty() {
@@ -738,17 +777,32 @@ impl<'r> Sync<'r> {
                         }
                     }
                 }
-                let mut order: Vec<usize> = live.iter().copied().filter(|&p| self.mvs[p].ty == ty).collect();
+                let mut order: Vec<usize> = live
+                    .iter()
+                    .copied()
+                    .filter(|&p| self.mvs[p].ty == ty)
+                    .collect();
                 order.sort_by_key(|&p| self.mvs[p].id);
                 for p in order {
-                    let Some(winner) = self.mvs[p].lin.iter().find(|l| l.attr == a).map(|l| l.agent as usize) else {
+                    let Some(winner) = self.mvs[p]
+                        .lin
+                        .iter()
+                        .find(|l| u32::from(l.attr) == a)
+                        .map(|l| l.agent as usize)
+                    else {
                         continue;
                     };
                     if !unique_agents.contains(&winner) {
                         continue;
                     }
-                    let Some(flow) = rules.agents[winner].flows.iter().find(|f| f.target == a) else { continue };
-                    let Some(&(ag, i)) = self.mvs[p].connectors.iter().find(|&&(x, _)| x == winner) else { continue };
+                    let Some(flow) = rules.agents[winner].flows.iter().find(|f| f.target == a)
+                    else {
+                        continue;
+                    };
+                    let Some(&(ag, i)) = self.mvs[p].connectors.iter().find(|&&(x, _)| x == winner)
+                    else {
+                        continue;
+                    };
                     struct Taken<'o> {
                         owner: &'o FxHashMap<String, usize>,
                         me: usize,
@@ -758,7 +812,10 @@ impl<'r> Sync<'r> {
                             self.owner.get(value).is_some_and(|&o| o != self.me)
                         }
                     }
-                    let taken = Taken { owner: &owner, me: p };
+                    let taken = Taken {
+                        owner: &owner,
+                        me: p,
+                    };
                     let key = key_of(&rules.agents[ag].name, &self.cs[ag][i].row.anchor);
                     let ctx = Context {
                         now: self.now,
@@ -768,7 +825,8 @@ impl<'r> Sync<'r> {
                     match flow.expr.eval(&self.cs[ag][i].row.attrs, &ctx) {
                         Ok(v) => {
                             let values = v.to_strings();
-                            let old: Vec<String> = self.mvs[p].attrs.values(a).map(str::to_string).collect();
+                            let old: Vec<String> =
+                                self.mvs[p].attrs.values(a).map(str::to_string).collect();
                             if values != old {
                                 for o in &old {
                                     if owner.get(o) == Some(&p) {
@@ -789,7 +847,11 @@ impl<'r> Sync<'r> {
                                 kind: "flow-error",
                                 agent: Some(rules.agents[ag].name.clone()),
                                 anchor: Some(self.cs[ag][i].row.anchor.clone()),
-                                message: format!("import flow {:?}: {}", t.schema.name(a), e.message),
+                                message: format!(
+                                    "import flow {:?}: {}",
+                                    t.schema.name(a),
+                                    e.message
+                                ),
                             });
                         }
                     }
@@ -852,10 +914,20 @@ impl<'r> Sync<'r> {
                             if attr.kind != AttrType::Reference || m.attrs.count(a) == 0 {
                                 continue;
                             }
-                            let Some(winner) = m.lin.iter().find(|l| l.attr == a).map(|l| l.agent as usize) else {
+                            let Some(winner) = m
+                                .lin
+                                .iter()
+                                .find(|l| u32::from(l.attr) == a)
+                                .map(|l| l.agent as usize)
+                            else {
                                 continue;
                             };
-                            let Some(lookup) = rules.agents[winner].flows.iter().find(|f| f.target == a).and_then(|f| f.reference) else {
+                            let Some(lookup) = rules.agents[winner]
+                                .flows
+                                .iter()
+                                .find(|f| f.target == a)
+                                .and_then(|f| f.reference)
+                            else {
                                 continue;
                             };
                             let mut ids = Vec::new();
@@ -866,15 +938,27 @@ impl<'r> Sync<'r> {
                                         .find(|&&(x, _)| x == winner)
                                         .map(|&(x, i)| this.cs[x][i].row.anchor.clone())
                                 };
-                                let hit = index.get(&(m.ty, lookup)).and_then(|ix| ix.get(&super::join::hash_key(k))).copied();
+                                let hit = index
+                                    .get(&(m.ty, lookup))
+                                    .and_then(|ix| ix.get(&super::join::hash_key(k)))
+                                    .copied();
                                 match hit {
                                     Some(MANY) => errors.push(SyncError {
                                         kind: "ambiguous-reference",
                                         agent: Some(rules.agents[winner].name.clone()),
                                         anchor: anchor(),
-                                        message: format!("{} {k:?} matches several objects by {}", attr.name, t.schema.name(lookup)),
+                                        message: format!(
+                                            "{} {k:?} matches several objects by {}",
+                                            attr.name,
+                                            t.schema.name(lookup)
+                                        ),
                                     }),
-                                    Some(q) if this.mvs[q as usize].attrs.values(lookup).any(|v| v == k) => {
+                                    Some(q)
+                                        if this.mvs[q as usize]
+                                            .attrs
+                                            .values(lookup)
+                                            .any(|v| v == k) =>
+                                    {
                                         ids.push(this.mvs[q as usize].id.to_string());
                                         edges.push((p, q as usize));
                                     }
@@ -882,11 +966,17 @@ impl<'r> Sync<'r> {
                                         kind: "dangling-reference",
                                         agent: Some(rules.agents[winner].name.clone()),
                                         anchor: anchor(),
-                                        message: format!("{} {k:?}: no {} has {} = {k:?}", attr.name, t.name, t.schema.name(lookup)),
+                                        message: format!(
+                                            "{} {k:?}: no {} has {} = {k:?}",
+                                            attr.name,
+                                            t.name,
+                                            t.schema.name(lookup)
+                                        ),
                                     }),
                                 }
                             }
-                            b.get_or_insert_with(|| RecordBuilder::from(&m.attrs)).set(a, ids);
+                            b.get_or_insert_with(|| RecordBuilder::from(&m.attrs))
+                                .set(a, ids);
                         }
                         (p, b.map(RecordBuilder::build), errors, edges)
                     })
@@ -901,7 +991,7 @@ impl<'r> Sync<'r> {
                     m.attrs = attrs;
                     // A reference that did not resolve has no value and so no origin.
                     let attrs = &m.attrs;
-                    m.lin.retain(|l| attrs.count(l.attr) > 0);
+                    m.lin.retain(|l| attrs.count(u32::from(l.attr)) > 0);
                 }
             }
         }

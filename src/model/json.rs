@@ -11,9 +11,7 @@
 //!   the text (written for every identity) a third of a per-attribute form.
 
 use super::{Record, RecordBuilder, RunId, Schema};
-use serde::de::{
-    DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor,
-};
+use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use std::borrow::Cow;
 use std::fmt;
 
@@ -197,7 +195,9 @@ pub fn record_to_json(r: &Record, schema: &Schema) -> String {
 
 /// Writes lineage entries `(attribute, agent, anchor, run)`, grouped by
 /// source in order of first appearance.
-pub fn lineage_to_json<'a>(entries: impl IntoIterator<Item = (&'a str, &'a str, &'a str, RunId)>) -> String {
+pub fn lineage_to_json<'a>(
+    entries: impl IntoIterator<Item = (&'a str, &'a str, &'a str, RunId)>,
+) -> String {
     let mut groups: Vec<((&str, &str, RunId), Vec<&str>)> = Vec::new();
     for (attr, agent, anchor, run) in entries {
         match groups.iter_mut().find(|(k, _)| *k == (agent, anchor, run)) {
@@ -238,7 +238,10 @@ struct Group<'a>(
 );
 
 /// Calls `f(attribute, agent, anchor, run)` for every stored lineage entry.
-pub fn lineage_entries(text: &str, mut f: impl FnMut(&str, &str, &str, RunId)) -> Result<(), serde_json::Error> {
+pub fn lineage_entries(
+    text: &str,
+    mut f: impl FnMut(&str, &str, &str, RunId),
+) -> Result<(), serde_json::Error> {
     let groups: Vec<Group> = serde_json::from_str(text)?;
     for g in &groups {
         for a in &g.3 {
@@ -273,8 +276,15 @@ mod tests {
 
     #[test]
     fn lineage_round_trips() {
-        let text = lineage_to_json([("sn", "hr", "H\"1", 3), ("sn", "sub", "S1", 4), ("mail", "hr", "H\"1", 3)]);
-        assert_eq!(text, r#"[["hr","H\"1",3,["sn","mail"]],["sub","S1",4,["sn"]]]"#);
+        let text = lineage_to_json([
+            ("sn", "hr", "H\"1", 3),
+            ("sn", "sub", "S1", 4),
+            ("mail", "hr", "H\"1", 3),
+        ]);
+        assert_eq!(
+            text,
+            r#"[["hr","H\"1",3,["sn","mail"]],["sub","S1",4,["sn"]]]"#
+        );
         let mut got = Vec::new();
         lineage_entries(&text, |a, g, k, r| got.push(format!("{a}/{g}/{k}/{r}"))).expect("parse");
         assert_eq!(got, vec!["sn/hr/H\"1/3", "mail/hr/H\"1/3", "sn/sub/S1/4"]);

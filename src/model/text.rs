@@ -72,9 +72,12 @@ fn is_general_punct(c: char) -> bool {
 /// times per sync: ASCII input under the common normalisations (trim, case,
 /// diacritics, first word) takes a path that allocates nothing.
 pub fn normalize_into(s: &str, norms: &[Norm], out: &mut String) {
-    let simple = norms
-        .iter()
-        .all(|n| matches!(n, Norm::Trim | Norm::FoldCase | Norm::FoldDiacritics | Norm::FirstWord));
+    let simple = norms.iter().all(|n| {
+        matches!(
+            n,
+            Norm::Trim | Norm::FoldCase | Norm::FoldDiacritics | Norm::FirstWord
+        )
+    });
     if !(simple && s.is_ascii()) {
         out.push_str(&normalize(s, norms));
         return;
@@ -166,7 +169,9 @@ mod tests {
             &[Norm::FoldCase, Norm::Trim],
         ];
         for norms in sets {
-            for s in [" MULLER ", "Anna M.", "Jean-Luc", "  ", "Müller", "O'Brien", "ZOE"] {
+            for s in [
+                " MULLER ", "Anna M.", "Jean-Luc", "  ", "Müller", "O'Brien", "ZOE",
+            ] {
                 let mut out = String::new();
                 normalize_into(s, norms, &mut out);
                 assert_eq!(out, normalize(s, norms), "{s:?} {norms:?}");

@@ -521,6 +521,18 @@ impl Compiler {
                 None,
             );
         }
+        // Lineage numbers attributes in 16 bits.
+        if attrs.len() > usize::from(u16::MAX) {
+            self.err(
+                src,
+                tname.span(),
+                format!(
+                    "object type {:?} has more than 65535 attributes",
+                    tname.get_ref()
+                ),
+                None,
+            );
+        }
         MvType {
             name: tname.get_ref().clone(),
             schema,

@@ -223,7 +223,7 @@ pub struct CsRow {
     /// The metaverse object it is joined to.
     pub mv: Option<MvId>,
     /// The attributes the last sync saw, for a pending update.
-    pub prev: Option<Record>,
+    pub prev: Option<Box<Record>>,
 }
 
 impl Store {
@@ -261,14 +261,22 @@ impl Store {
             let get = |e| self.err(e);
             let op: String = r.get(3).map_err(get)?;
             let seq: i64 = r.get(4).map_err(get)?;
-            let pending = if seq > synced { Delta::parse(&op) } else { None };
+            let pending = if seq > synced {
+                Delta::parse(&op)
+            } else {
+                None
+            };
             raw.push(Raw {
                 id: r.get(0).map_err(get)?,
                 anchor: r.get(1).map_err(get)?,
                 text: r.get(2).map_err(get)?,
                 pending,
                 mv: r.get(5).map_err(get)?,
-                prev: if pending.is_some() { r.get(7).map_err(get)? } else { None },
+                prev: if pending.is_some() {
+                    r.get(7).map_err(get)?
+                } else {
+                    None
+                },
             });
         }
         use rayon::prelude::*;
@@ -280,7 +288,10 @@ impl Store {
                     message: format!("connector space {agent}, anchor {}: {e}", r.anchor),
                 })?;
                 Ok(CsRow {
-                    prev: r.prev.and_then(|t| record_from_json(&t, schema).ok()),
+                    prev: r
+                        .prev
+                        .and_then(|t| record_from_json(&t, schema).ok())
+                        .map(Box::new),
                     id: r.id,
                     anchor: r.anchor,
                     attrs,

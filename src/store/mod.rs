@@ -60,7 +60,7 @@ impl Store {
             "PRAGMA page_size = 16384;
              PRAGMA journal_mode = WAL;
              PRAGMA synchronous = NORMAL;
-             PRAGMA cache_size = -65536;
+             PRAGMA cache_size = -32768;
              PRAGMA temp_store = MEMORY;
              PRAGMA busy_timeout = 5000;",
         )
