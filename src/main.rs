@@ -9,6 +9,14 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use tracing_subscriber::EnvFilter;
 
 fn main() {
+    // `idsync runs | head` must end quietly when head stops reading, as any
+    // Unix tool does, instead of failing on a closed pipe.
+    #[cfg(unix)]
+    // SAFETY: restoring the default disposition of a signal at the start of
+    // main, before any thread exists, has no preconditions.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = idsync::cli::Cli::parse();
     let level = if cli.quiet { "warn" } else { "info" };
     tracing_subscriber::fmt()

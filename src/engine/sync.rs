@@ -57,6 +57,8 @@ pub struct Sync<'r> {
     flows_into: Vec<Vec<Vec<bool>>>,
     /// Per object type: has an attribute with equal precedence.
     has_equal: Vec<bool>,
+    /// Per agent: the attributes its `SelectUniqueValue` flows read, sorted.
+    unique_reads: Vec<Vec<u32>>,
     plan: SyncPlan,
 }
 
@@ -117,6 +119,16 @@ impl<'r> Sync<'r> {
                     t.attrs
                         .iter()
                         .any(|a| a.precedence == crate::rules::Precedence::Equal)
+                })
+                .collect(),
+            unique_reads: rules
+                .agents
+                .iter()
+                .map(|a| {
+                    let mut v: Vec<u32> = a.flows.iter().filter(|f| f.expr.needs_unique()).flat_map(|f| f.expr.attrs()).collect();
+                    v.sort_unstable();
+                    v.dedup();
+                    v
                 })
                 .collect(),
             plan: SyncPlan::default(),
@@ -560,10 +572,16 @@ impl<'r> Sync<'r> {
             // A joined object's attributes are not read again in this sync
             // (joins and projection are done with it): free them, a full
             // sync holds every connector space at once.
-            if self.cs[a][i].mv.is_some()
-                && !rules.agents[a].flows.iter().any(|f| f.expr.needs_unique())
-            {
-                self.cs[a][i].row.attrs = Record::default();
+            if self.cs[a][i].mv.is_some() {
+                // Only what SelectUniqueValue flows read stays, for their
+                // evaluation at the end.
+                let keep = &self.unique_reads[a];
+                let attrs = &self.cs[a][i].row.attrs;
+                self.cs[a][i].row.attrs = if keep.is_empty() {
+                    Record::default()
+                } else {
+                    attrs.remap(|x| keep.binary_search(&x).is_ok().then_some(x))
+                };
                 self.cs[a][i].row.prev = None;
             }
             let agent = &rules.agents[a];
@@ -665,7 +683,9 @@ impl<'r> Sync<'r> {
             ms = t.elapsed().as_millis() as u64,
             "Sync: final recompute."
         );
+        let t = std::time::Instant::now();
         self.select_unique_values(&live);
+        tracing::debug!(ms = t.elapsed().as_millis() as u64, "Sync: unique values.");
         let t = std::time::Instant::now();
         self.resolve_references(&live);
         tracing::debug!(ms = t.elapsed().as_millis() as u64, "Sync: references.");
@@ -745,25 +765,30 @@ impl<'r> Sync<'r> {
         self.plan
     }
 
-    /// `SelectUniqueValue` flows: evaluated one identity at a time in id
-    /// order, each seeing the values the others hold (stored ones and those
-    /// chosen earlier in this sync), so `john.doe` goes to the identity that
-    /// had it first and the next John Doe gets `john.doe2`, on any number of
-    /// threads.
+    /// `SelectUniqueValue` flows. Each identity's choice is first computed in
+    /// parallel against the values held when the pass starts; then, in id
+    /// order, a choice is kept if no identity earlier in that order took the
+    /// value meanwhile, and evaluated again against the current holders if
+    /// one did. So `john.doe` stays with the identity that had it, the next
+    /// John Doe gets `john.doe2`, and the outcome is the same on any number
+    /// of threads.
     fn select_unique_values(&mut self, live: &[usize]) {
+        struct Taken<'o> {
+            owner: &'o FxHashMap<String, usize>,
+            me: usize,
+        }
+        impl crate::expr::UniqueCheck for Taken<'_> {
+            fn is_taken(&self, value: &str) -> bool {
+                self.owner.get(value).is_some_and(|&o| o != self.me)
+            }
+        }
         let rules = self.rules;
         for (ty, t) in rules.metaverse.types.iter().enumerate() {
             for a in 0..t.attrs.len() as u32 {
                 let unique_agents: Vec<usize> = rules
                     .agents
                     .iter()
-                    .filter(|ag| {
-                        ag.object_type == ty
-                            && ag
-                                .flows
-                                .iter()
-                                .any(|f| f.target == a && f.expr.needs_unique())
-                    })
+                    .filter(|ag| ag.object_type == ty && ag.flows.iter().any(|f| f.target == a && f.expr.needs_unique()))
                     .map(|ag| ag.index)
                     .collect();
                 if unique_agents.is_empty() {
@@ -777,56 +802,48 @@ impl<'r> Sync<'r> {
                         }
                     }
                 }
-                let mut order: Vec<usize> = live
+                // (identity, agent, connector position) of each unique flow to run.
+                let mut todo: Vec<(usize, usize, usize)> = live
                     .iter()
                     .copied()
                     .filter(|&p| self.mvs[p].ty == ty)
-                    .collect();
-                order.sort_by_key(|&p| self.mvs[p].id);
-                for p in order {
-                    let Some(winner) = self.mvs[p]
-                        .lin
-                        .iter()
-                        .find(|l| u32::from(l.attr) == a)
-                        .map(|l| l.agent as usize)
-                    else {
-                        continue;
-                    };
-                    if !unique_agents.contains(&winner) {
-                        continue;
-                    }
-                    let Some(flow) = rules.agents[winner].flows.iter().find(|f| f.target == a)
-                    else {
-                        continue;
-                    };
-                    let Some(&(ag, i)) = self.mvs[p].connectors.iter().find(|&&(x, _)| x == winner)
-                    else {
-                        continue;
-                    };
-                    struct Taken<'o> {
-                        owner: &'o FxHashMap<String, usize>,
-                        me: usize,
-                    }
-                    impl crate::expr::UniqueCheck for Taken<'_> {
-                        fn is_taken(&self, value: &str) -> bool {
-                            self.owner.get(value).is_some_and(|&o| o != self.me)
+                    .filter_map(|p| {
+                        let winner = self.mvs[p].lin.iter().find(|l| u32::from(l.attr) == a).map(|l| l.agent as usize)?;
+                        if !unique_agents.contains(&winner) {
+                            return None;
                         }
-                    }
-                    let taken = Taken {
-                        owner: &owner,
-                        me: p,
-                    };
-                    let key = key_of(&rules.agents[ag].name, &self.cs[ag][i].row.anchor);
+                        let &(ag, i) = self.mvs[p].connectors.iter().find(|&&(x, _)| x == winner)?;
+                        Some((p, ag, i))
+                    })
+                    .collect();
+                todo.sort_by_key(|&(p, _, _)| self.mvs[p].id);
+                let eval = |this: &Self, owner: &FxHashMap<String, usize>, (p, ag, i): (usize, usize, usize)| {
+                    let flow = rules.agents[ag].flows.iter().find(|f| f.target == a);
+                    let key = key_of(&rules.agents[ag].name, &this.cs[ag][i].row.anchor);
+                    let taken = Taken { owner, me: p };
                     let ctx = Context {
-                        now: self.now,
+                        now: this.now,
                         object_key: &key,
                         unique: Some(&taken),
                     };
-                    match flow.expr.eval(&self.cs[ag][i].row.attrs, &ctx) {
-                        Ok(v) => {
-                            let values = v.to_strings();
-                            let old: Vec<String> =
-                                self.mvs[p].attrs.values(a).map(str::to_string).collect();
+                    flow.map(|f| f.expr.eval(&this.cs[ag][i].row.attrs, &ctx).map(|v| v.to_strings()))
+                };
+                let speculative: Vec<_> = {
+                    let this = &*self;
+                    let owner = &owner;
+                    todo.par_iter().map(|&job| eval(this, owner, job)).collect()
+                };
+                for (&(p, ag, i), first) in todo.iter().zip(speculative) {
+                    let still_free = |values: &Vec<String>, owner: &FxHashMap<String, usize>| {
+                        values.iter().all(|v| owner.get(v).is_none_or(|&o| o == p))
+                    };
+                    let result = match first {
+                        Some(Ok(values)) if still_free(&values, &owner) => Some(Ok(values)),
+                        _ => eval(self, &owner, (p, ag, i)),
+                    };
+                    match result {
+                        Some(Ok(values)) => {
+                            let old: Vec<String> = self.mvs[p].attrs.values(a).map(str::to_string).collect();
                             if values != old {
                                 for o in &old {
                                     if owner.get(o) == Some(&p) {
@@ -838,22 +855,19 @@ impl<'r> Sync<'r> {
                                 self.mvs[p].attrs = b.build();
                             }
                             for v in values {
-                                owner.entry(v).or_insert(p);
+                                owner.insert(v, p);
                             }
                         }
-                        Err(e) => {
+                        Some(Err(e)) => {
                             self.plan.counters.flow_errors += 1;
                             self.plan.errors.push(SyncError {
                                 kind: "flow-error",
                                 agent: Some(rules.agents[ag].name.clone()),
                                 anchor: Some(self.cs[ag][i].row.anchor.clone()),
-                                message: format!(
-                                    "import flow {:?}: {}",
-                                    t.schema.name(a),
-                                    e.message
-                                ),
+                                message: format!("import flow {:?}: {}", t.schema.name(a), e.message),
                             });
                         }
+                        None => {}
                     }
                 }
             }
