@@ -125,7 +125,12 @@ impl<'r> Sync<'r> {
                 .agents
                 .iter()
                 .map(|a| {
-                    let mut v: Vec<u32> = a.flows.iter().filter(|f| f.expr.needs_unique()).flat_map(|f| f.expr.attrs()).collect();
+                    let mut v: Vec<u32> = a
+                        .flows
+                        .iter()
+                        .filter(|f| f.expr.needs_unique())
+                        .flat_map(|f| f.expr.attrs())
+                        .collect();
                     v.sort_unstable();
                     v.dedup();
                     v
@@ -788,7 +793,13 @@ impl<'r> Sync<'r> {
                 let unique_agents: Vec<usize> = rules
                     .agents
                     .iter()
-                    .filter(|ag| ag.object_type == ty && ag.flows.iter().any(|f| f.target == a && f.expr.needs_unique()))
+                    .filter(|ag| {
+                        ag.object_type == ty
+                            && ag
+                                .flows
+                                .iter()
+                                .any(|f| f.target == a && f.expr.needs_unique())
+                    })
                     .map(|ag| ag.index)
                     .collect();
                 if unique_agents.is_empty() {
@@ -808,16 +819,23 @@ impl<'r> Sync<'r> {
                     .copied()
                     .filter(|&p| self.mvs[p].ty == ty)
                     .filter_map(|p| {
-                        let winner = self.mvs[p].lin.iter().find(|l| u32::from(l.attr) == a).map(|l| l.agent as usize)?;
+                        let winner = self.mvs[p]
+                            .lin
+                            .iter()
+                            .find(|l| u32::from(l.attr) == a)
+                            .map(|l| l.agent as usize)?;
                         if !unique_agents.contains(&winner) {
                             return None;
                         }
-                        let &(ag, i) = self.mvs[p].connectors.iter().find(|&&(x, _)| x == winner)?;
+                        let &(ag, i) =
+                            self.mvs[p].connectors.iter().find(|&&(x, _)| x == winner)?;
                         Some((p, ag, i))
                     })
                     .collect();
                 todo.sort_by_key(|&(p, _, _)| self.mvs[p].id);
-                let eval = |this: &Self, owner: &FxHashMap<String, usize>, (p, ag, i): (usize, usize, usize)| {
+                let eval = |this: &Self,
+                            owner: &FxHashMap<String, usize>,
+                            (p, ag, i): (usize, usize, usize)| {
                     let flow = rules.agents[ag].flows.iter().find(|f| f.target == a);
                     let key = key_of(&rules.agents[ag].name, &this.cs[ag][i].row.anchor);
                     let taken = Taken { owner, me: p };
@@ -826,7 +844,11 @@ impl<'r> Sync<'r> {
                         object_key: &key,
                         unique: Some(&taken),
                     };
-                    flow.map(|f| f.expr.eval(&this.cs[ag][i].row.attrs, &ctx).map(|v| v.to_strings()))
+                    flow.map(|f| {
+                        f.expr
+                            .eval(&this.cs[ag][i].row.attrs, &ctx)
+                            .map(|v| v.to_strings())
+                    })
                 };
                 let speculative: Vec<_> = {
                     let this = &*self;
@@ -843,7 +865,8 @@ impl<'r> Sync<'r> {
                     };
                     match result {
                         Some(Ok(values)) => {
-                            let old: Vec<String> = self.mvs[p].attrs.values(a).map(str::to_string).collect();
+                            let old: Vec<String> =
+                                self.mvs[p].attrs.values(a).map(str::to_string).collect();
                             if values != old {
                                 for o in &old {
                                     if owner.get(o) == Some(&p) {
@@ -864,7 +887,11 @@ impl<'r> Sync<'r> {
                                 kind: "flow-error",
                                 agent: Some(rules.agents[ag].name.clone()),
                                 anchor: Some(self.cs[ag][i].row.anchor.clone()),
-                                message: format!("import flow {:?}: {}", t.schema.name(a), e.message),
+                                message: format!(
+                                    "import flow {:?}: {}",
+                                    t.schema.name(a),
+                                    e.message
+                                ),
                             });
                         }
                         None => {}
