@@ -198,7 +198,8 @@ pub fn record_to_json(r: &Record, schema: &Schema) -> String {
 pub fn lineage_to_json<'a>(
     entries: impl IntoIterator<Item = (&'a str, &'a str, &'a str, RunId)>,
 ) -> String {
-    let mut groups: Vec<((&str, &str, RunId), Vec<&str>)> = Vec::new();
+    type Source<'a> = (&'a str, &'a str, RunId);
+    let mut groups: Vec<(Source, Vec<&str>)> = Vec::new();
     for (attr, agent, anchor, run) in entries {
         match groups.iter_mut().find(|(k, _)| *k == (agent, anchor, run)) {
             Some((_, attrs)) => attrs.push(attr),
