@@ -133,3 +133,28 @@ fn the_bundled_example_checks_clean() {
         stdout(&out)
     );
 }
+
+#[test]
+fn expression_errors_point_into_the_rule_file() {
+    let e = Env::new();
+    e.write(
+        "rules/mv.toml",
+        &MV.replace("\"dat\"", "\"date\"")
+            .replace(", \"payroll\"", ""),
+    );
+    e.write(
+        "rules/hr.toml",
+        &format!(
+            "{}\n[flows.import]\nemployeeId = \"Worker_ID\"\nemail = 'ToLowr([Emial]) & \"@x.com\"'\n",
+            HR.replace("enabeld", "enabled").replace("Wrker_ID", "Worker_ID").replace("emial", "email").replace("fold-cas\"", "fold-case\"")
+        ),
+    );
+    let out = e.idsync(&["check"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    let hr = e.rules().join("hr.toml").display().to_string();
+    // Line 18 is the flow; the columns are those of the culprits inside the string.
+    assert!(err.contains(&format!("error: {hr}:18:10: import flow \"email\": unknown function \"ToLowr\" (did you mean \"ToLower\"?)")), "{err}");
+    assert!(err.contains(&format!("error: {hr}:18:17: import flow \"email\": unknown attribute \"Emial\" (did you mean \"Email\"?)")), "{err}");
+    assert!(err.contains("18 | email = 'ToLowr([Emial]) & \"@x.com\"'\n   |          ^^^^^^ did you mean \"ToLower\"?"), "{err}");
+}
