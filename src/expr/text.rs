@@ -4,61 +4,12 @@
 //! input borrowed when nothing changes, since most names are already ASCII.
 
 use std::borrow::Cow;
-use unicode_normalization::UnicodeNormalization;
-use unicode_normalization::char::is_combining_mark;
 
-/// Letters that carry no combining mark in Unicode and so survive NFD; folded
-/// by hand to what a directory admin expects in an ASCII login.
-fn fold_letter(c: char) -> Option<&'static str> {
-    Some(match c {
-        'ß' => "ss",
-        'ẞ' => "SS",
-        'ø' => "o",
-        'Ø' => "O",
-        'æ' => "ae",
-        'Æ' => "AE",
-        'œ' => "oe",
-        'Œ' => "OE",
-        'ł' => "l",
-        'Ł' => "L",
-        'đ' => "d",
-        'Đ' => "D",
-        'ð' => "d",
-        'Ð' => "D",
-        'þ' => "th",
-        'Þ' => "TH",
-        'ı' => "i",
-        'ħ' => "h",
-        'Ħ' => "H",
-        'ŀ' => "l",
-        'Ŀ' => "L",
-        'ŧ' => "t",
-        'Ŧ' => "T",
-        'ſ' => "s",
-        'ĸ' => "k",
-        'ŉ' => "n",
-        'ƒ' => "f",
-        _ => return None,
-    })
-}
-
-/// Decomposes (NFD), drops combining marks and folds the letters above:
-/// "Zoë Ærøskøbing-Łódź" → "Zoe AEroskobing-Lodz".
+/// Decomposes (NFD), drops combining marks and folds the letters that have
+/// none: "Zoë Ærøskøbing-Łódź" → "Zoe AEroskobing-Lodz". The same folding
+/// join keys use (`fold-diacritics`), so a login and a join agree.
 pub(super) fn normalize_diacritics(s: &str) -> Cow<'_, str> {
-    if s.is_ascii() {
-        return Cow::Borrowed(s);
-    }
-    let mut out = String::with_capacity(s.len());
-    for c in s.nfd() {
-        if is_combining_mark(c) {
-            continue;
-        }
-        match fold_letter(c) {
-            Some(f) => out.push_str(f),
-            None => out.push(c),
-        }
-    }
-    Cow::Owned(out)
+    crate::model::text::fold_diacritics(s)
 }
 
 /// Whether a culture name asks for Turkic casing (`tr`, `tr-TR`, `az-Latn-AZ`).

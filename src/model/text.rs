@@ -2,6 +2,7 @@
 //! writes `Müller`, another `MULLER`, a third ` muller `. Join keys pass
 //! through an ordered list of these before they are compared.
 
+use std::borrow::Cow;
 use unicode_normalization::UnicodeNormalization;
 use unicode_normalization::char::is_combining_mark;
 
@@ -36,7 +37,7 @@ impl Norm {
     pub fn apply(self, s: &str) -> String {
         match self {
             Norm::FoldCase => s.to_lowercase(),
-            Norm::FoldDiacritics => fold_diacritics(s),
+            Norm::FoldDiacritics => fold_diacritics(s).into_owned(),
             Norm::Trim => s.trim().to_string(),
             Norm::CollapseSpaces => s.split_whitespace().collect::<Vec<_>>().join(" "),
             Norm::FirstWord => s
@@ -113,38 +114,58 @@ pub fn normalize(s: &str, norms: &[Norm]) -> String {
     out
 }
 
-/// Removes diacritics: decomposes and drops combining marks, then maps the
-/// letters that have no decomposition (`ß`, `ø`, `æ`, `ł`, …) to their usual
-/// ASCII transliteration.
-pub fn fold_diacritics(s: &str) -> String {
+/// Letters that carry no combining mark in Unicode and so survive NFD; folded
+/// by hand to what a directory admin expects in an ASCII login.
+fn fold_letter(c: char) -> Option<&'static str> {
+    Some(match c {
+        'ß' => "ss",
+        'ẞ' => "SS",
+        'ø' => "o",
+        'Ø' => "O",
+        'æ' => "ae",
+        'Æ' => "AE",
+        'œ' => "oe",
+        'Œ' => "OE",
+        'ł' => "l",
+        'Ł' => "L",
+        'đ' => "d",
+        'Đ' => "D",
+        'ð' => "d",
+        'Ð' => "D",
+        'þ' => "th",
+        'Þ' => "TH",
+        'ı' => "i",
+        'ħ' => "h",
+        'Ħ' => "H",
+        'ŀ' => "l",
+        'Ŀ' => "L",
+        'ŧ' => "t",
+        'Ŧ' => "T",
+        'ſ' => "s",
+        'ĸ' => "k",
+        'ŉ' => "n",
+        'ƒ' => "f",
+        _ => return None,
+    })
+}
+
+/// Decomposes (NFD), drops combining marks and folds the letters above:
+/// "Zoë Ærøskøbing-Łódź" → "Zoe AEroskobing-Lodz".
+pub fn fold_diacritics(s: &str) -> Cow<'_, str> {
     if s.is_ascii() {
-        return s.to_string();
+        return Cow::Borrowed(s);
     }
     let mut out = String::with_capacity(s.len());
-    for c in s.nfd().filter(|c| !is_combining_mark(*c)) {
-        match c {
-            'ß' => out.push_str("ss"),
-            'ẞ' => out.push_str("SS"),
-            'ø' => out.push('o'),
-            'Ø' => out.push('O'),
-            'æ' => out.push_str("ae"),
-            'Æ' => out.push_str("AE"),
-            'œ' => out.push_str("oe"),
-            'Œ' => out.push_str("OE"),
-            'ł' => out.push('l'),
-            'Ł' => out.push('L'),
-            'đ' => out.push('d'),
-            'Đ' => out.push('D'),
-            'ð' => out.push('d'),
-            'Ð' => out.push('D'),
-            'þ' => out.push_str("th"),
-            'Þ' => out.push_str("TH"),
-            'ı' => out.push('i'),
-            'ħ' => out.push('h'),
-            other => out.push(other),
+    for c in s.nfd() {
+        if is_combining_mark(c) {
+            continue;
+        }
+        match fold_letter(c) {
+            Some(f) => out.push_str(f),
+            None => out.push(c),
         }
     }
-    out
+    Cow::Owned(out)
 }
 
 #[cfg(test)]
