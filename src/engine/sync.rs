@@ -850,18 +850,64 @@ impl<'r> Sync<'r> {
                             .map(|v| v.to_strings())
                     })
                 };
-                let speculative: Vec<_> = {
+                // A flow that is one SelectUniqueValue call hands over its
+                // candidates, and the ordered pass only looks them up; any
+                // other shape is evaluated against the holders at the start
+                // and again if its choice was taken meanwhile.
+                enum First {
+                    Candidates(Result<Vec<String>, crate::expr::EvalError>),
+                    Chosen(Option<Result<Vec<String>, crate::expr::EvalError>>),
+                }
+                let speculative: Vec<First> = {
                     let this = &*self;
                     let owner = &owner;
-                    todo.par_iter().map(|&job| eval(this, owner, job)).collect()
+                    todo.par_iter()
+                        .map(|&(p, ag, i)| {
+                            let flow = rules.agents[ag].flows.iter().find(|f| f.target == a);
+                            let key = key_of(&rules.agents[ag].name, &this.cs[ag][i].row.anchor);
+                            let ctx = Context {
+                                now: this.now,
+                                object_key: &key,
+                                unique: None,
+                            };
+                            match flow.and_then(|f| {
+                                f.expr.unique_candidates(&this.cs[ag][i].row.attrs, &ctx)
+                            }) {
+                                Some(c) => First::Candidates(c),
+                                None => First::Chosen(eval(this, owner, (p, ag, i))),
+                            }
+                        })
+                        .collect()
                 };
                 for (&(p, ag, i), first) in todo.iter().zip(speculative) {
                     let still_free = |values: &Vec<String>, owner: &FxHashMap<String, usize>| {
                         values.iter().all(|v| owner.get(v).is_none_or(|&o| o == p))
                     };
                     let result = match first {
-                        Some(Ok(values)) if still_free(&values, &owner) => Some(Ok(values)),
-                        _ => eval(self, &owner, (p, ag, i)),
+                        First::Candidates(Ok(candidates)) => {
+                            match candidates
+                                .iter()
+                                .find(|c| owner.get(*c).is_none_or(|&o| o == p))
+                            {
+                                Some(c) => Some(Ok(vec![c.clone()])),
+                                None if candidates.is_empty() => Some(Ok(Vec::new())),
+                                None => Some(Err(crate::expr::EvalError {
+                                    message: format!(
+                                        "SelectUniqueValue: every candidate is already taken: {}",
+                                        candidates
+                                            .iter()
+                                            .map(|c| format!("{c:?}"))
+                                            .collect::<Vec<_>>()
+                                            .join(", ")
+                                    ),
+                                })),
+                            }
+                        }
+                        First::Candidates(Err(e)) => Some(Err(e)),
+                        First::Chosen(Some(Ok(values))) if still_free(&values, &owner) => {
+                            Some(Ok(values))
+                        }
+                        First::Chosen(_) => eval(self, &owner, (p, ag, i)),
                     };
                     match result {
                         Some(Ok(values)) => {

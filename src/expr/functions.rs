@@ -432,6 +432,20 @@ fn char_slice(t: Cow<'_, str>, start: usize, len: Option<usize>) -> Cow<'_, str>
     }
 }
 
+/// The candidates of a `SelectUniqueValue` call, in order, nulls skipped:
+/// what it would try, without asking which are taken.
+pub(super) fn unique_candidates<'a>(c: &'a Call, env: &Env<'a>) -> Result<Vec<String>, EvalError> {
+    let mut out = Vec::new();
+    for n in c.args.iter() {
+        for v in flat(eval(n, env)?) {
+            if let Some(t) = v.into_text() {
+                out.push(t.into_owned());
+            }
+        }
+    }
+    Ok(out)
+}
+
 pub(super) fn call<'a>(c: &'a Call, env: &Env<'a>) -> R<'a> {
     let f = c.func;
     let fname = name(f);

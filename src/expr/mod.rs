@@ -231,6 +231,27 @@ impl Expr {
         self.needs_unique
     }
 
+    /// When the whole expression is one `SelectUniqueValue(...)` call: its
+    /// candidates for this object, in order, so a caller can pick the first
+    /// free one itself (many objects at once, without evaluating again).
+    pub fn unique_candidates(
+        &self,
+        input: &dyn Input,
+        ctx: &Context,
+    ) -> Option<Result<Vec<String>, EvalError>> {
+        match &self.root {
+            Node::Call(c) if c.func == functions::Func::SelectUniqueValue => {
+                let env = eval::Env {
+                    input,
+                    ctx,
+                    source: &self.source,
+                };
+                Some(functions::unique_candidates(c, &env))
+            }
+            _ => None,
+        }
+    }
+
     pub fn source(&self) -> &str {
         &self.source
     }

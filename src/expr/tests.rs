@@ -777,6 +777,27 @@ fn select_unique_value() {
             .unwrap(),
         Value::Null
     );
+    // The candidate list a caller can resolve itself, nulls skipped.
+    let got = e
+        .unique_candidates(&john(), &ctx())
+        .map(|r| r.map_err(|e| e.message));
+    assert_eq!(
+        got,
+        Some(Ok(vec![
+            "jdoe".to_string(),
+            "john.doe".to_string(),
+            "john.doe2".to_string()
+        ]))
+    );
+    assert_eq!(
+        compile("ToLower([sn])").unique_candidates(&john(), &ctx()),
+        None
+    );
+    assert!(
+        compile("SelectUniqueValue([empty])")
+            .unique_candidates(&john(), &ctx())
+            .is_some_and(|r| r.is_ok_and(|v| v.is_empty()))
+    );
 }
 
 // ---- compile errors ---------------------------------------------------------
