@@ -211,8 +211,16 @@ impl<'r> Sync<'r> {
             let mut progress = false;
             for a in 0..self.rules.agents.len() {
                 let t = std::time::Instant::now();
+                let before = (self.plan.counters.joins, self.plan.counters.projections);
                 progress |= self.agent_phase(a, pass, &mut indexes);
-                tracing::debug!(agent = %self.rules.agents[a].name, pass, ms = t.elapsed().as_millis() as u64, "Sync: agent phase.");
+                // Progress for operators: one line per agent phase that did anything.
+                let (joins, projections) = (
+                    self.plan.counters.joins - before.0,
+                    self.plan.counters.projections - before.1,
+                );
+                if joins + projections > 0 {
+                    tracing::info!(agent = %self.rules.agents[a].name, pass, joins, projections, ms = t.elapsed().as_millis() as u64, "Sync phase finished.");
+                }
             }
             if !progress {
                 break;
