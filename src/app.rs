@@ -334,19 +334,36 @@ impl App {
             })
             .collect();
         let tx = self.store.begin()?;
-        for (w, insert) in plan
+        // The stored text is built on every core, a slice at a time; SQLite
+        // takes the rows in order on this thread.
+        let rules = &self.rules;
+        let writes: Vec<(&crate::engine::MvWrite, bool)> = plan
             .inserts
             .iter()
             .map(|w| (w, true))
             .chain(plan.updates.iter().map(|w| (w, false)))
-        {
-            let t = &self.rules.metaverse.types[w.object_type];
-            let attrs = crate::model::json::record_to_json(&w.attrs, &t.schema);
-            let lineage = crate::engine::lineage_json(&self.rules, w);
-            if insert {
-                tx.insert_mv(w.id, &t.name, &attrs, &lineage, run)?;
-            } else {
-                tx.update_mv(w.id, &attrs, &lineage, run)?;
+            .collect();
+        for chunk in writes.chunks(1 << 14) {
+            let texts: Vec<(String, String)> = {
+                use rayon::prelude::*;
+                chunk
+                    .par_iter()
+                    .map(|(w, _)| {
+                        let t = &rules.metaverse.types[w.object_type];
+                        (
+                            crate::model::json::record_to_json(&w.attrs, &t.schema),
+                            crate::engine::lineage_json(rules, w),
+                        )
+                    })
+                    .collect()
+            };
+            for ((w, insert), (attrs, lineage)) in chunk.iter().zip(texts) {
+                let t = &rules.metaverse.types[w.object_type];
+                if *insert {
+                    tx.insert_mv(w.id, &t.name, &attrs, &lineage, run)?;
+                } else {
+                    tx.update_mv(w.id, &attrs, &lineage, run)?;
+                }
             }
         }
         for id in &plan.deletes {
