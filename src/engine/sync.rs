@@ -841,6 +841,11 @@ impl<'r> Sync<'r> {
                     })
                     .collect();
                 todo.sort_by_key(|&(p, _, _)| self.mvs[p].id);
+                tracing::debug!(
+                    holders = owner.len(),
+                    jobs = todo.len(),
+                    "Sync: unique values: holders mapped."
+                );
                 let eval = |this: &Self,
                             owner: &FxHashMap<String, usize>,
                             (p, ag, i): (usize, usize, usize)| {
@@ -887,6 +892,9 @@ impl<'r> Sync<'r> {
                         })
                         .collect()
                 };
+                tracing::debug!("Sync: unique values: candidates computed.");
+                // Records are rebuilt after the ordered pass, on every core.
+                let mut changes: Vec<(usize, Vec<String>)> = Vec::new();
                 for (&(p, ag, i), first) in todo.iter().zip(speculative) {
                     let still_free = |values: &Vec<String>, owner: &FxHashMap<String, usize>| {
                         values.iter().all(|v| owner.get(v).is_none_or(|&o| o == p))
@@ -919,20 +927,24 @@ impl<'r> Sync<'r> {
                     };
                     match result {
                         Some(Ok(values)) => {
-                            let old: Vec<String> =
-                                self.mvs[p].attrs.values(a).map(str::to_string).collect();
-                            if values != old {
-                                for o in &old {
+                            if !self.mvs[p]
+                                .attrs
+                                .values(a)
+                                .eq(values.iter().map(String::as_str))
+                            {
+                                for o in self.mvs[p].attrs.values(a) {
                                     if owner.get(o) == Some(&p) {
                                         owner.remove(o);
                                     }
                                 }
-                                let mut b = RecordBuilder::from(&self.mvs[p].attrs);
-                                b.set(a, values.iter().cloned());
-                                self.mvs[p].attrs = b.build();
-                            }
-                            for v in values {
-                                owner.insert(v, p);
+                                for v in &values {
+                                    owner.insert(v.clone(), p);
+                                }
+                                changes.push((p, values));
+                            } else {
+                                for v in values {
+                                    owner.insert(v, p);
+                                }
                             }
                         }
                         Some(Err(e)) => {
@@ -949,6 +961,22 @@ impl<'r> Sync<'r> {
                             });
                         }
                         None => {}
+                    }
+                }
+                for chunk in changes.chunks(CHUNK) {
+                    let rebuilt: Vec<Record> = {
+                        let mvs = &self.mvs;
+                        chunk
+                            .par_iter()
+                            .map(|(p, values)| {
+                                let mut b = RecordBuilder::from(&mvs[*p].attrs);
+                                b.set(a, values.iter().cloned());
+                                b.build()
+                            })
+                            .collect()
+                    };
+                    for ((p, _), r) in chunk.iter().zip(rebuilt) {
+                        self.mvs[*p].attrs = r;
                     }
                 }
             }
