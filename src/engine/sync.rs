@@ -62,6 +62,19 @@ pub struct Sync<'r> {
     plan: SyncPlan,
 }
 
+/// Resident memory in MiB (Linux), for the debug log of each phase.
+fn rss_mib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        })
+        .map(|kb| kb / 1024)
+        .unwrap_or(0)
+}
+
 /// Objects per slice of parallel work whose results are held until applied.
 const CHUNK: usize = 1 << 16;
 
@@ -696,12 +709,27 @@ impl<'r> Sync<'r> {
             ms = t.elapsed().as_millis() as u64,
             "Sync: final recompute."
         );
+        // Every identity is current: flow outputs are not read again.
+        for list in &mut self.cs {
+            for c in list.iter_mut() {
+                c.out = None;
+                c.prev_out = None;
+            }
+        }
         let t = std::time::Instant::now();
         self.select_unique_values(&live);
-        tracing::debug!(ms = t.elapsed().as_millis() as u64, "Sync: unique values.");
+        tracing::debug!(
+            ms = t.elapsed().as_millis() as u64,
+            rss_mib = rss_mib(),
+            "Sync: unique values."
+        );
         let t = std::time::Instant::now();
         self.resolve_references(&live);
-        tracing::debug!(ms = t.elapsed().as_millis() as u64, "Sync: references.");
+        tracing::debug!(
+            ms = t.elapsed().as_millis() as u64,
+            rss_mib = rss_mib(),
+            "Sync: references."
+        );
 
         for a in 0..self.cs.len() {
             for c in &self.cs[a] {
@@ -871,96 +899,100 @@ impl<'r> Sync<'r> {
                     Candidates(Result<Vec<String>, crate::expr::EvalError>),
                     Chosen(Option<Result<Vec<String>, crate::expr::EvalError>>),
                 }
-                let speculative: Vec<First> = {
-                    let this = &*self;
-                    let owner = &owner;
-                    todo.par_iter()
-                        .map(|&(p, ag, i)| {
-                            let flow = rules.agents[ag].flows.iter().find(|f| f.target == a);
-                            let key = key_of(&rules.agents[ag].name, &this.cs[ag][i].row.anchor);
-                            let ctx = Context {
-                                now: this.now,
-                                object_key: &key,
-                                unique: None,
-                            };
-                            match flow.and_then(|f| {
-                                f.expr.unique_candidates(&this.cs[ag][i].row.attrs, &ctx)
-                            }) {
-                                Some(c) => First::Candidates(c),
-                                None => First::Chosen(eval(this, owner, (p, ag, i))),
-                            }
-                        })
-                        .collect()
-                };
-                tracing::debug!("Sync: unique values: candidates computed.");
                 // Records are rebuilt after the ordered pass, on every core.
                 let mut changes: Vec<(usize, Vec<String>)> = Vec::new();
-                for (&(p, ag, i), first) in todo.iter().zip(speculative) {
-                    let still_free = |values: &Vec<String>, owner: &FxHashMap<String, usize>| {
-                        values.iter().all(|v| owner.get(v).is_none_or(|&o| o == p))
+                // A slice at a time, so a million candidate lists never exist at once.
+                for jobs in todo.chunks(CHUNK) {
+                    let speculative: Vec<First> = {
+                        let this = &*self;
+                        let owner = &owner;
+                        jobs.par_iter()
+                            .map(|&(p, ag, i)| {
+                                let flow = rules.agents[ag].flows.iter().find(|f| f.target == a);
+                                let key =
+                                    key_of(&rules.agents[ag].name, &this.cs[ag][i].row.anchor);
+                                let ctx = Context {
+                                    now: this.now,
+                                    object_key: &key,
+                                    unique: None,
+                                };
+                                match flow.and_then(|f| {
+                                    f.expr.unique_candidates(&this.cs[ag][i].row.attrs, &ctx)
+                                }) {
+                                    Some(c) => First::Candidates(c),
+                                    None => First::Chosen(eval(this, owner, (p, ag, i))),
+                                }
+                            })
+                            .collect()
                     };
-                    let result = match first {
-                        First::Candidates(Ok(candidates)) => {
-                            match candidates
-                                .iter()
-                                .find(|c| owner.get(*c).is_none_or(|&o| o == p))
-                            {
-                                Some(c) => Some(Ok(vec![c.clone()])),
-                                None if candidates.is_empty() => Some(Ok(Vec::new())),
-                                None => Some(Err(crate::expr::EvalError {
-                                    message: format!(
-                                        "SelectUniqueValue: every candidate is already taken: {}",
-                                        candidates
-                                            .iter()
-                                            .map(|c| format!("{c:?}"))
-                                            .collect::<Vec<_>>()
-                                            .join(", ")
-                                    ),
-                                })),
+                    for (&(p, ag, i), first) in jobs.iter().zip(speculative) {
+                        let still_free =
+                            |values: &Vec<String>, owner: &FxHashMap<String, usize>| {
+                                values.iter().all(|v| owner.get(v).is_none_or(|&o| o == p))
+                            };
+                        let result = match first {
+                            First::Candidates(Ok(candidates)) => {
+                                match candidates
+                                    .iter()
+                                    .find(|c| owner.get(*c).is_none_or(|&o| o == p))
+                                {
+                                    Some(c) => Some(Ok(vec![c.clone()])),
+                                    None if candidates.is_empty() => Some(Ok(Vec::new())),
+                                    None => Some(Err(crate::expr::EvalError {
+                                        message: format!(
+                                            "SelectUniqueValue: every candidate is already taken: {}",
+                                            candidates
+                                                .iter()
+                                                .map(|c| format!("{c:?}"))
+                                                .collect::<Vec<_>>()
+                                                .join(", ")
+                                        ),
+                                    })),
+                                }
                             }
-                        }
-                        First::Candidates(Err(e)) => Some(Err(e)),
-                        First::Chosen(Some(Ok(values))) if still_free(&values, &owner) => {
-                            Some(Ok(values))
-                        }
-                        First::Chosen(_) => eval(self, &owner, (p, ag, i)),
-                    };
-                    match result {
-                        Some(Ok(values)) => {
-                            if !self.mvs[p]
-                                .attrs
-                                .values(a)
-                                .eq(values.iter().map(String::as_str))
-                            {
-                                for o in self.mvs[p].attrs.values(a) {
-                                    if owner.get(o) == Some(&p) {
-                                        owner.remove(o);
+                            First::Candidates(Err(e)) => Some(Err(e)),
+                            First::Chosen(Some(Ok(values))) if still_free(&values, &owner) => {
+                                Some(Ok(values))
+                            }
+                            First::Chosen(_) => eval(self, &owner, (p, ag, i)),
+                        };
+                        match result {
+                            Some(Ok(values)) => {
+                                if !self.mvs[p]
+                                    .attrs
+                                    .values(a)
+                                    .eq(values.iter().map(String::as_str))
+                                {
+                                    for o in self.mvs[p].attrs.values(a) {
+                                        if owner.get(o) == Some(&p) {
+                                            owner.remove(o);
+                                        }
+                                    }
+                                    for v in &values {
+                                        owner.insert(v.clone(), p);
+                                    }
+                                    changes.push((p, values));
+                                } else {
+                                    for v in values {
+                                        owner.insert(v, p);
                                     }
                                 }
-                                for v in &values {
-                                    owner.insert(v.clone(), p);
-                                }
-                                changes.push((p, values));
-                            } else {
-                                for v in values {
-                                    owner.insert(v, p);
-                                }
                             }
+                            Some(Err(e)) => {
+                                self.plan.counters.flow_errors += 1;
+                                self.plan.errors.push(SyncError {
+                                    kind: "flow-error",
+                                    agent: Some(rules.agents[ag].name.clone()),
+                                    anchor: Some(self.cs[ag][i].row.anchor.clone()),
+                                    message: format!(
+                                        "import flow {:?}: {}",
+                                        t.schema.name(a),
+                                        e.message
+                                    ),
+                                });
+                            }
+                            None => {}
                         }
-                        Some(Err(e)) => {
-                            self.plan.counters.flow_errors += 1;
-                            self.plan.errors.push(SyncError {
-                                kind: "flow-error",
-                                agent: Some(rules.agents[ag].name.clone()),
-                                anchor: Some(self.cs[ag][i].row.anchor.clone()),
-                                message: format!(
-                                    "import flow {:?}: {}",
-                                    t.schema.name(a),
-                                    e.message
-                                ),
-                            });
-                        }
-                        None => {}
                     }
                 }
                 for chunk in changes.chunks(CHUNK) {
