@@ -25,10 +25,20 @@ struct MvState {
     /// As loaded from the store; None for objects projected in this sync.
     orig: Option<Box<(Record, Vec<LinEntry>)>>,
     /// (agent, position in that agent's list).
-    connectors: Vec<(usize, usize)>,
+    /// (agent, position in that agent's list), 32 bits each: a million
+    /// identities hold these.
+    connectors: Vec<(u32, u32)>,
     deleted: bool,
     /// Recomputed since its connectors last changed.
     fresh: bool,
+}
+
+impl MvState {
+    fn conns(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
+        self.connectors
+            .iter()
+            .map(|&(a, i)| (a as usize, i as usize))
+    }
 }
 
 struct CsState {
@@ -273,7 +283,7 @@ impl<'r> Sync<'r> {
                     match self.pos.get(&id) {
                         Some(&p) if self.mvs[p].ty == agent.object_type => {
                             c.mv = Some(p);
-                            self.mvs[p].connectors.push((a, i));
+                            self.mvs[p].connectors.push((a as u32, i as u32));
                         }
                         _ => {
                             self.plan.unlinks.push(c.row.id);
@@ -310,7 +320,9 @@ impl<'r> Sync<'r> {
         if keep_cs {
             self.plan.unlinks.push(self.cs[a][i].row.id);
         }
-        self.mvs[p].connectors.retain(|&(x, j)| (x, j) != (a, i));
+        self.mvs[p]
+            .connectors
+            .retain(|&(x, j)| (x as usize, j as usize) != (a, i));
         self.mvs[p].fresh = false;
         let ty = self.mvs[p].ty;
         let delete = match &self.rules.metaverse.types[ty].deletion {
@@ -329,7 +341,10 @@ impl<'r> Sync<'r> {
             self.plan.deletes.push(self.mvs[p].id);
         }
         // The other connectors become disconnectors, free to join or project.
-        for (a, i) in std::mem::take(&mut self.mvs[p].connectors) {
+        for (a, i) in std::mem::take(&mut self.mvs[p].connectors)
+            .into_iter()
+            .map(|(a, i)| (a as usize, i as usize))
+        {
             let c = &mut self.cs[a][i];
             c.mv = None;
             c.changed = true;
@@ -396,7 +411,7 @@ impl<'r> Sync<'r> {
             let mv_attrs = |p: u32| &this.mvs[p as usize].attrs;
             let eligible = |p: u32| {
                 let m = &this.mvs[p as usize];
-                !m.deleted && !m.connectors.iter().any(|&(x, _)| x == a)
+                !m.deleted && !m.conns().any(|(x, _)| x == a)
             };
             candidates
                 .par_iter()
@@ -430,8 +445,7 @@ impl<'r> Sync<'r> {
             match d {
                 Decision::Join { mv, rule, key } => {
                     let p = mv as usize;
-                    if let Some(&(_, other)) = self.mvs[p].connectors.iter().find(|&&(x, _)| x == a)
-                    {
+                    if let Some((_, other)) = self.mvs[p].conns().find(|&(x, _)| x == a) {
                         // Two objects of one agent found the same identity in one pass.
                         let first = self.cs[a][other].row.anchor.clone();
                         self.plan.errors.push(SyncError {
@@ -557,7 +571,7 @@ impl<'r> Sync<'r> {
         let c = &mut self.cs[a][i];
         c.mv = Some(p);
         c.changed = true;
-        self.mvs[p].connectors.push((a, i));
+        self.mvs[p].connectors.push((a as u32, i as u32));
         self.mvs[p].fresh = false;
     }
 
@@ -565,7 +579,7 @@ impl<'r> Sync<'r> {
     fn ensure_flows(&mut self, objects: &[usize]) {
         let mut todo: Vec<(usize, usize)> = objects
             .iter()
-            .flat_map(|&p| self.mvs[p].connectors.iter().copied())
+            .flat_map(|&p| self.mvs[p].conns())
             .filter(|&(a, i)| self.cs[a][i].out.is_none())
             .collect();
         todo.sort_unstable();
@@ -646,9 +660,8 @@ impl<'r> Sync<'r> {
                 .map(|&p| {
                     let m = &this.mvs[p];
                     let mut contribs: Vec<Contribution> = m
-                        .connectors
-                        .iter()
-                        .map(|&(a, i)| {
+                        .conns()
+                        .map(|(a, i)| {
                             let c = &this.cs[a][i];
                             Contribution {
                                 agent: a,
@@ -776,9 +789,8 @@ impl<'r> Sync<'r> {
                 continue;
             }
             let anchors: Box<[(u16, Box<str>)]> = m
-                .connectors
-                .iter()
-                .map(|&(a, i)| (a as u16, Box::from(self.cs[a][i].row.anchor.as_str())))
+                .conns()
+                .map(|(a, i)| (a as u16, Box::from(self.cs[a][i].row.anchor.as_str())))
                 .collect();
             let is_new = m.orig.is_none();
             // The sync is consumed here: move values out instead of copying them.
@@ -863,8 +875,7 @@ impl<'r> Sync<'r> {
                         if !unique_agents.contains(&winner) {
                             return None;
                         }
-                        let &(ag, i) =
-                            self.mvs[p].connectors.iter().find(|&&(x, _)| x == winner)?;
+                        let (ag, i) = self.mvs[p].conns().find(|&(x, _)| x == winner)?;
                         Some((p, ag, i))
                     })
                     .collect();
@@ -1088,10 +1099,9 @@ impl<'r> Sync<'r> {
                             let mut ids = Vec::new();
                             for k in m.attrs.values(a) {
                                 let anchor = || {
-                                    m.connectors
-                                        .iter()
-                                        .find(|&&(x, _)| x == winner)
-                                        .map(|&(x, i)| this.cs[x][i].row.anchor.clone())
+                                    m.conns()
+                                        .find(|&(x, _)| x == winner)
+                                        .map(|(x, i)| this.cs[x][i].row.anchor.clone())
                                 };
                                 let hit = index
                                     .get(&(m.ty, lookup))
