@@ -225,6 +225,17 @@ impl<'r> Sync<'r> {
         let t = std::time::Instant::now();
         self.wire();
         self.disconnect_gone();
+        // Room for every identity and link this sync can create, once: growing
+        // vectors of a million entries copies them and touches fresh memory
+        // at every step.
+        let unlinked: usize = self
+            .cs
+            .iter()
+            .map(|l| l.iter().filter(|c| c.mv.is_none()).count())
+            .sum();
+        self.mvs.reserve_exact(unlinked);
+        self.pos.reserve(unlinked);
+        self.plan.links.reserve_exact(unlinked);
         tracing::debug!(
             ms = t.elapsed().as_millis() as u64,
             "Sync: wired links and scope."
@@ -436,10 +447,6 @@ impl<'r> Sync<'r> {
             "Sync: decisions."
         );
         let mut touched = Vec::new();
-        // Exact, not doubling: a million identities is a lot of slack.
-        self.mvs.reserve_exact(candidates.len());
-        self.pos.reserve(candidates.len());
-        self.plan.links.reserve_exact(candidates.len());
         for (&i, d) in candidates.iter().zip(decisions) {
             let cs_id = self.cs[a][i].row.id;
             match d {
