@@ -681,6 +681,9 @@ fn runs(cli: &Cli, sub: Option<&RunsCommand>, limit: usize) -> Result<i32> {
                 }
                 return print_json(&out).map(|_| 0);
             }
+            if runs.is_empty() {
+                println!("no runs yet");
+            }
             for r in &runs {
                 let status = if r.status == "running" && r.finished_at.is_none() {
                     "running/interrupted"

@@ -158,3 +158,23 @@ fn expression_errors_point_into_the_rule_file() {
     assert!(err.contains(&format!("error: {hr}:18:17: import flow \"email\": unknown attribute \"Emial\" (did you mean \"Email\"?)")), "{err}");
     assert!(err.contains("18 | email = 'ToLowr([Emial]) & \"@x.com\"'\n   |          ^^^^^^ did you mean \"ToLower\"?"), "{err}");
 }
+
+#[test]
+fn a_missing_source_is_one_error_not_a_cascade() {
+    let e = Env::new();
+    copy_dir(&repo().join("rules/example"), &e.path("rules"));
+    // No fixtures next to the copy: every source is missing, and no store knows the schemas.
+    let out = e.idsync(&["check"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        err.matches("cannot learn the attribute names").count(),
+        3,
+        "{err}"
+    );
+    assert!(err.contains("3 error(s) in rule files"), "{err}");
+    assert!(
+        err.contains("declare them with attributes = [...] or make the source readable"),
+        "{err}"
+    );
+}

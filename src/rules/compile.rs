@@ -1160,6 +1160,12 @@ impl Compiler {
         let (line, _, _) = src.locate(t.span().start);
         let t = t.get_ref();
         let Some(agent) = agents.iter().find(|a| &a.name == t.agent.get_ref()) else {
+            // An agent that is defined but did not compile has its own errors already.
+            let declared = self.agents.iter().any(|d| &d.name == t.agent.get_ref())
+                || self.broken.contains(t.agent.get_ref());
+            if declared {
+                return None;
+            }
             let help = suggest(t.agent.get_ref(), agents.iter().map(|a| a.name.as_str()));
             self.err(
                 src,
