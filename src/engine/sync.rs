@@ -493,8 +493,26 @@ impl<'r> Sync<'r> {
                             "join rule {:?} found {} candidates ({}); left unjoined for a decision",
                             agent.joins[rule].name,
                             ids.len(),
-                            ids.iter()
-                                .map(|i| i.to_string())
+                            candidates
+                                .iter()
+                                .map(|&q| {
+                                    // Name each candidate by its connectors, so a person can tell them apart.
+                                    let m = &self.mvs[q as usize];
+                                    let known: Vec<String> = m
+                                        .conns()
+                                        .map(|(x, j)| {
+                                            format!(
+                                                "{} {}",
+                                                self.rules.agents[x].name, self.cs[x][j].row.anchor
+                                            )
+                                        })
+                                        .collect();
+                                    if known.is_empty() {
+                                        m.id.to_string()
+                                    } else {
+                                        format!("{} = {}", m.id, known.join(" + "))
+                                    }
+                                })
                                 .collect::<Vec<_>>()
                                 .join(", ")
                         ),
