@@ -72,13 +72,23 @@ pub struct App {
 /// Forwards what a connector reads to the staging thread in batches, so
 /// parsing and SQLite writes overlap.
 enum Msg {
-    Objects(Vec<ImportedObject>),
+    Objects(Vec<Encoded>),
     Reject(RowError),
+}
+
+/// An object in its stored form, encoded on the reading thread so the
+/// staging thread only talks to SQLite.
+struct Encoded {
+    anchor: String,
+    json: String,
+    hash: u64,
+    line: u64,
 }
 
 struct ChannelSink {
     tx: mpsc::SyncSender<Msg>,
-    batch: Vec<ImportedObject>,
+    schema: Schema,
+    batch: Vec<Encoded>,
     closed: bool,
 }
 
@@ -93,7 +103,12 @@ impl ChannelSink {
 
 impl ImportSink for ChannelSink {
     fn object(&mut self, object: ImportedObject) {
-        self.batch.push(object);
+        self.batch.push(Encoded {
+            json: crate::model::json::record_to_json(&object.attrs, &self.schema),
+            hash: object.attrs.content_hash(&self.schema),
+            anchor: object.anchor,
+            line: object.line,
+        });
         if self.batch.len() >= 2048 {
             self.flush();
         }
@@ -168,9 +183,11 @@ impl App {
         };
         let (tx_send, rx) = mpsc::sync_channel::<Msg>(8);
         let (result, staged) = std::thread::scope(|scope| {
+            let reader_schema = schema.clone();
             let reader = scope.spawn(move || {
                 let mut sink = ChannelSink {
                     tx: tx_send,
+                    schema: reader_schema,
                     batch: Vec::with_capacity(2048),
                     closed: false,
                 };
@@ -178,7 +195,7 @@ impl App {
                 sink.flush();
                 r
             });
-            let staged = self.stage(&agent.name, &schema, &agent.anchor, rx, step);
+            let staged = self.stage(&agent.name, &schema, rx, step);
             let result = reader.join();
             (result, staged)
         });
@@ -212,11 +229,9 @@ impl App {
         &mut self,
         agent: &str,
         schema: &Schema,
-        anchor_attr: &str,
         rx: mpsc::Receiver<Msg>,
         step: i64,
     ) -> Result<Option<ImportReport>> {
-        let anchor = schema.get(anchor_attr);
         let tx = self.store.begin()?;
         let mut stager = tx.stager(agent, schema)?;
         let mut rejected = Vec::new();
@@ -233,11 +248,11 @@ impl App {
                 }),
                 Msg::Objects(batch) => {
                     for o in batch {
-                        if anchor.and_then(|a| o.attrs.first(a)).is_none() && o.anchor.is_empty() {
+                        if o.anchor.is_empty() {
                             continue;
                         }
                         if let Err(crate::store::StageRefusal::Duplicate { first_line }) =
-                            stager.object(&o.anchor, &o.attrs, schema, o.line)?
+                            stager.object_encoded(&o.anchor, &o.json, o.hash, o.line)?
                         {
                             rejected.push(StepErrorRow {
                                 kind: "rejected-row".into(),

@@ -86,24 +86,29 @@ impl Record {
     /// A 64-bit content hash, stable across processes and platforms, used to
     /// tell a changed source row from an unchanged one without comparing values.
     pub fn content_hash(&self, schema: &Schema) -> u64 {
-        // FNV-1a over name/value pairs: names, not indexes, so that a column
-        // reorder in the source does not look like a change.
-        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-        let mut eat = |bytes: &[u8]| {
-            for b in bytes {
-                h ^= u64::from(*b);
-                h = h.wrapping_mul(0x0100_0000_01b3);
-            }
-            h ^= 0xff;
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        };
-        let mut pairs: Vec<(&str, &str)> = self.iter().map(|(a, v)| (schema.name(a), v)).collect();
-        pairs.sort_unstable();
-        for (n, v) in pairs {
-            eat(n.as_bytes());
-            eat(v.as_bytes());
+        // Each (name, position among the attribute's values, value) hashes on
+        // its own and the results are summed: names, not indexes, and an
+        // order-free sum, so a column reorder in the source is not a change,
+        // with no sorting per row.
+        let mut total: u64 = 0;
+        let mut last = u32::MAX;
+        let mut nth: u64 = 0;
+        for (a, v) in self.iter() {
+            nth = if a == last { nth + 1 } else { 0 };
+            last = a;
+            let mut h = super::Fnv::default();
+            h.write(schema.name(a).as_bytes());
+            h.write(&[0xff]);
+            h.write(&nth.to_le_bytes());
+            h.write(v.as_bytes());
+            // splitmix64's finaliser spreads each pair's bits before the sum.
+            let mut x = h.finish();
+            x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            x ^= x >> 31;
+            total = total.wrapping_add(x);
         }
-        h
+        total
     }
 
     /// The record as a JSON object keyed by attribute name; a multi-valued

@@ -139,19 +139,30 @@ impl Stager<'_, '_> {
         schema: &Schema,
         line: u64,
     ) -> Result<std::result::Result<(), StageRefusal>> {
+        let json = crate::model::json::record_to_json(attrs, schema);
+        self.object_encoded(anchor, &json, attrs.content_hash(schema), line)
+    }
+
+    /// Stages an object already in its stored form (`model::json`) with its
+    /// content hash, so both can be computed on another thread.
+    pub fn object_encoded(
+        &mut self,
+        anchor: &str,
+        json: &str,
+        hash: u64,
+        line: u64,
+    ) -> Result<std::result::Result<(), StageRefusal>> {
         self.counts.read += 1;
         if let Some(&first_line) = self.lines.get(anchor) {
             return Ok(Err(StageRefusal::Duplicate { first_line }));
         }
         self.lines.insert(anchor.into(), line);
-        let hash = attrs.content_hash(schema);
         let err = |e| StoreError::Sqlite {
             path: self.tx.path.clone(),
             source: e,
         };
         match self.existing.get_mut(anchor) {
             None => {
-                let json = crate::model::json::record_to_json(attrs, schema);
                 self.insert
                     .execute(params![
                         self.agent,
@@ -171,7 +182,6 @@ impl Stager<'_, '_> {
                 } else {
                     // A staged delete that comes back is an update of what the
                     // metaverse last saw, never a second object.
-                    let json = crate::model::json::record_to_json(attrs, schema);
                     self.update
                         .execute(params![
                             e.id,
