@@ -265,51 +265,119 @@ impl Store {
             mv: Option<MvId>,
             prev: Option<String>,
         }
-        let mut rows = stmt.query(params![agent]).map_err(|e| self.err(e))?;
-        let mut raw = Vec::new();
-        while let Some(r) = rows.next().map_err(|e| self.err(e))? {
-            let get = |e| self.err(e);
-            let op: String = r.get(3).map_err(get)?;
-            let seq: i64 = r.get(4).map_err(get)?;
-            let pending = if seq > synced {
-                Delta::parse(&op)
-            } else {
-                None
-            };
-            raw.push(Raw {
-                id: r.get(0).map_err(get)?,
-                anchor: r.get(1).map_err(get)?,
-                text: r.get(2).map_err(get)?,
-                pending,
-                mv: r.get(5).map_err(get)?,
-                prev: if pending.is_some() {
-                    r.get(7).map_err(get)?
-                } else {
-                    None
-                },
-            });
-        }
-        use rayon::prelude::*;
+        // Slices of rows are handed to the pool as soon as they are read, so
+        // parsing overlaps reading; results are put back in read order.
+        const SLICE: usize = 1 << 15;
         let path = self.path.display().to_string();
-        raw.into_par_iter()
-            .map(|r| {
-                let attrs = record_from_json(&r.text, schema).map_err(|e| StoreError::Corrupt {
-                    path: path.clone(),
-                    message: format!("connector space {agent}, anchor {}: {e}", r.anchor),
-                })?;
-                Ok(CsRow {
-                    prev: r
-                        .prev
-                        .and_then(|t| record_from_json(&t, schema).ok())
-                        .map(Box::new),
-                    id: r.id,
-                    anchor: r.anchor,
-                    attrs,
-                    pending: r.pending,
-                    mv: r.mv,
+        let parse = |raw: Vec<Raw>| -> Result<Vec<CsRow>> {
+            raw.into_iter()
+                .map(|r| {
+                    let attrs =
+                        record_from_json(&r.text, schema).map_err(|e| StoreError::Corrupt {
+                            path: path.clone(),
+                            message: format!("connector space {agent}, anchor {}: {e}", r.anchor),
+                        })?;
+                    Ok(CsRow {
+                        prev: r
+                            .prev
+                            .and_then(|t| record_from_json(&t, schema).ok())
+                            .map(Box::new),
+                        id: r.id,
+                        anchor: r.anchor,
+                        attrs,
+                        pending: r.pending,
+                        mv: r.mv,
+                    })
                 })
-            })
-            .collect()
+                .collect()
+        };
+        let slots: std::sync::Mutex<Vec<Option<Result<Vec<CsRow>>>>> =
+            std::sync::Mutex::new(Vec::new());
+        let mut read_error = None;
+        rayon::in_place_scope(|scope| {
+            let mut rows = match stmt.query(params![agent]) {
+                Ok(r) => r,
+                Err(e) => {
+                    read_error = Some(self.err(e));
+                    return;
+                }
+            };
+            let mut n = 0;
+            loop {
+                let mut raw = Vec::with_capacity(SLICE);
+                while raw.len() < SLICE {
+                    let r = match rows.next() {
+                        Ok(Some(r)) => r,
+                        Ok(None) => break,
+                        Err(e) => {
+                            read_error = Some(self.err(e));
+                            break;
+                        }
+                    };
+                    let row = (|| -> rusqlite::Result<Raw> {
+                        let op: String = r.get(3)?;
+                        let seq: i64 = r.get(4)?;
+                        let pending = if seq > synced {
+                            Delta::parse(&op)
+                        } else {
+                            None
+                        };
+                        Ok(Raw {
+                            id: r.get(0)?,
+                            anchor: r.get(1)?,
+                            text: r.get(2)?,
+                            pending,
+                            mv: r.get(5)?,
+                            prev: if pending.is_some() { r.get(7)? } else { None },
+                        })
+                    })();
+                    match row {
+                        Ok(x) => raw.push(x),
+                        Err(e) => {
+                            read_error = Some(self.err(e));
+                            break;
+                        }
+                    }
+                }
+                if raw.is_empty() || read_error.is_some() {
+                    break;
+                }
+                let full = raw.len() == SLICE;
+                let idx = n;
+                n += 1;
+                if let Ok(mut s) = slots.lock() {
+                    s.push(None);
+                }
+                let (slots, parse) = (&slots, &parse);
+                scope.spawn(move |_| {
+                    let parsed = parse(raw);
+                    if let Ok(mut s) = slots.lock() {
+                        s[idx] = Some(parsed);
+                    }
+                });
+                if !full {
+                    break;
+                }
+            }
+        });
+        if let Some(e) = read_error {
+            return Err(e);
+        }
+        let slots = slots.into_inner().unwrap_or_default();
+        let mut out = Vec::new();
+        for slot in slots {
+            match slot {
+                Some(Ok(rows)) => out.extend(rows),
+                Some(Err(e)) => return Err(e),
+                None => {
+                    return Err(StoreError::Corrupt {
+                        path: self.path.display().to_string(),
+                        message: format!("connector space {agent}: a slice was not parsed"),
+                    });
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// One connector-space object by anchor.
