@@ -8,6 +8,7 @@
 pub mod convert;
 pub mod csv;
 pub mod sql;
+pub mod sqlite_file;
 
 use crate::model::{Record, Schema};
 use std::path::PathBuf;

@@ -25,7 +25,7 @@ mod tests;
 
 pub use people::{ContractorRow, People, Person, SapRow, WorkdayRow, people};
 
-use rusqlite::Connection;
+use crate::connector::sqlite_file::TableWriter;
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::Path;
@@ -116,45 +116,32 @@ pub fn generate(out: &Path, people: usize, seed: u64) -> io::Result<GenSummary> 
     fs::create_dir_all(&dir)?;
     let mut workday = WorkdayWriter::create(&dir.join("workday.csv"))?;
     let mut sap = SapWriter::create(&dir.join("sap_hr.csv"))?;
-    let db_path = dir.join("contractors.db");
-    match fs::remove_file(&db_path) {
-        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
-        _ => {}
-    }
-    let mut db = Connection::open(&db_path).map_err(db_error)?;
-    // A generated file can simply be generated again, so durability is not
-    // worth the fsyncs and the journal.
-    db.execute_batch("PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF;")
-        .map_err(db_error)?;
-    db.execute_batch(CONTRACTOR_DDL).map_err(db_error)?;
-    let tx = db.transaction().map_err(db_error)?;
+    let mut db = TableWriter::create(
+        &dir.join("contractors.db"),
+        CONTRACTOR_DDL,
+        "contractor",
+        CONTRACTOR_COLUMNS.len(),
+    )
+    .map_err(io::Error::other)?;
     let mut summary = GenSummary {
         people,
         ..GenSummary::default()
     };
-    {
-        let mut insert = tx
-            .prepare("INSERT INTO contractor VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)")
-            .map_err(db_error)?;
-        for person in self::people(people, seed) {
-            for row in &person.workday {
-                workday.write(row)?;
-                summary.workday_rows += 1;
-            }
-            if let Some(row) = &person.sap {
-                sap.write(row)?;
-                summary.sap_rows += 1;
-            }
-            if let Some(row) = &person.contractor {
-                insert
-                    .execute(rusqlite::params_from_iter(row.iter()))
-                    .map_err(db_error)?;
-                summary.contractor_rows += 1;
-            }
+    for person in self::people(people, seed) {
+        for row in &person.workday {
+            workday.write(row)?;
+            summary.workday_rows += 1;
+        }
+        if let Some(row) = &person.sap {
+            sap.write(row)?;
+            summary.sap_rows += 1;
+        }
+        if let Some(row) = &person.contractor {
+            db.insert(row).map_err(io::Error::other)?;
+            summary.contractor_rows += 1;
         }
     }
-    tx.commit().map_err(db_error)?;
-    db.close().map_err(|(_, e)| db_error(e))?;
+    db.finish().map_err(io::Error::other)?;
     workday.finish()?;
     sap.finish()?;
     Ok(summary)
@@ -173,10 +160,6 @@ pub fn sap_rows(people: usize, seed: u64) -> impl Iterator<Item = Vec<String>> {
 /// The contractor rows of a run; `None` is SQL NULL.
 pub fn contractor_rows(people: usize, seed: u64) -> impl Iterator<Item = Vec<Option<String>>> {
     self::people(people, seed).filter_map(|p| p.contractor.map(Vec::from))
-}
-
-fn db_error(e: rusqlite::Error) -> io::Error {
-    io::Error::other(e)
 }
 
 /// UTF-8 with a byte-order mark, comma, CRLF, quotes only where needed

@@ -7,8 +7,8 @@
 use super::names::ascii_fold;
 use super::rng::SplitMix64;
 use super::*;
+use crate::connector::sqlite_file::{TableDump, dump_script, dump_table};
 use chrono::{NaiveDate, NaiveDateTime};
-use rusqlite::Connection;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
@@ -66,28 +66,8 @@ fn read_sap(path: &Path) -> (Vec<u8>, Vec<String>, Vec<Row>) {
     (bytes, header, rows)
 }
 
-fn read_contractors(conn: &Connection) -> Vec<Vec<Option<String>>> {
-    let mut stmt = conn
-        .prepare("SELECT * FROM contractor ORDER BY contractor_id")
-        .unwrap();
-    stmt.query_map([], |row| {
-        (0..CONTRACTOR_COLUMNS.len())
-            .map(|i| row.get::<_, Option<String>>(i))
-            .collect::<Result<Vec<_>, _>>()
-    })
-    .unwrap()
-    .collect::<Result<Vec<_>, _>>()
-    .unwrap()
-}
-
-fn schema(conn: &Connection) -> Vec<String> {
-    let mut stmt = conn
-        .prepare("SELECT sql FROM sqlite_master WHERE sql IS NOT NULL ORDER BY name")
-        .unwrap();
-    stmt.query_map([], |row| row.get(0))
-        .unwrap()
-        .collect::<Result<Vec<String>, _>>()
-        .unwrap()
+fn dump(path: &Path) -> TableDump {
+    dump_table(path, "contractor").unwrap()
 }
 
 fn iso_date(s: &str) -> Option<NaiveDate> {
@@ -153,7 +133,8 @@ fn same_inputs_give_byte_identical_files() {
     // Generating again over existing files replaces them.
     assert_eq!(generate(a.path(), 1500, 42).unwrap(), sa);
     assert_eq!(
-        read_contractors(&Connection::open(a.path().join("fixtures/hr/contractors.db")).unwrap())
+        dump(&a.path().join("fixtures/hr/contractors.db"))
+            .rows
             .len(),
         sa.contractor_rows
     );
@@ -275,9 +256,9 @@ fn generated_files_keep_the_source_formats() {
     assert_eq!(roots, 1, "one managing director without VORGS");
 
     // Contractors: the example's schema, ISO dates, sponsors are managers.
-    let conn = Connection::open(hr.join("contractors.db")).unwrap();
-    assert_eq!(schema(&conn), [CONTRACTOR_DDL]);
-    let rows = read_contractors(&conn);
+    let db = dump(&hr.join("contractors.db"));
+    assert_eq!(db.ddl, [CONTRACTOR_DDL]);
+    let rows = db.rows;
     assert_eq!(rows.len(), summary.contractor_rows);
     let by_id: HashMap<&str, &Vec<String>> = wd
         .iter()
@@ -479,21 +460,12 @@ fn fixture_dir() -> PathBuf {
 fn contractors_sql_and_db_hold_the_same_rows() {
     let dir = fixture_dir();
     let sql = std::fs::read_to_string(dir.join("contractors.sql")).unwrap();
-    let from_sql = Connection::open_in_memory().unwrap();
-    from_sql.execute_batch(&sql).unwrap();
-    let db = Connection::open_with_flags(
-        dir.join("contractors.db"),
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-    )
-    .unwrap();
-    assert_eq!(schema(&from_sql), schema(&db));
-    assert_eq!(
-        schema(&db),
-        [CONTRACTOR_DDL],
-        "generator and example differ"
-    );
-    let rows = read_contractors(&db);
-    assert_eq!(read_contractors(&from_sql), rows);
+    let from_sql = dump_script(&sql, "contractor").unwrap();
+    let db = dump(&dir.join("contractors.db"));
+    assert_eq!(from_sql.ddl, db.ddl);
+    assert_eq!(db.ddl, [CONTRACTOR_DDL], "generator and example differ");
+    let rows = db.rows;
+    assert_eq!(from_sql.rows, rows);
     assert!(rows.len() >= 8);
 }
 
@@ -554,12 +526,8 @@ fn load_example() -> Example {
             sap_rejected.insert(r.line);
         }
     }
-    let db = Connection::open_with_flags(
-        dir.join("contractors.db"),
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-    )
-    .unwrap();
-    let contractors = read_contractors(&db)
+    let contractors = dump(&dir.join("contractors.db"))
+        .rows
         .into_iter()
         .map(|c| (c[0].clone().unwrap(), c))
         .collect();
