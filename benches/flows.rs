@@ -12,23 +12,7 @@ use idsync::engine::eval_flows;
 use idsync::expr::Context;
 use idsync::model::Record;
 
-const HEADER: [&str; 15] = [
-    "Worker_ID",
-    "Legal_First_Name",
-    "Legal_Middle_Name",
-    "Legal_Last_Name",
-    "Preferred_First_Name",
-    "Birth_Date",
-    "Work_Email",
-    "Department",
-    "Job_Title",
-    "Manager_ID",
-    "Hire_Date",
-    "Termination_Date",
-    "Worker_Status",
-    "Location",
-    "Phone",
-];
+use idsync::r#gen::WORKDAY_HEADER as HEADER;
 
 const FLOWS: &str = r#"
 [flows.import]

@@ -142,6 +142,19 @@ impl App {
             .begin_run(profile, command, &stamp(now), &self.rules.hash, threads)?)
     }
 
+    /// A command that is one step: a run of its own, finished with the
+    /// step's outcome whatever it is.
+    pub fn one_step_run<T>(
+        &mut self,
+        command: &str,
+        step: impl FnOnce(&mut App, RunId) -> Result<T>,
+    ) -> Result<T> {
+        let run = self.begin_run(None, command, Utc::now())?;
+        let r = step(self, run);
+        self.finish_run(run, r.is_ok(), Utc::now())?;
+        r
+    }
+
     pub fn finish_run(&mut self, run: RunId, ok: bool, now: DateTime<Utc>) -> Result<()> {
         Ok(self
             .store

@@ -112,22 +112,26 @@ fn print_json(v: &impl serde::Serialize) -> Result<()> {
     Ok(())
 }
 
+/// A result as JSON with `--json`, else as text.
+fn emit<T: serde::Serialize>(cli: &Cli, report: &T, text: fn(&T)) -> Result<i32> {
+    if cli.json {
+        print_json(report)?;
+    } else {
+        text(report);
+    }
+    Ok(0)
+}
+
 /// Runs a parsed command line; the exit code is the caller's.
 pub fn run(cli: Cli) -> Result<i32> {
     match &cli.command {
         Command::Check => check(&cli),
         Command::Import { agent } => {
             let mut app = open(&cli)?;
-            let run = app.begin_run(None, &format!("import {agent}"), Utc::now())?;
-            let r = app.import(agent, run, 1, Utc::now());
-            app.finish_run(run, r.is_ok(), Utc::now())?;
-            let report = r?;
-            if cli.json {
-                print_json(&report)?;
-            } else {
-                print_import(&report);
-            }
-            Ok(0)
+            let report = app.one_step_run(&format!("import {agent}"), |app, run| {
+                app.import(agent, run, 1, Utc::now())
+            })?;
+            emit(&cli, &report, print_import)
         }
         Command::Sync { dry_run } => {
             let mut app = open(&cli)?;
@@ -141,16 +145,8 @@ pub fn run(cli: Cli) -> Result<i32> {
                 }
                 return Ok(0);
             }
-            let run = app.begin_run(None, "sync", Utc::now())?;
-            let r = app.sync(run, 1, Utc::now());
-            app.finish_run(run, r.is_ok(), Utc::now())?;
-            let report = r?;
-            if cli.json {
-                print_json(&report)?;
-            } else {
-                print_sync(&report);
-            }
-            Ok(0)
+            let report = app.one_step_run("sync", |app, run| app.sync(run, 1, Utc::now()))?;
+            emit(&cli, &report, print_sync)
         }
         Command::Run { profile } => {
             let mut app = open(&cli)?;

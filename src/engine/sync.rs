@@ -246,7 +246,7 @@ impl<'r> Sync<'r> {
             for a in 0..self.rules.agents.len() {
                 let t = std::time::Instant::now();
                 let before = (self.plan.counters.joins, self.plan.counters.projections);
-                progress |= self.agent_phase(a, pass, &mut indexes);
+                progress |= self.agent_phase(a, &mut indexes);
                 // Progress for operators: one line per agent phase that did anything.
                 let (joins, projections) = (
                     self.plan.counters.joins - before.0,
@@ -387,12 +387,7 @@ impl<'r> Sync<'r> {
     }
 
     /// Joins and projects one agent's unjoined objects. True if anything joined or projected.
-    fn agent_phase(
-        &mut self,
-        a: usize,
-        pass: usize,
-        indexes: &mut FxHashMap<KeySpec, JoinIndex>,
-    ) -> bool {
+    fn agent_phase(&mut self, a: usize, indexes: &mut FxHashMap<KeySpec, JoinIndex>) -> bool {
         let rules = self.rules;
         let agent = &rules.agents[a];
         let candidates: Vec<usize> = (0..self.cs[a].len())
@@ -568,7 +563,6 @@ impl<'r> Sync<'r> {
                 }
             }
         }
-        let _ = pass;
         tracing::debug!(ms = t.elapsed().as_millis() as u64, "Sync: applied.");
         let progress = !touched.is_empty();
         self.recompute(&touched, indexes);

@@ -4,7 +4,6 @@
 //! An absent attribute and an empty value are the same thing: null.
 
 use super::Schema;
-use serde_json::{Map, Value as Json};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct Record {
@@ -109,64 +108,6 @@ impl Record {
             total = total.wrapping_add(x);
         }
         total
-    }
-
-    /// The record as a JSON object keyed by attribute name; a multi-valued
-    /// attribute becomes an array. Names, not positions, are stored so that a
-    /// schema change never misreads stored data.
-    pub fn to_json(&self, schema: &Schema) -> Json {
-        let mut map = Map::new();
-        for attr in self.attrs() {
-            let n = self.count(attr);
-            let value = if n == 1 {
-                Json::String(self.first(attr).unwrap_or_default().to_string())
-            } else {
-                Json::Array(
-                    self.values(attr)
-                        .map(|v| Json::String(v.to_string()))
-                        .collect(),
-                )
-            };
-            map.insert(schema.name(attr).to_string(), value);
-        }
-        Json::Object(map)
-    }
-
-    /// Reads a record stored by [`Record::to_json`]. Names the schema does not
-    /// know are added to it when `grow` is set and dropped otherwise.
-    pub fn from_json(json: &Json, schema: &mut Schema, grow: bool) -> Record {
-        let mut b = RecordBuilder::default();
-        if let Json::Object(map) = json {
-            for (name, value) in map {
-                let attr = match schema.get(name) {
-                    Some(a) => a,
-                    None if grow => schema.add(name.clone()),
-                    None => continue,
-                };
-                match value {
-                    Json::String(s) => b.push(attr, s),
-                    Json::Array(items) => {
-                        for item in items {
-                            if let Json::String(s) = item {
-                                b.push(attr, s);
-                            } else {
-                                b.push(attr, &item.to_string());
-                            }
-                        }
-                    }
-                    Json::Null => {}
-                    other => b.push(attr, &other.to_string()),
-                }
-            }
-        }
-        b.build()
-    }
-
-    /// Parses a stored JSON text with a fixed schema (unknown names dropped).
-    pub fn from_json_str(text: &str, schema: &Schema) -> Result<Record, serde_json::Error> {
-        let json: Json = serde_json::from_str(text)?;
-        let mut s = schema.clone();
-        Ok(Record::from_json(&json, &mut s, false))
     }
 
     /// Same values under other attribute numbers, for moving a record between schemas.
@@ -304,19 +245,16 @@ mod tests {
 
     #[test]
     fn json_round_trip_and_hash_ignores_column_order() {
-        let mut s = Schema::new(["id", "name", "tags"]);
+        let s = Schema::new(["id", "name", "tags"]);
         let mut b = Record::builder();
         b.push(0, "W1");
         b.push(1, "Zoë");
         b.push(2, "a");
         b.push(2, "b");
         let r = b.build();
-        let json = r.to_json(&s);
-        assert_eq!(
-            json.to_string(),
-            r#"{"id":"W1","name":"Zoë","tags":["a","b"]}"#
-        );
-        let back = Record::from_json(&json, &mut s, false);
+        let json = crate::model::json::record_to_json(&r, &s);
+        assert_eq!(json, r#"{"id":"W1","name":"Zoë","tags":["a","b"]}"#);
+        let back = crate::model::json::record_from_json(&json, &s).expect("parse");
         assert_eq!(back, r);
 
         let s2 = Schema::new(["tags", "name", "id"]);

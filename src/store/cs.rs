@@ -4,7 +4,7 @@
 use super::{Result, Store, StoreError, Tx};
 use crate::model::json::record_from_json;
 use crate::model::{CsId, Delta, MvId, Record, Schema};
-use rusqlite::{CachedStatement, params};
+use rusqlite::{CachedStatement, OptionalExtension, params};
 use rustc_hash::FxHashMap;
 
 /// What an import staged.
@@ -382,43 +382,38 @@ impl Store {
 
     /// One connector-space object by anchor.
     pub fn find_cs(&self, agent: &str, anchor: &str, schema: &Schema) -> Result<Option<CsRow>> {
-        Ok(self
-            .load_cs_where(agent, schema, Some(anchor))?
-            .into_iter()
-            .next())
-    }
-
-    fn load_cs_where(
-        &self,
-        agent: &str,
-        schema: &Schema,
-        anchor: Option<&str>,
-    ) -> Result<Vec<CsRow>> {
-        let mut stmt = self
+        let row = self
             .conn
-            .prepare(
-                "SELECT c.id, c.anchor, c.attrs, c.op, l.mv_id, l.kind FROM cs_object c
+            .query_row(
+                "SELECT c.id, c.attrs, c.op, l.mv_id FROM cs_object c
                  LEFT JOIN link l ON l.cs_id = c.id WHERE c.agent = ?1 AND c.anchor = ?2",
+                params![agent, anchor],
+                |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get(3)?,
+                    ))
+                },
             )
+            .optional()
             .map_err(|e| self.err(e))?;
-        let mut out = Vec::new();
-        let mut rows = stmt
-            .query(params![agent, anchor.unwrap_or_default()])
-            .map_err(|e| self.err(e))?;
-        while let Some(r) = rows.next().map_err(|e| self.err(e))? {
-            let get = |e| self.err(e);
-            let text: String = r.get(2).map_err(get)?;
-            let op: String = r.get(3).map_err(get)?;
-            out.push(CsRow {
-                id: r.get(0).map_err(get)?,
-                anchor: r.get(1).map_err(get)?,
-                attrs: record_from_json(&text, schema).unwrap_or_default(),
-                pending: Delta::parse(&op),
-                prev: None,
-                mv: r.get(4).map_err(get)?,
-            });
-        }
-        Ok(out)
+        let Some((id, text, op, mv)) = row else {
+            return Ok(None);
+        };
+        let attrs = record_from_json(&text, schema).map_err(|e| StoreError::Corrupt {
+            path: self.path.display().to_string(),
+            message: format!("connector space {agent}, anchor {anchor}: {e}"),
+        })?;
+        Ok(Some(CsRow {
+            id,
+            anchor: anchor.to_string(),
+            attrs,
+            pending: Delta::parse(&op),
+            prev: None,
+            mv,
+        }))
     }
 
     /// Connector-space sizes per agent: (agent, objects, pending imports).

@@ -287,10 +287,6 @@ impl Tx<'_> {
         self.run_sql("DELETE FROM ambiguous_join", [])
     }
 
-    pub fn clear_ambiguous(&self, cs: CsId) -> Result<()> {
-        self.run_sql("DELETE FROM ambiguous_join WHERE cs_id = ?1", params![cs])
-    }
-
     /// Marks every pending import of the agent as seen by sync.
     pub fn mark_synced(&self, agent: &str) -> Result<()> {
         self.run_sql(
