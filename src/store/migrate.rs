@@ -86,6 +86,51 @@ const MIGRATIONS: &[&str] = &[
         message TEXT NOT NULL
      );
      CREATE INDEX step_error_step ON step_error(step);",
+    // 2: delta runs, the run lock, retained identities, per-object changes.
+    "-- Delta import: the highest change a SQL source reported (its watermark),
+     -- and the digest of the last file a delimited source delivered; both are
+     -- written in the transaction of the batch they cover.
+     ALTER TABLE agent_state ADD COLUMN watermark TEXT;
+     ALTER TABLE agent_state ADD COLUMN source_digest TEXT;
+     -- An identity whose last connector left, kept so a rehire gets it back.
+     ALTER TABLE mv_object ADD COLUMN retained_since TEXT;
+     -- Lookup keys of metaverse objects (join keys, unique values, reference
+     -- targets and holders) as 64-bit hashes per key kind: a delta sync finds
+     -- the identities a change reaches without loading the metaverse.
+     CREATE TABLE mv_key(
+        kind INTEGER NOT NULL,
+        hash INTEGER NOT NULL,
+        mv_id INTEGER NOT NULL,
+        PRIMARY KEY(kind, hash, mv_id)
+     ) WITHOUT ROWID;
+     -- Dates at which an identity must be looked at again though no source
+     -- changed (a hire or termination date reached; a retention that ends).
+     CREATE TABLE mv_due(
+        mv_id INTEGER NOT NULL,
+        due TEXT NOT NULL,
+        PRIMARY KEY(mv_id, due)
+     ) WITHOUT ROWID;
+     CREATE INDEX mv_due_at ON mv_due(due);
+     -- What each step changed, object by object.
+     CREATE TABLE change(
+        id INTEGER PRIMARY KEY,
+        step INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        agent TEXT,
+        anchor TEXT,
+        mv_id INTEGER,
+        detail TEXT
+     );
+     CREATE INDEX change_step ON change(step);
+     -- One writer at a time: who holds the store.
+     CREATE TABLE run_lock(
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        holder TEXT NOT NULL,
+        pid INTEGER NOT NULL,
+        host TEXT NOT NULL,
+        acquired_at TEXT NOT NULL,
+        heartbeat_at TEXT NOT NULL
+     );",
 ];
 
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
