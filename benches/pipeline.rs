@@ -112,7 +112,11 @@ fn benches(c: &mut Criterion) {
     let run = app.begin_run(None, "bench", now).expect("run");
     let mut records = 0;
     for a in ["workday", "sap", "contractors"] {
-        records += app.import(a, run, 1, now).expect("import").counts.read;
+        records += app
+            .import(a, idsync::app::ImportMode::Full, run, 1, now)
+            .expect("import")
+            .counts
+            .read;
     }
     let mut g = c.benchmark_group("sync");
     g.sample_size(10);

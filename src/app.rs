@@ -64,6 +64,24 @@ pub struct ProfileReport {
     pub steps: Vec<StepOutcome>,
 }
 
+/// A full import reads the whole source and stages deletes for what it no
+/// longer has; a delta import stages only what changed since the last one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ImportMode {
+    Full,
+    Delta,
+}
+
+/// A full sync re-evaluates every object; a delta sync only pending imports
+/// and the identities they reach.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SyncMode {
+    Full,
+    Delta,
+}
+
 pub struct App {
     pub rules: RuleSet,
     pub store: Store,
@@ -161,10 +179,11 @@ impl App {
             .finish_run(run, if ok { "success" } else { "failed" }, &stamp(now))?)
     }
 
-    /// A full import of one agent into its connector space, as one step.
+    /// An import of one agent into its connector space, as one step.
     pub fn import(
         &mut self,
         agent_name: &str,
+        _mode: ImportMode,
         run: RunId,
         ordinal: usize,
         now: DateTime<Utc>,
@@ -340,7 +359,13 @@ impl App {
     }
 
     /// A full sync as one step: join, project, flow, and write it all in one transaction.
-    pub fn sync(&mut self, run: RunId, ordinal: usize, now: DateTime<Utc>) -> Result<SyncReport> {
+    pub fn sync(
+        &mut self,
+        _mode: SyncMode,
+        run: RunId,
+        ordinal: usize,
+        now: DateTime<Utc>,
+    ) -> Result<SyncReport> {
         let step = self
             .store
             .begin_step(run, ordinal, "sync", None, &stamp(now))?;
@@ -476,22 +501,35 @@ impl App {
         for (i, step) in profile.steps.iter().enumerate() {
             let label = step.action.to_string();
             let outcome = match &step.action {
-                StepAction::Import { agent } => {
-                    self.import(agent, run, i + 1, now()).map(|r| StepOutcome {
+                StepAction::Import { agent } | StepAction::DeltaImport { agent } => {
+                    let mode = if matches!(step.action, StepAction::DeltaImport { .. }) {
+                        ImportMode::Delta
+                    } else {
+                        ImportMode::Full
+                    };
+                    self.import(agent, mode, run, i + 1, now())
+                        .map(|r| StepOutcome {
+                            step: label.clone(),
+                            status: "success".into(),
+                            message: None,
+                            import: Some(r),
+                            sync: None,
+                        })
+                }
+                StepAction::Sync | StepAction::DeltaSync => {
+                    let mode = if step.action == StepAction::DeltaSync {
+                        SyncMode::Delta
+                    } else {
+                        SyncMode::Full
+                    };
+                    self.sync(mode, run, i + 1, now()).map(|r| StepOutcome {
                         step: label.clone(),
                         status: "success".into(),
                         message: None,
-                        import: Some(r),
-                        sync: None,
+                        import: None,
+                        sync: Some(r),
                     })
                 }
-                StepAction::Sync => self.sync(run, i + 1, now()).map(|r| StepOutcome {
-                    step: label.clone(),
-                    status: "success".into(),
-                    message: None,
-                    import: None,
-                    sync: Some(r),
-                }),
             };
             match outcome {
                 Ok(o) => steps.push(o),

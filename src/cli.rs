@@ -1,7 +1,7 @@
 //! The command line: arguments (clap) and how each command's result is
 //! printed, as text for people or JSON (`--json`) for scripts.
 
-use crate::app::{App, AppError, ImportReport, ProfileReport, SyncReport};
+use crate::app::{App, AppError, ImportMode, ImportReport, ProfileReport, SyncMode, SyncReport};
 use crate::model::{MvId, RunId};
 use crate::rules::{self, AttrType};
 use crate::store::Store;
@@ -38,13 +38,22 @@ pub struct Cli {
 pub enum Command {
     /// Validate every rule file and run the rule tests; all errors at once.
     Check,
-    /// Full import of one agent into its connector space.
-    Import { agent: String },
-    /// Full sync: join, project and flow every connector space into the metaverse.
+    /// Import one agent into its connector space (full unless --delta).
+    Import {
+        agent: String,
+        /// Only what changed since the last import.
+        #[arg(long)]
+        delta: bool,
+    },
+    /// Sync: join, project and flow the connector spaces into the metaverse
+    /// (full unless --delta).
     Sync {
         /// Compute and print the counts, write nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Only pending imports and the identities they reach.
+        #[arg(long)]
+        delta: bool,
     },
     /// Run a profile's steps (profiles are rule data).
     Run { profile: String },
@@ -126,14 +135,19 @@ fn emit<T: serde::Serialize>(cli: &Cli, report: &T, text: fn(&T)) -> Result<i32>
 pub fn run(cli: Cli) -> Result<i32> {
     match &cli.command {
         Command::Check => check(&cli),
-        Command::Import { agent } => {
+        Command::Import { agent, delta } => {
             let mut app = open(&cli)?;
-            let report = app.one_step_run(&format!("import {agent}"), |app, run| {
-                app.import(agent, run, 1, Utc::now())
+            let (mode, verb) = if *delta {
+                (ImportMode::Delta, "delta-import")
+            } else {
+                (ImportMode::Full, "import")
+            };
+            let report = app.one_step_run(&format!("{verb} {agent}"), |app, run| {
+                app.import(agent, mode, run, 1, Utc::now())
             })?;
             emit(&cli, &report, print_import)
         }
-        Command::Sync { dry_run } => {
+        Command::Sync { dry_run, delta } => {
             let mut app = open(&cli)?;
             if *dry_run {
                 let plan = app.plan_sync(0, Utc::now())?;
@@ -145,7 +159,12 @@ pub fn run(cli: Cli) -> Result<i32> {
                 }
                 return Ok(0);
             }
-            let report = app.one_step_run("sync", |app, run| app.sync(run, 1, Utc::now()))?;
+            let (mode, verb) = if *delta {
+                (SyncMode::Delta, "delta-sync")
+            } else {
+                (SyncMode::Full, "sync")
+            };
+            let report = app.one_step_run(verb, |app, run| app.sync(mode, run, 1, Utc::now()))?;
             emit(&cli, &report, print_sync)
         }
         Command::Run { profile } => {

@@ -125,7 +125,8 @@ fn sync(e: &Env) -> idsync::app::SyncReport {
     let mut app = e.app();
     let now = chrono::Utc::now();
     let run = app.begin_run(None, "sync", now).expect("run");
-    app.sync(run, 1, now).expect("sync")
+    app.sync(idsync::app::SyncMode::Full, run, 1, now)
+        .expect("sync")
 }
 
 fn person_count(e: &Env) -> i64 {

@@ -1109,7 +1109,7 @@ impl Compiler {
             };
             let words: Vec<&str> = text.split_whitespace().collect();
             let action = match words.as_slice() {
-                ["import" | "full-import", agent] => {
+                [verb @ ("import" | "full-import" | "delta-import"), agent] => {
                     if !names.iter().any(|n| n == agent) {
                         let help = suggest(agent, names.iter().map(String::as_str));
                         self.err(
@@ -1120,15 +1120,29 @@ impl Compiler {
                         );
                         continue;
                     }
-                    StepAction::Import {
-                        agent: agent.to_string(),
+                    let agent = agent.to_string();
+                    if *verb == "delta-import" {
+                        StepAction::DeltaImport { agent }
+                    } else {
+                        StepAction::Import { agent }
                     }
                 }
                 ["sync" | "full-sync"] => StepAction::Sync,
+                ["delta-sync"] => StepAction::DeltaSync,
                 _ => {
-                    let help = words
-                        .first()
-                        .and_then(|w| suggest(w, ["import", "full-import", "sync", "full-sync"]));
+                    let help = words.first().and_then(|w| {
+                        suggest(
+                            w,
+                            [
+                                "import",
+                                "full-import",
+                                "delta-import",
+                                "sync",
+                                "full-sync",
+                                "delta-sync",
+                            ],
+                        )
+                    });
                     self.err(
                         src,
                         s.span(),

@@ -187,15 +187,24 @@ pub struct ProfileStep {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StepAction {
+    /// `import X`: read the whole source; what it no longer has is deleted.
     Import { agent: String },
+    /// `delta-import X`: only what changed since the last import (a file is
+    /// compared with the connector space; a SQL source by its watermark).
+    DeltaImport { agent: String },
+    /// `sync`: re-evaluate every object (needed after a rule change).
     Sync,
+    /// `delta-sync`: only pending imports and the identities they reach.
+    DeltaSync,
 }
 
 impl std::fmt::Display for StepAction {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             StepAction::Import { agent } => write!(f, "import {agent}"),
+            StepAction::DeltaImport { agent } => write!(f, "delta-import {agent}"),
             StepAction::Sync => f.write_str("sync"),
+            StepAction::DeltaSync => f.write_str("delta-sync"),
         }
     }
 }
