@@ -3,8 +3,10 @@
 //! parameter so runs are reproducible in tests.
 
 use crate::connector::{self, ImportSink, ImportedObject, RowError};
-use crate::engine::{Sync, SyncCounters, SyncPlan};
-use crate::model::{MvId, RunId, Schema};
+use crate::engine::{KeyKinds, Sync, SyncCounters, SyncPlan};
+use crate::model::{CsId, MvId, RunId, Schema};
+use crate::store::{CsRow, MvRow, NewChange, Tx};
+use rustc_hash::FxHashMap;
 use crate::rules::{self, RuleErrors, RuleSet, StepAction};
 use crate::store::{ImportCounts, StepErrorRow, Store, StoreError, fault_point};
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -22,6 +24,12 @@ pub enum AppError {
     Import { agent: String, message: String },
     #[error("{0}")]
     Usage(String),
+    /// The deletion guard stopped a step before it wrote anything.
+    #[error("{0}")]
+    Guard(String),
+    /// A signal stopped a step; its work was rolled back.
+    #[error("{0}")]
+    Stopped(String),
 }
 
 pub type Result<T> = std::result::Result<T, AppError>;
@@ -43,6 +51,8 @@ pub struct ImportReport {
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct SyncReport {
     pub run: RunId,
+    /// What ran: a delta sync runs as a full one when it must.
+    pub mode: SyncMode,
     pub counters: SyncCounters,
     pub errors: Vec<StepErrorRow>,
 }
@@ -85,6 +95,9 @@ pub enum SyncMode {
 pub struct App {
     pub rules: RuleSet,
     pub store: Store,
+    /// `--allow-deletes N`: a step may delete up to N objects whatever the
+    /// deletion guard's limits say.
+    pub allow_deletes: Option<u64>,
 }
 
 /// Forwards what a connector reads to the staging thread in batches, so
@@ -145,7 +158,11 @@ impl App {
     pub fn open(rules_dir: &Path, store_path: &Path) -> Result<App> {
         let store = Store::open(store_path)?;
         let rules = rules::load(rules_dir, &|agent| store.agent_schema(agent).ok().flatten())?;
-        Ok(App { rules, store })
+        Ok(App {
+            rules,
+            store,
+            allow_deletes: None,
+        })
     }
 
     pub fn begin_run(
@@ -340,9 +357,15 @@ impl App {
         }))
     }
 
-    /// Computes a full sync without writing anything.
-    pub fn plan_sync(&self, run: RunId, now: DateTime<Utc>) -> Result<SyncPlan> {
-        Ok(self.prepare_sync(run, now)?.plan())
+    /// Computes a sync without writing anything.
+    pub fn plan_sync(&self, mode: SyncMode, run: RunId, now: DateTime<Utc>) -> Result<SyncPlan> {
+        match mode {
+            SyncMode::Full => Ok(self.prepare_sync(run, now)?.plan()),
+            SyncMode::Delta => match self.plan_delta(run, now)? {
+                Some((plan, _)) => Ok(plan),
+                None => Ok(self.prepare_sync(run, now)?.plan()),
+            },
+        }
     }
 
     /// Loads everything a full sync reads; `.plan()` on the result is pure.
@@ -358,22 +381,139 @@ impl App {
         Ok(sync)
     }
 
-    /// A full sync as one step: join, project, flow, and write it all in one transaction.
+    /// Whether the store's lookup keys were built for these rules; a delta
+    /// sync needs them, and a full sync rebuilds them when they were not.
+    fn keys_current(&self) -> Result<bool> {
+        let kinds = KeyKinds::of(&self.rules);
+        Ok(self.store.meta("key_kinds")?.as_deref() == Some(kinds.signature()))
+    }
+
+    /// Plans a delta sync: the pending imports, the identities they are
+    /// joined to, identities with a date due, and, round by round, every
+    /// identity a lookup of the plan could reach (a join candidate, the
+    /// holder of a unique value, a reference's target or referrer), until a
+    /// round finds no one new. None when the store's lookup keys are not
+    /// for these rules, or the change reaches so far that a full sync is
+    /// the cheaper way.
+    fn plan_delta(&self, run: RunId, now: DateTime<Utc>) -> Result<Option<(SyncPlan, Vec<CsId>)>> {
+        if !self.keys_current()? {
+            return Ok(None);
+        }
+        let rules = &self.rules;
+        let mv_schema = |t: &str| rules.metaverse.get(t).map(|t| &t.schema);
+        let cs_schema = |a: &str| rules.agent(a).map(|a| &a.schema);
+        let today = now.format("%Y-%m-%d").to_string();
+        let mut cs: Vec<FxHashMap<CsId, CsRow>> = vec![FxHashMap::default(); rules.agents.len()];
+        let mut pending_ids = Vec::new();
+        let mut wanted: Vec<MvId> = self.store.due_mvs(&today)?;
+        for a in &rules.agents {
+            for row in self.store.load_pending_cs(&a.name, &a.schema)? {
+                pending_ids.push(row.id);
+                wanted.extend(row.mv);
+                cs[a.index].insert(row.id, row);
+            }
+        }
+        let total = self.store.mv_count()?;
+        let mut mvs: FxHashMap<MvId, MvRow> = FxHashMap::default();
+        let next_id = self.store.next_mv_id()?;
+        let mut round = 0;
+        loop {
+            round += 1;
+            wanted.retain(|id| !mvs.contains_key(id));
+            wanted.sort_unstable();
+            wanted.dedup();
+            for row in self.store.load_mv_ids(&wanted, &mv_schema)? {
+                mvs.insert(row.id, row);
+            }
+            for (agent, row) in self.store.load_cs_linked(&wanted, &cs_schema)? {
+                if let Some(a) = rules.agent(&agent) {
+                    cs[a.index].entry(row.id).or_insert(row);
+                }
+            }
+            // A change that reaches a large part of the metaverse costs less
+            // as one full pass than as many rounds of lookups.
+            if mvs.len() as u64 > total / 4 + 10_000 || round > 32 {
+                info!(
+                    identities = mvs.len(),
+                    round, "Delta sync reaches too far; doing a full sync."
+                );
+                return Ok(None);
+            }
+            let mut sync = Sync::new(rules, run, now, next_id);
+            sync.set_partial(true);
+            let mut ids: Vec<&MvId> = mvs.keys().collect();
+            ids.sort_unstable();
+            for id in ids {
+                sync.add_mv(mvs[id].clone());
+            }
+            for a in &rules.agents {
+                let mut rows: Vec<CsRow> = cs[a.index].values().cloned().collect();
+                rows.sort_by(|x, y| x.anchor.cmp(&y.anchor));
+                sync.add_cs(a.index, rows);
+            }
+            let plan = sync.plan();
+            wanted = self
+                .store
+                .key_holders(&plan.probes)?
+                .into_iter()
+                .filter(|id| !mvs.contains_key(id))
+                .collect();
+            if wanted.is_empty() {
+                tracing::debug!(
+                    round,
+                    identities = mvs.len(),
+                    "Delta sync: closure complete."
+                );
+                return Ok(Some((plan, pending_ids)));
+            }
+        }
+    }
+
+    /// A sync as one step: join, project, flow, and write it all in one
+    /// transaction. A delta sync falls back to a full one when the rules
+    /// changed since the last full sync (the report says so).
     pub fn sync(
         &mut self,
-        _mode: SyncMode,
+        mode: SyncMode,
         run: RunId,
         ordinal: usize,
         now: DateTime<Utc>,
     ) -> Result<SyncReport> {
+        let name = match mode {
+            SyncMode::Full => "sync",
+            SyncMode::Delta => "delta-sync",
+        };
         let step = self
             .store
-            .begin_step(run, ordinal, "sync", None, &stamp(now))?;
+            .begin_step(run, ordinal, name, None, &stamp(now))?;
         let t0 = std::time::Instant::now();
-        let sync = self.prepare_sync(run, now)?;
-        let t_load = t0.elapsed();
-        let plan = sync.plan();
-        let t_plan = t0.elapsed() - t_load;
+        let rebuild = !self.keys_current()?;
+        let (plan, delta_pending, ran) = match mode {
+            SyncMode::Delta => match self.plan_delta(run, now)? {
+                Some((plan, pending)) => (plan, Some(pending), SyncMode::Delta),
+                None => {
+                    info!("Delta sync: running a full sync (first sync, changed rules, or a change that reaches too far).");
+                    let mut sync = self.prepare_sync(run, now)?;
+                    sync.set_rebuild_keys(rebuild);
+                    (sync.plan(), None, SyncMode::Full)
+                }
+            },
+            SyncMode::Full => {
+                let mut sync = self.prepare_sync(run, now)?;
+                sync.set_rebuild_keys(rebuild);
+                (sync.plan(), None, SyncMode::Full)
+            }
+        };
+        let t_plan = t0.elapsed();
+        if crate::shutdown::requested() {
+            let message = "stopped by a signal before writing; nothing changed";
+            self.store.fail_step(step, message, &stamp(Utc::now()))?;
+            return Err(AppError::Stopped(message.into()));
+        }
+        if let Err(message) = self.check_sync_guard(&plan) {
+            self.store.fail_step(step, &message, &stamp(Utc::now()))?;
+            return Err(AppError::Guard(message));
+        }
         let errors: Vec<StepErrorRow> = plan
             .errors
             .iter()
@@ -387,67 +527,30 @@ impl App {
             })
             .collect();
         let tx = self.store.begin()?;
-        // The stored text is built on every core, a slice at a time; SQLite
-        // takes the rows in order on this thread.
-        let rules = &self.rules;
-        let writes: Vec<(&crate::engine::MvWrite, bool)> = plan
-            .inserts
-            .iter()
-            .map(|w| (w, true))
-            .chain(plan.updates.iter().map(|w| (w, false)))
-            .collect();
-        for chunk in writes.chunks(1 << 14) {
-            let texts: Vec<(String, String)> = {
-                use rayon::prelude::*;
-                chunk
-                    .par_iter()
-                    .map(|(w, _)| {
-                        let t = &rules.metaverse.types[w.object_type];
-                        (
-                            crate::model::json::record_to_json(&w.attrs, &t.schema),
-                            crate::engine::lineage_json(rules, w),
-                        )
-                    })
-                    .collect()
-            };
-            for ((w, insert), (attrs, lineage)) in chunk.iter().zip(texts) {
-                let t = &rules.metaverse.types[w.object_type];
-                if *insert {
-                    tx.insert_mv(w.id, &t.name, &attrs, &lineage, run)?;
-                } else {
-                    tx.update_mv(w.id, &attrs, &lineage, run)?;
+        write_plan(&tx, &self.rules, &plan, run, step)?;
+        match &delta_pending {
+            // A full sync re-decides every unjoined object, so the queue is rebuilt.
+            None => tx.clear_all_ambiguous()?,
+            Some(pending) => {
+                for cs in pending {
+                    tx.clear_ambiguous(*cs)?;
                 }
             }
         }
-        for id in &plan.deletes {
-            tx.delete_mv(*id)?;
-        }
-        for cs in &plan.unlinks {
-            tx.unlink(*cs)?;
-        }
-        for l in &plan.links {
-            tx.link(
-                l.cs,
-                l.mv,
-                l.kind,
-                l.rule_name(&self.rules),
-                run,
-                l.detail.as_deref(),
-            )?;
-        }
-        for cs in &plan.removed_cs {
-            tx.remove_cs(*cs)?;
-        }
-        // A full sync re-decides every unjoined object, so the queue is rebuilt.
-        tx.clear_all_ambiguous()?;
         for a in &plan.ambiguous {
             tx.set_ambiguous(a.cs, &a.agent, &a.anchor, &a.rule, &a.candidates, run)?;
         }
         for a in &self.rules.agents {
             tx.mark_synced(&a.name)?;
         }
-        tx.set_meta("last_full_sync_rules_hash", &self.rules.hash)?;
-        let counters = serde_json::to_value(plan.counters).unwrap_or_default();
+        tx.clear_due_until(&now.format("%Y-%m-%d").to_string())?;
+        if ran == SyncMode::Full {
+            tx.set_meta("last_full_sync_rules_hash", &self.rules.hash)?;
+        }
+        let mut counters = serde_json::to_value(plan.counters).unwrap_or_default();
+        if let Some(c) = counters.as_object_mut() {
+            c.insert("mode".into(), serde_json::to_value(ran).unwrap_or_default());
+        }
         tx.finish_step(
             step,
             "success",
@@ -457,12 +560,15 @@ impl App {
             &stamp(Utc::now()),
         )?;
         fault_point("sync-before-commit");
-        let t_write = t0.elapsed() - t_load - t_plan;
+        let t_write = t0.elapsed() - t_plan;
         tx.commit()?;
-        let t_commit = t0.elapsed() - t_load - t_plan - t_write;
+        let t_commit = t0.elapsed() - t_plan - t_write;
+        if ran == SyncMode::Full && rebuild {
+            self.rebuild_keys(now)?;
+        }
         let c = plan.counters;
         info!(
-            load_ms = t_load.as_millis() as u64,
+            mode = ?ran,
             plan_ms = t_plan.as_millis() as u64,
             write_ms = t_write.as_millis() as u64,
             commit_ms = t_commit.as_millis() as u64,
@@ -476,9 +582,93 @@ impl App {
         );
         Ok(SyncReport {
             run,
+            mode: ran,
             counters: plan.counters,
             errors,
         })
+    }
+
+    /// The deletion guard for a sync: identities deleted (or retained) and
+    /// connectors removed per agent, against the rules' limits and what the
+    /// admin allowed.
+    fn check_sync_guard(&self, plan: &SyncPlan) -> std::result::Result<(), String> {
+        let guard = self.rules.metaverse.guard;
+        let removed = plan.deletes.len() as u64 + plan.counters.mv_retained;
+        let total = self.store.mv_count().map_err(|e| e.to_string())?;
+        let mut over = Vec::new();
+        if !guard.allows(removed, total, self.allow_deletes) {
+            over.push((removed, format!("delete {removed} of {total} identities")));
+        }
+        let sizes = self.store.cs_summary().map_err(|e| e.to_string())?;
+        for (a, &n) in plan.disconnects_by_agent.iter().enumerate() {
+            let agent = &self.rules.agents[a].name;
+            let size = sizes
+                .iter()
+                .find(|(name, _, _)| name == agent)
+                .map(|(_, n, _)| *n as u64)
+                .unwrap_or(0);
+            if !guard.allows(n, size, self.allow_deletes) {
+                over.push((n, format!("disconnect {n} of {size} {agent} objects")));
+            }
+        }
+        if over.is_empty() {
+            return Ok(());
+        }
+        let most = over.iter().map(|(n, _)| *n).max().unwrap_or(0);
+        Err(guard_message(
+            &over.into_iter().map(|(_, m)| m).collect::<Vec<_>>().join(" and "),
+            &guard,
+            most,
+        ))
+    }
+
+    /// Writes every identity's lookup keys and due dates anew, after a full
+    /// sync under rules the stored keys were not built for. Its own
+    /// transaction: until it commits, the store says the keys are stale and
+    /// a delta sync runs as a full one.
+    fn rebuild_keys(&mut self, now: DateTime<Utc>) -> Result<()> {
+        let t0 = std::time::Instant::now();
+        let kinds = KeyKinds::of(&self.rules);
+        let today = now.format("%Y-%m-%d").to_string();
+        let rules = &self.rules;
+        let schema_of = |t: &str| rules.metaverse.get(t).map(|t| &t.schema);
+        let mut keys: Vec<(i64, u64, MvId)> = Vec::new();
+        let mut due: Vec<(MvId, Vec<Box<str>>)> = Vec::new();
+        self.store.load_mv(&schema_of, &mut |row| {
+            let Some(ty) = rules.metaverse.index(&row.object_type) else {
+                return;
+            };
+            for (k, h) in kinds.keys(ty, &row.attrs) {
+                keys.push((k, h, row.id));
+            }
+            let d = crate::engine::due_days(
+                &rules.metaverse.types[ty],
+                &row.attrs,
+                row.retained_since.as_deref(),
+                &today,
+            );
+            if !d.is_empty() {
+                due.push((row.id, d));
+            }
+        })?;
+        {
+            use rayon::slice::ParallelSliceMut;
+            keys.par_sort_unstable();
+        }
+        let tx = self.store.begin()?;
+        tx.clear_keys()?;
+        tx.add_keys(&keys)?;
+        for (id, d) in &due {
+            tx.set_due(*id, d)?;
+        }
+        tx.set_meta("key_kinds", kinds.signature())?;
+        tx.commit()?;
+        info!(
+            keys = keys.len(),
+            ms = t0.elapsed().as_millis() as u64,
+            "Lookup keys rebuilt."
+        );
+        Ok(())
     }
 
     /// Runs a profile's steps in order; stops at the first failed step
@@ -621,4 +811,134 @@ fn source_name(rules: &RuleSet, agent: &str) -> String {
         Some(connector::Source::Sql(c)) => c.display.clone(),
         None => agent.to_string(),
     }
+}
+
+/// The message of a step the deletion guard stopped.
+fn guard_message(what: &str, guard: &crate::rules::DeletionGuard, most: u64) -> String {
+    format!(
+        "deletion guard: this step would {what}; the limit is {} objects or {}% \
+         (deletion_guard in the metaverse rules). Nothing was written. If this is \
+         intended, run it again with --allow-deletes {most}",
+        guard.max_deletes, guard.max_delete_percent
+    )
+}
+
+/// Writes a sync plan's identities, links, lookup keys, due dates and
+/// change records through the step's transaction.
+fn write_plan(tx: &Tx, rules: &RuleSet, plan: &SyncPlan, run: RunId, step: i64) -> Result<()> {
+    // The stored text is built on every core, a slice at a time; SQLite
+    // takes the rows in order on this thread.
+    let writes: Vec<(&crate::engine::MvWrite, bool)> = plan
+        .inserts
+        .iter()
+        .map(|w| (w, true))
+        .chain(plan.updates.iter().map(|w| (w, false)))
+        .collect();
+    for chunk in writes.chunks(1 << 14) {
+        let texts: Vec<(String, String)> = {
+            use rayon::prelude::*;
+            chunk
+                .par_iter()
+                .map(|(w, _)| {
+                    let t = &rules.metaverse.types[w.object_type];
+                    (
+                        crate::model::json::record_to_json(&w.attrs, &t.schema),
+                        crate::engine::lineage_json(rules, w),
+                    )
+                })
+                .collect()
+        };
+        for ((w, insert), (attrs, lineage)) in chunk.iter().zip(texts) {
+            let t = &rules.metaverse.types[w.object_type];
+            if *insert {
+                tx.insert_mv(w.id, &t.name, &attrs, &lineage, run)?;
+            } else {
+                tx.update_mv(w.id, &attrs, &lineage, run)?;
+                if !w.changes.is_empty() {
+                    let names: Vec<&str> = w.changes.iter().map(|&a| t.schema.name(a)).collect();
+                    tx.add_change(
+                        step,
+                        &NewChange {
+                            kind: "identity-updated",
+                            agent: None,
+                            cs_id: None,
+                            anchor: None,
+                            mv_id: Some(w.id),
+                            detail: Some(&names.join(",")),
+                        },
+                    )?;
+                }
+            }
+            if w.retained_since.is_some() || !*insert {
+                tx.set_retained(w.id, w.retained_since.as_deref())?;
+            }
+            if w.retained_since.is_some() {
+                tx.add_change(
+                    step,
+                    &NewChange {
+                        kind: "identity-retained",
+                        agent: None,
+                        cs_id: None,
+                        anchor: None,
+                        mv_id: Some(w.id),
+                        detail: w.retained_since.as_deref(),
+                    },
+                )?;
+            }
+        }
+    }
+    for id in &plan.deletes {
+        tx.delete_mv(*id)?;
+        tx.add_change(
+            step,
+            &NewChange {
+                kind: "identity-deleted",
+                agent: None,
+                cs_id: None,
+                anchor: None,
+                mv_id: Some(*id),
+                detail: None,
+            },
+        )?;
+    }
+    for cs in &plan.unlinks {
+        tx.unlink(*cs)?;
+    }
+    for (agent, _cs, anchor, mv) in &plan.disconnected {
+        tx.add_change(
+            step,
+            &NewChange {
+                kind: "disconnected",
+                agent: Some(&rules.agents[*agent as usize].name),
+                cs_id: None,
+                anchor: Some(anchor),
+                mv_id: Some(*mv),
+                detail: None,
+            },
+        )?;
+    }
+    for l in &plan.links {
+        let rule = l.rule_name(rules);
+        tx.link(l.cs, l.mv, l.kind, rule, run, l.detail.as_deref())?;
+        tx.add_change(
+            step,
+            &NewChange {
+                kind: l.kind,
+                agent: Some(&rules.agents[l.agent as usize].name),
+                cs_id: Some(l.cs),
+                anchor: None,
+                mv_id: Some(l.mv),
+                detail: rule,
+            },
+        )?;
+    }
+    for cs in &plan.removed_cs {
+        tx.remove_cs(*cs)?;
+    }
+    tx.remove_keys(&plan.key_removes)?;
+    tx.add_keys(&plan.key_adds)?;
+    for (id, days) in &plan.due {
+        tx.set_due(*id, days)?;
+    }
+    Ok(())
 }

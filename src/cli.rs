@@ -150,7 +150,12 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Sync { dry_run, delta } => {
             let mut app = open(&cli)?;
             if *dry_run {
-                let plan = app.plan_sync(0, Utc::now())?;
+                let mode = if *delta {
+                    SyncMode::Delta
+                } else {
+                    SyncMode::Full
+                };
+                let plan = app.plan_sync(mode, 0, Utc::now())?;
                 if cli.json {
                     print_json(&plan.counters)?;
                 } else {

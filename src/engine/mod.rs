@@ -6,12 +6,14 @@
 //! the same inputs give the same plan on any number of threads.
 
 mod flow;
+mod index;
 mod join;
 mod precedence;
 mod refs;
 mod sync;
 
 pub use flow::{FlowOut, eval_flows};
+pub use index::{Key, KeyKinds, due_days, retention_end};
 pub use precedence::LinEntry;
 pub use sync::Sync;
 
@@ -28,6 +30,10 @@ pub struct MvWrite {
     pub lineage: Box<[LinEntry]>,
     /// The anchor of each agent's connector, for lineage.
     pub anchors: Box<[(u16, Box<str>)]>,
+    /// Attributes whose values changed (all with a value, for a new object).
+    pub changes: Box<[u32]>,
+    /// Set while the identity is kept without connectors.
+    pub retained_since: Option<Box<str>>,
 }
 
 /// The stored text of a write's lineage (`model::json`).
@@ -110,6 +116,10 @@ pub struct SyncCounters {
     pub mv_updates: u64,
     pub mv_deletes: u64,
     pub mv_unchanged: u64,
+    /// Identities kept without connectors (a leaver a rehire can claim).
+    pub mv_retained: u64,
+    /// Retained identities joined again.
+    pub mv_revived: u64,
     pub flow_errors: u64,
     pub reference_errors: u64,
 }
@@ -128,4 +138,17 @@ pub struct SyncPlan {
     pub ambiguous: Vec<Ambiguous>,
     pub errors: Vec<SyncError>,
     pub counters: SyncCounters,
+    /// Connectors removed, as (agent, connector-space object, anchor, identity).
+    pub disconnected: Vec<(u16, CsId, Box<str>, MvId)>,
+    /// Per agent (index into `rules.agents`): connectors removed.
+    pub disconnects_by_agent: Vec<u64>,
+    /// Lookup keys to store and forget, as (kind, hash, identity), sorted.
+    pub key_adds: Vec<(i64, u64, MvId)>,
+    pub key_removes: Vec<(i64, u64, MvId)>,
+    /// Each written identity's due days (replacing those it had).
+    pub due: Vec<(MvId, Vec<Box<str>>)>,
+    /// Only for a partial sync: lookups that may have hits among identities
+    /// it was not given. The caller loads those holders and plans again
+    /// until no probe finds anyone new.
+    pub probes: Vec<Key>,
 }

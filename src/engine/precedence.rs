@@ -272,6 +272,9 @@ mod tests {
                 null,
             }],
             deletion: Deletion::LastConnector,
+            retain_days: None,
+            retained: Vec::new(),
+            wake_on: Vec::new(),
         }
     }
 

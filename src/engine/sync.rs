@@ -5,6 +5,7 @@
 //! end recompute everything, resolve references and diff against the store.
 
 use super::flow::{FlowOut, eval_flows};
+use super::index::{Key, KeyKinds, diff};
 use super::join::{Decision, JoinIndex, KeySpec, decide};
 use super::precedence::{Contribution, LinEntry, compute};
 use super::refs::find_cycles;
@@ -31,6 +32,10 @@ struct MvState {
     deleted: bool,
     /// Recomputed since its connectors last changed.
     fresh: bool,
+    /// Kept without connectors since this day (`YYYY-MM-DD`).
+    retained: Option<Box<str>>,
+    /// `retained` as loaded.
+    orig_retained: Option<Box<str>>,
 }
 
 impl MvState {
@@ -69,6 +74,14 @@ pub struct Sync<'r> {
     has_equal: Vec<bool>,
     /// Per agent: the attributes its `SelectUniqueValue` flows read, sorted.
     unique_reads: Vec<Vec<u32>>,
+    kinds: KeyKinds,
+    /// Only some identities are loaded (a delta sync): every lookup that
+    /// could have found an identity outside them is recorded as a probe.
+    partial: bool,
+    /// Write every identity's keys and due dates, not only changes.
+    rebuild_keys: bool,
+    /// The run's day, `YYYY-MM-DD`: due dates and retention count in days.
+    today: String,
     plan: SyncPlan,
 }
 
@@ -159,8 +172,31 @@ impl<'r> Sync<'r> {
                     v
                 })
                 .collect(),
-            plan: SyncPlan::default(),
+            kinds: KeyKinds::of(rules),
+            partial: false,
+            rebuild_keys: false,
+            today: now.format("%Y-%m-%d").to_string(),
+            plan: SyncPlan {
+                disconnects_by_agent: vec![0; rules.agents.len()],
+                ..SyncPlan::default()
+            },
         }
+    }
+
+    /// Marks this sync as covering only the identities fed to it; see
+    /// [`SyncPlan::probes`].
+    pub fn set_partial(&mut self, partial: bool) {
+        self.partial = partial;
+    }
+
+    /// Makes the plan carry every identity's lookup keys and due dates, for
+    /// a store whose index was built for other rules.
+    pub fn set_rebuild_keys(&mut self, rebuild: bool) {
+        self.rebuild_keys = rebuild;
+    }
+
+    pub fn key_kinds(&self) -> &KeyKinds {
+        &self.kinds
     }
 
     /// Adds a stored metaverse object. Objects of types the rules no longer
@@ -195,6 +231,8 @@ impl<'r> Sync<'r> {
             connectors: Vec::new(),
             deleted: false,
             fresh: false,
+            retained: row.retained_since.as_deref().map(Box::from),
+            orig_retained: row.retained_since.map(String::into_boxed_str),
         });
     }
 
@@ -225,6 +263,7 @@ impl<'r> Sync<'r> {
         let t = std::time::Instant::now();
         self.wire();
         self.disconnect_gone();
+        self.expire_retained();
         // Room for every identity and link this sync can create, once: growing
         // vectors of a million entries copies them and touches fresh memory
         // at every step.
@@ -314,8 +353,17 @@ impl<'r> Sync<'r> {
                 if deleted {
                     self.plan.removed_cs.push(c.row.id);
                 }
-                if c.mv.is_some() && (deleted || !c.in_scope) {
+                if let Some(p) = c.mv
+                    && (deleted || !c.in_scope)
+                {
                     self.plan.counters.disconnects += 1;
+                    self.plan.disconnects_by_agent[a] += 1;
+                    self.plan.disconnected.push((
+                        a as u16,
+                        c.row.id,
+                        c.row.anchor.as_str().into(),
+                        self.mvs[p].id,
+                    ));
                     self.disconnect(a, i, !deleted);
                 }
             }
@@ -342,7 +390,60 @@ impl<'r> Sync<'r> {
             Deletion::Never => false,
         };
         if delete {
-            self.delete_mv(p);
+            if self.rules.metaverse.types[ty].retain_days.is_some() {
+                self.retain_mv(p);
+            } else {
+                self.delete_mv(p);
+            }
+        }
+    }
+
+    /// Keeps an identity whose deletion rule fired, without connectors, with
+    /// the values it had and those the rules set on retained identities.
+    fn retain_mv(&mut self, p: usize) {
+        for (a, i) in std::mem::take(&mut self.mvs[p].connectors)
+            .into_iter()
+            .map(|(a, i)| (a as usize, i as usize))
+        {
+            let c = &mut self.cs[a][i];
+            c.mv = None;
+            c.changed = true;
+            if c.row.pending != Some(crate::model::Delta::Delete) {
+                self.plan.unlinks.push(c.row.id);
+            }
+        }
+        let t = &self.rules.metaverse.types[self.mvs[p].ty];
+        let m = &mut self.mvs[p];
+        if !t.retained.is_empty() {
+            let mut b = RecordBuilder::from(&m.attrs);
+            for (a, v) in &t.retained {
+                b.set(*a, [v.clone()]);
+            }
+            m.attrs = b.build();
+            m.lin.retain(|l| !t.retained.iter().any(|(a, _)| u32::from(l.attr) == *a));
+        }
+        if m.retained.is_none() {
+            m.retained = Some(self.today.clone().into_boxed_str());
+        }
+        m.fresh = true;
+        self.plan.counters.mv_retained += 1;
+    }
+
+    /// Deletes retained identities whose time is up.
+    fn expire_retained(&mut self) {
+        for p in 0..self.mvs.len() {
+            let m = &self.mvs[p];
+            if m.deleted || !m.connectors.is_empty() {
+                continue;
+            }
+            let Some(since) = m.retained.as_deref() else {
+                continue;
+            };
+            let t = &self.rules.metaverse.types[m.ty];
+            match super::index::retention_end(since, t.retain_days) {
+                Some(end) if end.as_str() > self.today.as_str() => {}
+                _ => self.delete_mv(p),
+            }
         }
     }
 
@@ -412,6 +513,32 @@ impl<'r> Sync<'r> {
             .iter()
             .filter_map(|s| indexes.get(s).map(|i| (s, i)))
             .collect();
+        if self.partial {
+            // Identities outside this sync that share a key with an object
+            // about to join or project: the caller loads them and plans again.
+            let kinds: Vec<Option<i64>> = specs.iter().map(|s| self.kinds.kind(s)).collect();
+            let probes: Vec<Key> = {
+                let this = &*self;
+                candidates
+                    .par_iter()
+                    .flat_map_iter(|&i| {
+                        let c = &this.cs[a][i];
+                        let key = key_of(&agent.name, &c.row.anchor);
+                        let ctx = this.ctx(&key);
+                        let mut out = Vec::new();
+                        for (rule, kind) in agent.joins.iter().zip(&kinds) {
+                            if let (Some(kind), Ok(keys)) =
+                                (kind, super::join::cs_keys(rule, &c.row.attrs, &ctx))
+                            {
+                                out.extend(keys.iter().map(|k| (*kind, super::join::hash_key(k))));
+                            }
+                        }
+                        out
+                    })
+                    .collect()
+            };
+            self.plan.probes.extend(probes);
+        }
         let decisions: Vec<Decision> = {
             let this = &*self;
             let mv_attrs = |p: u32| &this.mvs[p as usize].attrs;
@@ -547,6 +674,8 @@ impl<'r> Sync<'r> {
                         connectors: Vec::new(),
                         deleted: false,
                         fresh: false,
+                        retained: None,
+                        orig_retained: None,
                     });
                     self.pos.insert(id, p);
                     self.connect(a, i, p);
@@ -592,6 +721,9 @@ impl<'r> Sync<'r> {
         c.changed = true;
         self.mvs[p].connectors.push((a as u32, i as u32));
         self.mvs[p].fresh = false;
+        if self.mvs[p].retained.take().is_some() {
+            self.plan.counters.mv_revived += 1;
+        }
     }
 
     /// Evaluates import flows of every connector of `objects` not yet evaluated.
@@ -678,6 +810,9 @@ impl<'r> Sync<'r> {
                 .par_iter()
                 .map(|&p| {
                     let m = &this.mvs[p];
+                    if m.connectors.is_empty() && m.retained.is_some() {
+                        return (m.attrs.clone(), m.lin.clone());
+                    }
                     let mut contribs: Vec<Contribution> = m
                         .conns()
                         .map(|(a, i)| {
@@ -797,15 +932,52 @@ impl<'r> Sync<'r> {
             }
         }
 
+        self.probe_referrers();
+        if !self.rebuild_keys {
+            for p in 0..self.mvs.len() {
+                let m = &self.mvs[p];
+                if m.deleted
+                    && let Some(orig) = &m.orig
+                {
+                    for k in self.kinds.keys(m.ty, &orig.0) {
+                        self.plan.key_removes.push((k.0, k.1, m.id));
+                    }
+                }
+            }
+        }
         for &p in &live {
             let m = &self.mvs[p];
             let changed = match &m.orig {
                 None => true,
                 Some(orig) => orig.0 != m.attrs || orig.1 != m.lin,
-            };
+            } || m.retained != m.orig_retained;
             if !changed {
                 self.plan.counters.mv_unchanged += 1;
                 continue;
+            }
+            let t = &self.rules.metaverse.types[m.ty];
+            let changes: Box<[u32]> = (0..t.attrs.len() as u32)
+                .filter(|&a| match &m.orig {
+                    None => m.attrs.count(a) > 0,
+                    Some(o) => !o.0.values(a).eq(m.attrs.values(a)),
+                })
+                .collect();
+            if !self.rebuild_keys {
+                let new = self.kinds.keys(m.ty, &m.attrs);
+                let old = m
+                    .orig
+                    .as_ref()
+                    .map(|o| self.kinds.keys(m.ty, &o.0))
+                    .unwrap_or_default();
+                let (adds, removes) = diff(&old, &new);
+                self.plan
+                    .key_adds
+                    .extend(adds.into_iter().map(|(k, h)| (k, h, m.id)));
+                self.plan
+                    .key_removes
+                    .extend(removes.into_iter().map(|(k, h)| (k, h, m.id)));
+                let due = super::index::due_days(t, &m.attrs, m.retained.as_deref(), &self.today);
+                self.plan.due.push((m.id, due));
             }
             let anchors: Box<[(u16, Box<str>)]> = m
                 .conns()
@@ -820,6 +992,8 @@ impl<'r> Sync<'r> {
                 attrs: std::mem::take(&mut m.attrs),
                 lineage: std::mem::take(&mut m.lin).into_boxed_slice(),
                 anchors,
+                changes,
+                retained_since: m.retained.clone(),
             };
             m.orig = None;
             if is_new {
@@ -831,6 +1005,10 @@ impl<'r> Sync<'r> {
             }
         }
         self.plan.counters.mv_deletes = self.plan.deletes.len() as u64;
+        self.plan.key_adds.sort_unstable();
+        self.plan.key_removes.sort_unstable();
+        self.plan.probes.sort_unstable();
+        self.plan.probes.dedup();
         self.plan.unlinks.sort_unstable();
         self.plan.unlinks.dedup();
         self.plan.removed_cs.sort_unstable();
@@ -931,6 +1109,12 @@ impl<'r> Sync<'r> {
                 }
                 // Records are rebuilt after the ordered pass, on every core.
                 let mut changes: Vec<(usize, Vec<String>)> = Vec::new();
+                let probe_kind = if self.partial {
+                    self.kinds.plain_kind(ty, a)
+                } else {
+                    None
+                };
+                let mut unique_probes: Vec<Key> = Vec::new();
                 // A slice at a time, so a million candidate lists never exist at once.
                 for jobs in todo.chunks(CHUNK) {
                     let speculative: Vec<First> = {
@@ -956,6 +1140,24 @@ impl<'r> Sync<'r> {
                             .collect()
                     };
                     for (&(p, ag, i), first) in jobs.iter().zip(speculative) {
+                        if let Some(kind) = probe_kind {
+                            // The value this identity would take if no one
+                            // outside the loaded ones held it.
+                            let wanted: Vec<&String> = match &first {
+                                First::Candidates(Ok(c)) => c
+                                    .iter()
+                                    .find(|v| owner.get(*v).is_none_or(|&o| o == p))
+                                    .into_iter()
+                                    .collect(),
+                                First::Chosen(Some(Ok(v))) => v.iter().collect(),
+                                _ => Vec::new(),
+                            };
+                            for v in wanted {
+                                if owner.get(v) != Some(&p) {
+                                    unique_probes.push((kind, super::join::hash_key(v)));
+                                }
+                            }
+                        }
                         let still_free =
                             |values: &Vec<String>, owner: &FxHashMap<String, usize>| {
                                 values.iter().all(|v| owner.get(v).is_none_or(|&o| o == p))
@@ -1041,8 +1243,66 @@ impl<'r> Sync<'r> {
                         self.mvs[*p].attrs = r;
                     }
                 }
+                self.plan.probes.extend(unique_probes);
             }
         }
+    }
+
+    /// In a delta sync, identities that point at one that went away or whose
+    /// lookup values changed must be looked at again: probe who refers to it.
+    fn probe_referrers(&mut self) {
+        if !self.partial {
+            return;
+        }
+        let rules = self.rules;
+        let mut probes = Vec::new();
+        for m in &self.mvs {
+            let Some(orig) = &m.orig else {
+                continue;
+            };
+            let lookups: Vec<u32> = rules
+                .agents
+                .iter()
+                .filter(|ag| ag.object_type == m.ty)
+                .flat_map(|ag| ag.flows.iter().filter_map(|f| f.reference))
+                .collect();
+            let moved = m.deleted
+                || m.retained.is_some()
+                || lookups
+                    .iter()
+                    .any(|&l| !orig.0.values(l).eq(m.attrs.values(l)));
+            if !moved {
+                continue;
+            }
+            let id = m.id.to_string();
+            for (ai, attr) in rules.metaverse.types[m.ty].attrs.iter().enumerate() {
+                if attr.kind == AttrType::Reference
+                    && let Some(kind) = self.kinds.plain_kind(m.ty, ai as u32)
+                {
+                    probes.push((kind, super::join::hash_key(&id)));
+                }
+            }
+        }
+        self.plan.probes.extend(probes);
+    }
+
+    /// In a delta sync, whether a reference stays as stored: the connector
+    /// that supplies it did not change, and the identities it names were not
+    /// loaded, so nothing this sync does can move it.
+    fn keeps_reference(&self, m: &MvState, a: u32, winner: usize) -> bool {
+        let Some(orig) = &m.orig else {
+            return false;
+        };
+        let unchanged = m
+            .conns()
+            .find(|&(x, _)| x == winner)
+            .is_some_and(|(x, i)| !self.cs[x][i].changed);
+        unchanged
+            && orig.0.count(a) > 0
+            && orig.0.values(a).all(|id| {
+                id.parse::<MvId>()
+                    .is_ok_and(|id| !self.pos.contains_key(&id))
+            })
     }
 
     /// Replaces reference keys with the ids of the objects they name.
@@ -1080,7 +1340,13 @@ impl<'r> Sync<'r> {
                 }
             }
         }
-        type Resolved = (usize, Option<Record>, Vec<SyncError>, Vec<(usize, usize)>);
+        type Resolved = (
+            usize,
+            Option<Record>,
+            Vec<SyncError>,
+            Vec<(usize, usize)>,
+            Vec<Key>,
+        );
         let mut edges = Vec::new();
         for chunk in live.chunks(CHUNK) {
             let results: Vec<Resolved> = {
@@ -1093,6 +1359,7 @@ impl<'r> Sync<'r> {
                         let t = &rules.metaverse.types[m.ty];
                         let mut errors = Vec::new();
                         let mut edges = Vec::new();
+                        let mut probes = Vec::new();
                         let mut b: Option<RecordBuilder> = None;
                         for (ai, attr) in t.attrs.iter().enumerate() {
                             let a = ai as u32;
@@ -1115,8 +1382,26 @@ impl<'r> Sync<'r> {
                             else {
                                 continue;
                             };
+                            if this.partial && this.keeps_reference(m, a, winner) {
+                                let kept: Vec<String> = m
+                                    .orig
+                                    .as_ref()
+                                    .map(|o| o.0.values(a).map(str::to_string).collect())
+                                    .unwrap_or_default();
+                                b.get_or_insert_with(|| RecordBuilder::from(&m.attrs))
+                                    .set(a, kept);
+                                continue;
+                            }
                             let mut ids = Vec::new();
+                            let probe_kind = if this.partial {
+                                this.kinds.plain_kind(m.ty, lookup)
+                            } else {
+                                None
+                            };
                             for k in m.attrs.values(a) {
+                                if let Some(kind) = probe_kind {
+                                    probes.push((kind, super::join::hash_key(k)));
+                                }
                                 let anchor = || {
                                     m.conns()
                                         .find(|&(x, _)| x == winner)
@@ -1162,11 +1447,12 @@ impl<'r> Sync<'r> {
                             b.get_or_insert_with(|| RecordBuilder::from(&m.attrs))
                                 .set(a, ids);
                         }
-                        (p, b.map(RecordBuilder::build), errors, edges)
+                        (p, b.map(RecordBuilder::build), errors, edges, probes)
                     })
                     .collect()
             };
-            for (p, attrs, errors, e) in results {
+            for (p, attrs, errors, e, probes) in results {
+                self.plan.probes.extend(probes);
                 self.plan.counters.reference_errors += errors.len() as u64;
                 self.plan.errors.extend(errors);
                 edges.extend(e);

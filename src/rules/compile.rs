@@ -239,9 +239,9 @@ impl Compiler {
         let (metaverse, order) = match mv_files.first() {
             Some(&i) => match &files[i].raw.metaverse {
                 Some(m) => self.metaverse(&files[i].src, m.get_ref()),
-                None => (Metaverse { types: Vec::new() }, Vec::new()),
+                None => (Metaverse::default(), Vec::new()),
             },
-            None => (Metaverse { types: Vec::new() }, Vec::new()),
+            None => (Metaverse::default(), Vec::new()),
         };
 
         let mut agents = Vec::new();
@@ -323,7 +323,30 @@ impl Compiler {
         for (tname, t) in &raw.types {
             types.push(self.mv_type(src, tname, t.get_ref(), &names, &position));
         }
-        (Metaverse { types }, order)
+        let mut guard = DeletionGuard::default();
+        if let Some(g) = &raw.deletion_guard {
+            let g = g.get_ref();
+            if let Some(n) = &g.max_deletes {
+                match u64::try_from(*n.get_ref()) {
+                    Ok(v) => guard.max_deletes = v,
+                    Err(_) => self.err(src, n.span(), "max_deletes must be 0 or more", None),
+                }
+            }
+            if let Some(p) = &g.max_delete_percent {
+                let v = *p.get_ref();
+                if (0.0..=100.0).contains(&v) {
+                    guard.max_delete_percent = v;
+                } else {
+                    self.err(
+                        src,
+                        p.span(),
+                        "max_delete_percent must be between 0 and 100",
+                        None,
+                    );
+                }
+            }
+        }
+        (Metaverse { types, guard }, order)
     }
 
     fn agent_ref(
@@ -533,11 +556,62 @@ impl Compiler {
                 None,
             );
         }
+        let retain_days = t.retain_days.as_ref().and_then(|d| {
+            match u32::try_from(*d.get_ref()) {
+                Ok(v) if v > 0 => Some(v),
+                _ => {
+                    self.err(src, d.span(), "retain_days must be a positive number of days", None);
+                    None
+                }
+            }
+        });
+        let attr_of = |this: &mut Compiler, n: &Spanned<String>, what: &str| {
+            let found = schema.get(n.get_ref());
+            if found.is_none() {
+                let help = suggest(n.get_ref(), schema.names().iter().map(String::as_str));
+                this.err(
+                    src,
+                    n.span(),
+                    format!("{what}: {:?} is not an attribute of {:?}", n.get_ref(), tname.get_ref()),
+                    help,
+                );
+            }
+            found
+        };
+        let mut retained = Vec::new();
+        for (n, v) in &t.retained {
+            if let Some(a) = attr_of(self, n, "retained") {
+                retained.push((a, v.get_ref().clone()));
+            }
+        }
+        if !t.retained.is_empty() && retain_days.is_none() && t.retain_days.is_none() {
+            if let Some((n, _)) = t.retained.iter().next() {
+                self.err(src, n.span(), "retained values need retain_days", None);
+            }
+        }
+        let mut wake_on = Vec::new();
+        for n in &t.wake_on {
+            if let Some(a) = attr_of(self, n, "wake_on") {
+                if attrs[a as usize].kind == AttrType::Date {
+                    wake_on.push(a);
+                } else {
+                    self.err(
+                        src,
+                        n.span(),
+                        format!("wake_on: {:?} is not a date attribute", n.get_ref()),
+                        None,
+                    );
+                }
+            }
+        }
         MvType {
             name: tname.get_ref().clone(),
             schema,
             attrs,
             deletion,
+            retain_days,
+            retained,
+            wake_on,
         }
     }
 

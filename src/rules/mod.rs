@@ -41,9 +41,46 @@ impl RuleSet {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Metaverse {
     pub types: Vec<MvType>,
+    pub guard: DeletionGuard,
+}
+
+/// How much one step may delete or disconnect before it stops and asks for
+/// `--allow-deletes`: more than `max_deletes` objects, or more than
+/// `max_delete_percent` of what is there.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DeletionGuard {
+    pub max_deletes: u64,
+    pub max_delete_percent: f64,
+}
+
+impl Default for DeletionGuard {
+    /// 500 as Entra Connect; half of a space covers the small estate whose
+    /// source arrives empty or cut short.
+    fn default() -> DeletionGuard {
+        DeletionGuard {
+            max_deletes: 500,
+            max_delete_percent: 50.0,
+        }
+    }
+}
+
+impl DeletionGuard {
+    /// Whether deleting `n` of `total` objects passes the guard, given what
+    /// the admin allowed on the command line.
+    pub fn allows(&self, n: u64, total: u64, allowed: Option<u64>) -> bool {
+        if n == 0 || allowed.is_some_and(|a| n <= a) {
+            return true;
+        }
+        let percent = if total == 0 {
+            0.0
+        } else {
+            n as f64 * 100.0 / total as f64
+        };
+        n <= self.max_deletes && percent <= self.max_delete_percent
+    }
 }
 
 impl Metaverse {
@@ -63,6 +100,13 @@ pub struct MvType {
     /// Parallel to `schema`.
     pub attrs: Vec<MvAttr>,
     pub deletion: Deletion,
+    /// Days an identity is kept, without connectors, after its deletion rule
+    /// fires; a rehire joins it again.
+    pub retain_days: Option<u32>,
+    /// Values set on a retained identity (attribute, value).
+    pub retained: Vec<(u32, String)>,
+    /// Date attributes whose arrival re-evaluates the identity.
+    pub wake_on: Vec<u32>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -131,6 +131,15 @@ pub struct RawMetaverse {
     pub sync_order: Vec<Spanned<String>>,
     #[serde(default)]
     pub types: BTreeMap<Spanned<String>, Spanned<RawMvType>>,
+    /// Limits on what one step may delete before it needs `--allow-deletes`.
+    pub deletion_guard: Option<Spanned<RawGuard>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawGuard {
+    pub max_deletes: Option<Spanned<i64>>,
+    pub max_delete_percent: Option<Spanned<f64>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -143,6 +152,16 @@ pub struct RawMvType {
     pub deletion: Option<Spanned<String>>,
     #[serde(default)]
     pub deletion_agents: Vec<Spanned<String>>,
+    /// Days an identity is kept after its deletion rule fires, so a rehire
+    /// gets it back.
+    pub retain_days: Option<Spanned<i64>>,
+    /// Attribute -> value set on an identity while it is retained.
+    #[serde(default)]
+    pub retained: BTreeMap<Spanned<String>, Spanned<String>>,
+    /// Date attributes on which an identity is looked at again though no
+    /// source changed (a hire or end date reached).
+    #[serde(default)]
+    pub wake_on: Vec<Spanned<String>>,
     /// Attribute -> type name, or a table `{ type, multi, precedence, null }`.
     #[serde(default)]
     pub attributes: BTreeMap<Spanned<String>, Spanned<toml::Value>>,

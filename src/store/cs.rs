@@ -380,6 +380,107 @@ impl Store {
         Ok(out)
     }
 
+    /// Objects of an agent's space with a pending import, in anchor order.
+    pub fn load_pending_cs(&self, agent: &str, schema: &Schema) -> Result<Vec<CsRow>> {
+        let synced = self.synced_seq(agent)?;
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT c.id, c.anchor, c.attrs, c.op, c.seq, l.mv_id, c.prev_attrs
+                 FROM cs_object c LEFT JOIN link l ON l.cs_id = c.id
+                 WHERE c.agent = ?1 AND c.seq > ?2 ORDER BY c.anchor",
+            )
+            .map_err(|e| self.err(e))?;
+        let mut rows = stmt
+            .query(params![agent, synced])
+            .map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next().map_err(|e| self.err(e))? {
+            out.push(self.cs_row(r, agent, schema, synced)?);
+        }
+        Ok(out)
+    }
+
+    /// The connectors of these identities, as (agent, object).
+    pub fn load_cs_linked(
+        &self,
+        mvs: &[MvId],
+        schema_of: &super::SchemaOf,
+    ) -> Result<Vec<(String, CsRow)>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT c.id, c.anchor, c.attrs, c.op, c.seq, l.mv_id, c.prev_attrs, c.agent, s.synced_seq
+                 FROM link l JOIN cs_object c ON c.id = l.cs_id
+                 LEFT JOIN agent_state s ON s.agent = c.agent
+                 WHERE l.mv_id = ?1",
+            )
+            .map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for &mv in mvs {
+            let mut rows = stmt.query(params![mv]).map_err(|e| self.err(e))?;
+            while let Some(r) = rows.next().map_err(|e| self.err(e))? {
+                let agent: String = r.get(7).map_err(|e| self.err(e))?;
+                let synced: Option<i64> = r.get(8).map_err(|e| self.err(e))?;
+                // Connectors of agents the rules no longer have stay as they are.
+                let Some(schema) = schema_of(&agent) else {
+                    continue;
+                };
+                let row = self.cs_row(r, &agent, schema, synced.unwrap_or(0))?;
+                out.push((agent, row));
+            }
+        }
+        Ok(out)
+    }
+
+    fn synced_seq(&self, agent: &str) -> Result<i64> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT synced_seq FROM agent_state WHERE agent = ?1",
+                params![agent],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.err(e))?
+            .unwrap_or(0))
+    }
+
+    /// A row of (id, anchor, attrs, op, seq, mv, prev_attrs, ...).
+    fn cs_row(
+        &self,
+        r: &rusqlite::Row,
+        agent: &str,
+        schema: &Schema,
+        synced: i64,
+    ) -> Result<CsRow> {
+        let get = |e| self.err(e);
+        let anchor: String = r.get(1).map_err(get)?;
+        let text: String = r.get(2).map_err(get)?;
+        let op: String = r.get(3).map_err(get)?;
+        let seq: i64 = r.get(4).map_err(get)?;
+        let pending = if seq > synced { Delta::parse(&op) } else { None };
+        let prev: Option<String> = if pending.is_some() {
+            r.get(6).map_err(get)?
+        } else {
+            None
+        };
+        let attrs = record_from_json(&text, schema).map_err(|e| StoreError::Corrupt {
+            path: self.path.display().to_string(),
+            message: format!("connector space {agent}, anchor {anchor}: {e}"),
+        })?;
+        Ok(CsRow {
+            id: r.get(0).map_err(get)?,
+            prev: prev
+                .and_then(|t| record_from_json(&t, schema).ok())
+                .map(Box::new),
+            anchor,
+            attrs,
+            pending,
+            mv: r.get(5).map_err(get)?,
+        })
+    }
+
     /// One connector-space object by anchor.
     pub fn find_cs(&self, agent: &str, anchor: &str, schema: &Schema) -> Result<Option<CsRow>> {
         let row = self

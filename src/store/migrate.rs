@@ -117,6 +117,8 @@ const MIGRATIONS: &[&str] = &[
         step INTEGER NOT NULL,
         kind TEXT NOT NULL,
         agent TEXT,
+        -- The connector-space object, when the anchor is read from it.
+        cs_id INTEGER,
         anchor TEXT,
         mv_id INTEGER,
         detail TEXT

@@ -15,7 +15,7 @@ mod runs;
 
 pub use cs::{CsRow, ImportCounts, StageRefusal, Stager};
 pub use mv::{AmbiguousRow, LinkRow, MvRow, SchemaOf};
-pub use runs::{RunRow, StepErrorRow, StepRow};
+pub use runs::{ChangeRow, NewChange, RunRow, StepErrorRow, StepRow};
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use std::path::{Path, PathBuf};

@@ -16,6 +16,9 @@ pub struct MvRow {
     pub lineage_json: String,
     pub created_run: RunId,
     pub updated_run: RunId,
+    /// Set while the identity is kept without connectors (the day its
+    /// last connector left).
+    pub retained_since: Option<String>,
 }
 
 impl MvRow {
@@ -77,6 +80,7 @@ impl Store {
             object_type,
             created_run: r.get(4).map_err(get)?,
             updated_run: r.get(5).map_err(get)?,
+            retained_since: r.get(6).map_err(get)?,
         }))
     }
 
@@ -84,7 +88,7 @@ impl Store {
     pub fn load_mv(&self, schema_of: &SchemaOf, each: &mut dyn FnMut(MvRow)) -> Result<()> {
         let mut stmt = self
             .conn
-            .prepare("SELECT id, object_type, attrs, lineage, created_run, updated_run FROM mv_object ORDER BY id")
+            .prepare("SELECT id, object_type, attrs, lineage, created_run, updated_run, retained_since FROM mv_object ORDER BY id")
             .map_err(|e| self.err(e))?;
         let mut rows = stmt.query([]).map_err(|e| self.err(e))?;
         while let Some(r) = rows.next().map_err(|e| self.err(e))? {
@@ -98,13 +102,74 @@ impl Store {
     pub fn get_mv(&self, id: MvId, schema_of: &SchemaOf) -> Result<Option<MvRow>> {
         let mut stmt = self
             .conn
-            .prepare("SELECT id, object_type, attrs, lineage, created_run, updated_run FROM mv_object WHERE id = ?1")
+            .prepare("SELECT id, object_type, attrs, lineage, created_run, updated_run, retained_since FROM mv_object WHERE id = ?1")
             .map_err(|e| self.err(e))?;
         let mut rows = stmt.query(params![id]).map_err(|e| self.err(e))?;
         match rows.next().map_err(|e| self.err(e))? {
             Some(r) => self.mv_row(r, schema_of),
             None => Ok(None),
         }
+    }
+
+    /// The metaverse objects with these ids (those that exist), in id order.
+    pub fn load_mv_ids(&self, ids: &[MvId], schema_of: &SchemaOf) -> Result<Vec<MvRow>> {
+        let mut sorted = ids.to_vec();
+        sorted.sort_unstable();
+        sorted.dedup();
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT id, object_type, attrs, lineage, created_run, updated_run, retained_since FROM mv_object WHERE id = ?1")
+            .map_err(|e| self.err(e))?;
+        let mut out = Vec::with_capacity(sorted.len());
+        for id in sorted {
+            let mut rows = stmt.query(params![id]).map_err(|e| self.err(e))?;
+            if let Some(r) = rows.next().map_err(|e| self.err(e))?
+                && let Some(row) = self.mv_row(r, schema_of)?
+            {
+                out.push(row);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Identities holding any of these lookup keys (see `engine::KeyKinds`).
+    pub fn key_holders(&self, keys: &[(i64, u64)]) -> Result<Vec<MvId>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT mv_id FROM mv_key WHERE kind = ?1 AND hash = ?2")
+            .map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for &(kind, hash) in keys {
+            let rows = stmt
+                .query_map(params![kind, hash as i64], |r| r.get::<_, i64>(0))
+                .map_err(|e| self.err(e))?;
+            for id in rows {
+                out.push(id.map_err(|e| self.err(e))?);
+            }
+        }
+        out.sort_unstable();
+        out.dedup();
+        Ok(out)
+    }
+
+    /// Identities with a due date on or before `day` (`YYYY-MM-DD`).
+    pub fn due_mvs(&self, day: &str) -> Result<Vec<MvId>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT DISTINCT mv_id FROM mv_due WHERE due <= ?1 ORDER BY mv_id")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(params![day], |r| r.get::<_, i64>(0))
+            .map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(|e| self.err(e))
+    }
+
+    pub fn mv_count(&self) -> Result<u64> {
+        self.conn
+            .query_row("SELECT count(*) FROM mv_object", [], |r| r.get::<_, i64>(0))
+            .map(|n| n as u64)
+            .map_err(|e| self.err(e))
     }
 
     /// Ids of metaverse objects of a type whose attribute has exactly this value.
@@ -234,8 +299,69 @@ impl Tx<'_> {
         )
     }
 
+    pub fn set_retained(&self, id: MvId, since: Option<&str>) -> Result<()> {
+        self.run_sql(
+            "UPDATE mv_object SET retained_since = ?2 WHERE id = ?1",
+            params![id, since],
+        )
+    }
+
     pub fn delete_mv(&self, id: MvId) -> Result<()> {
-        self.run_sql("DELETE FROM mv_object WHERE id = ?1", params![id])
+        self.run_sql("DELETE FROM mv_object WHERE id = ?1", params![id])?;
+        self.run_sql("DELETE FROM mv_due WHERE mv_id = ?1", params![id])
+    }
+
+    /// Lookup keys, sorted by (kind, hash) so the B-tree is appended to.
+    pub fn add_keys(&self, keys: &[(i64, u64, MvId)]) -> Result<()> {
+        let mut stmt = self
+            .tx
+            .prepare_cached("INSERT OR IGNORE INTO mv_key(kind, hash, mv_id) VALUES (?1, ?2, ?3)")
+            .map_err(|e| self.err(e))?;
+        for &(kind, hash, mv) in keys {
+            stmt.execute(params![kind, hash as i64, mv])
+                .map_err(|e| self.err(e))?;
+        }
+        Ok(())
+    }
+
+    pub fn remove_keys(&self, keys: &[(i64, u64, MvId)]) -> Result<()> {
+        let mut stmt = self
+            .tx
+            .prepare_cached("DELETE FROM mv_key WHERE kind = ?1 AND hash = ?2 AND mv_id = ?3")
+            .map_err(|e| self.err(e))?;
+        for &(kind, hash, mv) in keys {
+            stmt.execute(params![kind, hash as i64, mv])
+                .map_err(|e| self.err(e))?;
+        }
+        Ok(())
+    }
+
+    /// Forgets every lookup key and due date, before a full sync rebuilds them.
+    pub fn clear_keys(&self) -> Result<()> {
+        self.run_sql("DELETE FROM mv_key", [])?;
+        self.run_sql("DELETE FROM mv_due", [])
+    }
+
+    /// Replaces an identity's due dates.
+    pub fn set_due(&self, mv: MvId, days: &[Box<str>]) -> Result<()> {
+        self.run_sql("DELETE FROM mv_due WHERE mv_id = ?1", params![mv])?;
+        for d in days {
+            self.run_sql(
+                "INSERT OR IGNORE INTO mv_due(mv_id, due) VALUES (?1, ?2)",
+                params![mv, &**d],
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Due dates on or before `day` have been acted on.
+    pub fn clear_due_until(&self, day: &str) -> Result<()> {
+        self.run_sql("DELETE FROM mv_due WHERE due <= ?1", params![day])
+    }
+
+    /// Takes a connector-space object off the queue of ambiguous joins.
+    pub fn clear_ambiguous(&self, cs: CsId) -> Result<()> {
+        self.run_sql("DELETE FROM ambiguous_join WHERE cs_id = ?1", params![cs])
     }
 
     pub fn link(

@@ -229,3 +229,71 @@ impl Tx<'_> {
         Ok(())
     }
 }
+
+/// One object a step changed.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ChangeRow {
+    /// Import: `add`, `update`, `delete`. Sync: `projected`, `joined`,
+    /// `disconnected`, `identity-updated`, `identity-deleted`,
+    /// `identity-retained`.
+    pub kind: String,
+    pub agent: Option<String>,
+    pub anchor: Option<String>,
+    pub mv_id: Option<i64>,
+    /// For updates, the attributes that changed.
+    pub detail: Option<String>,
+}
+
+/// A change as a step records it: the anchor may be read from the
+/// connector-space object instead of being stored again.
+pub struct NewChange<'a> {
+    pub kind: &'a str,
+    pub agent: Option<&'a str>,
+    pub cs_id: Option<i64>,
+    pub anchor: Option<&'a str>,
+    pub mv_id: Option<i64>,
+    pub detail: Option<&'a str>,
+}
+
+impl Tx<'_> {
+    pub fn add_change(&self, step: i64, c: &NewChange) -> Result<()> {
+        let mut stmt = self
+            .tx
+            .prepare_cached(
+                "INSERT INTO change(step, kind, agent, cs_id, anchor, mv_id, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )
+            .map_err(|e| self.err(e))?;
+        stmt.execute(params![
+            step, c.kind, c.agent, c.cs_id, c.anchor, c.mv_id, c.detail
+        ])
+        .map(|_| ())
+        .map_err(|e| self.err(e))
+    }
+}
+
+impl Store {
+    /// What a step changed, object by object, in the order it was recorded.
+    pub fn step_changes(&self, step: i64, limit: usize) -> Result<Vec<ChangeRow>> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT ch.kind, coalesce(ch.agent, c.agent), coalesce(ch.anchor, c.anchor), ch.mv_id, ch.detail
+                 FROM change ch LEFT JOIN cs_object c ON c.id = ch.cs_id
+                 WHERE ch.step = ?1 ORDER BY ch.id LIMIT ?2",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(params![step, limit as i64], |r| {
+                Ok(ChangeRow {
+                    kind: r.get(0)?,
+                    agent: r.get(1)?,
+                    anchor: r.get(2)?,
+                    mv_id: r.get(3)?,
+                    detail: r.get(4)?,
+                })
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(|e| self.err(e))
+    }
+}
