@@ -5,11 +5,11 @@
 use crate::connector::{self, ImportSink, ImportedObject, RowError};
 use crate::engine::{KeyKinds, Sync, SyncCounters, SyncPlan};
 use crate::model::{CsId, MvId, RunId, Schema};
-use crate::store::{CsRow, MvRow, NewChange, Tx};
-use rustc_hash::FxHashMap;
 use crate::rules::{self, RuleErrors, RuleSet, StepAction};
+use crate::store::{CsRow, MvRow, NewChange, Tx};
 use crate::store::{ImportCounts, StepErrorRow, Store, StoreError, fault_point};
 use chrono::{DateTime, SecondsFormat, Utc};
+use rustc_hash::FxHashMap;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use tracing::info;
@@ -492,7 +492,9 @@ impl App {
             SyncMode::Delta => match self.plan_delta(run, now)? {
                 Some((plan, pending)) => (plan, Some(pending), SyncMode::Delta),
                 None => {
-                    info!("Delta sync: running a full sync (first sync, changed rules, or a change that reaches too far).");
+                    info!(
+                        "Delta sync: running a full sync (first sync, changed rules, or a change that reaches too far)."
+                    );
                     let mut sync = self.prepare_sync(run, now)?;
                     sync.set_rebuild_keys(rebuild);
                     (sync.plan(), None, SyncMode::Full)
@@ -616,7 +618,11 @@ impl App {
         }
         let most = over.iter().map(|(n, _)| *n).max().unwrap_or(0);
         Err(guard_message(
-            &over.into_iter().map(|(_, m)| m).collect::<Vec<_>>().join(" and "),
+            &over
+                .into_iter()
+                .map(|(_, m)| m)
+                .collect::<Vec<_>>()
+                .join(" and "),
             &guard,
             most,
         ))

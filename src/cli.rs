@@ -30,6 +30,10 @@ pub struct Cli {
     /// Only warnings and errors on stderr.
     #[arg(long, short, global = true)]
     pub quiet: bool,
+    /// Let a step delete or disconnect up to N objects, past the deletion
+    /// guard's limits.
+    #[arg(long, global = true, value_name = "N")]
+    pub allow_deletes: Option<u64>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -223,7 +227,10 @@ pub fn run(cli: Cli) -> Result<i32> {
 
 fn open(cli: &Cli) -> Result<App> {
     match App::open(&cli.rules, &cli.store) {
-        Ok(app) => Ok(app),
+        Ok(mut app) => {
+            app.allow_deletes = cli.allow_deletes;
+            Ok(app)
+        }
         Err(AppError::Rules(errors)) => {
             for e in &errors.0 {
                 eprint!("{}", e.render());

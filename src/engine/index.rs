@@ -196,15 +196,24 @@ mod tests {
 
     #[test]
     fn retention_ends_days_later() {
-        assert_eq!(retention_end("2026-01-30", Some(30)).as_deref(), Some("2026-03-01"));
+        assert_eq!(
+            retention_end("2026-01-30", Some(30)).as_deref(),
+            Some("2026-03-01")
+        );
         assert_eq!(retention_end("2026-01-30", None), None);
         assert_eq!(retention_end("garbage", Some(3)), None);
     }
 
     #[test]
     fn kind_ids_are_stable_and_positive() {
-        assert_eq!(kind_id("key:person:employeeId[]"), kind_id("key:person:employeeId[]"));
-        assert_ne!(kind_id("key:person:employeeId[]"), kind_id("key:person:mail[]"));
+        assert_eq!(
+            kind_id("key:person:employeeId[]"),
+            kind_id("key:person:employeeId[]")
+        );
+        assert_ne!(
+            kind_id("key:person:employeeId[]"),
+            kind_id("key:person:mail[]")
+        );
         assert!(kind_id("x") >= 0);
     }
 }

@@ -420,7 +420,8 @@ impl<'r> Sync<'r> {
                 b.set(*a, [v.clone()]);
             }
             m.attrs = b.build();
-            m.lin.retain(|l| !t.retained.iter().any(|(a, _)| u32::from(l.attr) == *a));
+            m.lin
+                .retain(|l| !t.retained.iter().any(|(a, _)| u32::from(l.attr) == *a));
         }
         if m.retained.is_none() {
             m.retained = Some(self.today.clone().into_boxed_str());
@@ -1144,18 +1145,26 @@ impl<'r> Sync<'r> {
                             // The value this identity would take if no one
                             // outside the loaded ones held it.
                             let wanted: Vec<&String> = match &first {
-                                First::Candidates(Ok(c)) => c
-                                    .iter()
-                                    .find(|v| owner.get(*v).is_none_or(|&o| o == p))
-                                    .into_iter()
-                                    .collect(),
+                                First::Candidates(Ok(c)) => {
+                                    let held = self.mvs[p].orig.as_ref().and_then(|o| {
+                                        o.0.values(a).find(|v| c.iter().any(|x| x == v))
+                                    });
+                                    c.iter()
+                                        .find(|v| {
+                                            held == Some(v.as_str())
+                                                || owner.get(*v).is_none_or(|&o| o == p)
+                                        })
+                                        .into_iter()
+                                        .collect()
+                                }
                                 First::Chosen(Some(Ok(v))) => v.iter().collect(),
                                 _ => Vec::new(),
                             };
+                            // Even a value this identity seems to hold: what it
+                            // holds here may be a recomputed first candidate,
+                            // not what the store says it had.
                             for v in wanted {
-                                if owner.get(v) != Some(&p) {
-                                    unique_probes.push((kind, super::join::hash_key(v)));
-                                }
+                                unique_probes.push((kind, super::join::hash_key(v)));
                             }
                         }
                         let still_free =
@@ -1164,10 +1173,21 @@ impl<'r> Sync<'r> {
                             };
                         let result = match first {
                             First::Candidates(Ok(candidates)) => {
-                                match candidates
-                                    .iter()
-                                    .find(|c| owner.get(*c).is_none_or(|&o| o == p))
-                                {
+                                // A value the identity already has stays while it
+                                // is still one of its candidates and no one else
+                                // holds it: a login does not change because a
+                                // better one came free.
+                                let kept = self.mvs[p].orig.as_ref().and_then(|o| {
+                                    o.0.values(a).find(|v| {
+                                        candidates.iter().any(|c| c == v)
+                                            && owner.get(*v).is_none_or(|&x| x == p)
+                                    })
+                                });
+                                match kept.map(str::to_string).as_ref().or_else(|| {
+                                    candidates
+                                        .iter()
+                                        .find(|c| owner.get(*c).is_none_or(|&o| o == p))
+                                }) {
                                     Some(c) => Some(Ok(vec![c.clone()])),
                                     None if candidates.is_empty() => Some(Ok(Vec::new())),
                                     None => Some(Err(crate::expr::EvalError {
@@ -1287,8 +1307,9 @@ impl<'r> Sync<'r> {
     }
 
     /// In a delta sync, whether a reference stays as stored: the connector
-    /// that supplies it did not change, and the identities it names were not
-    /// loaded, so nothing this sync does can move it.
+    /// that supplies it did not change and supplied it before, and the
+    /// identities it names were not loaded, so nothing this sync does can
+    /// move it.
     fn keeps_reference(&self, m: &MvState, a: u32, winner: usize) -> bool {
         let Some(orig) = &m.orig else {
             return false;
@@ -1297,7 +1318,13 @@ impl<'r> Sync<'r> {
             .conns()
             .find(|&(x, _)| x == winner)
             .is_some_and(|(x, i)| !self.cs[x][i].changed);
+        // The same agent supplied it before: precedence did not move.
+        let same_source = orig
+            .1
+            .iter()
+            .any(|l| u32::from(l.attr) == a && l.agent as usize == winner);
         unchanged
+            && same_source
             && orig.0.count(a) > 0
             && orig.0.values(a).all(|id| {
                 id.parse::<MvId>()

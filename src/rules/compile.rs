@@ -556,15 +556,21 @@ impl Compiler {
                 None,
             );
         }
-        let retain_days = t.retain_days.as_ref().and_then(|d| {
-            match u32::try_from(*d.get_ref()) {
+        let retain_days = t
+            .retain_days
+            .as_ref()
+            .and_then(|d| match u32::try_from(*d.get_ref()) {
                 Ok(v) if v > 0 => Some(v),
                 _ => {
-                    self.err(src, d.span(), "retain_days must be a positive number of days", None);
+                    self.err(
+                        src,
+                        d.span(),
+                        "retain_days must be a positive number of days",
+                        None,
+                    );
                     None
                 }
-            }
-        });
+            });
         let attr_of = |this: &mut Compiler, n: &Spanned<String>, what: &str| {
             let found = schema.get(n.get_ref());
             if found.is_none() {
@@ -572,7 +578,11 @@ impl Compiler {
                 this.err(
                     src,
                     n.span(),
-                    format!("{what}: {:?} is not an attribute of {:?}", n.get_ref(), tname.get_ref()),
+                    format!(
+                        "{what}: {:?} is not an attribute of {:?}",
+                        n.get_ref(),
+                        tname.get_ref()
+                    ),
                     help,
                 );
             }
@@ -584,10 +594,10 @@ impl Compiler {
                 retained.push((a, v.get_ref().clone()));
             }
         }
-        if !t.retained.is_empty() && retain_days.is_none() && t.retain_days.is_none() {
-            if let Some((n, _)) = t.retained.iter().next() {
-                self.err(src, n.span(), "retained values need retain_days", None);
-            }
+        if t.retain_days.is_none()
+            && let Some((n, _)) = t.retained.iter().next()
+        {
+            self.err(src, n.span(), "retained values need retain_days", None);
         }
         let mut wake_on = Vec::new();
         for n in &t.wake_on {

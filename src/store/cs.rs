@@ -459,7 +459,11 @@ impl Store {
         let text: String = r.get(2).map_err(get)?;
         let op: String = r.get(3).map_err(get)?;
         let seq: i64 = r.get(4).map_err(get)?;
-        let pending = if seq > synced { Delta::parse(&op) } else { None };
+        let pending = if seq > synced {
+            Delta::parse(&op)
+        } else {
+            None
+        };
         let prev: Option<String> = if pending.is_some() {
             r.get(6).map_err(get)?
         } else {
