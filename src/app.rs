@@ -458,6 +458,7 @@ impl App {
                 .into_iter()
                 .filter(|id| !mvs.contains_key(id))
                 .collect();
+            tracing::debug!(round, new = wanted.len(), sample = ?&wanted[..wanted.len().min(5)], "Delta sync: round.");
             if wanted.is_empty() {
                 tracing::debug!(
                     round,
@@ -565,10 +566,12 @@ impl App {
         let t_write = t0.elapsed() - t_plan;
         tx.commit()?;
         let t_commit = t0.elapsed() - t_plan - t_write;
+        let c = plan.counters;
+        // The plan's memory goes back before the keys are rebuilt.
+        drop(plan);
         if ran == SyncMode::Full && rebuild {
             self.rebuild_keys(now)?;
         }
-        let c = plan.counters;
         info!(
             mode = ?ran,
             plan_ms = t_plan.as_millis() as u64,
@@ -585,7 +588,7 @@ impl App {
         Ok(SyncReport {
             run,
             mode: ran,
-            counters: plan.counters,
+            counters: c,
             errors,
         })
     }
@@ -638,14 +641,14 @@ impl App {
         let today = now.format("%Y-%m-%d").to_string();
         let rules = &self.rules;
         let schema_of = |t: &str| rules.metaverse.get(t).map(|t| &t.schema);
-        let mut keys: Vec<(i64, u64, MvId)> = Vec::new();
+        let mut keys: Vec<(u64, MvId)> = Vec::new();
         let mut due: Vec<(MvId, Vec<Box<str>>)> = Vec::new();
         self.store.load_mv(&schema_of, &mut |row| {
             let Some(ty) = rules.metaverse.index(&row.object_type) else {
                 return;
             };
-            for (k, h) in kinds.keys(ty, &row.attrs) {
-                keys.push((k, h, row.id));
+            for k in kinds.keys(ty, &row.attrs) {
+                keys.push((k, row.id));
             }
             let d = crate::engine::due_days(
                 &rules.metaverse.types[ty],
@@ -657,10 +660,12 @@ impl App {
                 due.push((row.id, d));
             }
         })?;
+        let t_load = t0.elapsed();
         {
             use rayon::slice::ParallelSliceMut;
             keys.par_sort_unstable();
         }
+        let t_sort = t0.elapsed() - t_load;
         let tx = self.store.begin()?;
         tx.clear_keys()?;
         tx.add_keys(&keys)?;
@@ -671,6 +676,8 @@ impl App {
         tx.commit()?;
         info!(
             keys = keys.len(),
+            load_ms = t_load.as_millis() as u64,
+            sort_ms = t_sort.as_millis() as u64,
             ms = t0.elapsed().as_millis() as u64,
             "Lookup keys rebuilt."
         );

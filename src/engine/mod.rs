@@ -30,7 +30,7 @@ pub struct MvWrite {
     pub lineage: Box<[LinEntry]>,
     /// The anchor of each agent's connector, for lineage.
     pub anchors: Box<[(u16, Box<str>)]>,
-    /// Attributes whose values changed (all with a value, for a new object).
+    /// Attributes whose values changed (none listed for a new object).
     pub changes: Box<[u32]>,
     /// Set while the identity is kept without connectors.
     pub retained_since: Option<Box<str>>,
@@ -142,9 +142,9 @@ pub struct SyncPlan {
     pub disconnected: Vec<(u16, CsId, Box<str>, MvId)>,
     /// Per agent (index into `rules.agents`): connectors removed.
     pub disconnects_by_agent: Vec<u64>,
-    /// Lookup keys to store and forget, as (kind, hash, identity), sorted.
-    pub key_adds: Vec<(i64, u64, MvId)>,
-    pub key_removes: Vec<(i64, u64, MvId)>,
+    /// Lookup keys to store and forget, as (key, identity), sorted.
+    pub key_adds: Vec<(Key, MvId)>,
+    pub key_removes: Vec<(Key, MvId)>,
     /// Each written identity's due days (replacing those it had).
     pub due: Vec<(MvId, Vec<Box<str>>)>,
     /// Only for a partial sync: lookups that may have hits among identities

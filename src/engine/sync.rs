@@ -531,7 +531,7 @@ impl<'r> Sync<'r> {
                             if let (Some(kind), Ok(keys)) =
                                 (kind, super::join::cs_keys(rule, &c.row.attrs, &ctx))
                             {
-                                out.extend(keys.iter().map(|k| (*kind, super::join::hash_key(k))));
+                                out.extend(keys.iter().map(|k| super::index::key(*kind, k)));
                             }
                         }
                         out
@@ -941,7 +941,7 @@ impl<'r> Sync<'r> {
                     && let Some(orig) = &m.orig
                 {
                     for k in self.kinds.keys(m.ty, &orig.0) {
-                        self.plan.key_removes.push((k.0, k.1, m.id));
+                        self.plan.key_removes.push((k, m.id));
                     }
                 }
             }
@@ -957,12 +957,13 @@ impl<'r> Sync<'r> {
                 continue;
             }
             let t = &self.rules.metaverse.types[m.ty];
-            let changes: Box<[u32]> = (0..t.attrs.len() as u32)
-                .filter(|&a| match &m.orig {
-                    None => m.attrs.count(a) > 0,
-                    Some(o) => !o.0.values(a).eq(m.attrs.values(a)),
-                })
-                .collect();
+            // A new identity's values are all new; only updates list theirs.
+            let changes: Box<[u32]> = match &m.orig {
+                None => Box::default(),
+                Some(o) => (0..t.attrs.len() as u32)
+                    .filter(|&a| !o.0.values(a).eq(m.attrs.values(a)))
+                    .collect(),
+            };
             if !self.rebuild_keys {
                 let new = self.kinds.keys(m.ty, &m.attrs);
                 let old = m
@@ -973,10 +974,10 @@ impl<'r> Sync<'r> {
                 let (adds, removes) = diff(&old, &new);
                 self.plan
                     .key_adds
-                    .extend(adds.into_iter().map(|(k, h)| (k, h, m.id)));
+                    .extend(adds.into_iter().map(|k| (k, m.id)));
                 self.plan
                     .key_removes
-                    .extend(removes.into_iter().map(|(k, h)| (k, h, m.id)));
+                    .extend(removes.into_iter().map(|k| (k, m.id)));
                 let due = super::index::due_days(t, &m.attrs, m.retained.as_deref(), &self.today);
                 self.plan.due.push((m.id, due));
             }
@@ -1149,13 +1150,18 @@ impl<'r> Sync<'r> {
                                     let held = self.mvs[p].orig.as_ref().and_then(|o| {
                                         o.0.values(a).find(|v| c.iter().any(|x| x == v))
                                     });
-                                    c.iter()
-                                        .find(|v| {
-                                            held == Some(v.as_str())
-                                                || owner.get(*v).is_none_or(|&o| o == p)
+                                    // The value it keeps if no one else holds it,
+                                    // else the first one free here.
+                                    let kept = held.and_then(|h| {
+                                        c.iter().find(|v| {
+                                            v.as_str() == h && owner.get(*v).is_none_or(|&o| o == p)
                                         })
-                                        .into_iter()
-                                        .collect()
+                                    });
+                                    kept.or_else(|| {
+                                        c.iter().find(|v| owner.get(*v).is_none_or(|&o| o == p))
+                                    })
+                                    .into_iter()
+                                    .collect()
                                 }
                                 First::Chosen(Some(Ok(v))) => v.iter().collect(),
                                 _ => Vec::new(),
@@ -1164,7 +1170,7 @@ impl<'r> Sync<'r> {
                             // holds here may be a recomputed first candidate,
                             // not what the store says it had.
                             for v in wanted {
-                                unique_probes.push((kind, super::join::hash_key(v)));
+                                unique_probes.push(super::index::key(kind, v));
                             }
                         }
                         let still_free =
@@ -1299,7 +1305,7 @@ impl<'r> Sync<'r> {
                 if attr.kind == AttrType::Reference
                     && let Some(kind) = self.kinds.plain_kind(m.ty, ai as u32)
                 {
-                    probes.push((kind, super::join::hash_key(&id)));
+                    probes.push(super::index::key(kind, &id));
                 }
             }
         }
@@ -1427,7 +1433,7 @@ impl<'r> Sync<'r> {
                             };
                             for k in m.attrs.values(a) {
                                 if let Some(kind) = probe_kind {
-                                    probes.push((kind, super::join::hash_key(k)));
+                                    probes.push(super::index::key(kind, k));
                                 }
                                 let anchor = || {
                                     m.conns()

@@ -95,13 +95,13 @@ const MIGRATIONS: &[&str] = &[
      -- An identity whose last connector left, kept so a rehire gets it back.
      ALTER TABLE mv_object ADD COLUMN retained_since TEXT;
      -- Lookup keys of metaverse objects (join keys, unique values, reference
-     -- targets and holders) as 64-bit hashes per key kind: a delta sync finds
-     -- the identities a change reaches without loading the metaverse.
+     -- targets and holders), each its kind and text hashed into 64 bits: a
+     -- delta sync finds the identities a change reaches without loading the
+     -- metaverse.
      CREATE TABLE mv_key(
-        kind INTEGER NOT NULL,
-        hash INTEGER NOT NULL,
+        key INTEGER NOT NULL,
         mv_id INTEGER NOT NULL,
-        PRIMARY KEY(kind, hash, mv_id)
+        PRIMARY KEY(key, mv_id)
      ) WITHOUT ROWID;
      -- Dates at which an identity must be looked at again though no source
      -- changed (a hire or termination date reached; a retention that ends).

@@ -133,15 +133,15 @@ impl Store {
     }
 
     /// Identities holding any of these lookup keys (see `engine::KeyKinds`).
-    pub fn key_holders(&self, keys: &[(i64, u64)]) -> Result<Vec<MvId>> {
+    pub fn key_holders(&self, keys: &[u64]) -> Result<Vec<MvId>> {
         let mut stmt = self
             .conn
-            .prepare_cached("SELECT mv_id FROM mv_key WHERE kind = ?1 AND hash = ?2")
+            .prepare_cached("SELECT mv_id FROM mv_key WHERE key = ?1")
             .map_err(|e| self.err(e))?;
         let mut out = Vec::new();
-        for &(kind, hash) in keys {
+        for &key in keys {
             let rows = stmt
-                .query_map(params![kind, hash as i64], |r| r.get::<_, i64>(0))
+                .query_map(params![key as i64], |r| r.get::<_, i64>(0))
                 .map_err(|e| self.err(e))?;
             for id in rows {
                 out.push(id.map_err(|e| self.err(e))?);
@@ -311,26 +311,39 @@ impl Tx<'_> {
         self.run_sql("DELETE FROM mv_due WHERE mv_id = ?1", params![id])
     }
 
-    /// Lookup keys, sorted by (kind, hash) so the B-tree is appended to.
-    pub fn add_keys(&self, keys: &[(i64, u64, MvId)]) -> Result<()> {
-        let mut stmt = self
+    /// Lookup keys, best sorted so the B-tree is appended to. Rows go in
+    /// statements of many rows each: a million identities have millions of keys.
+    pub fn add_keys(&self, keys: &[(u64, MvId)]) -> Result<()> {
+        const ROWS: usize = 128;
+        let many = format!(
+            "INSERT OR IGNORE INTO mv_key(key, mv_id) VALUES {}",
+            vec!["(?, ?)"; ROWS].join(", ")
+        );
+        let mut stmt = self.tx.prepare_cached(&many).map_err(|e| self.err(e))?;
+        let mut chunks = keys.chunks_exact(ROWS);
+        for chunk in &mut chunks {
+            let values: Vec<i64> = chunk.iter().flat_map(|&(k, mv)| [k as i64, mv]).collect();
+            stmt.execute(rusqlite::params_from_iter(values))
+                .map_err(|e| self.err(e))?;
+        }
+        let mut one = self
             .tx
-            .prepare_cached("INSERT OR IGNORE INTO mv_key(kind, hash, mv_id) VALUES (?1, ?2, ?3)")
+            .prepare_cached("INSERT OR IGNORE INTO mv_key(key, mv_id) VALUES (?1, ?2)")
             .map_err(|e| self.err(e))?;
-        for &(kind, hash, mv) in keys {
-            stmt.execute(params![kind, hash as i64, mv])
+        for &(k, mv) in chunks.remainder() {
+            one.execute(params![k as i64, mv])
                 .map_err(|e| self.err(e))?;
         }
         Ok(())
     }
 
-    pub fn remove_keys(&self, keys: &[(i64, u64, MvId)]) -> Result<()> {
+    pub fn remove_keys(&self, keys: &[(u64, MvId)]) -> Result<()> {
         let mut stmt = self
             .tx
-            .prepare_cached("DELETE FROM mv_key WHERE kind = ?1 AND hash = ?2 AND mv_id = ?3")
+            .prepare_cached("DELETE FROM mv_key WHERE key = ?1 AND mv_id = ?2")
             .map_err(|e| self.err(e))?;
-        for &(kind, hash, mv) in keys {
-            stmt.execute(params![kind, hash as i64, mv])
+        for &(k, mv) in keys {
+            stmt.execute(params![k as i64, mv])
                 .map_err(|e| self.err(e))?;
         }
         Ok(())
