@@ -56,13 +56,15 @@ impl Store {
         .map_err(wrap)?;
         // 16 KiB pages must be chosen before the first table exists; WAL with
         // synchronous=NORMAL is durable at each commit boundary we care about.
+        // The busy timeout comes first: switching a new file to WAL needs a
+        // lock another process opening it may hold.
         conn.execute_batch(
-            "PRAGMA page_size = 16384;
+            "PRAGMA busy_timeout = 5000;
+             PRAGMA page_size = 16384;
              PRAGMA journal_mode = WAL;
              PRAGMA synchronous = NORMAL;
              PRAGMA cache_size = -32768;
-             PRAGMA temp_store = MEMORY;
-             PRAGMA busy_timeout = 5000;",
+             PRAGMA temp_store = MEMORY;",
         )
         .map_err(wrap)?;
         let mut store = Store {
