@@ -276,6 +276,7 @@ fn check(cli: &Cli) -> Result<i32> {
             "ok": failed.is_empty(),
             "agents": rules.agent_names(),
             "profiles": rules.profiles.keys().collect::<Vec<_>>(),
+            "schedules": rules.schedules.iter().map(|s| json!({"profile": s.profile, "when": s.when.to_string()})).collect::<Vec<_>>(),
             "tests": results.len(),
             "failed_tests": failed.iter().map(|f| &f.message).collect::<Vec<_>>(),
             "warnings": warnings,
@@ -286,12 +287,13 @@ fn check(cli: &Cli) -> Result<i32> {
             eprintln!("warning: {w}");
         }
         println!(
-            "{}: {} agent(s) ({}), {} object type(s), {} profile(s), {} rule test(s), {} failed",
+            "{}: {} agent(s) ({}), {} object type(s), {} profile(s), {} schedule(s), {} rule test(s), {} failed",
             cli.rules.display(),
             rules.agents.len(),
             rules.agent_names().join(", "),
             rules.metaverse.types.len(),
             rules.profiles.len(),
+            rules.schedules.len(),
             results.len(),
             failed.len()
         );

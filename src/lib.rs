@@ -13,4 +13,5 @@ pub mod r#gen;
 pub mod model;
 pub mod rules;
 pub mod ruletest;
+pub mod schedule;
 pub mod store;
