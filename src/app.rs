@@ -22,6 +22,10 @@ pub enum AppError {
     Import { agent: String, message: String },
     #[error("{0}")]
     Usage(String),
+    /// SIGINT or SIGTERM arrived (see `shutdown`); the step's transaction
+    /// was dropped whole.
+    #[error("stopped by a signal before the step finished; its work was rolled back")]
+    Stopped,
 }
 
 pub type Result<T> = std::result::Result<T, AppError>;
@@ -60,7 +64,11 @@ pub struct StepOutcome {
 pub struct ProfileReport {
     pub profile: String,
     pub run: RunId,
+    /// `success`, `failed`, or `stopped` (by SIGINT/SIGTERM).
     pub status: String,
+    /// Why a run ended early.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
     pub steps: Vec<StepOutcome>,
 }
 
@@ -174,9 +182,12 @@ impl App {
     }
 
     pub fn finish_run(&mut self, run: RunId, ok: bool, now: DateTime<Utc>) -> Result<()> {
-        Ok(self
-            .store
-            .finish_run(run, if ok { "success" } else { "failed" }, &stamp(now))?)
+        self.finish_run_as(run, if ok { "success" } else { "failed" }, now)
+    }
+
+    /// Finishes a run with any status: `success`, `failed`, `stopped`.
+    pub fn finish_run_as(&mut self, run: RunId, status: &str, now: DateTime<Utc>) -> Result<()> {
+        Ok(self.store.finish_run(run, status, &stamp(now))?)
     }
 
     /// An import of one agent into its connector space, as one step.
@@ -482,7 +493,8 @@ impl App {
     }
 
     /// Runs a profile's steps in order; stops at the first failed step
-    /// unless that step says `continue_on_error`.
+    /// unless that step says `continue_on_error`, and before the next step
+    /// once a stop was requested (`shutdown`): the run ends `stopped`.
     pub fn run_profile(
         &mut self,
         name: &str,
@@ -498,8 +510,16 @@ impl App {
         let run = self.begin_run(Some(name), &format!("run {name}"), now())?;
         let mut steps = Vec::new();
         let mut ok = true;
+        let mut stopped = None;
         for (i, step) in profile.steps.iter().enumerate() {
             let label = step.action.to_string();
+            if crate::shutdown::requested() {
+                stopped = Some(format!(
+                    "stopped by a signal before step {} ({label})",
+                    i + 1
+                ));
+                break;
+            }
             let outcome = match &step.action {
                 StepAction::Import { agent } | StepAction::DeltaImport { agent } => {
                     let mode = if matches!(step.action, StepAction::DeltaImport { .. }) {
@@ -534,13 +554,19 @@ impl App {
             match outcome {
                 Ok(o) => steps.push(o),
                 Err(e) => {
+                    // However a step reports being stopped, the flag says why.
+                    let stop = matches!(e, AppError::Stopped) || crate::shutdown::requested();
                     steps.push(StepOutcome {
-                        step: label,
-                        status: "failed".into(),
+                        step: label.clone(),
+                        status: if stop { "stopped" } else { "failed" }.into(),
                         message: Some(e.to_string()),
                         import: None,
                         sync: None,
                     });
+                    if stop {
+                        stopped = Some(format!("stopped by a signal in step {} ({label})", i + 1));
+                        break;
+                    }
                     if !step.continue_on_error {
                         ok = false;
                         break;
@@ -548,11 +574,20 @@ impl App {
                 }
             }
         }
-        self.finish_run(run, ok, now())?;
+        let status = match (&stopped, ok) {
+            (Some(_), _) => "stopped",
+            (None, true) => "success",
+            (None, false) => "failed",
+        };
+        if let Some(why) = &stopped {
+            tracing::warn!(profile = name, run, "Run {why}.");
+        }
+        self.finish_run_as(run, status, now())?;
         Ok(ProfileReport {
             profile: name.to_string(),
             run,
-            status: if ok { "success" } else { "failed" }.into(),
+            status: status.into(),
+            message: stopped,
             steps,
         })
     }

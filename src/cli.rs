@@ -4,7 +4,7 @@
 use crate::app::{App, AppError, ImportMode, ImportReport, ProfileReport, SyncMode, SyncReport};
 use crate::model::{MvId, RunId};
 use crate::rules::{self, AttrType};
-use crate::store::Store;
+use crate::store::{LockGuard, Store, StoreError};
 use anyhow::{Context as _, Result, bail};
 use chrono::Utc;
 use clap::{Parser, Subcommand};
@@ -131,25 +131,51 @@ fn emit<T: serde::Serialize>(cli: &Cli, report: &T, text: fn(&T)) -> Result<i32>
     Ok(0)
 }
 
+/// Exit code: another process holds the store's run lock.
+pub const EXIT_BUSY: i32 = 3;
+
+/// The exit code for an error that ended a command: [`EXIT_BUSY`] when the
+/// store is busy, 2 for anything else that kept the command from running.
+pub fn exit_code(e: &anyhow::Error) -> i32 {
+    let busy = e.chain().any(|c| {
+        matches!(
+            c.downcast_ref::<StoreError>(),
+            Some(StoreError::Busy { .. })
+        )
+    });
+    if busy { EXIT_BUSY } else { 2 }
+}
+
+/// Opens the rules and store for a command that writes, with the run lock
+/// held by `holder` (the command, as other processes will see it) and
+/// SIGINT/SIGTERM turned into a clean stop.
+fn open_writer(cli: &Cli, holder: &str) -> Result<(App, LockGuard)> {
+    crate::shutdown::install().context("installing the SIGINT/SIGTERM handlers")?;
+    let mut app = open(cli)?;
+    let lock = app.store.acquire_lock(holder, Utc::now())?;
+    Ok((app, lock))
+}
+
 /// Runs a parsed command line; the exit code is the caller's.
 pub fn run(cli: Cli) -> Result<i32> {
     match &cli.command {
         Command::Check => check(&cli),
         Command::Import { agent, delta } => {
-            let mut app = open(&cli)?;
             let (mode, verb) = if *delta {
                 (ImportMode::Delta, "delta-import")
             } else {
                 (ImportMode::Full, "import")
             };
-            let report = app.one_step_run(&format!("{verb} {agent}"), |app, run| {
+            let holder = format!("{verb} {agent}");
+            let (mut app, _lock) = open_writer(&cli, &holder)?;
+            let report = app.one_step_run(&holder, |app, run| {
                 app.import(agent, mode, run, 1, Utc::now())
             })?;
             emit(&cli, &report, print_import)
         }
         Command::Sync { dry_run, delta } => {
-            let mut app = open(&cli)?;
             if *dry_run {
+                let app = open(&cli)?;
                 let plan = app.plan_sync(0, Utc::now())?;
                 if cli.json {
                     print_json(&plan.counters)?;
@@ -164,11 +190,12 @@ pub fn run(cli: Cli) -> Result<i32> {
             } else {
                 (SyncMode::Full, "sync")
             };
+            let (mut app, _lock) = open_writer(&cli, verb)?;
             let report = app.one_step_run(verb, |app, run| app.sync(mode, run, 1, Utc::now()))?;
             emit(&cli, &report, print_sync)
         }
         Command::Run { profile } => {
-            let mut app = open(&cli)?;
+            let (mut app, _lock) = open_writer(&cli, &format!("run {profile}"))?;
             let report = app.run_profile(profile, &Utc::now)?;
             if cli.json {
                 print_json(&report)?;
@@ -433,7 +460,10 @@ fn print_sync(r: &SyncReport) {
 }
 
 fn print_profile(r: &ProfileReport) {
-    println!("run {} (profile {}): {}", r.run, r.profile, r.status);
+    match &r.message {
+        Some(m) => println!("run {} (profile {}): {} ({m})", r.run, r.profile, r.status),
+        None => println!("run {} (profile {}): {}", r.run, r.profile, r.status),
+    }
     for s in &r.steps {
         if let Some(i) = &s.import {
             print_import(i);
@@ -822,11 +852,13 @@ fn status(cli: &Cli) -> Result<i32> {
     let cs = store.cs_summary()?;
     let mv = store.mv_summary()?;
     let amb = store.ambiguous()?;
+    let lock = store.lock_holder()?;
     if cli.json {
         return print_json(&json!({
             "connector_spaces": cs.iter().map(|(a, n, p)| json!({"agent": a, "objects": n, "pending_imports": p})).collect::<Vec<_>>(),
             "metaverse": mv.iter().map(|(t, n)| json!({"object_type": t, "objects": n})).collect::<Vec<_>>(),
             "ambiguous_joins": amb,
+            "run_lock": lock,
         }))
         .map(|_| 0);
     }
@@ -844,6 +876,10 @@ fn status(cli: &Cli) -> Result<i32> {
             "  {} {}: rule {} found {:?} (run {})",
             a.agent, a.anchor, a.rule, a.candidates, a.run
         );
+    }
+    match &lock {
+        Some(h) => println!("run lock: {h}"),
+        None => println!("run lock: free"),
     }
     Ok(0)
 }

@@ -14,4 +14,5 @@ pub mod model;
 pub mod rules;
 pub mod ruletest;
 pub mod schedule;
+pub mod shutdown;
 pub mod store;
