@@ -57,6 +57,19 @@ pub enum Command {
     },
     /// Run a profile's steps (profiles are rule data).
     Run { profile: String },
+    /// Run profiles on their [[schedule]] rules, one run at a time, until
+    /// SIGINT or SIGTERM (which let the current step finish or roll back).
+    Schedule {
+        /// Run what is due now, then exit (for cron and scripts).
+        #[arg(long)]
+        once: bool,
+        /// With --once: run every scheduled profile now, due or not.
+        #[arg(long, requires = "once")]
+        now: bool,
+        /// Only the schedules of this profile.
+        #[arg(long)]
+        profile: Option<String>,
+    },
     /// One identity: its values, where each came from, its connectors.
     Show {
         /// `[type] key`: a metaverse id, agent:anchor, an anchor, or an attribute value.
@@ -204,6 +217,14 @@ pub fn run(cli: Cli) -> Result<i32> {
             }
             Ok(if report.status == "success" { 0 } else { 1 })
         }
+        Command::Schedule { once, now, profile } => {
+            let opts = crate::schedule::Options {
+                once: *once,
+                all_now: *now,
+                profile: profile.clone(),
+            };
+            schedule(&cli, &opts)
+        }
         Command::Show { args } => show(&cli, args),
         Command::Search {
             mv,
@@ -258,6 +279,45 @@ fn open(cli: &Cli) -> Result<App> {
         }
         Err(e) => Err(e.into()),
     }
+}
+
+fn schedule(cli: &Cli, opts: &crate::schedule::Options) -> Result<i32> {
+    let holder = if opts.once {
+        "schedule --once"
+    } else {
+        "schedule"
+    };
+    let (mut app, lock) = open_writer(cli, holder)?;
+    let stop = || crate::shutdown::requested() || lock.lost();
+    let mut on_run = |r: &ProfileReport| {
+        if cli.json {
+            // One object per line: the stream of a long-running process.
+            match serde_json::to_string(r) {
+                Ok(line) => println!("{line}"),
+                Err(e) => tracing::warn!(error = %e, "Cannot print a run report as JSON."),
+            }
+        } else {
+            print_profile(r);
+        }
+    };
+    let summary = crate::schedule::run(
+        &mut app,
+        opts,
+        &crate::schedule::SystemClock,
+        &stop,
+        &mut on_run,
+    )?;
+    if lock.lost() {
+        bail!("another process took the run lock over; stopped");
+    }
+    lock.release().map_err(anyhow::Error::msg)?;
+    // A long-running scheduler logs failed runs and goes on; one pass
+    // (--once) reports them in its exit code, as `run` does.
+    Ok(if opts.once && summary.failed > 0 {
+        1
+    } else {
+        0
+    })
 }
 
 fn check(cli: &Cli) -> Result<i32> {
