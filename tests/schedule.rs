@@ -51,6 +51,19 @@ fn runs(e: &Env) -> Vec<serde_json::Value> {
         .unwrap_or_default()
 }
 
+/// A child process killed if the test ends without waiting for it (a
+/// failed assertion must not leave a scheduler running).
+struct Reaped(Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
 /// Waits for a child to exit, killing it if it does not within a minute (a
 /// hung scheduler fails the test instead of hanging it).
 fn wait(child: &mut Child) -> std::process::ExitStatus {
@@ -161,19 +174,21 @@ fn a_crashed_writers_lock_is_taken_over() -> TestResult {
 fn schedule_runs_profiles_until_sigterm_and_leaves_the_store_consistent() -> TestResult {
     let e = example_with("[[schedule]]\nprofile = \"nightly\"\nevery = \"1s\"\n");
     let log = std::fs::File::create(e.path("schedule.log"))?;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_idsync"))
-        .args(["--rules", &e.rules().display().to_string()])
-        .args(["--store", &e.store().display().to_string()])
-        .args(["--json", "schedule"])
-        .stdout(Stdio::from(log.try_clone()?))
-        .stderr(Stdio::from(log))
-        .spawn()?;
+    let mut child = Reaped(
+        Command::new(env!("CARGO_BIN_EXE_idsync"))
+            .args(["--rules", &e.rules().display().to_string()])
+            .args(["--store", &e.store().display().to_string()])
+            .args(["--json", "schedule"])
+            .stdout(Stdio::from(log.try_clone()?))
+            .stderr(Stdio::from(log))
+            .spawn()?,
+    );
     let log = || std::fs::read_to_string(e.path("schedule.log")).unwrap_or_default();
 
     // The first run finishes at once: the profile never ran.
     let t0 = Instant::now();
     while !runs(&e).iter().any(|r| r["run"]["status"] == "success") {
-        if let Some(status) = child.try_wait()? {
+        if let Some(status) = child.0.try_wait()? {
             panic!("the scheduler exited ({status}):\n{}", log());
         }
         assert!(t0.elapsed() < Duration::from_secs(60), "no run:\n{}", log());
@@ -183,15 +198,15 @@ fn schedule_runs_profiles_until_sigterm_and_leaves_the_store_consistent() -> Tes
     let out = e.idsync(&["run", "nightly"]);
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     assert!(
-        stderr(&out).contains(&format!("\"schedule\" (pid {} on host", child.id())),
+        stderr(&out).contains(&format!("\"schedule\" (pid {} on host", child.0.id())),
         "{}",
         stderr(&out)
     );
 
-    let pid = libc::pid_t::try_from(child.id())?;
+    let pid = libc::pid_t::try_from(child.0.id())?;
     // SAFETY: sending a signal to our own child process.
     assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
-    let status = wait(&mut child);
+    let status = wait(&mut child.0);
     assert_eq!(status.code(), Some(0), "{}", log());
     assert!(log().contains("Scheduler stopped."), "{}", log());
 
