@@ -27,9 +27,10 @@ pub enum AppError {
     /// The deletion guard stopped a step before it wrote anything.
     #[error("{0}")]
     Guard(String),
-    /// A signal stopped a step; its work was rolled back.
-    #[error("{0}")]
-    Stopped(String),
+    /// SIGINT or SIGTERM arrived (see `shutdown`); the step's transaction
+    /// was dropped whole.
+    #[error("stopped by a signal before the step finished; its work was rolled back")]
+    Stopped,
 }
 
 pub type Result<T> = std::result::Result<T, AppError>;
@@ -70,7 +71,11 @@ pub struct StepOutcome {
 pub struct ProfileReport {
     pub profile: String,
     pub run: RunId,
+    /// `success`, `failed`, or `stopped` (by SIGINT/SIGTERM).
     pub status: String,
+    /// Why a run ended early.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
     pub steps: Vec<StepOutcome>,
 }
 
@@ -191,9 +196,12 @@ impl App {
     }
 
     pub fn finish_run(&mut self, run: RunId, ok: bool, now: DateTime<Utc>) -> Result<()> {
-        Ok(self
-            .store
-            .finish_run(run, if ok { "success" } else { "failed" }, &stamp(now))?)
+        self.finish_run_as(run, if ok { "success" } else { "failed" }, now)
+    }
+
+    /// Finishes a run with any status: `success`, `failed`, `stopped`.
+    pub fn finish_run_as(&mut self, run: RunId, status: &str, now: DateTime<Utc>) -> Result<()> {
+        Ok(self.store.finish_run(run, status, &stamp(now))?)
     }
 
     /// An import of one agent into its connector space, as one step.
@@ -511,7 +519,7 @@ impl App {
         if crate::shutdown::requested() {
             let message = "stopped by a signal before writing; nothing changed";
             self.store.fail_step(step, message, &stamp(Utc::now()))?;
-            return Err(AppError::Stopped(message.into()));
+            return Err(AppError::Stopped);
         }
         if let Err(message) = self.check_sync_guard(&plan) {
             self.store.fail_step(step, &message, &stamp(Utc::now()))?;
@@ -685,7 +693,8 @@ impl App {
     }
 
     /// Runs a profile's steps in order; stops at the first failed step
-    /// unless that step says `continue_on_error`.
+    /// unless that step says `continue_on_error`, and before the next step
+    /// once a stop was requested (`shutdown`): the run ends `stopped`.
     pub fn run_profile(
         &mut self,
         name: &str,
@@ -701,8 +710,16 @@ impl App {
         let run = self.begin_run(Some(name), &format!("run {name}"), now())?;
         let mut steps = Vec::new();
         let mut ok = true;
+        let mut stopped = None;
         for (i, step) in profile.steps.iter().enumerate() {
             let label = step.action.to_string();
+            if crate::shutdown::requested() {
+                stopped = Some(format!(
+                    "stopped by a signal before step {} ({label})",
+                    i + 1
+                ));
+                break;
+            }
             let outcome = match &step.action {
                 StepAction::Import { agent } | StepAction::DeltaImport { agent } => {
                     let mode = if matches!(step.action, StepAction::DeltaImport { .. }) {
@@ -737,13 +754,19 @@ impl App {
             match outcome {
                 Ok(o) => steps.push(o),
                 Err(e) => {
+                    // However a step reports being stopped, the flag says why.
+                    let stop = matches!(e, AppError::Stopped) || crate::shutdown::requested();
                     steps.push(StepOutcome {
-                        step: label,
-                        status: "failed".into(),
+                        step: label.clone(),
+                        status: if stop { "stopped" } else { "failed" }.into(),
                         message: Some(e.to_string()),
                         import: None,
                         sync: None,
                     });
+                    if stop {
+                        stopped = Some(format!("stopped by a signal in step {} ({label})", i + 1));
+                        break;
+                    }
                     if !step.continue_on_error {
                         ok = false;
                         break;
@@ -751,11 +774,20 @@ impl App {
                 }
             }
         }
-        self.finish_run(run, ok, now())?;
+        let status = match (&stopped, ok) {
+            (Some(_), _) => "stopped",
+            (None, true) => "success",
+            (None, false) => "failed",
+        };
+        if let Some(why) = &stopped {
+            tracing::warn!(profile = name, run, "Run {why}.");
+        }
+        self.finish_run_as(run, status, now())?;
         Ok(ProfileReport {
             profile: name.to_string(),
             run,
-            status: if ok { "success" } else { "failed" }.into(),
+            status: status.into(),
+            message: stopped,
             steps,
         })
     }

@@ -4,7 +4,7 @@
 use crate::app::{App, AppError, ImportMode, ImportReport, ProfileReport, SyncMode, SyncReport};
 use crate::model::{MvId, RunId};
 use crate::rules::{self, AttrType};
-use crate::store::Store;
+use crate::store::{LockGuard, Store, StoreError};
 use anyhow::{Context as _, Result, bail};
 use chrono::Utc;
 use clap::{Parser, Subcommand};
@@ -61,6 +61,19 @@ pub enum Command {
     },
     /// Run a profile's steps (profiles are rule data).
     Run { profile: String },
+    /// Run profiles on their [[schedule]] rules, one run at a time, until
+    /// SIGINT or SIGTERM (which let the current step finish or roll back).
+    Schedule {
+        /// Run what is due now, then exit (for cron and scripts).
+        #[arg(long)]
+        once: bool,
+        /// With --once: run every scheduled profile now, due or not.
+        #[arg(long, requires = "once")]
+        now: bool,
+        /// Only the schedules of this profile.
+        #[arg(long)]
+        profile: Option<String>,
+    },
     /// One identity: its values, where each came from, its connectors.
     Show {
         /// `[type] key`: a metaverse id, agent:anchor, an anchor, or an attribute value.
@@ -135,25 +148,51 @@ fn emit<T: serde::Serialize>(cli: &Cli, report: &T, text: fn(&T)) -> Result<i32>
     Ok(0)
 }
 
+/// Exit code: another process holds the store's run lock.
+pub const EXIT_BUSY: i32 = 3;
+
+/// The exit code for an error that ended a command: [`EXIT_BUSY`] when the
+/// store is busy, 2 for anything else that kept the command from running.
+pub fn exit_code(e: &anyhow::Error) -> i32 {
+    let busy = e.chain().any(|c| {
+        matches!(
+            c.downcast_ref::<StoreError>(),
+            Some(StoreError::Busy { .. })
+        )
+    });
+    if busy { EXIT_BUSY } else { 2 }
+}
+
+/// Opens the rules and store for a command that writes, with the run lock
+/// held by `holder` (the command, as other processes will see it) and
+/// SIGINT/SIGTERM turned into a clean stop.
+fn open_writer(cli: &Cli, holder: &str) -> Result<(App, LockGuard)> {
+    crate::shutdown::install().context("installing the SIGINT/SIGTERM handlers")?;
+    let mut app = open(cli)?;
+    let lock = app.store.acquire_lock(holder, Utc::now())?;
+    Ok((app, lock))
+}
+
 /// Runs a parsed command line; the exit code is the caller's.
 pub fn run(cli: Cli) -> Result<i32> {
     match &cli.command {
         Command::Check => check(&cli),
         Command::Import { agent, delta } => {
-            let mut app = open(&cli)?;
             let (mode, verb) = if *delta {
                 (ImportMode::Delta, "delta-import")
             } else {
                 (ImportMode::Full, "import")
             };
-            let report = app.one_step_run(&format!("{verb} {agent}"), |app, run| {
+            let holder = format!("{verb} {agent}");
+            let (mut app, _lock) = open_writer(&cli, &holder)?;
+            let report = app.one_step_run(&holder, |app, run| {
                 app.import(agent, mode, run, 1, Utc::now())
             })?;
             emit(&cli, &report, print_import)
         }
         Command::Sync { dry_run, delta } => {
-            let mut app = open(&cli)?;
             if *dry_run {
+                let app = open(&cli)?;
                 let mode = if *delta {
                     SyncMode::Delta
                 } else {
@@ -173,11 +212,12 @@ pub fn run(cli: Cli) -> Result<i32> {
             } else {
                 (SyncMode::Full, "sync")
             };
+            let (mut app, _lock) = open_writer(&cli, verb)?;
             let report = app.one_step_run(verb, |app, run| app.sync(mode, run, 1, Utc::now()))?;
             emit(&cli, &report, print_sync)
         }
         Command::Run { profile } => {
-            let mut app = open(&cli)?;
+            let (mut app, _lock) = open_writer(&cli, &format!("run {profile}"))?;
             let report = app.run_profile(profile, &Utc::now)?;
             if cli.json {
                 print_json(&report)?;
@@ -185,6 +225,14 @@ pub fn run(cli: Cli) -> Result<i32> {
                 print_profile(&report);
             }
             Ok(if report.status == "success" { 0 } else { 1 })
+        }
+        Command::Schedule { once, now, profile } => {
+            let opts = crate::schedule::Options {
+                once: *once,
+                all_now: *now,
+                profile: profile.clone(),
+            };
+            schedule(&cli, &opts)
         }
         Command::Show { args } => show(&cli, args),
         Command::Search {
@@ -245,6 +293,45 @@ fn open(cli: &Cli) -> Result<App> {
     }
 }
 
+fn schedule(cli: &Cli, opts: &crate::schedule::Options) -> Result<i32> {
+    let holder = if opts.once {
+        "schedule --once"
+    } else {
+        "schedule"
+    };
+    let (mut app, lock) = open_writer(cli, holder)?;
+    let stop = || crate::shutdown::requested() || lock.lost();
+    let mut on_run = |r: &ProfileReport| {
+        if cli.json {
+            // One object per line: the stream of a long-running process.
+            match serde_json::to_string(r) {
+                Ok(line) => println!("{line}"),
+                Err(e) => tracing::warn!(error = %e, "Cannot print a run report as JSON."),
+            }
+        } else {
+            print_profile(r);
+        }
+    };
+    let summary = crate::schedule::run(
+        &mut app,
+        opts,
+        &crate::schedule::SystemClock,
+        &stop,
+        &mut on_run,
+    )?;
+    if lock.lost() {
+        bail!("another process took the run lock over; stopped");
+    }
+    lock.release().map_err(anyhow::Error::msg)?;
+    // A long-running scheduler logs failed runs and goes on; one pass
+    // (--once) reports them in its exit code, as `run` does.
+    Ok(if opts.once && summary.failed > 0 {
+        1
+    } else {
+        0
+    })
+}
+
 fn check(cli: &Cli) -> Result<i32> {
     // A store that exists lends remembered schemas; check never creates one.
     let store = if cli.store.exists() {
@@ -288,6 +375,7 @@ fn check(cli: &Cli) -> Result<i32> {
             "ok": failed.is_empty(),
             "agents": rules.agent_names(),
             "profiles": rules.profiles.keys().collect::<Vec<_>>(),
+            "schedules": rules.schedules.iter().map(|s| json!({"profile": s.profile, "when": s.when.to_string()})).collect::<Vec<_>>(),
             "tests": results.len(),
             "failed_tests": failed.iter().map(|f| &f.message).collect::<Vec<_>>(),
             "warnings": warnings,
@@ -298,12 +386,13 @@ fn check(cli: &Cli) -> Result<i32> {
             eprintln!("warning: {w}");
         }
         println!(
-            "{}: {} agent(s) ({}), {} object type(s), {} profile(s), {} rule test(s), {} failed",
+            "{}: {} agent(s) ({}), {} object type(s), {} profile(s), {} schedule(s), {} rule test(s), {} failed",
             cli.rules.display(),
             rules.agents.len(),
             rules.agent_names().join(", "),
             rules.metaverse.types.len(),
             rules.profiles.len(),
+            rules.schedules.len(),
             results.len(),
             failed.len()
         );
@@ -443,7 +532,10 @@ fn print_sync(r: &SyncReport) {
 }
 
 fn print_profile(r: &ProfileReport) {
-    println!("run {} (profile {}): {}", r.run, r.profile, r.status);
+    match &r.message {
+        Some(m) => println!("run {} (profile {}): {} ({m})", r.run, r.profile, r.status),
+        None => println!("run {} (profile {}): {}", r.run, r.profile, r.status),
+    }
     for s in &r.steps {
         if let Some(i) = &s.import {
             print_import(i);
@@ -832,11 +924,13 @@ fn status(cli: &Cli) -> Result<i32> {
     let cs = store.cs_summary()?;
     let mv = store.mv_summary()?;
     let amb = store.ambiguous()?;
+    let lock = store.lock_holder()?;
     if cli.json {
         return print_json(&json!({
             "connector_spaces": cs.iter().map(|(a, n, p)| json!({"agent": a, "objects": n, "pending_imports": p})).collect::<Vec<_>>(),
             "metaverse": mv.iter().map(|(t, n)| json!({"object_type": t, "objects": n})).collect::<Vec<_>>(),
             "ambiguous_joins": amb,
+            "run_lock": lock,
         }))
         .map(|_| 0);
     }
@@ -854,6 +948,10 @@ fn status(cli: &Cli) -> Result<i32> {
             "  {} {}: rule {} found {:?} (run {})",
             a.agent, a.anchor, a.rule, a.candidates, a.run
         );
+    }
+    match &lock {
+        Some(h) => println!("run lock: {h}"),
+        None => println!("run lock: free"),
     }
     Ok(0)
 }

@@ -13,5 +13,6 @@ pub mod r#gen;
 pub mod model;
 pub mod rules;
 pub mod ruletest;
+pub mod schedule;
 pub mod shutdown;
 pub mod store;

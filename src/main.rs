@@ -31,7 +31,7 @@ fn main() {
         Ok(code) => std::process::exit(code),
         Err(e) => {
             eprintln!("error: {e:#}");
-            std::process::exit(2);
+            std::process::exit(idsync::cli::exit_code(&e));
         }
     }
 }

@@ -5,7 +5,7 @@
 //! columns), else from the schema the store saw at the last import.
 
 use super::error::{RuleError, SourceFile, suggest};
-use super::raw::{RawAgent, RawFile, RawMetaverse, RawMvType, RawProfile, RawTest};
+use super::raw::{RawAgent, RawFile, RawMetaverse, RawMvType, RawProfile, RawSchedule, RawTest};
 use super::*;
 use crate::connector::{self, ColumnSpec, ColumnSpecs, CsvConfig, Encoding, SqlConfig, SqlQuery};
 use crate::expr::{self, ExprError};
@@ -277,6 +277,15 @@ impl Compiler {
                 }
             }
         }
+        // Schedules name profiles, which may be defined in any file.
+        let mut schedules = Vec::new();
+        for f in &files {
+            for s in &f.raw.schedule {
+                if let Some(schedule) = self.schedule(&f.src, s, &profiles) {
+                    schedules.push(schedule);
+                }
+            }
+        }
 
         RuleSet {
             dir: dir.to_path_buf(),
@@ -284,6 +293,7 @@ impl Compiler {
             metaverse,
             agents,
             profiles,
+            schedules,
             tests,
         }
     }
@@ -1245,6 +1255,72 @@ impl Compiler {
             name: p.name.get_ref().clone(),
             description: p.description.clone(),
             steps,
+        })
+    }
+
+    fn schedule(
+        &mut self,
+        src: &SourceFile,
+        s: &Spanned<RawSchedule>,
+        profiles: &BTreeMap<String, Profile>,
+    ) -> Option<Schedule> {
+        let (line, _, _) = src.locate(s.span().start);
+        let raw = s.get_ref();
+        let profile = raw.profile.get_ref();
+        let mut ok = true;
+        if !profiles.contains_key(profile) {
+            let help = suggest(profile, profiles.keys().map(String::as_str));
+            self.err(
+                src,
+                raw.profile.span(),
+                format!("schedule: unknown profile {profile:?}"),
+                help,
+            );
+            ok = false;
+        }
+        let when = match (&raw.every, &raw.cron) {
+            (Some(every), None) => match crate::schedule::When::every(every.get_ref()) {
+                Ok(w) => Some(w),
+                Err(e) => {
+                    let msg = format!("schedule for {profile:?}: every {:?}: {e}", every.get_ref());
+                    self.err(src, every.span(), msg, None);
+                    None
+                }
+            },
+            (None, Some(cron)) => match crate::schedule::When::cron(cron.get_ref()) {
+                Ok(w) => Some(w),
+                Err(e) => {
+                    let msg = format!("schedule for {profile:?}: cron {:?}: {e}", cron.get_ref());
+                    self.err(src, cron.span(), msg, None);
+                    None
+                }
+            },
+            (Some(_), Some(cron)) => {
+                self.err(
+                    src,
+                    cron.span(),
+                    format!("schedule for {profile:?}: give either every or cron, not both"),
+                    None,
+                );
+                None
+            }
+            (None, None) => {
+                self.err(
+                    src,
+                    s.span(),
+                    format!(
+                        "schedule for {profile:?} needs every = \"15m\" (an interval) or cron = \"0 2 * * *\""
+                    ),
+                    None,
+                );
+                None
+            }
+        };
+        Some(Schedule {
+            profile: profile.clone(),
+            when: when.filter(|_| ok)?,
+            description: raw.description.clone(),
+            place: format!("{}:{line}", src.path.display()),
         })
     }
 

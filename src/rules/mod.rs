@@ -1,5 +1,5 @@
-//! Rule files: agents, joins, projection, flows, precedence and run
-//! profiles, loaded in two stages. `raw` mirrors the TOML; `compile` turns it
+//! Rule files: agents, joins, projection, flows, precedence, run profiles
+//! and their schedules, loaded in two stages. `raw` mirrors the TOML; `compile` turns it
 //! into the types below, which can only hold valid rules. The engine only
 //! ever sees the compiled form.
 
@@ -28,6 +28,8 @@ pub struct RuleSet {
     /// In sync order.
     pub agents: Vec<Agent>,
     pub profiles: BTreeMap<String, Profile>,
+    /// In the order written (files by path).
+    pub schedules: Vec<Schedule>,
     pub tests: Vec<RuleTest>,
 }
 
@@ -251,6 +253,17 @@ impl std::fmt::Display for StepAction {
             StepAction::DeltaSync => f.write_str("delta-sync"),
         }
     }
+}
+
+/// A `[[schedule]]` block: when `idsync schedule` runs a profile.
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    /// Names a profile of the rule set.
+    pub profile: String,
+    pub when: crate::schedule::When,
+    pub description: Option<String>,
+    /// `file:line`, to tell schedules apart in logs.
+    pub place: String,
 }
 
 /// A `[[test]]` block: flows of `agent` over `input` must give `expect`.

@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use toml::Spanned;
 
 /// One rule file. A file holds an agent (with its columns, joins, projection,
-/// scope and flows), the metaverse definition, run profiles, or tests; the
-/// loader tells which from the tables present.
+/// scope and flows), the metaverse definition, run profiles and schedules, or
+/// tests; the loader tells which from the tables present.
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct RawFile {
@@ -23,6 +23,8 @@ pub struct RawFile {
     pub metaverse: Option<Spanned<RawMetaverse>>,
     #[serde(default)]
     pub profile: Vec<Spanned<RawProfile>>,
+    #[serde(default)]
+    pub schedule: Vec<Spanned<RawSchedule>>,
     #[serde(default)]
     pub test: Vec<Spanned<RawTest>>,
 }
@@ -173,6 +175,17 @@ pub struct RawProfile {
     pub name: Spanned<String>,
     pub description: Option<String>,
     pub steps: Vec<Spanned<toml::Value>>,
+}
+
+/// When `idsync schedule` runs a profile: `every` (an interval) or `cron`
+/// (five fields, UTC), exactly one of them.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSchedule {
+    pub profile: Spanned<String>,
+    pub every: Option<Spanned<String>>,
+    pub cron: Option<Spanned<String>>,
+    pub description: Option<String>,
 }
 
 /// A rule unit test: input attributes for an agent, expected flow outputs.

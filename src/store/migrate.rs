@@ -1,7 +1,7 @@
 //! Schema migrations: numbered, forward-only, one transaction each. The
 //! database records the last one applied in `PRAGMA user_version`.
 
-use rusqlite::Connection;
+use rusqlite::{Connection, TransactionBehavior};
 
 const MIGRATIONS: &[&str] = &[
     // 1: connector spaces, metaverse, links, runs.
@@ -136,14 +136,26 @@ const MIGRATIONS: &[&str] = &[
 ];
 
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
-    let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
-        let tx = conn.transaction()?;
+    let version = |c: &Connection| c.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0));
+    if version(conn)? >= MIGRATIONS.len() as i64 {
+        return Ok(());
+    }
+    // Two processes may open a new store at the same moment: each migration
+    // takes the write lock first and reads the version again under it, so
+    // the second process finds the work done instead of redoing it.
+    loop {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let current = version(&tx)?;
+        let Some(sql) = usize::try_from(current)
+            .ok()
+            .and_then(|i| MIGRATIONS.get(i))
+        else {
+            return Ok(());
+        };
         tx.execute_batch(sql)?;
-        tx.execute_batch(&format!("PRAGMA user_version = {}", i + 1))?;
+        tx.execute_batch(&format!("PRAGMA user_version = {}", current + 1))?;
         tx.commit()?;
     }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -163,6 +175,34 @@ mod tests {
             |r| r.get(0),
         )?;
         assert_eq!(n, 1);
+        Ok(())
+    }
+
+    #[test]
+    fn two_processes_opening_a_new_store_migrate_it_once() -> rusqlite::Result<()> {
+        use std::sync::{Arc, Barrier};
+        for _ in 0..10 {
+            let dir = tempfile::tempdir()
+                .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+            let path = dir.path().join("s.db");
+            let start = Arc::new(Barrier::new(2));
+            let openers: Vec<_> = (0..2)
+                .map(|_| {
+                    let (path, start) = (path.clone(), Arc::clone(&start));
+                    std::thread::spawn(move || -> rusqlite::Result<i64> {
+                        let mut conn = Connection::open(&path)?;
+                        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+                        start.wait();
+                        migrate(&mut conn)?;
+                        conn.query_row("PRAGMA user_version", [], |r| r.get(0))
+                    })
+                })
+                .collect();
+            for o in openers {
+                let version = o.join().unwrap_or(Ok(-1))?;
+                assert_eq!(version, MIGRATIONS.len() as i64);
+            }
+        }
         Ok(())
     }
 }

@@ -7,13 +7,17 @@
 //! changes with the agent's next import sequence number, and a sync records
 //! the sequence it has seen. "Pending" is `seq > synced_seq`, so clearing a
 //! million pending imports is one row update, not a million.
+//!
+//! One process writes at a time: writers hold the run lock (`lock.rs`).
 
 mod cs;
+mod lock;
 mod migrate;
 mod mv;
 mod runs;
 
 pub use cs::{CsRow, ImportCounts, StageRefusal, Stager};
+pub use lock::{HEARTBEAT_EVERY, LockGuard, LockHolder, STALE_AFTER_SECS, hostname, stale_reason};
 pub use mv::{AmbiguousRow, LinkRow, MvRow, SchemaOf};
 pub use runs::{ChangeRow, NewChange, RunRow, StepErrorRow, StepRow};
 
@@ -30,6 +34,12 @@ pub enum StoreError {
     },
     #[error("store {path}: {message}")]
     Corrupt { path: String, message: String },
+    /// Another live process holds the run lock.
+    #[error("store {path} is busy: {holder}")]
+    Busy {
+        path: String,
+        holder: Box<LockHolder>,
+    },
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -56,13 +66,15 @@ impl Store {
         .map_err(wrap)?;
         // 16 KiB pages must be chosen before the first table exists; WAL with
         // synchronous=NORMAL is durable at each commit boundary we care about.
+        // The busy timeout comes first: switching a new file to WAL needs a
+        // lock another process opening it may hold.
         conn.execute_batch(
-            "PRAGMA page_size = 16384;
+            "PRAGMA busy_timeout = 5000;
+             PRAGMA page_size = 16384;
              PRAGMA journal_mode = WAL;
              PRAGMA synchronous = NORMAL;
              PRAGMA cache_size = -32768;
-             PRAGMA temp_store = MEMORY;
-             PRAGMA busy_timeout = 5000;",
+             PRAGMA temp_store = MEMORY;",
         )
         .map_err(wrap)?;
         let mut store = Store {
@@ -84,12 +96,15 @@ impl Store {
         &self.path
     }
 
-    /// Starts the transaction a step writes through.
+    /// Starts the transaction a step writes through. It takes the write
+    /// lock at once: the run lock's heartbeat writes from another
+    /// connection, and a deferred transaction that read first could then not
+    /// upgrade (SQLITE_BUSY_SNAPSHOT) instead of waiting its turn.
     pub fn begin(&mut self) -> Result<Tx<'_>> {
         let path = self.path.display().to_string();
         let tx = self
             .conn
-            .transaction()
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(|source| StoreError::Sqlite {
                 path: path.clone(),
                 source,

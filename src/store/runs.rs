@@ -120,6 +120,18 @@ impl Store {
             .map_err(|e| self.err(e))
     }
 
+    /// When the latest run of `profile` started, whatever its outcome.
+    pub fn last_run_start(&self, profile: &str) -> Result<Option<String>> {
+        self.conn
+            .query_row(
+                "SELECT started_at FROM run WHERE profile = ?1 ORDER BY id DESC LIMIT 1",
+                params![profile],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
     pub fn run(&self, id: RunId) -> Result<Option<RunRow>> {
         self.conn
             .query_row(
