@@ -414,6 +414,7 @@ impl App {
         let mut cs: Vec<FxHashMap<CsId, CsRow>> = vec![FxHashMap::default(); rules.agents.len()];
         let mut pending_ids = Vec::new();
         let mut wanted: Vec<MvId> = self.store.due_mvs(&today)?;
+        let t0 = std::time::Instant::now();
         for a in &rules.agents {
             for row in self.store.load_pending_cs(&a.name, &a.schema)? {
                 pending_ids.push(row.id);
@@ -422,6 +423,10 @@ impl App {
             }
         }
         let total = self.store.mv_count()?;
+        let lookup = StoreLookup {
+            reader: self.store.key_reader()?,
+            error: std::sync::Mutex::new(None),
+        };
         let mut mvs: FxHashMap<MvId, MvRow> = FxHashMap::default();
         let next_id = self.store.next_mv_id()?;
         let mut round = 0;
@@ -449,6 +454,7 @@ impl App {
             }
             let mut sync = Sync::new(rules, run, now, next_id);
             sync.set_partial(true);
+            sync.set_lookup(&lookup);
             let mut ids: Vec<&MvId> = mvs.keys().collect();
             ids.sort_unstable();
             for id in ids {
@@ -459,14 +465,24 @@ impl App {
                 rows.sort_by(|x, y| x.anchor.cmp(&y.anchor));
                 sync.add_cs(a.index, rows);
             }
+            let t_load = t0.elapsed();
             let plan = sync.plan();
+            if let Some(e) = lookup.error.lock().ok().and_then(|mut e| e.take()) {
+                return Err(e.into());
+            }
+            tracing::debug!(
+                round,
+                identities = mvs.len(),
+                load_ms = t_load.as_millis() as u64,
+                plan_ms = (t0.elapsed() - t_load).as_millis() as u64,
+                "Delta sync: round planned."
+            );
             wanted = self
                 .store
                 .key_holders(&plan.probes)?
                 .into_iter()
                 .filter(|id| !mvs.contains_key(id))
                 .collect();
-            tracing::debug!(round, new = wanted.len(), sample = ?&wanted[..wanted.len().min(5)], "Delta sync: round.");
             if wanted.is_empty() {
                 tracing::debug!(
                     round,
@@ -986,4 +1002,25 @@ fn write_plan(tx: &Tx, rules: &RuleSet, plan: &SyncPlan, run: RunId, step: i64) 
         tx.set_due(*id, days)?;
     }
     Ok(())
+}
+
+/// The store's answers to a delta sync's key lookups; the first error is
+/// kept for the caller, as the engine's lookups cannot fail.
+struct StoreLookup {
+    reader: crate::store::KeyReader,
+    error: std::sync::Mutex<Option<StoreError>>,
+}
+
+impl crate::engine::KeyLookup for StoreLookup {
+    fn holders(&self, key: crate::engine::Key) -> Vec<MvId> {
+        match self.reader.holders(key) {
+            Ok(ids) => ids,
+            Err(e) => {
+                if let Ok(mut slot) = self.error.lock() {
+                    slot.get_or_insert(e);
+                }
+                Vec::new()
+            }
+        }
+    }
 }

@@ -22,6 +22,13 @@ pub(super) fn key(kind: i64, text: &str) -> Key {
     (kind as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ hash_key(text)
 }
 
+/// Who holds a key in the store: what a partial (delta) sync asks about
+/// identities it did not load. Answers may include identities it did load;
+/// the sync ignores those, since its own view of them is newer.
+pub trait KeyLookup: Sync {
+    fn holders(&self, key: Key) -> Vec<crate::model::MvId>;
+}
+
 #[derive(Debug, Clone)]
 pub struct KeyKinds {
     specs: Vec<(KeySpec, i64)>,

@@ -13,7 +13,7 @@ mod refs;
 mod sync;
 
 pub use flow::{FlowOut, eval_flows};
-pub use index::{Key, KeyKinds, due_days, retention_end};
+pub use index::{Key, KeyKinds, KeyLookup, due_days, retention_end};
 pub use precedence::LinEntry;
 pub use sync::Sync;
 

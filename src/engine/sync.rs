@@ -5,7 +5,7 @@
 //! end recompute everything, resolve references and diff against the store.
 
 use super::flow::{FlowOut, eval_flows};
-use super::index::{Key, KeyKinds, diff};
+use super::index::{Key, KeyKinds, KeyLookup, diff};
 use super::join::{Decision, JoinIndex, KeySpec, decide};
 use super::precedence::{Contribution, LinEntry, compute};
 use super::refs::find_cycles;
@@ -80,6 +80,8 @@ pub struct Sync<'r> {
     partial: bool,
     /// Write every identity's keys and due dates, not only changes.
     rebuild_keys: bool,
+    /// For a partial sync: who holds a key among the identities not loaded.
+    lookup: Option<&'r dyn KeyLookup>,
     /// The run's day, `YYYY-MM-DD`: due dates and retention count in days.
     today: String,
     plan: SyncPlan,
@@ -175,6 +177,7 @@ impl<'r> Sync<'r> {
             kinds: KeyKinds::of(rules),
             partial: false,
             rebuild_keys: false,
+            lookup: None,
             today: now.format("%Y-%m-%d").to_string(),
             plan: SyncPlan {
                 disconnects_by_agent: vec![0; rules.agents.len()],
@@ -187,6 +190,24 @@ impl<'r> Sync<'r> {
     /// [`SyncPlan::probes`].
     pub fn set_partial(&mut self, partial: bool) {
         self.partial = partial;
+    }
+
+    /// Lets a partial sync ask the store who holds a unique value or a
+    /// reference's key, instead of loading those identities.
+    pub fn set_lookup(&mut self, lookup: &'r dyn KeyLookup) {
+        self.lookup = Some(lookup);
+    }
+
+    /// Holders of `key` among the identities this sync was not given.
+    fn outside_holders(&self, key: Key) -> Vec<MvId> {
+        match self.lookup {
+            Some(l) => l
+                .holders(key)
+                .into_iter()
+                .filter(|id| !self.pos.contains_key(id))
+                .collect(),
+            None => Vec::new(),
+        }
     }
 
     /// Makes the plan carry every identity's lookup keys and due dates, for
@@ -979,7 +1000,12 @@ impl<'r> Sync<'r> {
                     .key_removes
                     .extend(removes.into_iter().map(|k| (k, m.id)));
                 let due = super::index::due_days(t, &m.attrs, m.retained.as_deref(), &self.today);
-                self.plan.due.push((m.id, due));
+                let before = m.orig.as_ref().map(|o| {
+                    super::index::due_days(t, &o.0, m.orig_retained.as_deref(), &self.today)
+                });
+                if before.as_ref() != Some(&due) {
+                    self.plan.due.push((m.id, due));
+                }
             }
             let anchors: Box<[(u16, Box<str>)]> = m
                 .conns()
@@ -1025,6 +1051,8 @@ impl<'r> Sync<'r> {
     /// John Doe gets `john.doe2`, and the outcome is the same on any number
     /// of threads.
     fn select_unique_values(&mut self, live: &[usize]) {
+        // An owner that is an identity outside a partial sync.
+        const EXTERNAL: usize = usize::MAX;
         struct Taken<'o> {
             owner: &'o FxHashMap<String, usize>,
             me: usize,
@@ -1141,12 +1169,40 @@ impl<'r> Sync<'r> {
                             })
                             .collect()
                     };
+                    if let (Some(kind), Some(_)) = (probe_kind, self.lookup) {
+                        // Values held by identities not loaded: taken, as a
+                        // full sync would find them. Only the values an
+                        // identity could take are asked about, in order.
+                        for (&(p, _, _), first) in jobs.iter().zip(&speculative) {
+                            let First::Candidates(Ok(c)) = first else {
+                                continue;
+                            };
+                            let held = self.mvs[p]
+                                .orig
+                                .as_ref()
+                                .and_then(|o| o.0.values(a).find(|v| c.iter().any(|x| x == v)));
+                            for v in c {
+                                // Held here by this identity proves nothing: that
+                                // may be its recomputed first candidate.
+                                if owner.get(v).is_some_and(|&o| o != p) {
+                                    continue;
+                                }
+                                if held == Some(v.as_str()) {
+                                    break;
+                                }
+                                if self.outside_holders(super::index::key(kind, v)).is_empty() {
+                                    break;
+                                }
+                                owner.insert(v.clone(), EXTERNAL);
+                            }
+                        }
+                    }
                     for (&(p, ag, i), first) in jobs.iter().zip(speculative) {
                         if let Some(kind) = probe_kind {
                             // The value this identity would take if no one
                             // outside the loaded ones held it.
                             let wanted: Vec<&String> = match &first {
-                                First::Candidates(Ok(c)) => {
+                                First::Candidates(Ok(c)) if self.lookup.is_none() => {
                                     let held = self.mvs[p].orig.as_ref().and_then(|o| {
                                         o.0.values(a).find(|v| c.iter().any(|x| x == v))
                                     });
@@ -1359,6 +1415,8 @@ impl<'r> Sync<'r> {
         // The index holds key hashes, not borrowed keys, so identities can be
         // resolved and written back a slice at a time.
         const MANY: u32 = u32::MAX;
+        // A target among the identities a partial sync was not given.
+        const OUTSIDE: u32 = u32::MAX - 1;
         let mut index: FxHashMap<(usize, u32), FxHashMap<u64, u32>> = FxHashMap::default();
         for &(ty, attr) in &lookups {
             let map = index.entry((ty, attr)).or_default();
@@ -1432,9 +1490,18 @@ impl<'r> Sync<'r> {
                                 None
                             };
                             for k in m.attrs.values(a) {
-                                if let Some(kind) = probe_kind {
-                                    probes.push(super::index::key(kind, k));
-                                }
+                                // Identities not loaded that hold the key: asked
+                                // of the store, or probed for the next round.
+                                let outside: Vec<MvId> = match (probe_kind, this.lookup) {
+                                    (Some(kind), Some(_)) => {
+                                        this.outside_holders(super::index::key(kind, k))
+                                    }
+                                    (Some(kind), None) => {
+                                        probes.push(super::index::key(kind, k));
+                                        Vec::new()
+                                    }
+                                    _ => Vec::new(),
+                                };
                                 let anchor = || {
                                     m.conns()
                                         .find(|&(x, _)| x == winner)
@@ -1443,8 +1510,21 @@ impl<'r> Sync<'r> {
                                 let hit = index
                                     .get(&(m.ty, lookup))
                                     .and_then(|ix| ix.get(&super::join::hash_key(k)))
-                                    .copied();
+                                    .copied()
+                                    .filter(|&q| {
+                                        q == MANY
+                                            || this.mvs[q as usize]
+                                                .attrs
+                                                .values(lookup)
+                                                .any(|v| v == k)
+                                    });
+                                let hit = match (hit, outside.as_slice()) {
+                                    (h, []) => h,
+                                    (None, [_]) => Some(OUTSIDE),
+                                    _ => Some(MANY),
+                                };
                                 match hit {
+                                    Some(OUTSIDE) => ids.push(outside[0].to_string()),
                                     Some(MANY) => errors.push(SyncError {
                                         kind: "ambiguous-reference",
                                         agent: Some(rules.agents[winner].name.clone()),
@@ -1455,16 +1535,11 @@ impl<'r> Sync<'r> {
                                             t.schema.name(lookup)
                                         ),
                                     }),
-                                    Some(q)
-                                        if this.mvs[q as usize]
-                                            .attrs
-                                            .values(lookup)
-                                            .any(|v| v == k) =>
-                                    {
+                                    Some(q) => {
                                         ids.push(this.mvs[q as usize].id.to_string());
                                         edges.push((p, q as usize));
                                     }
-                                    _ => errors.push(SyncError {
+                                    None => errors.push(SyncError {
                                         kind: "dangling-reference",
                                         agent: Some(rules.agents[winner].name.clone()),
                                         anchor: anchor(),

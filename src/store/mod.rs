@@ -18,7 +18,7 @@ mod runs;
 
 pub use cs::{CsRow, ImportCounts, StageRefusal, Stager};
 pub use lock::{HEARTBEAT_EVERY, LockGuard, LockHolder, STALE_AFTER_SECS, hostname, stale_reason};
-pub use mv::{AmbiguousRow, LinkRow, MvRow, SchemaOf};
+pub use mv::{AmbiguousRow, KeyReader, LinkRow, MvRow, SchemaOf};
 pub use runs::{ChangeRow, NewChange, RunRow, StepErrorRow, StepRow};
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};

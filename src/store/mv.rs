@@ -434,3 +434,45 @@ impl Tx<'_> {
         )
     }
 }
+
+/// Lookups of stored keys from any thread, on a connection of its own: a
+/// delta sync asks who holds a value while it plans in parallel.
+pub struct KeyReader {
+    conn: std::sync::Mutex<rusqlite::Connection>,
+    path: String,
+}
+
+impl KeyReader {
+    /// Identities holding `key`.
+    pub fn holders(&self, key: u64) -> Result<Vec<MvId>> {
+        let err = |source| StoreError::Sqlite {
+            path: self.path.clone(),
+            source,
+        };
+        let conn = self.conn.lock().map_err(|_| StoreError::Corrupt {
+            path: self.path.clone(),
+            message: "a key lookup failed on another thread".into(),
+        })?;
+        let mut stmt = conn
+            .prepare_cached("SELECT mv_id FROM mv_key WHERE key = ?1")
+            .map_err(err)?;
+        let rows = stmt
+            .query_map(params![key as i64], |r| r.get::<_, i64>(0))
+            .map_err(err)?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(err)
+    }
+}
+
+impl Store {
+    pub fn key_reader(&self) -> Result<KeyReader> {
+        let conn = rusqlite::Connection::open_with_flags(
+            &self.path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| self.err(e))?;
+        Ok(KeyReader {
+            conn: std::sync::Mutex::new(conn),
+            path: self.path.display().to_string(),
+        })
+    }
+}
