@@ -417,12 +417,17 @@ impl App {
         let t0 = std::time::Instant::now();
         for a in &rules.agents {
             for row in self.store.load_pending_cs(&a.name, &a.schema)? {
-                pending_ids.push(row.id);
+                // Only an unjoined object can be waiting in the ambiguous queue.
+                if row.mv.is_none() {
+                    pending_ids.push(row.id);
+                }
                 wanted.extend(row.mv);
                 cs[a.index].insert(row.id, row);
             }
         }
-        let total = self.store.mv_count()?;
+        // Ids are never reused, so the next one bounds the metaverse's size
+        // without counting it.
+        let total = self.store.next_mv_id()? as u64;
         let lookup = StoreLookup {
             reader: self.store.key_reader()?,
             error: std::sync::Mutex::new(None),
@@ -435,9 +440,11 @@ impl App {
             wanted.retain(|id| !mvs.contains_key(id));
             wanted.sort_unstable();
             wanted.dedup();
+            let t_pending = t0.elapsed();
             for row in self.store.load_mv_ids(&wanted, &mv_schema)? {
                 mvs.insert(row.id, row);
             }
+            let t_mv = t0.elapsed();
             for (agent, row) in self.store.load_cs_linked(&wanted, &cs_schema)? {
                 if let Some(a) = rules.agent(&agent) {
                     cs[a.index].entry(row.id).or_insert(row);
@@ -466,6 +473,11 @@ impl App {
                 sync.add_cs(a.index, rows);
             }
             let t_load = t0.elapsed();
+            tracing::debug!(
+                pending_ms = t_pending.as_millis() as u64,
+                mv_ms = (t_mv - t_pending).as_millis() as u64,
+                "Delta sync: loaded."
+            );
             let plan = sync.plan();
             if let Some(e) = lookup.error.lock().ok().and_then(|mut e| e.take()) {
                 return Err(e.into());
@@ -623,6 +635,10 @@ impl App {
     fn check_sync_guard(&self, plan: &SyncPlan) -> std::result::Result<(), String> {
         let guard = self.rules.metaverse.guard;
         let removed = plan.deletes.len() as u64 + plan.counters.mv_retained;
+        // Counting what is there costs a scan; most syncs remove nothing.
+        if removed == 0 && plan.disconnects_by_agent.iter().all(|&n| n == 0) {
+            return Ok(());
+        }
         let total = self.store.mv_count().map_err(|e| e.to_string())?;
         let mut over = Vec::new();
         if !guard.allows(removed, total, self.allow_deletes) {
@@ -887,6 +903,7 @@ fn guard_message(what: &str, guard: &crate::rules::DeletionGuard, most: u64) -> 
 /// Writes a sync plan's identities, links, lookup keys, due dates and
 /// change records through the step's transaction.
 fn write_plan(tx: &Tx, rules: &RuleSet, plan: &SyncPlan, run: RunId, step: i64) -> Result<()> {
+    let t0 = std::time::Instant::now();
     // The stored text is built on every core, a slice at a time; SQLite
     // takes the rows in order on this thread.
     let writes: Vec<(&crate::engine::MvWrite, bool)> = plan
@@ -930,10 +947,10 @@ fn write_plan(tx: &Tx, rules: &RuleSet, plan: &SyncPlan, run: RunId, step: i64) 
                     )?;
                 }
             }
-            if w.retained_since.is_some() || !*insert {
+            if w.retained_changed {
                 tx.set_retained(w.id, w.retained_since.as_deref())?;
             }
-            if w.retained_since.is_some() {
+            if w.retained_changed && w.retained_since.is_some() {
                 tx.add_change(
                     step,
                     &NewChange {
@@ -948,6 +965,7 @@ fn write_plan(tx: &Tx, rules: &RuleSet, plan: &SyncPlan, run: RunId, step: i64) 
             }
         }
     }
+    let t_mv = t0.elapsed();
     for id in &plan.deletes {
         tx.delete_mv(*id)?;
         tx.add_change(
@@ -996,11 +1014,21 @@ fn write_plan(tx: &Tx, rules: &RuleSet, plan: &SyncPlan, run: RunId, step: i64) 
     for cs in &plan.removed_cs {
         tx.remove_cs(*cs)?;
     }
+    let t_links = t0.elapsed();
     tx.remove_keys(&plan.key_removes)?;
     tx.add_keys(&plan.key_adds)?;
     for (id, days) in &plan.due {
         tx.set_due(*id, days)?;
     }
+    tracing::debug!(
+        identities_ms = t_mv.as_millis() as u64,
+        links_ms = (t_links - t_mv).as_millis() as u64,
+        keys_ms = (t0.elapsed() - t_links).as_millis() as u64,
+        key_adds = plan.key_adds.len(),
+        key_removes = plan.key_removes.len(),
+        due = plan.due.len(),
+        "Sync: written."
+    );
     Ok(())
 }
 

@@ -34,6 +34,8 @@ pub struct MvWrite {
     pub changes: Box<[u32]>,
     /// Set while the identity is kept without connectors.
     pub retained_since: Option<Box<str>>,
+    /// `retained_since` differs from what the store has.
+    pub retained_changed: bool,
 }
 
 /// The stored text of a write's lineage (`model::json`).

@@ -1021,6 +1021,7 @@ impl<'r> Sync<'r> {
                 lineage: std::mem::take(&mut m.lin).into_boxed_slice(),
                 anchors,
                 changes,
+                retained_changed: m.retained != m.orig_retained,
                 retained_since: m.retained.clone(),
             };
             m.orig = None;

@@ -394,11 +394,12 @@ impl Store {
         let mut rows = stmt
             .query(params![agent, synced])
             .map_err(|e| self.err(e))?;
-        let mut out = Vec::new();
+        let mut raw = Vec::new();
         while let Some(r) = rows.next().map_err(|e| self.err(e))? {
-            out.push(self.cs_row(r, agent, schema, synced)?);
+            raw.push((agent, schema, self.cs_raw(r, synced)?));
         }
-        Ok(out)
+        self.parse_cs(raw)
+            .map(|v| v.into_iter().map(|(_, row)| row).collect())
     }
 
     /// The connectors of these identities, as (agent, object).
@@ -407,18 +408,19 @@ impl Store {
         mvs: &[MvId],
         schema_of: &super::SchemaOf,
     ) -> Result<Vec<(String, CsRow)>> {
-        let mut stmt = self
-            .conn
-            .prepare_cached(
+        let mut raw = Vec::new();
+        for chunk in mvs.chunks(super::IN_LIST) {
+            let sql = format!(
                 "SELECT c.id, c.anchor, c.attrs, c.op, c.seq, l.mv_id, c.prev_attrs, c.agent, s.synced_seq
                  FROM link l JOIN cs_object c ON c.id = l.cs_id
                  LEFT JOIN agent_state s ON s.agent = c.agent
-                 WHERE l.mv_id = ?1",
-            )
-            .map_err(|e| self.err(e))?;
-        let mut out = Vec::new();
-        for &mv in mvs {
-            let mut rows = stmt.query(params![mv]).map_err(|e| self.err(e))?;
+                 WHERE l.mv_id IN ({})",
+                super::placeholders(chunk.len())
+            );
+            let mut stmt = self.conn.prepare_cached(&sql).map_err(|e| self.err(e))?;
+            let mut rows = stmt
+                .query(rusqlite::params_from_iter(chunk))
+                .map_err(|e| self.err(e))?;
             while let Some(r) = rows.next().map_err(|e| self.err(e))? {
                 let agent: String = r.get(7).map_err(|e| self.err(e))?;
                 let synced: Option<i64> = r.get(8).map_err(|e| self.err(e))?;
@@ -426,11 +428,45 @@ impl Store {
                 let Some(schema) = schema_of(&agent) else {
                     continue;
                 };
-                let row = self.cs_row(r, &agent, schema, synced.unwrap_or(0))?;
-                out.push((agent, row));
+                let row = self.cs_raw(r, synced.unwrap_or(0))?;
+                raw.push((agent, schema, row));
             }
         }
-        Ok(out)
+        self.parse_cs(raw)
+            .map(|v| v.into_iter().map(|(a, row)| (a.to_string(), row)).collect())
+    }
+
+    /// Parses rows read by [`Store::cs_raw`] on every core.
+    fn parse_cs<A: AsRef<str> + Send>(
+        &self,
+        raw: Vec<(A, &Schema, RawCs)>,
+    ) -> Result<Vec<(A, CsRow)>> {
+        use rayon::prelude::*;
+        let path = self.path.display().to_string();
+        raw.into_par_iter()
+            .map(|(agent, schema, r)| {
+                let attrs = record_from_json(&r.text, schema).map_err(|e| StoreError::Corrupt {
+                    path: path.clone(),
+                    message: format!(
+                        "connector space {}, anchor {}: {e}",
+                        agent.as_ref(),
+                        r.anchor
+                    ),
+                })?;
+                let row = CsRow {
+                    id: r.id,
+                    prev: r
+                        .prev
+                        .and_then(|t| record_from_json(&t, schema).ok())
+                        .map(Box::new),
+                    anchor: r.anchor,
+                    attrs,
+                    pending: r.pending,
+                    mv: r.mv,
+                };
+                Ok((agent, row))
+            })
+            .collect()
     }
 
     fn synced_seq(&self, agent: &str) -> Result<i64> {
@@ -446,17 +482,9 @@ impl Store {
             .unwrap_or(0))
     }
 
-    /// A row of (id, anchor, attrs, op, seq, mv, prev_attrs, ...).
-    fn cs_row(
-        &self,
-        r: &rusqlite::Row,
-        agent: &str,
-        schema: &Schema,
-        synced: i64,
-    ) -> Result<CsRow> {
+    /// A row of (id, anchor, attrs, op, seq, mv, prev_attrs, ...), unparsed.
+    fn cs_raw(&self, r: &rusqlite::Row, synced: i64) -> Result<RawCs> {
         let get = |e| self.err(e);
-        let anchor: String = r.get(1).map_err(get)?;
-        let text: String = r.get(2).map_err(get)?;
         let op: String = r.get(3).map_err(get)?;
         let seq: i64 = r.get(4).map_err(get)?;
         let pending = if seq > synced {
@@ -464,22 +492,15 @@ impl Store {
         } else {
             None
         };
-        let prev: Option<String> = if pending.is_some() {
-            r.get(6).map_err(get)?
-        } else {
-            None
-        };
-        let attrs = record_from_json(&text, schema).map_err(|e| StoreError::Corrupt {
-            path: self.path.display().to_string(),
-            message: format!("connector space {agent}, anchor {anchor}: {e}"),
-        })?;
-        Ok(CsRow {
+        Ok(RawCs {
             id: r.get(0).map_err(get)?,
-            prev: prev
-                .and_then(|t| record_from_json(&t, schema).ok())
-                .map(Box::new),
-            anchor,
-            attrs,
+            anchor: r.get(1).map_err(get)?,
+            text: r.get(2).map_err(get)?,
+            prev: if pending.is_some() {
+                r.get(6).map_err(get)?
+            } else {
+                None
+            },
             pending,
             mv: r.get(5).map_err(get)?,
         })
@@ -538,4 +559,14 @@ impl Store {
         rows.collect::<rusqlite::Result<Vec<_>>>()
             .map_err(|e| self.err(e))
     }
+}
+
+/// A connector-space row as read, before its attributes are parsed.
+struct RawCs {
+    id: CsId,
+    anchor: String,
+    text: String,
+    prev: Option<String>,
+    pending: Option<Delta>,
+    mv: Option<MvId>,
 }

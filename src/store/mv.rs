@@ -116,20 +116,47 @@ impl Store {
         let mut sorted = ids.to_vec();
         sorted.sort_unstable();
         sorted.dedup();
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT id, object_type, attrs, lineage, created_run, updated_run, retained_since FROM mv_object WHERE id = ?1")
-            .map_err(|e| self.err(e))?;
         let mut out = Vec::with_capacity(sorted.len());
-        for id in sorted {
-            let mut rows = stmt.query(params![id]).map_err(|e| self.err(e))?;
-            if let Some(r) = rows.next().map_err(|e| self.err(e))?
-                && let Some(row) = self.mv_row(r, schema_of)?
-            {
-                out.push(row);
+        for chunk in sorted.chunks(super::IN_LIST) {
+            let sql = format!(
+                "SELECT id, object_type, attrs, lineage, created_run, updated_run, retained_since FROM mv_object WHERE id IN ({}) ORDER BY id",
+                super::placeholders(chunk.len())
+            );
+            let mut stmt = self.conn.prepare_cached(&sql).map_err(|e| self.err(e))?;
+            let mut rows = stmt
+                .query(rusqlite::params_from_iter(chunk))
+                .map_err(|e| self.err(e))?;
+            while let Some(r) = rows.next().map_err(|e| self.err(e))? {
+                let get = |e| self.err(e);
+                let object_type: String = r.get(1).map_err(get)?;
+                let Some(schema) = schema_of(&object_type) else {
+                    continue;
+                };
+                let text: String = r.get(2).map_err(get)?;
+                let row = MvRow {
+                    id: r.get(0).map_err(get)?,
+                    attrs: Record::default(),
+                    lineage_json: r.get(3).map_err(get)?,
+                    object_type,
+                    created_run: r.get(4).map_err(get)?,
+                    updated_run: r.get(5).map_err(get)?,
+                    retained_since: r.get(6).map_err(get)?,
+                };
+                out.push((row, schema, text));
             }
         }
-        Ok(out)
+        // Parsed on every core: a delta sync reads thousands at a time.
+        use rayon::prelude::*;
+        let path = self.path.display().to_string();
+        out.into_par_iter()
+            .map(|(mut row, schema, text)| {
+                row.attrs = record_from_json(&text, schema).map_err(|e| StoreError::Corrupt {
+                    path: path.clone(),
+                    message: format!("metaverse object {}: {e}", row.id),
+                })?;
+                Ok(row)
+            })
+            .collect()
     }
 
     /// Identities holding any of these lookup keys (see `engine::KeyKinds`).
