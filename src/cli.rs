@@ -30,6 +30,10 @@ pub struct Cli {
     /// Only warnings and errors on stderr.
     #[arg(long, short, global = true)]
     pub quiet: bool,
+    /// Run with the clock at this instant (`2026-12-01` or RFC 3339): rules
+    /// comparing dates with Now() see it. For previews with --dry-run, and tests.
+    #[arg(long, global = true, value_name = "DATE", value_parser = parse_as_of)]
+    pub as_of: Option<chrono::DateTime<Utc>>,
     /// Let a step delete or disconnect up to N objects, past the deletion
     /// guard's limits.
     #[arg(long, global = true, value_name = "N")]
@@ -130,6 +134,12 @@ pub enum RunsCommand {
         /// How many errors to list per step.
         #[arg(long, default_value_t = 50)]
         errors: usize,
+        /// List what each step changed, object by object.
+        #[arg(long)]
+        changes: bool,
+        /// How many changes to list per step (with --changes).
+        #[arg(long, default_value_t = 1000)]
+        limit: usize,
     },
 }
 
@@ -186,7 +196,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             let holder = format!("{verb} {agent}");
             let (mut app, _lock) = open_writer(&cli, &holder)?;
             let report = app.one_step_run(&holder, |app, run| {
-                app.import(agent, mode, run, 1, Utc::now())
+                app.import(agent, mode, run, 1, clock(&cli))
             })?;
             emit(&cli, &report, print_import)
         }
@@ -198,7 +208,7 @@ pub fn run(cli: Cli) -> Result<i32> {
                 } else {
                     SyncMode::Full
                 };
-                let plan = app.plan_sync(mode, 0, Utc::now())?;
+                let plan = app.plan_sync(mode, 0, clock(&cli))?;
                 if cli.json {
                     print_json(&plan.counters)?;
                 } else {
@@ -213,12 +223,12 @@ pub fn run(cli: Cli) -> Result<i32> {
                 (SyncMode::Full, "sync")
             };
             let (mut app, _lock) = open_writer(&cli, verb)?;
-            let report = app.one_step_run(verb, |app, run| app.sync(mode, run, 1, Utc::now()))?;
+            let report = app.one_step_run(verb, |app, run| app.sync(mode, run, 1, clock(&cli)))?;
             emit(&cli, &report, print_sync)
         }
         Command::Run { profile } => {
             let (mut app, _lock) = open_writer(&cli, &format!("run {profile}"))?;
-            let report = app.run_profile(profile, &Utc::now)?;
+            let report = app.run_profile(profile, &|| clock(&cli))?;
             if cli.json {
                 print_json(&report)?;
             } else {
@@ -827,7 +837,12 @@ fn runs(cli: &Cli, sub: Option<&RunsCommand>, limit: usize) -> Result<i32> {
             }
             Ok(0)
         }
-        Some(RunsCommand::Show { run, errors }) => {
+        Some(RunsCommand::Show {
+            run,
+            errors,
+            changes,
+            limit,
+        }) => {
             let Some(r) = store.run(*run)? else {
                 eprintln!("no run {run}");
                 return Ok(1);
@@ -835,12 +850,23 @@ fn runs(cli: &Cli, sub: Option<&RunsCommand>, limit: usize) -> Result<i32> {
             let steps = store.steps(*run)?;
             let mut detail = Vec::new();
             for s in &steps {
-                detail.push((s, store.step_errors(s.id, *errors)?));
+                let listed = if *changes {
+                    store.step_changes(s.id, *limit)?
+                } else {
+                    Vec::new()
+                };
+                detail.push((s, store.step_errors(s.id, *errors)?, listed));
             }
             if cli.json {
                 let steps: Vec<_> = detail
                     .iter()
-                    .map(|(s, e)| json!({"step": s, "errors": e}))
+                    .map(|(s, e, c)| {
+                        if *changes {
+                            json!({"step": s, "errors": e, "changes": c})
+                        } else {
+                            json!({"step": s, "errors": e})
+                        }
+                    })
                     .collect();
                 return print_json(&json!({"run": r, "steps": steps})).map(|_| 0);
             }
@@ -854,7 +880,7 @@ fn runs(cli: &Cli, sub: Option<&RunsCommand>, limit: usize) -> Result<i32> {
                 r.rules_hash.as_deref().unwrap_or("-"),
                 r.threads.unwrap_or(0)
             );
-            for (s, errs) in detail {
+            for (s, errs, listed) in detail {
                 println!(
                     "  {}. {} {} {}{}",
                     s.ordinal,
@@ -886,6 +912,30 @@ fn runs(cli: &Cli, sub: Option<&RunsCommand>, limit: usize) -> Result<i32> {
                 }
                 if s.errors as usize > *errors {
                     println!("     ... {} more (--errors N)", s.errors as usize - errors);
+                }
+                for c in &listed {
+                    let object = match (&c.agent, &c.anchor) {
+                        (Some(a), Some(k)) => format!("{a} {k}"),
+                        (Some(a), None) => a.clone(),
+                        _ => String::new(),
+                    };
+                    let identity = c.mv_id.map(|m| format!("identity {m}")).unwrap_or_default();
+                    let sep = if object.is_empty() || identity.is_empty() {
+                        ""
+                    } else {
+                        " -> "
+                    };
+                    println!(
+                        "     {:<18} {object}{sep}{identity}{}",
+                        c.kind,
+                        c.detail
+                            .as_deref()
+                            .map(|d| format!(" ({d})"))
+                            .unwrap_or_default()
+                    );
+                }
+                if *changes && listed.len() == *limit {
+                    println!("     ... more changes (--limit N)");
                 }
             }
             Ok(0)
@@ -954,4 +1004,20 @@ fn status(cli: &Cli) -> Result<i32> {
         None => println!("run lock: free"),
     }
     Ok(0)
+}
+
+/// The run's clock: `--as-of` when given.
+fn clock(cli: &Cli) -> chrono::DateTime<Utc> {
+    cli.as_of.unwrap_or_else(Utc::now)
+}
+
+fn parse_as_of(s: &str) -> std::result::Result<chrono::DateTime<Utc>, String> {
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|t| t.and_utc())
+        .ok_or_else(|| format!("{s:?} is not a date (2026-12-01) or an RFC 3339 time"))
 }
