@@ -46,6 +46,12 @@ impl MvState {
     }
 }
 
+/// A join decision reported only if the last pass makes it again.
+enum Deferred {
+    Conflict(SyncError),
+    Ambiguous(SyncError, Ambiguous),
+}
+
 struct CsState {
     row: CsRow,
     mv: Option<usize>,
@@ -75,6 +81,8 @@ pub struct Sync<'r> {
     /// Per agent: the attributes its `SelectUniqueValue` flows read, sorted.
     unique_reads: Vec<Vec<u32>>,
     kinds: KeyKinds,
+    /// Ambiguous joins and conflicts of the current pass, retried in the next.
+    deferred: FxHashMap<(usize, usize), Deferred>,
     /// Only some identities are loaded (a delta sync): every lookup that
     /// could have found an identity outside them is recorded as a probe.
     partial: bool,
@@ -175,6 +183,7 @@ impl<'r> Sync<'r> {
                 })
                 .collect(),
             kinds: KeyKinds::of(rules),
+            deferred: FxHashMap::default(),
             partial: false,
             rebuild_keys: false,
             lookup: None,
@@ -301,7 +310,14 @@ impl<'r> Sync<'r> {
             "Sync: wired links and scope."
         );
         let mut indexes: FxHashMap<KeySpec, JoinIndex> = FxHashMap::default();
-        for pass in 0..2 {
+        // An ambiguous join or a conflict may resolve once other objects
+        // have joined (a candidate taken is no longer one), so they are tried
+        // again in the next pass and only reported after the last: a second
+        // full sync then has nothing left to decide differently.
+        for pass in 0..3 {
+            for (a, i) in std::mem::take(&mut self.deferred).into_keys() {
+                self.cs[a][i].settled = false;
+            }
             let mut progress = false;
             for a in 0..self.rules.agents.len() {
                 let t = std::time::Instant::now();
@@ -318,6 +334,19 @@ impl<'r> Sync<'r> {
             }
             if !progress {
                 break;
+            }
+        }
+        let mut deferred: Vec<((usize, usize), Deferred)> =
+            std::mem::take(&mut self.deferred).into_iter().collect();
+        deferred.sort_by_key(|(k, _)| *k);
+        for (_, d) in deferred {
+            match d {
+                Deferred::Conflict(e) => self.plan.errors.push(e),
+                Deferred::Ambiguous(e, amb) => {
+                    self.plan.counters.ambiguous += 1;
+                    self.plan.errors.push(e);
+                    self.plan.ambiguous.push(amb);
+                }
             }
         }
         self.finish()
@@ -599,7 +628,7 @@ impl<'r> Sync<'r> {
                     if let Some((_, other)) = self.mvs[p].conns().find(|&(x, _)| x == a) {
                         // Two objects of one agent found the same identity in one pass.
                         let first = self.cs[a][other].row.anchor.clone();
-                        self.plan.errors.push(SyncError {
+                        let error = SyncError {
                             kind: "join-conflict",
                             agent: Some(agent.name.clone()),
                             anchor: Some(self.cs[a][i].row.anchor.clone()),
@@ -607,7 +636,8 @@ impl<'r> Sync<'r> {
                                 "join rule {:?} matched metaverse object {} which {first:?} of the same agent joined first",
                                 agent.joins[rule].name, self.mvs[p].id
                             ),
-                        });
+                        };
+                        self.deferred.insert((a, i), Deferred::Conflict(error));
                         self.cs[a][i].settled = true;
                         continue;
                     }
@@ -628,8 +658,7 @@ impl<'r> Sync<'r> {
                         .iter()
                         .map(|&p| self.mvs[p as usize].id)
                         .collect();
-                    self.plan.counters.ambiguous += 1;
-                    self.plan.errors.push(SyncError {
+                    let error = SyncError {
                         kind: "ambiguous-join",
                         agent: Some(agent.name.clone()),
                         anchor: Some(self.cs[a][i].row.anchor.clone()),
@@ -660,14 +689,15 @@ impl<'r> Sync<'r> {
                                 .collect::<Vec<_>>()
                                 .join(", ")
                         ),
-                    });
-                    self.plan.ambiguous.push(Ambiguous {
+                    };
+                    let amb = Ambiguous {
                         cs: cs_id,
                         agent: agent.name.clone(),
                         anchor: self.cs[a][i].row.anchor.clone(),
                         rule: agent.joins[rule].name.clone(),
                         candidates: ids,
-                    });
+                    };
+                    self.deferred.insert((a, i), Deferred::Ambiguous(error, amb));
                     self.cs[a][i].settled = true;
                 }
                 Decision::Error(message) => {
