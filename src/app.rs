@@ -566,38 +566,50 @@ impl App {
             })
             .collect();
         let tx = self.store.begin()?;
-        write_plan(&tx, &self.rules, &plan, run, step)?;
-        match &delta_pending {
-            // A full sync re-decides every unjoined object, so the queue is rebuilt.
-            None => tx.clear_all_ambiguous()?,
-            Some(pending) => {
-                for cs in pending {
-                    tx.clear_ambiguous(*cs)?;
+        let rules = &self.rules;
+        // Everything the step writes, in its transaction; on an error (or a
+        // stop) the transaction is dropped and the step is marked failed.
+        let written = (|| -> Result<()> {
+            write_plan(&tx, rules, &plan, run, step)?;
+            match &delta_pending {
+                // A full sync re-decides every unjoined object, so the queue is rebuilt.
+                None => tx.clear_all_ambiguous()?,
+                Some(pending) => {
+                    for cs in pending {
+                        tx.clear_ambiguous(*cs)?;
+                    }
                 }
             }
+            for a in &plan.ambiguous {
+                tx.set_ambiguous(a.cs, &a.agent, &a.anchor, &a.rule, &a.candidates, run)?;
+            }
+            for a in &rules.agents {
+                tx.mark_synced(&a.name)?;
+            }
+            tx.clear_due_until(&now.format("%Y-%m-%d").to_string())?;
+            if ran == SyncMode::Full {
+                tx.set_meta("last_full_sync_rules_hash", &rules.hash)?;
+            }
+            let mut counters = serde_json::to_value(plan.counters).unwrap_or_default();
+            if let Some(c) = counters.as_object_mut() {
+                c.insert("mode".into(), serde_json::to_value(ran).unwrap_or_default());
+            }
+            tx.finish_step(
+                step,
+                "success",
+                &counters,
+                None,
+                &errors,
+                &stamp(Utc::now()),
+            )?;
+            Ok(())
+        })();
+        if let Err(e) = written {
+            drop(tx);
+            self.store
+                .fail_step(step, &e.to_string(), &stamp(Utc::now()))?;
+            return Err(e);
         }
-        for a in &plan.ambiguous {
-            tx.set_ambiguous(a.cs, &a.agent, &a.anchor, &a.rule, &a.candidates, run)?;
-        }
-        for a in &self.rules.agents {
-            tx.mark_synced(&a.name)?;
-        }
-        tx.clear_due_until(&now.format("%Y-%m-%d").to_string())?;
-        if ran == SyncMode::Full {
-            tx.set_meta("last_full_sync_rules_hash", &self.rules.hash)?;
-        }
-        let mut counters = serde_json::to_value(plan.counters).unwrap_or_default();
-        if let Some(c) = counters.as_object_mut() {
-            c.insert("mode".into(), serde_json::to_value(ran).unwrap_or_default());
-        }
-        tx.finish_step(
-            step,
-            "success",
-            &counters,
-            None,
-            &errors,
-            &stamp(Utc::now()),
-        )?;
         fault_point("sync-before-commit");
         let t_write = t0.elapsed() - t_plan;
         tx.commit()?;
@@ -913,6 +925,10 @@ fn write_plan(tx: &Tx, rules: &RuleSet, plan: &SyncPlan, run: RunId, step: i64) 
         .chain(plan.updates.iter().map(|w| (w, false)))
         .collect();
     for chunk in writes.chunks(1 << 14) {
+        // A stop asked for mid-write drops the transaction: nothing is written.
+        if crate::shutdown::requested() {
+            return Err(AppError::Stopped);
+        }
         let texts: Vec<(String, String)> = {
             use rayon::prelude::*;
             chunk

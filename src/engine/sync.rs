@@ -697,7 +697,8 @@ impl<'r> Sync<'r> {
                         rule: agent.joins[rule].name.clone(),
                         candidates: ids,
                     };
-                    self.deferred.insert((a, i), Deferred::Ambiguous(error, amb));
+                    self.deferred
+                        .insert((a, i), Deferred::Ambiguous(error, amb));
                     self.cs[a][i].settled = true;
                 }
                 Decision::Error(message) => {
