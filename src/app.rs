@@ -2,11 +2,13 @@
 //! public method is one step or one query the CLI offers; the clock is a
 //! parameter so runs are reproducible in tests.
 
-use crate::connector::{self, ImportSink, ImportedObject, RowError};
+use crate::connector::{
+    self, ImportSink, ImportedObject, RowError, RowPlace, RowPrint, SourceDigest, SourceMark,
+};
 use crate::engine::{Sync, SyncCounters, SyncPlan};
 use crate::model::{MvId, RunId, Schema};
 use crate::rules::{self, RuleErrors, RuleSet, StepAction};
-use crate::store::{ImportCounts, StepErrorRow, Store, StoreError, fault_point};
+use crate::store::{ImportCounts, Printed, StepErrorRow, Store, StoreError, fault_point};
 use chrono::{DateTime, SecondsFormat, Utc};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
@@ -35,8 +37,39 @@ pub fn stamp(t: DateTime<Utc>) -> String {
 pub struct ImportReport {
     pub agent: String,
     pub run: RunId,
+    pub mode: ImportMode,
+    pub how: ImportHow,
+    /// Why the import read more than its mode asked for, when it did.
+    pub note: Option<String>,
     pub counts: ImportCounts,
     pub rejected: Vec<StepErrorRow>,
+}
+
+/// How an import read its source; decided before it starts from what the
+/// connector can do and what the last import left in the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ImportHow {
+    /// Every row read, converted and compared by content.
+    Full,
+    /// The file's digest is the last import's: nothing read, nothing changed.
+    Unchanged,
+    /// Every row read and compared by the fingerprint of its bytes; only
+    /// rows that differ converted.
+    RowCompare,
+    /// Only rows at or above the stored watermark read.
+    Watermark,
+}
+
+impl ImportHow {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ImportHow::Full => "full",
+            ImportHow::Unchanged => "unchanged",
+            ImportHow::RowCompare => "row-compare",
+            ImportHow::Watermark => "watermark",
+        }
+    }
 }
 
 /// What one sync step did.
@@ -90,8 +123,19 @@ pub struct App {
 /// Forwards what a connector reads to the staging thread in batches, so
 /// parsing and SQLite writes overlap.
 enum Msg {
-    Objects(Vec<Encoded>),
+    Items(Vec<Item>),
     Reject(RowError),
+    Mark(SourceMark),
+    /// The fingerprint pass is over; the reader waits for the rows to fetch.
+    Printed,
+    /// The source was read to the end: only now may the import commit.
+    End,
+}
+
+enum Item {
+    Object(Encoded),
+    Print(RowPrint),
+    Gone(String, u64),
 }
 
 /// An object in its stored form, encoded on the reading thread so the
@@ -100,43 +144,71 @@ struct Encoded {
     anchor: String,
     json: String,
     hash: u64,
+    print: Option<u64>,
     line: u64,
 }
+
+const BATCH: usize = 2048;
 
 struct ChannelSink {
     tx: mpsc::SyncSender<Msg>,
     schema: Schema,
-    batch: Vec<Encoded>,
+    batch: Vec<Item>,
     closed: bool,
 }
 
 impl ChannelSink {
     fn flush(&mut self) {
         if !self.batch.is_empty() && !self.closed {
-            let b = std::mem::take(&mut self.batch);
-            self.closed = self.tx.send(Msg::Objects(b)).is_err();
+            let b = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH));
+            self.closed = self.tx.send(Msg::Items(b)).is_err();
+        }
+    }
+
+    fn push(&mut self, item: Item) {
+        self.batch.push(item);
+        if self.batch.len() >= BATCH {
+            self.flush();
+        }
+    }
+
+    fn send(&mut self, msg: Msg) {
+        self.flush();
+        if !self.closed {
+            self.closed = self.tx.send(msg).is_err();
         }
     }
 }
 
 impl ImportSink for ChannelSink {
     fn object(&mut self, object: ImportedObject) {
-        self.batch.push(Encoded {
+        self.push(Item::Object(Encoded {
             json: crate::model::json::record_to_json(&object.attrs, &self.schema),
             hash: object.attrs.content_hash(&self.schema),
             anchor: object.anchor,
+            print: object.print,
             line: object.line,
-        });
-        if self.batch.len() >= 2048 {
-            self.flush();
-        }
+        }));
     }
     fn reject(&mut self, error: RowError) {
-        self.flush();
-        if !self.closed {
-            self.closed = self.tx.send(Msg::Reject(error)).is_err();
-        }
+        self.send(Msg::Reject(error));
     }
+    fn print(&mut self, row: RowPrint) {
+        self.push(Item::Print(row));
+    }
+    fn gone(&mut self, anchor: String, line: u64) {
+        self.push(Item::Gone(anchor, line));
+    }
+    fn mark(&mut self, mark: SourceMark) {
+        self.send(Msg::Mark(mark));
+    }
+}
+
+/// How one import goes, and why when it reads more than asked.
+struct ImportPlan {
+    how: ImportHow,
+    watermark: Option<String>,
+    note: Option<String>,
 }
 
 impl App {
@@ -183,7 +255,7 @@ impl App {
     pub fn import(
         &mut self,
         agent_name: &str,
-        _mode: ImportMode,
+        mode: ImportMode,
         run: RunId,
         ordinal: usize,
         now: DateTime<Utc>,
@@ -194,40 +266,86 @@ impl App {
                 self.rules.agent_names().join(", ")
             )));
         };
+        let verb = match mode {
+            ImportMode::Full => "import",
+            ImportMode::Delta => "delta-import",
+        };
         let step = self.store.begin_step(
             run,
             ordinal,
-            &format!("import {agent_name}"),
+            &format!("{verb} {agent_name}"),
             Some(agent_name),
             &stamp(now),
         )?;
         let mut conn = connector::open(&agent.source);
+        let fail = |app: &mut App, e: connector::ConnectorError| -> Result<ImportReport> {
+            let message = e.to_string();
+            app.store.fail_step(step, &message, &stamp(Utc::now()))?;
+            Err(AppError::Import {
+                agent: agent_name.to_string(),
+                message,
+            })
+        };
         let schema = match conn.schema() {
             Ok(s) => s,
-            Err(e) => {
-                let message = e.to_string();
-                self.store.fail_step(step, &message, &stamp(Utc::now()))?;
-                return Err(AppError::Import {
-                    agent: agent_name.to_string(),
-                    message,
-                });
-            }
+            Err(e) => return fail(self, e),
         };
-        let (tx_send, rx) = mpsc::sync_channel::<Msg>(8);
+        let plan = match self.import_plan(&agent, conn.as_ref(), mode) {
+            Ok(p) => p,
+            Err(AppError::Import { message, .. }) => {
+                return fail(
+                    self,
+                    connector::ConnectorError::Source {
+                        path: source_name(&self.rules, agent_name),
+                        message,
+                    },
+                );
+            }
+            Err(e) => return Err(e),
+        };
+        if let Some(note) = &plan.note {
+            info!(agent = agent_name, how = plan.how.as_str(), "{note}");
+        }
+        if plan.how == ImportHow::Unchanged {
+            return self.unchanged(agent_name, mode, plan, run, step);
+        }
+        let how = plan.how;
+        let (tx_send, rx) = mpsc::sync_channel::<Msg>(match how {
+            // Fingerprints are small, and the staging thread reads the
+            // whole connector space before it takes the first: the reader
+            // must be able to run far ahead.
+            ImportHow::RowCompare => 512,
+            _ => 8,
+        });
+        let (want_send, want_recv) = mpsc::channel::<Vec<RowPlace>>();
+        let watermark = plan.watermark.clone();
         let (result, staged) = std::thread::scope(|scope| {
             let reader_schema = schema.clone();
             let reader = scope.spawn(move || {
                 let mut sink = ChannelSink {
                     tx: tx_send,
                     schema: reader_schema,
-                    batch: Vec::with_capacity(2048),
+                    batch: Vec::with_capacity(BATCH),
                     closed: false,
                 };
-                let r = conn.full_import(&mut sink);
-                sink.flush();
+                let r = match (how, watermark) {
+                    (ImportHow::RowCompare, _) => conn.fingerprints(&mut sink).and_then(|()| {
+                        sink.send(Msg::Printed);
+                        match want_recv.recv() {
+                            Ok(places) => conn.fetch(&places, &mut sink),
+                            // The staging side stopped; it says why.
+                            Err(_) => Ok(()),
+                        }
+                    }),
+                    (ImportHow::Watermark, Some(w)) => conn.changes_since(&w, &mut sink),
+                    _ => conn.full_import(&mut sink),
+                };
+                if r.is_ok() {
+                    sink.send(Msg::End);
+                }
                 r
             });
-            let staged = self.stage(&agent.name, &schema, rx, step);
+            let staged = self.stage(&agent.name, &schema, how, rx, want_send, step);
             let result = reader.join();
             (result, staged)
         });
@@ -238,15 +356,19 @@ impl App {
             )),
         };
         match (connector_result, staged) {
-            (Ok(()), Ok(Some(report))) => Ok(ImportReport { run, ..report }),
-            (Err(e), _) => {
-                let message = e.to_string();
-                self.store.fail_step(step, &message, &stamp(Utc::now()))?;
-                Err(AppError::Import {
+            (Ok(()), Ok(Some(counts))) => {
+                let (counts, rejected) = counts;
+                Ok(ImportReport {
                     agent: agent_name.to_string(),
-                    message,
+                    run,
+                    mode,
+                    how,
+                    note: plan.note,
+                    counts,
+                    rejected,
                 })
             }
+            (Err(e), _) => fail(self, e),
             (Ok(()), Ok(None)) => Err(AppError::Import {
                 agent: agent_name.to_string(),
                 message: "the import stopped before the source was read to the end".into(),
@@ -255,68 +377,237 @@ impl App {
         }
     }
 
+    /// Decides how an import reads its source. A file is compared whole
+    /// whatever the mode (it is a full snapshot, so a row it lacks is a
+    /// delete): skipped when its digest is the last import's, compared by
+    /// row fingerprints when only rows changed, read in full when the rules
+    /// or the header changed. A SQL source reads from its watermark on a
+    /// delta import when it has one taken under the same rules.
+    fn import_plan(
+        &self,
+        agent: &rules::Agent,
+        conn: &dyn connector::Connector,
+        mode: ImportMode,
+    ) -> Result<ImportPlan> {
+        let marks = self.store.source_marks(&agent.name)?;
+        let full = |note: Option<String>| ImportPlan {
+            how: ImportHow::Full,
+            watermark: None,
+            note,
+        };
+        let digest = conn.digest().map_err(|e| AppError::Import {
+            agent: agent.name.clone(),
+            message: e.to_string(),
+        })?;
+        if let Some(now) = digest {
+            let before = marks.digest.as_deref().and_then(SourceDigest::parse);
+            return Ok(match before {
+                Some(b) if b == now => ImportPlan {
+                    how: ImportHow::Unchanged,
+                    watermark: None,
+                    note: None,
+                },
+                Some(b) if b.rules == now.rules => ImportPlan {
+                    how: ImportHow::RowCompare,
+                    watermark: None,
+                    note: None,
+                },
+                Some(_) => full(Some(
+                    "The rules or the file's header changed since the last import: every row is converted again."
+                        .into(),
+                )),
+                None => full(None),
+            });
+        }
+        if mode == ImportMode::Full {
+            return Ok(full(None));
+        }
+        if let connector::Source::Sql(c) = &agent.source
+            && c.delta.is_none()
+        {
+            return Ok(full(Some(
+                "No [agent.delta]: a delta import reads every row and compares it with the connector space."
+                    .into(),
+            )));
+        }
+        Ok(match marks.watermark {
+            None => full(Some(
+                "No watermark yet: this import reads every row and records one.".into(),
+            )),
+            Some(w) => match conn.resumes_from(&w) {
+                Ok(()) => ImportPlan {
+                    how: ImportHow::Watermark,
+                    watermark: Some(w),
+                    note: None,
+                },
+                Err(why) => full(Some(format!(
+                    "{why}: this import reads every row and records a new watermark."
+                ))),
+            },
+        })
+    }
+
+    /// Records an import that found its file unchanged: nothing staged.
+    fn unchanged(
+        &mut self,
+        agent: &str,
+        mode: ImportMode,
+        plan: ImportPlan,
+        run: RunId,
+        step: i64,
+    ) -> Result<ImportReport> {
+        let live = self.store.live_objects(agent)?;
+        let counts = ImportCounts {
+            unchanged: u64::try_from(live).unwrap_or(0),
+            ..ImportCounts::default()
+        };
+        let tx = self.store.begin()?;
+        tx.finish_step(
+            step,
+            "success",
+            &step_counters(&counts, plan.how),
+            None,
+            &[],
+            &stamp(Utc::now()),
+        )?;
+        fault_point("import-before-commit");
+        tx.commit()?;
+        info!(
+            agent,
+            how = plan.how.as_str(),
+            unchanged = counts.unchanged,
+            "Import finished: the file is the one the last import read."
+        );
+        Ok(ImportReport {
+            agent: agent.to_string(),
+            run,
+            mode,
+            how: plan.how,
+            note: plan.note,
+            counts,
+            rejected: Vec::new(),
+        })
+    }
+
     /// Stages what arrives on `rx`; commits only when the connector read
-    /// the whole source (the channel closes after the last object).
+    /// the whole source (it says so with [`Msg::End`]). In a row compare,
+    /// the rows whose fingerprints differ go back through `want` when the
+    /// fingerprint pass ends, and come back as objects.
     fn stage(
         &mut self,
         agent: &str,
         schema: &Schema,
+        how: ImportHow,
         rx: mpsc::Receiver<Msg>,
+        want: mpsc::Sender<Vec<RowPlace>>,
         step: i64,
-    ) -> Result<Option<ImportReport>> {
+    ) -> Result<Option<(ImportCounts, Vec<StepErrorRow>)>> {
+        let source = source_name(&self.rules, agent);
         let tx = self.store.begin()?;
-        let mut stager = tx.stager(agent, schema)?;
+        let mut stager = match how {
+            ImportHow::Watermark => tx.delta_stager(agent, schema)?,
+            _ => tx.stager(agent, schema)?,
+        };
         let mut rejected = Vec::new();
-        let mut staged = 0u64;
+        // Rejected rows the stager never counted as read.
+        let mut unread_rejects = 0u64;
+        let mut wanted: Vec<RowPlace> = Vec::new();
+        let mut want = Some(want);
+        let mut fetching = false;
+        let mut marks = Vec::new();
+        let mut ended = false;
+        let mut items = 0u64;
+        let duplicate = |anchor: &str, line: u64, first_line: u64| StepErrorRow {
+            kind: "rejected-row".into(),
+            agent: Some(agent.to_string()),
+            anchor: Some(anchor.to_string()),
+            source: Some(source.clone()),
+            line: Some(line as i64),
+            message: format!(
+                "duplicate anchor {anchor:?} (first on line {first_line}); row skipped"
+            ),
+        };
         for msg in rx {
             match msg {
-                Msg::Reject(e) => rejected.push(StepErrorRow {
-                    kind: "rejected-row".into(),
-                    agent: Some(agent.to_string()),
-                    anchor: e.anchor.clone(),
-                    source: Some(e.source.clone()),
-                    line: Some(e.line as i64),
-                    message: e.message.clone(),
-                }),
-                Msg::Objects(batch) => {
-                    for o in batch {
-                        if o.anchor.is_empty() {
-                            continue;
+                Msg::Reject(e) => {
+                    if !fetching {
+                        unread_rejects += 1;
+                    }
+                    rejected.push(StepErrorRow {
+                        kind: "rejected-row".into(),
+                        agent: Some(agent.to_string()),
+                        anchor: e.anchor.clone(),
+                        source: Some(e.source.clone()),
+                        line: Some(e.line as i64),
+                        message: e.message.clone(),
+                    });
+                }
+                Msg::Items(batch) => {
+                    for item in batch {
+                        match item {
+                            Item::Object(o) if fetching => {
+                                stager.fetched(&o.anchor, &o.json, o.hash, o.print, o.line)?
+                            }
+                            Item::Object(o) => {
+                                if o.anchor.is_empty() {
+                                    continue;
+                                }
+                                if let Err(crate::store::StageRefusal::Duplicate { first_line }) =
+                                    stager.object_encoded(
+                                        &o.anchor, &o.json, o.hash, o.print, o.line,
+                                    )?
+                                {
+                                    rejected.push(duplicate(&o.anchor, o.line, first_line));
+                                }
+                            }
+                            Item::Print(p) => match stager.print(&p.anchor, p.print, p.line)? {
+                                Printed::Unchanged => {}
+                                Printed::Wanted => wanted.push(RowPlace::from(&p)),
+                                Printed::Duplicate { first_line } => {
+                                    rejected.push(duplicate(&p.anchor, p.line, first_line))
+                                }
+                            },
+                            Item::Gone(anchor, line) => stager.gone(&anchor, line)?,
                         }
-                        if let Err(crate::store::StageRefusal::Duplicate { first_line }) =
-                            stager.object_encoded(&o.anchor, &o.json, o.hash, o.line)?
-                        {
-                            rejected.push(StepErrorRow {
-                                kind: "rejected-row".into(),
-                                agent: Some(agent.to_string()),
-                                anchor: Some(o.anchor.clone()),
-                                source: Some(source_name(&self.rules, agent)),
-                                line: Some(o.line as i64),
-                                message: format!("duplicate anchor {:?} (first on line {first_line}); row skipped", o.anchor),
-                            });
+                        items += 1;
+                        if items.is_multiple_of(500_000) {
+                            info!(agent, items, "Import in progress.");
                         }
-                        staged += 1;
-                        if staged.is_multiple_of(500_000) {
-                            info!(agent, staged, "Import in progress.");
-                        }
-                        if staged == 1000 {
+                        if items == 1000 {
                             fault_point("import-mid");
                         }
                     }
                 }
+                Msg::Mark(m) => marks.push(m),
+                Msg::Printed => {
+                    fetching = true;
+                    wanted.sort_unstable_by_key(|p| p.at);
+                    if let Some(w) = want.take() {
+                        let _ = w.send(std::mem::take(&mut wanted));
+                    }
+                }
+                Msg::End => ended = true,
             }
         }
-        let mut counts = stager.finish_full()?;
-        counts.read += rejected
-            .iter()
-            .filter(|r| !r.message.starts_with("duplicate"))
-            .count() as u64;
+        if !ended {
+            return Ok(None);
+        }
+        let mut counts = match how {
+            ImportHow::Watermark => stager.finish_delta()?,
+            _ => stager.finish_full()?,
+        };
+        counts.read += unread_rejects;
         counts.rejected = rejected.len() as u64;
-        let counters = serde_json::to_value(counts).unwrap_or_default();
+        for m in &marks {
+            match m {
+                SourceMark::Digest(d) => tx.set_source_digest(agent, Some(&d.to_text()))?,
+                SourceMark::Watermark(w) => tx.set_watermark(agent, Some(w))?,
+            }
+        }
         tx.finish_step(
             step,
             "success",
-            &counters,
+            &step_counters(&counts, how),
             None,
             &rejected,
             &stamp(Utc::now()),
@@ -325,6 +616,7 @@ impl App {
         tx.commit()?;
         info!(
             agent,
+            how = how.as_str(),
             adds = counts.adds,
             updates = counts.updates,
             deletes = counts.deletes,
@@ -332,12 +624,7 @@ impl App {
             rejected = counts.rejected,
             "Import finished."
         );
-        Ok(Some(ImportReport {
-            agent: agent.to_string(),
-            run: 0,
-            counts,
-            rejected,
-        }))
+        Ok(Some((counts, rejected)))
     }
 
     /// Computes a full sync without writing anything.
@@ -613,6 +900,15 @@ impl App {
     pub fn rules_dir(&self) -> PathBuf {
         self.rules.dir.clone()
     }
+}
+
+/// An import's counters as the step records them, with how it read.
+fn step_counters(counts: &ImportCounts, how: ImportHow) -> serde_json::Value {
+    let mut v = serde_json::to_value(counts).unwrap_or_default();
+    if let Some(o) = v.as_object_mut() {
+        o.insert("how".into(), serde_json::Value::from(how.as_str()));
+    }
+    v
 }
 
 fn source_name(rules: &RuleSet, agent: &str) -> String {

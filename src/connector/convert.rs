@@ -195,6 +195,33 @@ impl ColumnPlan {
         self.columns.get(column).map_or("?", |c| c.name.as_str())
     }
 
+    /// The source position of the anchor column.
+    pub fn anchor_column(&self) -> usize {
+        self.anchor_column
+    }
+
+    /// The anchor a row whose anchor field holds `raw` gets, told without
+    /// converting the rest of the row; `None` when the field holds no
+    /// anchor, or several values, or a date that does not parse (a full
+    /// conversion then says what is wrong).
+    pub fn anchor_of(&self, raw: &str) -> Option<String> {
+        let col = self.columns.get(self.anchor_column)?;
+        let v = if col.trim { trim(raw) } else { raw };
+        if v.is_empty() || col.is_null(v) {
+            return None;
+        }
+        if let Some(sep) = &col.multi
+            && v.contains(sep.as_str())
+        {
+            return None;
+        }
+        if col.dates.is_empty() {
+            Some(v.to_owned())
+        } else {
+            parse_date(&col.dates, v)
+        }
+    }
+
     /// A converter for this plan's rows; keep one for the whole import.
     pub fn converter(&self) -> RowConverter<'_> {
         RowConverter {
@@ -524,7 +551,10 @@ fn list<'a>(names: impl Iterator<Item = &'a str>) -> String {
 }
 
 /// The candidate `name` was most likely meant to be, if any is close.
-fn suggest<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+pub(super) fn suggest<'a>(
+    name: &str,
+    candidates: impl Iterator<Item = &'a str>,
+) -> Option<&'a str> {
     let lower = name.to_lowercase();
     let mut best: Option<(f64, &str)> = None;
     for c in candidates {
@@ -763,6 +793,42 @@ mod tests {
             err.message,
             "column \"at\": \"yesterday\" is not a date in the format %d.%m.%Y %H:%M"
         );
+    }
+
+    #[test]
+    fn anchor_of_agrees_with_a_full_conversion() {
+        let s = specs(vec![
+            ("d", spec(|s| s.date = vec!["%d.%m.%Y".into()])),
+            ("m", spec(|s| s.multi = Some(";".into()))),
+            (
+                "n",
+                spec(|s| {
+                    s.null_values = vec!["-".into()];
+                    s.trim = false;
+                }),
+            ),
+        ]);
+        for (anchor, values) in [
+            ("id", vec![" A1 ", "", "  ", "x"]),
+            ("d", vec!["01.02.2003", " 1.2.2003", "2003-02-01", ""]),
+            ("m", vec!["a", " a ", "a;b", ";a"]),
+            ("n", vec![" a ", "-", "a"]),
+        ] {
+            let plan = ColumnPlan::new(&["id", "d", "m", "n"], &s, anchor).unwrap();
+            for v in values {
+                let mut fields = ["id1", "01.01.2000", "x", "y"];
+                fields[plan.anchor_column()] = v;
+                let full = row(&plan, &fields).ok().map(|(a, _)| a);
+                let quick = plan.anchor_of(v);
+                assert!(
+                    quick.is_none() || quick == full,
+                    "{anchor} {v:?}: {quick:?} vs {full:?}"
+                );
+                if !(anchor == "m" && v.contains(';')) {
+                    assert_eq!(quick, full, "{anchor} {v:?}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -8,8 +8,16 @@
 //! than a small one. Anything wrong with one row is reported for that row
 //! and the import goes on; only a file that cannot be opened, or whose
 //! header does not fit the configuration, fails as a whole.
+//!
+//! A file is a full snapshot of its system, so a delta import still reads
+//! all of it, but cheaply: the digest of the whole file says when nothing
+//! changed at all, and otherwise each row is first reported by its anchor
+//! and a fingerprint of its raw fields ([`Connector::fingerprints`]); only
+//! the rows the connector space does not already hold with that fingerprint
+//! are converted, read again by their byte offsets ([`Connector::fetch`]).
 
-use super::convert::ColumnPlan;
+use super::convert::{ColumnPlan, RowConverter};
+use super::mark::{self, Digesting, RowPlace, RowPrint, SourceDigest, SourceMark};
 use super::{Connector, ConnectorError, CsvConfig, Encoding, ImportSink, ImportedObject, RowError};
 use crate::model::Schema;
 use std::collections::VecDeque;
@@ -18,16 +26,52 @@ use std::io::{Cursor, Read};
 
 const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
 
-/// The file with its byte-order mark already consumed.
-type Source = LineCounter<std::io::Chain<Cursor<Vec<u8>>, File>>;
+/// The file with its byte-order mark already consumed, hashed as it is read.
+type Source = LineCounter<Digesting<std::io::Chain<Cursor<Vec<u8>>, File>>>;
+
+/// Rows closer than this to the next one wanted are read through rather
+/// than sought: a seek costs a buffer refill.
+const READ_THROUGH: u64 = 64 * 1024;
 
 pub struct CsvConnector {
     config: CsvConfig,
+    /// What [`Connector::fingerprints`] learnt, for the [`Connector::fetch`]
+    /// that follows it.
+    pass: Option<Pass>,
+}
+
+struct Pass {
+    plan: ColumnPlan,
+    rules: u64,
+    header: u64,
+    skipped: u64,
+}
+
+/// A file opened and its header read.
+struct Opened {
+    reader: csv::Reader<Source>,
+    plan: ColumnPlan,
+    /// The key of row fingerprints: the column rules and this header.
+    rules: u64,
+    /// The fingerprint of the header row itself.
+    header: u64,
+    /// Bytes before the parser's first one (a byte-order mark).
+    skipped: u64,
+}
+
+impl CsvConfig {
+    /// A key for everything that decides how a row's bytes convert.
+    pub fn rules_key(&self) -> u64 {
+        mark::rules_key(&format!(
+            "csv {:?} {:?} {:?} {:?} {:?}",
+            self.delimiter, self.quote, self.encoding, self.anchor, self.columns
+        ))
+    }
 }
 
 impl CsvConnector {
     pub fn new(config: CsvConfig) -> CsvConnector {
-        CsvConnector { config }
+        CsvConnector { config, pass: None }
     }
 
     fn error(&self, message: impl Into<String>) -> ConnectorError {
@@ -44,9 +88,19 @@ impl CsvConnector {
         }
     }
 
+    fn builder(&self) -> csv::ReaderBuilder {
+        let mut b = csv::ReaderBuilder::new();
+        b.delimiter(self.config.delimiter)
+            .quote(self.config.quote)
+            .has_headers(false)
+            // Rows with the wrong number of fields are reported one by one.
+            .flexible(true);
+        b
+    }
+
     /// Opens the file and reads the header: a reader positioned on the first
     /// data row, and the compiled column plan.
-    fn open(&self) -> Result<(csv::Reader<Source>, ColumnPlan), ConnectorError> {
+    fn open(&self) -> Result<Opened, ConnectorError> {
         let c = &self.config;
         if c.delimiter == c.quote {
             return Err(self.error("the delimiter and the quote character must differ"));
@@ -67,6 +121,7 @@ impl CsvConnector {
             .take(UTF8_BOM.len() as u64)
             .read_to_end(&mut head)
             .map_err(|e| self.io(e))?;
+        let mut skipped = 0;
         if head == UTF8_BOM {
             if c.encoding != Encoding::Utf8 {
                 return Err(self.error(format!(
@@ -76,20 +131,21 @@ impl CsvConnector {
                 )));
             }
             head.clear();
+            skipped = UTF8_BOM.len() as u64;
         } else if c.encoding == Encoding::Utf8
             && (head.starts_with(b"\xFF\xFE") || head.starts_with(b"\xFE\xFF"))
         {
             return Err(self.error("the file is UTF-16, which is not supported; save it as UTF-8"));
         }
+        let mut source = Digesting::new(Cursor::new(head).chain(file));
+        if skipped > 0 {
+            source.feed(UTF8_BOM);
+        }
 
-        let mut reader = csv::ReaderBuilder::new()
-            .delimiter(c.delimiter)
-            .quote(c.quote)
-            .has_headers(false)
-            // Rows with the wrong number of fields are reported one by one.
-            .flexible(true)
+        let mut reader = self
+            .builder()
             .buffer_capacity(64 * 1024)
-            .from_reader(LineCounter::new(Cursor::new(head).chain(file)));
+            .from_reader(LineCounter::new(source));
 
         let mut header = csv::ByteRecord::new();
         let found = reader
@@ -112,13 +168,45 @@ impl CsvConnector {
         }
         let plan = ColumnPlan::new(&names, &c.columns, &c.anchor)
             .map_err(|m| self.error(format!("header: {m}")))?;
-        Ok((reader, plan))
+        let header = mark::row_print(&header, 0, &mut Vec::new());
+        Ok(Opened {
+            reader,
+            plan,
+            rules: mark::combine(c.rules_key(), header),
+            header,
+            skipped,
+        })
     }
 
     fn csv_error(&self, e: csv::Error) -> ConnectorError {
         match e.into_kind() {
             csv::ErrorKind::Io(e) => self.io(e),
             other => self.error(format!("{other:?}")),
+        }
+    }
+
+    fn changed(&self) -> ConnectorError {
+        self.error("the file changed while it was read; import it again")
+    }
+}
+
+/// What turns records into objects, kept for a whole read.
+struct Rows<'p> {
+    plan: &'p ColumnPlan,
+    conv: RowConverter<'p>,
+    encoding: Encoding,
+    display: &'p str,
+    scratch: String,
+}
+
+impl<'p> Rows<'p> {
+    fn new(plan: &'p ColumnPlan, config: &'p CsvConfig) -> Rows<'p> {
+        Rows {
+            plan,
+            conv: plan.converter(),
+            encoding: config.encoding,
+            display: &config.display,
+            scratch: String::new(),
         }
     }
 
@@ -130,11 +218,73 @@ impl CsvConnector {
         message: String,
     ) {
         sink.reject(RowError {
-            source: self.config.display.clone(),
+            source: self.display.to_string(),
             line,
             anchor,
             message,
         });
+    }
+
+    /// Whether the record has the header's number of fields; reports it
+    /// when not.
+    fn fits(&self, record: &csv::ByteRecord, line: u64, sink: &mut dyn ImportSink) -> bool {
+        let width = self.plan.width();
+        if record.len() == width {
+            return true;
+        }
+        self.reject(
+            sink,
+            line,
+            None,
+            format!("expected {width} fields, found {}", record.len()),
+        );
+        false
+    }
+
+    /// Converts a record that [`Rows::fits`] and reports the object or why not.
+    fn convert(
+        &mut self,
+        record: &csv::ByteRecord,
+        line: u64,
+        print: Option<u64>,
+        sink: &mut dyn ImportSink,
+    ) {
+        // Validating a UTF-8 row in one pass is much cheaper than field
+        // by field; a field whose bounds split a character makes `get`
+        // fail, which is then the field's error like any other.
+        let whole = match self.encoding {
+            Encoding::Utf8 => std::str::from_utf8(record.as_slice()).ok(),
+            _ => None,
+        };
+        for (i, bytes) in record.iter().enumerate() {
+            if !self.plan.wants(i) {
+                continue;
+            }
+            let text = match whole {
+                Some(all) => record.range(i).and_then(|r| all.get(r)),
+                None => decode(self.encoding, bytes, &mut self.scratch),
+            };
+            match text {
+                Some(text) => self.conv.field(i, text),
+                None => self.conv.fail(i, "is not valid UTF-8"),
+            }
+        }
+        match self.conv.finish() {
+            Ok((anchor, attrs)) => sink.object(ImportedObject {
+                anchor,
+                attrs,
+                line,
+                print,
+            }),
+            Err(f) => self.reject(sink, line, f.anchor, f.message),
+        }
+    }
+
+    /// The record's anchor when it can be told from its anchor field alone.
+    fn anchor(&mut self, record: &csv::ByteRecord) -> Option<String> {
+        let column = self.plan.anchor_column();
+        let text = decode(self.encoding, record.get(column)?, &mut self.scratch)?;
+        self.plan.anchor_of(text)
     }
 }
 
@@ -144,17 +294,19 @@ impl Connector for CsvConnector {
     }
 
     fn schema(&self) -> Result<Schema, ConnectorError> {
-        let (_, plan) = self.open()?;
-        Ok(plan.schema().clone())
+        Ok(self.open()?.plan.schema().clone())
     }
 
     fn full_import(&mut self, sink: &mut dyn ImportSink) -> Result<(), ConnectorError> {
-        let (mut reader, plan) = self.open()?;
-        let encoding = self.config.encoding;
-        let width = plan.width();
-        let mut conv = plan.converter();
+        let Opened {
+            mut reader,
+            plan,
+            rules,
+            ..
+        } = self.open()?;
+        let mut rows = Rows::new(&plan, &self.config);
         let mut record = csv::ByteRecord::new();
-        let mut scratch = String::new();
+        let mut scratch = Vec::new();
         while reader
             .read_byte_record(&mut record)
             .map_err(|e| self.csv_error(e))?
@@ -164,43 +316,121 @@ impl Connector for CsvConnector {
             // in every Windows file; its byte offset is exact.
             let start = record.position().map_or(0, |p| p.byte());
             let line = reader.get_mut().line_at(start);
-            if record.len() != width {
-                self.reject(
-                    sink,
-                    line,
-                    None,
-                    format!("expected {width} fields, found {}", record.len()),
-                );
+            if rows.fits(&record, line, sink) {
+                let print = mark::row_print(&record, rules, &mut scratch);
+                rows.convert(&record, line, Some(print), sink);
+            }
+        }
+        let file = reader.get_ref().inner.digest();
+        sink.mark(SourceMark::Digest(SourceDigest { file, rules }));
+        Ok(())
+    }
+
+    fn digest(&self) -> Result<Option<SourceDigest>, ConnectorError> {
+        let rules = self.open()?.rules;
+        let file = mark::file_digest(&self.config.path).map_err(|e| self.io(e))?;
+        Ok(Some(SourceDigest { file, rules }))
+    }
+
+    fn fingerprints(&mut self, sink: &mut dyn ImportSink) -> Result<(), ConnectorError> {
+        self.pass = None;
+        let Opened {
+            mut reader,
+            plan,
+            rules,
+            header,
+            skipped,
+        } = self.open()?;
+        let mut rows = Rows::new(&plan, &self.config);
+        let mut record = csv::ByteRecord::new();
+        let mut scratch = Vec::new();
+        while reader
+            .read_byte_record(&mut record)
+            .map_err(|e| self.csv_error(e))?
+        {
+            let start = record.position().map_or(0, |p| p.byte());
+            let line = reader.get_mut().line_at(start);
+            if !rows.fits(&record, line, sink) {
                 continue;
             }
-            // Validating a UTF-8 row in one pass is much cheaper than field
-            // by field; a field whose bounds split a character makes `get`
-            // fail, which is then the field's error like any other.
-            let whole = match encoding {
-                Encoding::Utf8 => std::str::from_utf8(record.as_slice()).ok(),
-                _ => None,
-            };
-            for (i, bytes) in record.iter().enumerate() {
-                if !plan.wants(i) {
-                    continue;
-                }
-                let text = match whole {
-                    Some(all) => record.range(i).and_then(|r| all.get(r)),
-                    None => decode(encoding, bytes, &mut scratch),
-                };
-                match text {
-                    Some(text) => conv.field(i, text),
-                    None => conv.fail(i, "is not valid UTF-8"),
-                }
-            }
-            match conv.finish() {
-                Ok((anchor, attrs)) => sink.object(ImportedObject {
+            let print = mark::row_print(&record, rules, &mut scratch);
+            match rows.anchor(&record) {
+                Some(anchor) => sink.print(RowPrint {
                     anchor,
-                    attrs,
+                    print,
                     line,
+                    at: start + skipped,
                 }),
-                Err(f) => self.reject(sink, line, f.anchor, f.message),
+                None => rows.convert(&record, line, Some(print), sink),
             }
+        }
+        let file = reader.get_ref().inner.digest();
+        drop(rows);
+        self.pass = Some(Pass {
+            plan,
+            rules,
+            header,
+            skipped,
+        });
+        sink.mark(SourceMark::Digest(SourceDigest { file, rules }));
+        Ok(())
+    }
+
+    fn fetch(
+        &mut self,
+        places: &[RowPlace],
+        sink: &mut dyn ImportSink,
+    ) -> Result<(), ConnectorError> {
+        let Some(pass) = self.pass.take() else {
+            return Err(ConnectorError::Unsupported(
+                "fetching rows without fingerprinting them first",
+            ));
+        };
+        let file = File::open(&self.config.path).map_err(|e| self.io(e))?;
+        let mut reader = self.builder().buffer_capacity(16 * 1024).from_reader(file);
+        let mut record = csv::ByteRecord::new();
+        let mut scratch = Vec::new();
+        let seek = |reader: &mut csv::Reader<File>, at: u64| {
+            let mut p = csv::Position::new();
+            p.set_byte(at);
+            reader.seek(p)
+        };
+        // The header decides what each field means: it must not have moved.
+        seek(&mut reader, pass.skipped).map_err(|e| self.csv_error(e))?;
+        let same_header = reader
+            .read_byte_record(&mut record)
+            .map_err(|e| self.csv_error(e))?
+            && mark::row_print(&record, 0, &mut scratch) == pass.header;
+        if !same_header {
+            return Err(self.changed());
+        }
+        let mut rows = Rows::new(&pass.plan, &self.config);
+        for place in places {
+            let here = reader.position().byte();
+            if place.at < here || place.at - here > READ_THROUGH {
+                seek(&mut reader, place.at).map_err(|e| self.csv_error(e))?;
+            }
+            loop {
+                if !reader
+                    .read_byte_record(&mut record)
+                    .map_err(|e| self.csv_error(e))?
+                {
+                    return Err(self.changed());
+                }
+                let start = record.position().map_or(0, |p| p.byte());
+                if start >= place.at {
+                    if start != place.at {
+                        return Err(self.changed());
+                    }
+                    break;
+                }
+            }
+            if record.len() != pass.plan.width()
+                || mark::row_print(&record, pass.rules, &mut scratch) != place.print
+            {
+                return Err(self.changed());
+            }
+            rows.convert(&record, place.line, Some(place.print), sink);
         }
         Ok(())
     }

@@ -12,10 +12,12 @@ mod cs;
 mod migrate;
 mod mv;
 mod runs;
+mod stage;
 
-pub use cs::{CsRow, ImportCounts, StageRefusal, Stager};
+pub use cs::{CsRow, SourceMarks};
 pub use mv::{AmbiguousRow, LinkRow, MvRow, SchemaOf};
 pub use runs::{RunRow, StepErrorRow, StepRow};
+pub use stage::{ImportCounts, Printed, StageRefusal, Stager};
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use std::path::{Path, PathBuf};
