@@ -65,7 +65,7 @@ pub const SAP_HEADER: [&str; 14] = [
     "TELNR",
 ];
 
-pub const CONTRACTOR_COLUMNS: [&str; 11] = [
+pub const CONTRACTOR_COLUMNS: [&str; 12] = [
     "contractor_id",
     "given_name",
     "family_name",
@@ -77,6 +77,7 @@ pub const CONTRACTOR_COLUMNS: [&str; 11] = [
     "end_date",
     "status",
     "updated_at",
+    "deleted",
 ];
 
 /// The contractor table, exactly as `fixtures/hr/contractors.sql` creates it
@@ -92,7 +93,8 @@ pub const CONTRACTOR_DDL: &str = "CREATE TABLE contractor (
     start_date TEXT,
     end_date TEXT,
     status TEXT,
-    updated_at TEXT
+    updated_at TEXT,
+    deleted INTEGER NOT NULL DEFAULT 0
 )";
 
 const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";

@@ -295,6 +295,7 @@ fn generated_files_keep_the_source_formats() {
             other => panic!("status {other:?}"),
         }
         NaiveDateTime::parse_from_str(get(10).unwrap(), "%Y-%m-%dT%H:%M:%S").unwrap();
+        assert_eq!(get(11), Some("0"), "no row is deleted: {c:?}");
     }
 }
 
