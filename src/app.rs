@@ -503,11 +503,13 @@ impl App {
         step: i64,
     ) -> Result<Option<(ImportCounts, Vec<StepErrorRow>)>> {
         let source = source_name(&self.rules, agent);
+        let t0 = std::time::Instant::now();
         let tx = self.store.begin()?;
         let mut stager = match how {
             ImportHow::Watermark => tx.delta_stager(agent, schema)?,
             _ => tx.stager(agent, schema)?,
         };
+        let t_load = t0.elapsed();
         let mut rejected = Vec::new();
         // Rejected rows the stager never counted as read.
         let mut unread_rejects = 0u64;
@@ -592,6 +594,7 @@ impl App {
         if !ended {
             return Ok(None);
         }
+        let t_read = t0.elapsed();
         let mut counts = match how {
             ImportHow::Watermark => stager.finish_delta()?,
             _ => stager.finish_full()?,
@@ -613,10 +616,15 @@ impl App {
             &stamp(Utc::now()),
         )?;
         fault_point("import-before-commit");
+        let t_write = t0.elapsed();
         tx.commit()?;
         info!(
             agent,
             how = how.as_str(),
+            load_ms = t_load.as_millis() as u64,
+            read_ms = (t_read - t_load).as_millis() as u64,
+            write_ms = (t_write - t_read).as_millis() as u64,
+            commit_ms = (t0.elapsed() - t_write).as_millis() as u64,
             adds = counts.adds,
             updates = counts.updates,
             deletes = counts.deletes,

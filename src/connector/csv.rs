@@ -957,6 +957,128 @@ pub(crate) mod tests {
         }
     }
 
+    /// Fingerprints every row, then fetches every fingerprinted row: the
+    /// same objects and rejections as a full import, in the same order.
+    fn print_then_fetch(c: &mut CsvConnector) -> Collect {
+        let mut pass = Collect::default();
+        c.fingerprints(&mut pass).unwrap();
+        let places: Vec<RowPlace> = pass.prints.iter().map(RowPlace::from).collect();
+        let mut fetched = Collect::default();
+        c.fetch(&places, &mut fetched).unwrap();
+        assert_eq!(pass.marks.len(), 1);
+        fetched.marks = pass.marks;
+        fetched.rejected.splice(0..0, pass.rejected);
+        fetched.objects.splice(0..0, pass.objects);
+        fetched
+    }
+
+    #[test]
+    fn fetched_rows_are_the_rows_a_full_import_reads() {
+        let mut config = config(fixture("bom_crlf_multiline.csv"), "id");
+        config.columns.insert(
+            "born".into(),
+            ColumnSpec {
+                date: vec!["%d.%m.%Y".into()],
+                ..ColumnSpec::default()
+            },
+        );
+        let mut c = CsvConnector::new(config);
+        let full = import(&mut c);
+        let two = print_then_fetch(&mut c);
+        let objects = |s: &Collect| {
+            s.objects
+                .iter()
+                .map(|o| (o.anchor.clone(), o.line, o.print, o.attrs.clone()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(objects(&two), objects(&full));
+        assert!(full.objects.iter().all(|o| o.print.is_some()));
+        assert_eq!(two.rejected, full.rejected);
+        assert_eq!(two.marks, full.marks);
+        let Some(SourceMark::Digest(d)) = full.marks.first() else {
+            panic!("no digest: {:?}", full.marks);
+        };
+        assert_eq!(c.digest().unwrap(), Some(*d));
+    }
+
+    #[test]
+    fn fetching_far_apart_rows_seeks_and_near_ones_read_through() {
+        let mut bytes = b"id,name\r\n".to_vec();
+        for i in 0..20_000 {
+            bytes.extend_from_slice(format!("{i},\"name\r\n{i}\"\r\n").as_bytes());
+        }
+        let (_d, mut c) = with_bytes(&bytes, |_| {});
+        let mut pass = Collect::default();
+        c.fingerprints(&mut pass).unwrap();
+        let wanted: Vec<RowPlace> = pass
+            .prints
+            .iter()
+            .filter(|p| matches!(p.anchor.parse::<u32>(), Ok(n) if n % 997 < 3 || n > 19_990))
+            .map(RowPlace::from)
+            .collect();
+        let mut fetched = Collect::default();
+        c.fetch(&wanted, &mut fetched).unwrap();
+        let got: Vec<(String, u64)> = fetched
+            .objects
+            .iter()
+            .map(|o| (o.anchor.clone(), o.line))
+            .collect();
+        let expected: Vec<(String, u64)> = pass
+            .prints
+            .iter()
+            .filter(|p| wanted.iter().any(|w| w.at == p.at))
+            .map(|p| (p.anchor.clone(), p.line))
+            .collect();
+        assert_eq!(got, expected);
+        assert_eq!(got.first(), Some(&("0".to_string(), 2)));
+        assert_eq!(value(&c, &fetched, 1, "name"), ["name\r\n1"]);
+    }
+
+    #[test]
+    fn a_file_changed_between_the_passes_fails_the_fetch() {
+        let (d, mut c) = with_bytes(b"id,name\n1,Ann\n2,Bo\n", |_| {});
+        let mut pass = Collect::default();
+        c.fingerprints(&mut pass).unwrap();
+        let places: Vec<RowPlace> = pass.prints.iter().map(RowPlace::from).collect();
+        std::fs::write(d.path().join("f.csv"), b"id,name\n1,Ann\n2,Cy\n").unwrap();
+        let msg = source_message(c.fetch(&places, &mut Collect::default()));
+        assert!(msg.contains("changed while it was read"), "{msg}");
+        // A fetch needs the fingerprint pass it follows.
+        assert!(c.fetch(&places, &mut Collect::default()).is_err());
+    }
+
+    #[test]
+    fn rows_without_a_quick_anchor_are_converted_in_the_first_pass() {
+        let (_d, mut c) = with_bytes(b"id,name\n1,Ann\n,Nobody\n3,Cy,extra\n", |_| {});
+        let mut pass = Collect::default();
+        c.fingerprints(&mut pass).unwrap();
+        let anchors: Vec<&str> = pass.prints.iter().map(|p| p.anchor.as_str()).collect();
+        assert_eq!(anchors, ["1"]);
+        let lines: Vec<u64> = pass.rejected.iter().map(|r| r.line).collect();
+        assert_eq!(lines, [3, 4]);
+    }
+
+    #[test]
+    fn the_rules_key_follows_the_columns_and_the_header() {
+        let (_d, c) = with_bytes(b"id,name\n1,Ann\n", |_| {});
+        let plain = c.digest().unwrap().unwrap();
+        let (_d, c) = with_bytes(b"id,name\n1,Ann\n", |c| {
+            c.columns.insert(
+                "name".into(),
+                ColumnSpec {
+                    trim: false,
+                    ..ColumnSpec::default()
+                },
+            );
+        });
+        let other_rules = c.digest().unwrap().unwrap();
+        let (_d, c) = with_bytes(b"id,nom\n1,Ann\n", |_| {});
+        let other_header = c.digest().unwrap().unwrap();
+        assert_ne!(plain.rules, other_rules.rules);
+        assert_ne!(plain.rules, other_header.rules);
+        assert_eq!(plain.file, other_rules.file);
+    }
+
     #[test]
     fn unterminated_quote_does_not_panic() {
         let (_d, mut c) = with_bytes(b"id,name\n1,\"open\n2,x\n", |_| {});

@@ -97,11 +97,13 @@ impl SqlConnector {
         Ok(format!("(\n{}\n)", sql.trim_end().trim_end_matches(';')))
     }
 
-    /// The prepared statement (not yet run) and the plan for its columns.
+    /// The prepared statement (not yet run), the plan for its columns and,
+    /// when `delta`, where the delta columns are.
     fn prepare<'c>(
         &self,
         conn: &'c Connection,
         sql: &str,
+        delta: bool,
     ) -> Result<(Statement<'c>, ColumnPlan, DeltaColumns), ConnectorError> {
         let stmt = conn.prepare(sql).map_err(|e| match &self.config.query {
             SqlQuery::Table(t) if t.contains('.') => self.error(format!(
@@ -120,8 +122,8 @@ impl SqlConnector {
         }
         let plan = ColumnPlan::new(&names, &self.config.columns, &self.config.anchor)
             .map_err(|m| self.error(format!("result columns: {m}")))?;
-        let mut delta = DeltaColumns::default();
-        if let Some(d) = &self.config.delta {
+        let mut found = DeltaColumns::default();
+        if let Some(d) = self.config.delta.as_ref().filter(|_| delta) {
             let find = |key: &str, column: &str| {
                 names.iter().position(|n| n == column).ok_or_else(|| {
                     let mut m = format!("[agent.delta]: {key} {column:?} is not a result column");
@@ -136,12 +138,12 @@ impl SqlConnector {
                     self.error(m)
                 })
             };
-            delta.watermark = Some(find("watermark", &d.watermark)?);
+            found.watermark = Some(find("watermark", &d.watermark)?);
             if let Some(t) = &d.tombstone {
-                delta.tombstone = Some(find("tombstone", t)?);
+                found.tombstone = Some(find("tombstone", t)?);
             }
         }
-        Ok((stmt, plan, delta))
+        Ok((stmt, plan, found))
     }
 
     /// The result column names of the configured statement, before renames.
@@ -358,7 +360,7 @@ impl Connector for SqlConnector {
 
     fn schema(&self) -> Result<Schema, ConnectorError> {
         let conn = self.connect()?;
-        let (_, plan, _) = self.prepare(&conn, &self.sql()?)?;
+        let (_, plan, _) = self.prepare(&conn, &self.sql()?, false)?;
         Ok(plan.schema().clone())
     }
 
@@ -368,7 +370,7 @@ impl Connector for SqlConnector {
         // exactly the rows read, whatever a writer commits meanwhile.
         conn.execute_batch("BEGIN")
             .map_err(|e| self.error(format!("cannot start reading: {e}")))?;
-        let (mut stmt, plan, delta) = self.prepare(&conn, &self.sql()?)?;
+        let (mut stmt, plan, delta) = self.prepare(&conn, &self.sql()?, true)?;
         self.read(&mut stmt, &[], &plan, delta, false, sink)?;
         drop(stmt);
         if let Some(d) = &self.config.delta {
@@ -417,7 +419,7 @@ impl Connector for SqlConnector {
             self.nested()?
         );
         let conn = self.connect()?;
-        let (mut stmt, plan, delta) = self.prepare(&conn, &sql)?;
+        let (mut stmt, plan, delta) = self.prepare(&conn, &sql, true)?;
         let highest = self.read(&mut stmt, &[since], &plan, delta, true, sink)?;
         if let Some(text) = highest.and_then(|h| self.watermark_text(&h)) {
             sink.mark(SourceMark::Watermark(text));
@@ -792,6 +794,109 @@ mod tests {
             "id",
         ));
         assert!(source_message(c.schema()).contains("two columns named \"id\""));
+    }
+
+    #[test]
+    fn tombstones_read_as_conditions_do() {
+        for (v, t) in [
+            (ValueRef::Null, Ok(false)),
+            (ValueRef::Integer(0), Ok(false)),
+            (ValueRef::Integer(2), Ok(true)),
+            (ValueRef::Real(0.5), Ok(true)),
+            (ValueRef::Text(b" Yes "), Ok(true)),
+            (ValueRef::Text(b"FALSE"), Ok(false)),
+            (ValueRef::Text(b""), Ok(false)),
+            (ValueRef::Text(b"1"), Ok(true)),
+            (
+                ValueRef::Text(b"maybe"),
+                Err("holds \"maybe\", not true or false".to_string()),
+            ),
+        ] {
+            assert_eq!(truth(v), t, "{v:?}");
+        }
+    }
+
+    fn delta_config(path: PathBuf, query: SqlQuery) -> SqlConfig {
+        let mut c = config(path, query, "id");
+        c.delta = Some(SqlDelta {
+            watermark: "at".into(),
+            tombstone: Some("gone".into()),
+        });
+        c
+    }
+
+    #[test]
+    fn a_full_import_records_the_highest_watermark_and_tombstones() {
+        let (_d, path) = db("CREATE TABLE t (id TEXT, at INTEGER, gone INTEGER);
+             INSERT INTO t VALUES ('a', 5, 0), ('b', 9, 1), ('c', NULL, 0), ('d', 7, 'x');");
+        let mut c = SqlConnector::new(delta_config(path, SqlQuery::Table("t".into())));
+        let sink = import(&mut c);
+        let anchors: Vec<&str> = sink.objects.iter().map(|o| o.anchor.as_str()).collect();
+        assert_eq!(anchors, ["a", "c"]);
+        assert_eq!(sink.gone, [("b".to_string(), 2)]);
+        assert_eq!(sink.rejected.len(), 1);
+        assert_eq!(
+            sink.rejected[0].message,
+            "tombstone column \"gone\" holds \"x\", not true or false"
+        );
+        let [SourceMark::Watermark(w)] = sink.marks.as_slice() else {
+            panic!("{:?}", sink.marks);
+        };
+        assert!(w.contains(r#""value":9"#), "{w}");
+        assert_eq!(c.resumes_from(w), Ok(()));
+    }
+
+    #[test]
+    fn changes_since_reads_from_the_watermark_in_order() {
+        let (_d, path) = db("CREATE TABLE t (id TEXT, at INTEGER, gone INTEGER);
+             INSERT INTO t VALUES ('a', 5, 0), ('b', 9, 0), ('c', 7, 0), ('d', NULL, 0), ('e', 7, 1);");
+        let query = SqlQuery::Select("SELECT id, at, gone FROM t -- every row\n;".into());
+        let mut c = SqlConnector::new(delta_config(path, query));
+        let mut first = Collect::default();
+        c.full_import(&mut first).unwrap();
+        let [SourceMark::Watermark(_)] = first.marks.as_slice() else {
+            panic!("{:?}", first.marks);
+        };
+        let since = c.watermark_text(&Value::Integer(7)).unwrap_or_default();
+        let mut sink = Collect::default();
+        c.changes_since(&since, &mut sink).unwrap();
+        let anchors: Vec<&str> = sink.objects.iter().map(|o| o.anchor.as_str()).collect();
+        // NULL first, then in watermark order from 7 on.
+        assert_eq!(anchors, ["d", "c", "b"]);
+        assert_eq!(sink.gone.len(), 1);
+        let [SourceMark::Watermark(w)] = sink.marks.as_slice() else {
+            panic!("{:?}", sink.marks);
+        };
+        assert!(w.contains(r#""value":9"#), "{w}");
+
+        // Another column or other rules: not continued from.
+        let mut other = delta_config(c.config.path.clone(), SqlQuery::Table("t".into()));
+        let msg = SqlConnector::new(other.clone())
+            .resumes_from(w)
+            .unwrap_err();
+        assert!(msg.contains("rules changed"), "{msg}");
+        other.delta = Some(SqlDelta {
+            watermark: "id".into(),
+            tombstone: None,
+        });
+        let msg = SqlConnector::new(other).resumes_from(w).unwrap_err();
+        assert!(msg.contains("not of column \"id\""), "{msg}");
+        assert!(c.resumes_from("not json").is_err());
+    }
+
+    #[test]
+    fn a_missing_watermark_column_names_the_columns() {
+        let (_d, path) = db("CREATE TABLE t (id TEXT, at_ INTEGER)");
+        let mut c = SqlConnector::new(delta_config(path, SqlQuery::Table("t".into())));
+        assert!(
+            c.schema().is_ok(),
+            "the schema does not need the delta columns"
+        );
+        let msg = source_message(c.full_import(&mut Collect::default()));
+        assert!(
+            msg.contains("watermark \"at\" is not a result column (did you mean \"at_\"?)"),
+            "{msg}"
+        );
     }
 
     #[test]
