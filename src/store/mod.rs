@@ -12,6 +12,7 @@ mod cs;
 mod migrate;
 mod mv;
 mod runs;
+mod space;
 mod stage;
 
 pub use cs::{CsRow, SourceMarks};

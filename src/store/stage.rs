@@ -4,22 +4,20 @@
 //! and after a full read, anchors the source no longer has as pending
 //! deletes).
 //!
-//! A full import holds the whole space in memory for the comparison: anchors
-//! back to back in one buffer and a table of 64-bit anchor hashes, read from
-//! the `cs_compare` index alone, because a million small strings and a map
-//! of them cost more than the SQLite read itself. A delta import that reads
-//! a few changed rows looks each anchor up instead.
+//! A full import holds the whole space in memory for the comparison
+//! ([`Space`]), read from the `cs_compare` index alone. A delta import that
+//! reads a few changed rows looks each anchor up instead.
 //!
 //! Rows of a file can be compared before they are converted: the import
 //! reports an anchor and the fingerprint of the row's raw bytes
 //! ([`Stager::print`]); only rows whose fingerprint differs from the stored
 //! one are converted and staged ([`Stager::fetched`]).
 
+use super::space::{DELETED, Sighting, Space};
 use super::{Result, StoreError, Tx};
 use crate::model::{CsId, Record, Schema};
 use rusqlite::types::ValueRef;
 use rusqlite::{CachedStatement, OptionalExtension, params};
-use rustc_hash::FxHashMap;
 
 /// What an import staged.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
@@ -51,95 +49,6 @@ pub enum Printed {
 
 /// An id for an anchor met in this import but not written yet.
 const NOT_WRITTEN: CsId = i64::MIN;
-const NO_ENTRY: usize = usize::MAX;
-
-const DELETED: u8 = 1;
-const HAS_RAW: u8 = 2;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Sighting {
-    Unseen,
-    /// Reported by fingerprint and waiting for its converted object.
-    Claimed,
-    Seen,
-}
-
-/// One anchor of the space, or one met in this import.
-struct Entry {
-    id: CsId,
-    hash: u64,
-    raw: u64,
-    /// The line the anchor was first met on in this import.
-    line: u64,
-    start: usize,
-    /// The next entry whose anchor has the same 64-bit hash.
-    next: usize,
-    len: u32,
-    flags: u8,
-    sighting: Sighting,
-}
-
-impl Entry {
-    fn deleted(&self) -> bool {
-        self.flags & DELETED != 0
-    }
-
-    fn raw(&self) -> Option<u64> {
-        (self.flags & HAS_RAW != 0).then_some(self.raw)
-    }
-}
-
-/// Anchors with what the space holds for them.
-#[derive(Default)]
-struct Space {
-    anchors: Vec<u8>,
-    entries: Vec<Entry>,
-    heads: FxHashMap<u64, usize>,
-}
-
-fn anchor_key(anchor: &[u8]) -> u64 {
-    xxhash_rust::xxh3::xxh3_64(anchor)
-}
-
-impl Space {
-    fn with_capacity(n: usize) -> Space {
-        Space {
-            anchors: Vec::with_capacity(n * 12),
-            entries: Vec::with_capacity(n),
-            heads: FxHashMap::with_capacity_and_hasher(n, Default::default()),
-        }
-    }
-
-    fn find(&self, anchor: &str) -> Option<usize> {
-        let mut i = *self.heads.get(&anchor_key(anchor.as_bytes()))?;
-        while let Some(e) = self.entries.get(i) {
-            if self.anchors.get(e.start..e.start + e.len as usize) == Some(anchor.as_bytes()) {
-                return Some(i);
-            }
-            i = e.next;
-        }
-        None
-    }
-
-    fn push(&mut self, anchor: &[u8], id: CsId, hash: u64, raw: Option<u64>, flags: u8) -> usize {
-        let i = self.entries.len();
-        let next = self.heads.insert(anchor_key(anchor), i).unwrap_or(NO_ENTRY);
-        let start = self.anchors.len();
-        self.anchors.extend_from_slice(anchor);
-        self.entries.push(Entry {
-            id,
-            hash,
-            raw: raw.unwrap_or(0),
-            line: 0,
-            start,
-            next,
-            len: anchor.len() as u32,
-            flags: flags | if raw.is_some() { HAS_RAW } else { 0 },
-            sighting: Sighting::Unseen,
-        });
-        i
-    }
-}
 
 /// Stages one import of one agent inside a step's transaction.
 pub struct Stager<'t, 'c> {
@@ -245,7 +154,7 @@ impl Stager<'_, '_> {
                     _ => &[],
                 };
                 let deleted = matches!(r.get_ref(4)?, ValueRef::Text(b"delete"));
-                space.push(
+                space.load(
                     anchor,
                     r.get(0)?,
                     r.get::<_, i64>(2)? as u64,
@@ -538,21 +447,6 @@ mod tests {
         let c = st.finish_full().unwrap();
         tx.commit().unwrap();
         c
-    }
-
-    #[test]
-    fn anchors_with_colliding_hashes_stay_apart() {
-        let mut space = Space::default();
-        let a = space.push(b"a", 1, 10, None, 0);
-        // Two entries forced onto one chain, as a hash collision would put them.
-        let b = space.push(b"b", 2, 20, Some(7), 0);
-        if let Some(e) = space.entries.get_mut(b) {
-            e.next = a;
-        }
-        space.heads.insert(anchor_key(b"a"), b);
-        assert_eq!(space.find("a"), Some(a));
-        assert_eq!(space.find("b"), Some(b));
-        assert_eq!(space.find("c"), None);
     }
 
     #[test]
