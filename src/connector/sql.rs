@@ -156,24 +156,26 @@ impl SqlConnector {
         Ok(stmt.column_names().map(str::to_string).collect())
     }
 
-    /// Reads every row of `stmt` into `sink`. With `track`, the statement
-    /// is in watermark order and the last watermark read is returned.
+    /// Reads every row of `stmt` into `sink`, numbering rows on from
+    /// `line`. With `track`, the statement is in watermark order and the
+    /// last watermark read is returned, with the last row number.
+    #[allow(clippy::too_many_arguments)]
     fn read(
         &self,
         stmt: &mut Statement<'_>,
         params: &[Value],
+        mut line: u64,
         plan: &ColumnPlan,
         delta: DeltaColumns,
         track: bool,
         sink: &mut dyn ImportSink,
-    ) -> Result<Option<Value>, ConnectorError> {
+    ) -> Result<(Option<Value>, u64), ConnectorError> {
         let width = plan.width();
         let mut conv = plan.converter();
         let mut text = String::new();
         let mut rows = stmt
             .query(rusqlite::params_from_iter(params))
             .map_err(|e| self.error(format!("query: {e}")))?;
-        let mut line: u64 = 0;
         let mut highest = None;
         let reject = |sink: &mut dyn ImportSink, line, anchor, message| {
             sink.reject(RowError {
@@ -275,7 +277,7 @@ impl SqlConnector {
                 }
             }
         }
-        Ok(highest)
+        Ok((highest, line))
     }
 
     /// The stored form of a watermark: the column, the rules it was taken
@@ -371,7 +373,7 @@ impl Connector for SqlConnector {
         conn.execute_batch("BEGIN")
             .map_err(|e| self.error(format!("cannot start reading: {e}")))?;
         let (mut stmt, plan, delta) = self.prepare(&conn, &self.sql()?, true)?;
-        self.read(&mut stmt, &[], &plan, delta, false, sink)?;
+        self.read(&mut stmt, &[], 0, &plan, delta, false, sink)?;
         drop(stmt);
         if let Some(d) = &self.config.delta {
             let highest: Value = conn
@@ -389,6 +391,7 @@ impl Connector for SqlConnector {
                 sink.mark(SourceMark::Watermark(text));
             }
         }
+        // A read-only transaction: ending it cannot lose anything.
         let _ = conn.execute_batch("COMMIT");
         Ok(())
     }
@@ -412,15 +415,24 @@ impl Connector for SqlConnector {
             ));
         };
         let column = quote_ident(column);
-        // Rows without a watermark cannot say when they changed, so every
-        // delta import reads them.
-        let sql = format!(
-            "SELECT * FROM {} WHERE {column} >= ?1 OR {column} IS NULL ORDER BY {column}",
-            self.nested()?
-        );
+        let nested = self.nested()?;
         let conn = self.connect()?;
-        let (mut stmt, plan, delta) = self.prepare(&conn, &sql, true)?;
-        let highest = self.read(&mut stmt, &[since], &plan, delta, true, sink)?;
+        // Both reads see one snapshot of the database.
+        conn.execute_batch("BEGIN")
+            .map_err(|e| self.error(format!("cannot start reading: {e}")))?;
+        // Rows without a watermark cannot say when they changed, so every
+        // delta import reads them. Two statements rather than one with OR:
+        // each can use an index on the column.
+        let unmarked = format!("SELECT * FROM {nested} WHERE {column} IS NULL");
+        let (mut stmt, plan, delta) = self.prepare(&conn, &unmarked, true)?;
+        let (_, line) = self.read(&mut stmt, &[], 0, &plan, delta, false, sink)?;
+        drop(stmt);
+        let changed = format!("SELECT * FROM {nested} WHERE {column} >= ?1 ORDER BY {column}");
+        let (mut stmt, plan, delta) = self.prepare(&conn, &changed, true)?;
+        let (highest, _) = self.read(&mut stmt, &[since], line, &plan, delta, true, sink)?;
+        drop(stmt);
+        // A read-only transaction: ending it cannot lose anything.
+        let _ = conn.execute_batch("COMMIT");
         if let Some(text) = highest.and_then(|h| self.watermark_text(&h)) {
             sink.mark(SourceMark::Watermark(text));
         }

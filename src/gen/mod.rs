@@ -97,6 +97,10 @@ pub const CONTRACTOR_DDL: &str = "CREATE TABLE contractor (
     deleted INTEGER NOT NULL DEFAULT 0
 )";
 
+/// The index a database that offers `updated_at` as a watermark keeps on it,
+/// so that reading what changed does not scan the table.
+pub const CONTRACTOR_INDEX: &str = "CREATE INDEX contractor_updated_at ON contractor (updated_at)";
+
 const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
 
 /// What [`generate`] wrote.
@@ -120,7 +124,7 @@ pub fn generate(out: &Path, people: usize, seed: u64) -> io::Result<GenSummary> 
     let mut sap = SapWriter::create(&dir.join("sap_hr.csv"))?;
     let mut db = TableWriter::create(
         &dir.join("contractors.db"),
-        CONTRACTOR_DDL,
+        &format!("{CONTRACTOR_DDL};\n{CONTRACTOR_INDEX};"),
         "contractor",
         CONTRACTOR_COLUMNS.len(),
     )
