@@ -11,8 +11,10 @@
 #
 # Output goes to target/delta-PEOPLE/: base/ holds the generated sources and
 # the store after the nightly run (kept for the next run of this script;
-# FRESH=1 builds it again), work/ the copy each cycle changes.
-# DELTA_SYNC=1 also times `idsync sync --delta` after each set of imports.
+# FRESH=1 builds it again), work/ the copy each cycle changes. Each cycle
+# starts from the nightly store; RUNS=N repeats each N times (the machine is
+# shared: take the best). DELTA_SYNC=1 also times `idsync sync --delta` after
+# each set of imports.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 people=${1:-1000000}
@@ -44,11 +46,17 @@ fi
 
 rm -rf "$work"
 cp -r "$base" "$work"
-# The copy's dirty pages would otherwise be written back during the first
-# commits measured.
-sync
 rules=$work/rules/example
 store=$work/idsync.db
+runs=${RUNS:-1}
+
+# Back to the store the nightly run left. The copy's dirty pages would
+# otherwise be written back during the commits measured.
+restore() {
+    rm -f "$store" "$store-wal" "$store-shm"
+    cp "$base/idsync.db" "$store"
+    sync
+}
 
 # One step, timed from the outside: process start, rules, store, commit.
 step() {
@@ -90,7 +98,10 @@ cycle() {
 }
 
 echo "people $people, seed $seed"
-cycle "no change"
+for run in $(seq "$runs"); do
+    restore
+    cycle "no change (run $run)"
+done
 
 echo "-- changing ${percent} % of each source ..."
 python3 - "$work/fixtures/hr" "$seed" "$percent" <<'PY'
@@ -162,4 +173,7 @@ con.executemany(
 con.commit()
 print(f"{'contractors.db':16} {len(ids):>9,} rows: {len(edits):,} edited, {len(deletes):,} deleted, {len(adds):,} added (updated_at {stamp})")
 PY
-cycle "${percent} % changed"
+for run in $(seq "$runs"); do
+    restore
+    cycle "${percent} % changed (run $run)"
+done

@@ -12,7 +12,7 @@ use crate::store::{ImportCounts, Printed, StepErrorRow, Store, StoreError, fault
 use chrono::{DateTime, SecondsFormat, Utc};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
-use tracing::info;
+use tracing::{debug, info};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -395,31 +395,35 @@ impl App {
             watermark: None,
             note,
         };
-        let digest = conn.digest().map_err(|e| AppError::Import {
-            agent: agent.name.clone(),
-            message: e.to_string(),
-        })?;
-        if let Some(now) = digest {
-            let before = marks.digest.as_deref().and_then(SourceDigest::parse);
-            return Ok(match before {
-                Some(b) if b == now => ImportPlan {
-                    how: ImportHow::Unchanged,
-                    watermark: None,
-                    note: None,
-                },
-                Some(b) if b.rules == now.rules => ImportPlan {
-                    how: ImportHow::RowCompare,
-                    watermark: None,
-                    note: None,
-                },
-                Some(_) => full(Some(
-                    "The rules or the file's header changed since the last import: every row is converted again."
-                        .into(),
-                )),
-                None => full(None),
-            });
+        // Without a digest from the last import there is nothing to compare
+        // the file with, and a full read records one.
+        if let Some(before) = marks.digest.as_deref().and_then(SourceDigest::parse) {
+            let digest = conn.digest().map_err(|e| AppError::Import {
+                agent: agent.name.clone(),
+                message: e.to_string(),
+            })?;
+            if let Some(now) = digest {
+                return Ok(if before == now {
+                    ImportPlan {
+                        how: ImportHow::Unchanged,
+                        watermark: None,
+                        note: None,
+                    }
+                } else if before.rules == now.rules {
+                    ImportPlan {
+                        how: ImportHow::RowCompare,
+                        watermark: None,
+                        note: None,
+                    }
+                } else {
+                    full(Some(
+                        "The rules or the file's header changed since the last import: every row is converted again."
+                            .into(),
+                    ))
+                });
+            }
         }
-        if mode == ImportMode::Full {
+        if mode == ImportMode::Full || matches!(agent.source, connector::Source::Csv(_)) {
             return Ok(full(None));
         }
         if let connector::Source::Sql(c) = &agent.source
@@ -583,6 +587,12 @@ impl App {
                 Msg::Mark(m) => marks.push(m),
                 Msg::Printed => {
                     fetching = true;
+                    debug!(
+                        agent,
+                        wanted = wanted.len(),
+                        ms = t0.elapsed().as_millis() as u64,
+                        "Rows compared by fingerprint."
+                    );
                     wanted.sort_unstable_by_key(|p| p.at);
                     if let Some(w) = want.take() {
                         let _ = w.send(std::mem::take(&mut wanted));
