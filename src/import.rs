@@ -6,7 +6,7 @@
 
 use crate::app::{App, AppError, ImportHow, ImportMode, ImportReport, Result, source_name, stamp};
 use crate::connector::{
-    self, ImportSink, ImportedObject, RowError, RowPlace, RowPrint, SourceDigest, SourceMark,
+    self, ImportSink, ImportedObject, RowError, RowPlace, SourceDigest, SourceMark,
 };
 use crate::model::{RunId, Schema};
 use crate::rules;
@@ -18,7 +18,7 @@ use tracing::{debug, info};
 /// Forwards what a connector reads to the staging thread in batches, so
 /// parsing and SQLite writes overlap.
 enum Msg {
-    Items(Vec<Item>),
+    Items(Batch),
     Reject(RowError),
     Mark(SourceMark),
     /// The fingerprint pass is over; the reader waits for the rows to fetch.
@@ -27,9 +27,23 @@ enum Msg {
     End,
 }
 
+/// Items in source order. The anchors of fingerprinted rows sit in one
+/// buffer: a million rows are a million small strings otherwise, made on
+/// one thread and freed on the other.
+#[derive(Default)]
+struct Batch {
+    items: Vec<Item>,
+    anchors: String,
+}
+
 enum Item {
     Object(Encoded),
-    Print(RowPrint),
+    /// A fingerprinted row; its anchor is `anchors[start..end]`.
+    Print {
+        start: usize,
+        end: usize,
+        place: RowPlace,
+    },
     Gone(String, u64),
 }
 
@@ -43,26 +57,35 @@ struct Encoded {
     line: u64,
 }
 
-const BATCH: usize = 2048;
+const BATCH: usize = 4096;
+
+impl Batch {
+    fn new() -> Batch {
+        Batch {
+            items: Vec::with_capacity(BATCH),
+            anchors: String::with_capacity(BATCH * 12),
+        }
+    }
+}
 
 struct ChannelSink {
     tx: mpsc::SyncSender<Msg>,
     schema: Schema,
-    batch: Vec<Item>,
+    batch: Batch,
     closed: bool,
 }
 
 impl ChannelSink {
     fn flush(&mut self) {
-        if !self.batch.is_empty() && !self.closed {
-            let b = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH));
+        if !self.batch.items.is_empty() && !self.closed {
+            let b = std::mem::replace(&mut self.batch, Batch::new());
             self.closed = self.tx.send(Msg::Items(b)).is_err();
         }
     }
 
     fn push(&mut self, item: Item) {
-        self.batch.push(item);
-        if self.batch.len() >= BATCH {
+        self.batch.items.push(item);
+        if self.batch.items.len() >= BATCH {
             self.flush();
         }
     }
@@ -88,8 +111,11 @@ impl ImportSink for ChannelSink {
     fn reject(&mut self, error: RowError) {
         self.send(Msg::Reject(error));
     }
-    fn print(&mut self, row: RowPrint) {
-        self.push(Item::Print(row));
+    fn print(&mut self, anchor: &str, place: RowPlace) {
+        let start = self.batch.anchors.len();
+        self.batch.anchors.push_str(anchor);
+        let end = self.batch.anchors.len();
+        self.push(Item::Print { start, end, place });
     }
     fn gone(&mut self, anchor: String, line: u64) {
         self.push(Item::Gone(anchor, line));
@@ -181,7 +207,7 @@ impl App {
                 let mut sink = ChannelSink {
                     tx: tx_send,
                     schema: reader_schema,
-                    batch: Vec::with_capacity(BATCH),
+                    batch: Batch::new(),
                     closed: false,
                 };
                 let r = match (how, watermark) {
@@ -405,7 +431,7 @@ impl App {
                     });
                 }
                 Msg::Items(batch) => {
-                    for item in batch {
+                    for item in batch.items {
                         match item {
                             Item::Object(o) if fetching => {
                                 stager.fetched(&o.anchor, &o.json, o.hash, o.print, o.line)?
@@ -422,13 +448,16 @@ impl App {
                                     rejected.push(duplicate(&o.anchor, o.line, first_line));
                                 }
                             }
-                            Item::Print(p) => match stager.print(&p.anchor, p.print, p.line)? {
-                                Printed::Unchanged => {}
-                                Printed::Wanted => wanted.push(RowPlace::from(&p)),
-                                Printed::Duplicate { first_line } => {
-                                    rejected.push(duplicate(&p.anchor, p.line, first_line))
+                            Item::Print { start, end, place } => {
+                                let anchor = batch.anchors.get(start..end).unwrap_or_default();
+                                match stager.print(anchor, place.print, place.line)? {
+                                    Printed::Unchanged => {}
+                                    Printed::Wanted => wanted.push(place),
+                                    Printed::Duplicate { first_line } => {
+                                        rejected.push(duplicate(anchor, place.line, first_line))
+                                    }
                                 }
-                            },
+                            }
                             Item::Gone(anchor, line) => stager.gone(&anchor, line)?,
                         }
                         items += 1;

@@ -14,6 +14,7 @@
 use crate::model::{Record, RecordBuilder, Schema};
 use chrono::format::{Fixed, Item, Numeric, Parsed, StrftimeItems};
 use chrono::{Datelike, NaiveDate, NaiveDateTime, Timelike};
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -204,7 +205,7 @@ impl ColumnPlan {
     /// converting the rest of the row; `None` when the field holds no
     /// anchor, or several values, or a date that does not parse (a full
     /// conversion then says what is wrong).
-    pub fn anchor_of(&self, raw: &str) -> Option<String> {
+    pub fn anchor_of<'r>(&self, raw: &'r str) -> Option<Cow<'r, str>> {
         let col = self.columns.get(self.anchor_column)?;
         let v = if col.trim { trim(raw) } else { raw };
         if v.is_empty() || col.is_null(v) {
@@ -216,9 +217,9 @@ impl ColumnPlan {
             return None;
         }
         if col.dates.is_empty() {
-            Some(v.to_owned())
+            Some(Cow::Borrowed(v))
         } else {
-            parse_date(&col.dates, v)
+            parse_date(&col.dates, v).map(Cow::Owned)
         }
     }
 
@@ -819,7 +820,7 @@ mod tests {
                 let mut fields = ["id1", "01.01.2000", "x", "y"];
                 fields[plan.anchor_column()] = v;
                 let full = row(&plan, &fields).ok().map(|(a, _)| a);
-                let quick = plan.anchor_of(v);
+                let quick = plan.anchor_of(v).map(Cow::into_owned);
                 assert!(
                     quick.is_none() || quick == full,
                     "{anchor} {v:?}: {quick:?} vs {full:?}"

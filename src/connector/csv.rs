@@ -17,9 +17,10 @@
 //! are converted, read again by their byte offsets ([`Connector::fetch`]).
 
 use super::convert::{ColumnPlan, RowConverter};
-use super::mark::{self, Digesting, RowPlace, RowPrint, SourceDigest, SourceMark};
+use super::mark::{self, Digesting, RowPlace, SourceDigest, SourceMark};
 use super::{Connector, ConnectorError, CsvConfig, Encoding, ImportSink, ImportedObject, RowError};
 use crate::model::Schema;
+use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{Cursor, Read};
@@ -281,7 +282,7 @@ impl<'p> Rows<'p> {
     }
 
     /// The record's anchor when it can be told from its anchor field alone.
-    fn anchor(&mut self, record: &csv::ByteRecord) -> Option<String> {
+    fn anchor<'r>(&'r mut self, record: &'r csv::ByteRecord) -> Option<Cow<'r, str>> {
         let column = self.plan.anchor_column();
         let text = decode(self.encoding, record.get(column)?, &mut self.scratch)?;
         self.plan.anchor_of(text)
@@ -354,15 +355,12 @@ impl Connector for CsvConnector {
                 continue;
             }
             let print = mark::row_print(&record, rules, &mut scratch);
-            match rows.anchor(&record) {
-                Some(anchor) => sink.print(RowPrint {
-                    anchor,
-                    print,
-                    line,
-                    at: start + skipped,
-                }),
-                None => rows.convert(&record, line, Some(print), sink),
+            if let Some(anchor) = rows.anchor(&record) {
+                let at = start + skipped;
+                sink.print(&anchor, RowPlace { at, line, print });
+                continue;
             }
+            rows.convert(&record, line, Some(print), sink);
         }
         let file = reader.get_ref().inner.digest();
         drop(rows);
@@ -962,7 +960,7 @@ pub(crate) mod tests {
     fn print_then_fetch(c: &mut CsvConnector) -> Collect {
         let mut pass = Collect::default();
         c.fingerprints(&mut pass).unwrap();
-        let places: Vec<RowPlace> = pass.prints.iter().map(RowPlace::from).collect();
+        let places: Vec<RowPlace> = pass.prints.iter().map(|p| p.1).collect();
         let mut fetched = Collect::default();
         c.fetch(&places, &mut fetched).unwrap();
         assert_eq!(pass.marks.len(), 1);
@@ -1013,8 +1011,8 @@ pub(crate) mod tests {
         let wanted: Vec<RowPlace> = pass
             .prints
             .iter()
-            .filter(|p| matches!(p.anchor.parse::<u32>(), Ok(n) if n % 997 < 3 || n > 19_990))
-            .map(RowPlace::from)
+            .filter(|p| matches!(p.0.parse::<u32>(), Ok(n) if n % 997 < 3 || n > 19_990))
+            .map(|p| p.1)
             .collect();
         let mut fetched = Collect::default();
         c.fetch(&wanted, &mut fetched).unwrap();
@@ -1026,8 +1024,8 @@ pub(crate) mod tests {
         let expected: Vec<(String, u64)> = pass
             .prints
             .iter()
-            .filter(|p| wanted.iter().any(|w| w.at == p.at))
-            .map(|p| (p.anchor.clone(), p.line))
+            .filter(|p| wanted.iter().any(|w| w.at == p.1.at))
+            .map(|p| (p.0.clone(), p.1.line))
             .collect();
         assert_eq!(got, expected);
         assert_eq!(got.first(), Some(&("0".to_string(), 2)));
@@ -1039,7 +1037,7 @@ pub(crate) mod tests {
         let (d, mut c) = with_bytes(b"id,name\n1,Ann\n2,Bo\n", |_| {});
         let mut pass = Collect::default();
         c.fingerprints(&mut pass).unwrap();
-        let places: Vec<RowPlace> = pass.prints.iter().map(RowPlace::from).collect();
+        let places: Vec<RowPlace> = pass.prints.iter().map(|p| p.1).collect();
         std::fs::write(d.path().join("f.csv"), b"id,name\n1,Ann\n2,Cy\n").unwrap();
         let msg = source_message(c.fetch(&places, &mut Collect::default()));
         assert!(msg.contains("changed while it was read"), "{msg}");
@@ -1052,7 +1050,7 @@ pub(crate) mod tests {
         let (_d, mut c) = with_bytes(b"id,name\n1,Ann\n,Nobody\n3,Cy,extra\n", |_| {});
         let mut pass = Collect::default();
         c.fingerprints(&mut pass).unwrap();
-        let anchors: Vec<&str> = pass.prints.iter().map(|p| p.anchor.as_str()).collect();
+        let anchors: Vec<&str> = pass.prints.iter().map(|p| p.0.as_str()).collect();
         assert_eq!(anchors, ["1"]);
         let lines: Vec<u64> = pass.rejected.iter().map(|r| r.line).collect();
         assert_eq!(lines, [3, 4]);

@@ -17,33 +17,15 @@ use xxhash_rust::xxh3::{Xxh3, xxh3_64, xxh3_64_with_seed};
 /// older version are converted again.
 pub const CONVERSION_VERSION: u32 = 1;
 
-/// A row reported by its anchor and fingerprint, not converted.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RowPrint {
-    pub anchor: String,
-    /// The fingerprint of the row's raw fields, keyed by [`SourceDigest::rules`].
-    pub print: u64,
-    pub line: u64,
-    /// Where the row starts in the source (a byte offset for files).
-    pub at: u64,
-}
-
-/// A row to convert after all ([`super::Connector::fetch`]).
+/// Where a row fingerprinted but not converted is, and its fingerprint
+/// (keyed by [`SourceDigest::rules`]), to convert it later if need be
+/// ([`super::Connector::fetch`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RowPlace {
+    /// Where the row starts in the source (a byte offset for files).
     pub at: u64,
     pub line: u64,
     pub print: u64,
-}
-
-impl From<&RowPrint> for RowPlace {
-    fn from(p: &RowPrint) -> RowPlace {
-        RowPlace {
-            at: p.at,
-            line: p.line,
-            print: p.print,
-        }
-    }
 }
 
 /// A file as a whole: the digest of its bytes, and a key for the rules it

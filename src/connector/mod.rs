@@ -14,7 +14,7 @@ pub mod mark;
 pub mod sql;
 pub mod sqlite_file;
 
-pub use mark::{RowPlace, RowPrint, SourceDigest, SourceMark};
+pub use mark::{RowPlace, SourceDigest, SourceMark};
 
 use crate::model::{Record, Schema};
 use std::path::PathBuf;
@@ -58,7 +58,7 @@ pub trait ImportSink {
     fn object(&mut self, object: ImportedObject);
     fn reject(&mut self, error: RowError);
     /// A row known only by its anchor and fingerprint ([`Connector::fingerprints`]).
-    fn print(&mut self, row: RowPrint);
+    fn print(&mut self, anchor: &str, place: RowPlace);
     /// A row the source marks as deleted (a tombstone column).
     fn gone(&mut self, anchor: String, line: u64);
     /// Where the source stood when it was read, for the next import to
@@ -71,7 +71,7 @@ pub trait ImportSink {
 pub struct Collect {
     pub objects: Vec<ImportedObject>,
     pub rejected: Vec<RowError>,
-    pub prints: Vec<RowPrint>,
+    pub prints: Vec<(String, RowPlace)>,
     pub gone: Vec<(String, u64)>,
     pub marks: Vec<SourceMark>,
 }
@@ -83,8 +83,8 @@ impl ImportSink for Collect {
     fn reject(&mut self, error: RowError) {
         self.rejected.push(error);
     }
-    fn print(&mut self, row: RowPrint) {
-        self.prints.push(row);
+    fn print(&mut self, anchor: &str, place: RowPlace) {
+        self.prints.push((anchor.to_string(), place));
     }
     fn gone(&mut self, anchor: String, line: u64) {
         self.gone.push((anchor, line));
@@ -137,7 +137,7 @@ pub trait Connector: Send {
     }
 
     /// Reads every row like [`Connector::full_import`] but reports it as an
-    /// anchor and a fingerprint of its raw bytes ([`ImportSink::print`])
+    /// anchor, a place and a fingerprint of its raw bytes ([`ImportSink::print`])
     /// instead of converting it; a row whose anchor cannot be told without
     /// converting it is converted and reported as an object (or rejected).
     /// Fingerprints are keyed by the digest's `rules`, so they compare
