@@ -172,18 +172,9 @@ impl App {
             Ok(s) => s,
             Err(e) => return fail(self, e),
         };
-        let plan = match self.import_plan(&agent, conn.as_ref(), mode) {
+        let plan = match self.import_plan(&agent, conn.as_ref(), mode)? {
             Ok(p) => p,
-            Err(AppError::Import { message, .. }) => {
-                return fail(
-                    self,
-                    connector::ConnectorError::Source {
-                        path: source_name(&self.rules, agent_name),
-                        message,
-                    },
-                );
-            }
-            Err(e) => return Err(e),
+            Err(e) => return fail(self, e),
         };
         if let Some(note) = &plan.note {
             info!(agent = agent_name, how = plan.how.as_str(), "{note}");
@@ -251,11 +242,22 @@ impl App {
                 })
             }
             (Err(e), _) => fail(self, e),
-            (Ok(()), Ok(None)) => Err(AppError::Import {
-                agent: agent_name.to_string(),
-                message: "the import stopped before the source was read to the end".into(),
-            }),
-            (Ok(()), Err(e)) => Err(e),
+            (Ok(()), Ok(None)) => {
+                let message = "the import stopped before the source was read to the end";
+                self.store.fail_step(step, message, &stamp(Utc::now()))?;
+                Err(AppError::Import {
+                    agent: agent_name.to_string(),
+                    message: message.into(),
+                })
+            }
+            (Ok(()), Err(e)) => {
+                // The step's own transaction is gone; record why if the
+                // store still takes a write.
+                let _ = self
+                    .store
+                    .fail_step(step, &e.to_string(), &stamp(Utc::now()));
+                Err(e)
+            }
         }
     }
 
@@ -270,7 +272,7 @@ impl App {
         agent: &rules::Agent,
         conn: &dyn connector::Connector,
         mode: ImportMode,
-    ) -> Result<ImportPlan> {
+    ) -> Result<std::result::Result<ImportPlan, connector::ConnectorError>> {
         let marks = self.store.source_marks(&agent.name)?;
         let full = |note: Option<String>| ImportPlan {
             how: ImportHow::Full,
@@ -280,12 +282,12 @@ impl App {
         // Without a digest from the last import there is nothing to compare
         // the file with, and a full read records one.
         if let Some(before) = marks.digest.as_deref().and_then(SourceDigest::parse) {
-            let digest = conn.digest().map_err(|e| AppError::Import {
-                agent: agent.name.clone(),
-                message: e.to_string(),
-            })?;
+            let digest = match conn.digest() {
+                Ok(d) => d,
+                Err(e) => return Ok(Err(e)),
+            };
             if let Some(now) = digest {
-                return Ok(if before == now {
+                return Ok(Ok(if before == now {
                     ImportPlan {
                         how: ImportHow::Unchanged,
                         watermark: None,
@@ -302,21 +304,21 @@ impl App {
                         "The rules or the file's header changed since the last import: every row is converted again."
                             .into(),
                     ))
-                });
+                }));
             }
         }
         if mode == ImportMode::Full || matches!(agent.source, connector::Source::Csv(_)) {
-            return Ok(full(None));
+            return Ok(Ok(full(None)));
         }
         if let connector::Source::Sql(c) = &agent.source
             && c.delta.is_none()
         {
-            return Ok(full(Some(
+            return Ok(Ok(full(Some(
                 "No [agent.delta]: a delta import reads every row and compares it with the connector space."
                     .into(),
-            )));
+            ))));
         }
-        Ok(match marks.watermark {
+        Ok(Ok(match marks.watermark {
             None => full(Some(
                 "No watermark yet: this import reads every row and records one.".into(),
             )),
@@ -330,7 +332,7 @@ impl App {
                     "{why}: this import reads every row and records a new watermark."
                 ))),
             },
-        })
+        }))
     }
 
     /// Records an import that found its file unchanged: nothing staged.
