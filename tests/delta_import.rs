@@ -439,3 +439,33 @@ fn delta_rules_are_checked_with_places() {
     assert!(err.contains("[agent.delta] is for kind = \"sql\""), "{err}");
     assert!(err.contains("a file is a full snapshot"), "{err}");
 }
+
+#[test]
+fn a_watermark_taken_under_other_rules_is_not_continued_from() {
+    let e = env();
+    write_con(
+        &e,
+        &[
+            ("C1", "Ann", "2024-01-01T10:00:00", 0),
+            ("C2", "Bo", "2024-01-02T10:00:00", 0),
+        ],
+    );
+    import(&e, "con", false);
+    assert_eq!(summary(&import(&e, "con", true)).0, "watermark");
+    // A new column rule may change any row, old or new: read them all.
+    e.write(
+        "rules/con.toml",
+        &CON.replace(
+            "[columns.deleted]",
+            "[columns.last]\nmulti = \";\"\n\n[columns.deleted]",
+        ),
+    );
+    let r = import(&e, "con", true);
+    assert_eq!(summary(&r), s("full", [2, 0, 0, 0, 2]));
+    assert!(
+        r["note"].as_str().unwrap_or("").contains("rules changed"),
+        "{r}"
+    );
+    // The full read recorded a watermark under the new rules.
+    assert_eq!(summary(&import(&e, "con", true)).0, "watermark");
+}
