@@ -217,29 +217,17 @@ impl SqlConnector {
                 }
             }
             let converted = conv.finish();
-            if let Some(w) = delta.watermark {
+            if track && let Some(w) = delta.watermark {
+                // Rows come in watermark order: the last value read is the
+                // highest. NULL has no place in that order, and a BLOB no
+                // stored form; neither becomes the watermark.
                 match row.get_ref(w) {
-                    Ok(ValueRef::Blob(_)) => {
-                        let anchor = converted.ok().map(|(a, _)| a);
-                        let column = self.config.delta.as_ref().map_or("", |d| &d.watermark);
-                        let message = format!(
-                            "watermark column {column:?} holds a BLOB; only text and numbers order rows"
-                        );
-                        reject(sink, line, anchor, message);
-                        continue;
+                    Ok(ValueRef::Integer(n)) => highest = Some(Value::Integer(n)),
+                    Ok(ValueRef::Real(x)) => highest = Some(Value::Real(x)),
+                    Ok(ValueRef::Text(t)) => {
+                        highest = Some(Value::Text(String::from_utf8_lossy(t).into_owned()))
                     }
-                    Ok(ValueRef::Null) | Err(_) => {}
-                    Ok(v) if track => {
-                        highest = Some(match v {
-                            ValueRef::Integer(n) => Value::Integer(n),
-                            ValueRef::Real(x) => Value::Real(x),
-                            _ => Value::Text(
-                                String::from_utf8_lossy(v.as_bytes().unwrap_or_default())
-                                    .into_owned(),
-                            ),
-                        })
-                    }
-                    Ok(_) => {}
+                    _ => {}
                 }
             }
             let deleted = match delta.tombstone.map(|t| row.get_ref(t)) {
