@@ -2,16 +2,15 @@
 //! public method is one step or one query the CLI offers; the clock is a
 //! parameter so runs are reproducible in tests.
 
-use crate::connector::{self, ImportSink, ImportedObject, RowError};
+use crate::connector;
 use crate::engine::{KeyKinds, Sync, SyncCounters, SyncPlan};
-use crate::model::{CsId, MvId, RunId, Schema};
+use crate::model::{CsId, MvId, RunId};
 use crate::rules::{self, RuleErrors, RuleSet, StepAction};
 use crate::store::{CsRow, MvRow, NewChange, Tx};
 use crate::store::{ImportCounts, StepErrorRow, Store, StoreError, fault_point};
 use chrono::{DateTime, SecondsFormat, Utc};
 use rustc_hash::FxHashMap;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
 use tracing::info;
 
 #[derive(Debug, thiserror::Error)]
@@ -44,8 +43,39 @@ pub fn stamp(t: DateTime<Utc>) -> String {
 pub struct ImportReport {
     pub agent: String,
     pub run: RunId,
+    pub mode: ImportMode,
+    pub how: ImportHow,
+    /// Why the import read more than its mode asked for, when it did.
+    pub note: Option<String>,
     pub counts: ImportCounts,
     pub rejected: Vec<StepErrorRow>,
+}
+
+/// How an import read its source; decided before it starts from what the
+/// connector can do and what the last import left in the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ImportHow {
+    /// Every row read, converted and compared by content.
+    Full,
+    /// The file's digest is the last import's: nothing read, nothing changed.
+    Unchanged,
+    /// Every row read and compared by the fingerprint of its bytes; only
+    /// rows that differ converted.
+    RowCompare,
+    /// Only rows at or above the stored watermark read.
+    Watermark,
+}
+
+impl ImportHow {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ImportHow::Full => "full",
+            ImportHow::Unchanged => "unchanged",
+            ImportHow::RowCompare => "row-compare",
+            ImportHow::Watermark => "watermark",
+        }
+    }
 }
 
 /// What one sync step did.
@@ -105,58 +135,6 @@ pub struct App {
     pub allow_deletes: Option<u64>,
 }
 
-/// Forwards what a connector reads to the staging thread in batches, so
-/// parsing and SQLite writes overlap.
-enum Msg {
-    Objects(Vec<Encoded>),
-    Reject(RowError),
-}
-
-/// An object in its stored form, encoded on the reading thread so the
-/// staging thread only talks to SQLite.
-struct Encoded {
-    anchor: String,
-    json: String,
-    hash: u64,
-    line: u64,
-}
-
-struct ChannelSink {
-    tx: mpsc::SyncSender<Msg>,
-    schema: Schema,
-    batch: Vec<Encoded>,
-    closed: bool,
-}
-
-impl ChannelSink {
-    fn flush(&mut self) {
-        if !self.batch.is_empty() && !self.closed {
-            let b = std::mem::take(&mut self.batch);
-            self.closed = self.tx.send(Msg::Objects(b)).is_err();
-        }
-    }
-}
-
-impl ImportSink for ChannelSink {
-    fn object(&mut self, object: ImportedObject) {
-        self.batch.push(Encoded {
-            json: crate::model::json::record_to_json(&object.attrs, &self.schema),
-            hash: object.attrs.content_hash(&self.schema),
-            anchor: object.anchor,
-            line: object.line,
-        });
-        if self.batch.len() >= 2048 {
-            self.flush();
-        }
-    }
-    fn reject(&mut self, error: RowError) {
-        self.flush();
-        if !self.closed {
-            self.closed = self.tx.send(Msg::Reject(error)).is_err();
-        }
-    }
-}
-
 impl App {
     /// Opens the store, then loads the rules (using schemas the store
     /// remembers for sources that cannot be read right now).
@@ -202,167 +180,6 @@ impl App {
     /// Finishes a run with any status: `success`, `failed`, `stopped`.
     pub fn finish_run_as(&mut self, run: RunId, status: &str, now: DateTime<Utc>) -> Result<()> {
         Ok(self.store.finish_run(run, status, &stamp(now))?)
-    }
-
-    /// An import of one agent into its connector space, as one step.
-    pub fn import(
-        &mut self,
-        agent_name: &str,
-        _mode: ImportMode,
-        run: RunId,
-        ordinal: usize,
-        now: DateTime<Utc>,
-    ) -> Result<ImportReport> {
-        let Some(agent) = self.rules.agent(agent_name).cloned() else {
-            return Err(AppError::Usage(format!(
-                "no agent {agent_name:?}; agents are: {}",
-                self.rules.agent_names().join(", ")
-            )));
-        };
-        let step = self.store.begin_step(
-            run,
-            ordinal,
-            &format!("import {agent_name}"),
-            Some(agent_name),
-            &stamp(now),
-        )?;
-        let mut conn = connector::open(&agent.source);
-        let schema = match conn.schema() {
-            Ok(s) => s,
-            Err(e) => {
-                let message = e.to_string();
-                self.store.fail_step(step, &message, &stamp(Utc::now()))?;
-                return Err(AppError::Import {
-                    agent: agent_name.to_string(),
-                    message,
-                });
-            }
-        };
-        let (tx_send, rx) = mpsc::sync_channel::<Msg>(8);
-        let (result, staged) = std::thread::scope(|scope| {
-            let reader_schema = schema.clone();
-            let reader = scope.spawn(move || {
-                let mut sink = ChannelSink {
-                    tx: tx_send,
-                    schema: reader_schema,
-                    batch: Vec::with_capacity(2048),
-                    closed: false,
-                };
-                let r = conn.full_import(&mut sink);
-                sink.flush();
-                r
-            });
-            let staged = self.stage(&agent.name, &schema, rx, step);
-            let result = reader.join();
-            (result, staged)
-        });
-        let connector_result = match result {
-            Ok(r) => r,
-            Err(_) => Err(connector::ConnectorError::Unsupported(
-                "a connector that panicked",
-            )),
-        };
-        match (connector_result, staged) {
-            (Ok(()), Ok(Some(report))) => Ok(ImportReport { run, ..report }),
-            (Err(e), _) => {
-                let message = e.to_string();
-                self.store.fail_step(step, &message, &stamp(Utc::now()))?;
-                Err(AppError::Import {
-                    agent: agent_name.to_string(),
-                    message,
-                })
-            }
-            (Ok(()), Ok(None)) => Err(AppError::Import {
-                agent: agent_name.to_string(),
-                message: "the import stopped before the source was read to the end".into(),
-            }),
-            (Ok(()), Err(e)) => Err(e),
-        }
-    }
-
-    /// Stages what arrives on `rx`; commits only when the connector read
-    /// the whole source (the channel closes after the last object).
-    fn stage(
-        &mut self,
-        agent: &str,
-        schema: &Schema,
-        rx: mpsc::Receiver<Msg>,
-        step: i64,
-    ) -> Result<Option<ImportReport>> {
-        let tx = self.store.begin()?;
-        let mut stager = tx.stager(agent, schema)?;
-        let mut rejected = Vec::new();
-        let mut staged = 0u64;
-        for msg in rx {
-            match msg {
-                Msg::Reject(e) => rejected.push(StepErrorRow {
-                    kind: "rejected-row".into(),
-                    agent: Some(agent.to_string()),
-                    anchor: e.anchor.clone(),
-                    source: Some(e.source.clone()),
-                    line: Some(e.line as i64),
-                    message: e.message.clone(),
-                }),
-                Msg::Objects(batch) => {
-                    for o in batch {
-                        if o.anchor.is_empty() {
-                            continue;
-                        }
-                        if let Err(crate::store::StageRefusal::Duplicate { first_line }) =
-                            stager.object_encoded(&o.anchor, &o.json, o.hash, o.line)?
-                        {
-                            rejected.push(StepErrorRow {
-                                kind: "rejected-row".into(),
-                                agent: Some(agent.to_string()),
-                                anchor: Some(o.anchor.clone()),
-                                source: Some(source_name(&self.rules, agent)),
-                                line: Some(o.line as i64),
-                                message: format!("duplicate anchor {:?} (first on line {first_line}); row skipped", o.anchor),
-                            });
-                        }
-                        staged += 1;
-                        if staged.is_multiple_of(500_000) {
-                            info!(agent, staged, "Import in progress.");
-                        }
-                        if staged == 1000 {
-                            fault_point("import-mid");
-                        }
-                    }
-                }
-            }
-        }
-        let mut counts = stager.finish_full()?;
-        counts.read += rejected
-            .iter()
-            .filter(|r| !r.message.starts_with("duplicate"))
-            .count() as u64;
-        counts.rejected = rejected.len() as u64;
-        let counters = serde_json::to_value(counts).unwrap_or_default();
-        tx.finish_step(
-            step,
-            "success",
-            &counters,
-            None,
-            &rejected,
-            &stamp(Utc::now()),
-        )?;
-        fault_point("import-before-commit");
-        tx.commit()?;
-        info!(
-            agent,
-            adds = counts.adds,
-            updates = counts.updates,
-            deletes = counts.deletes,
-            unchanged = counts.unchanged,
-            rejected = counts.rejected,
-            "Import finished."
-        );
-        Ok(Some(ImportReport {
-            agent: agent.to_string(),
-            run: 0,
-            counts,
-            rejected,
-        }))
     }
 
     /// Computes a sync without writing anything.
@@ -894,7 +711,7 @@ impl App {
     }
 }
 
-fn source_name(rules: &RuleSet, agent: &str) -> String {
+pub(crate) fn source_name(rules: &RuleSet, agent: &str) -> String {
     match rules.agent(agent).map(|a| &a.source) {
         Some(connector::Source::Csv(c)) => c.display.clone(),
         Some(connector::Source::Sql(c)) => c.display.clone(),

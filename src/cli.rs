@@ -485,10 +485,25 @@ fn eval(cli: &Cli, agent: &str, anchor: Option<&str>, set: &[String], text: &str
 
 fn print_import(r: &ImportReport) {
     let c = &r.counts;
+    let verb = match r.mode {
+        ImportMode::Full => "import",
+        ImportMode::Delta => "delta-import",
+    };
     println!(
-        "import {} (run {}): read {}, adds {}, updates {}, deletes {}, unchanged {}, rejected {}",
-        r.agent, r.run, c.read, c.adds, c.updates, c.deletes, c.unchanged, c.rejected
+        "{verb} {} (run {}, {}): read {}, adds {}, updates {}, deletes {}, unchanged {}, rejected {}",
+        r.agent,
+        r.run,
+        r.how.as_str(),
+        c.read,
+        c.adds,
+        c.updates,
+        c.deletes,
+        c.unchanged,
+        c.rejected
     );
+    if let Some(note) = &r.note {
+        println!("  {note}");
+    }
     for e in r.rejected.iter().take(20) {
         println!(
             "  rejected {}:{}: {}",

@@ -10,6 +10,7 @@ pub mod connector;
 pub mod engine;
 pub mod expr;
 pub mod r#gen;
+pub mod import;
 pub mod model;
 pub mod rules;
 pub mod ruletest;

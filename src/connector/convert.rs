@@ -14,6 +14,7 @@
 use crate::model::{Record, RecordBuilder, Schema};
 use chrono::format::{Fixed, Item, Numeric, Parsed, StrftimeItems};
 use chrono::{Datelike, NaiveDate, NaiveDateTime, Timelike};
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -193,6 +194,33 @@ impl ColumnPlan {
     /// The source name of the column at `column`, for messages.
     pub fn column_name(&self, column: usize) -> &str {
         self.columns.get(column).map_or("?", |c| c.name.as_str())
+    }
+
+    /// The source position of the anchor column.
+    pub fn anchor_column(&self) -> usize {
+        self.anchor_column
+    }
+
+    /// The anchor a row whose anchor field holds `raw` gets, told without
+    /// converting the rest of the row; `None` when the field holds no
+    /// anchor, or several values, or a date that does not parse (a full
+    /// conversion then says what is wrong).
+    pub fn anchor_of<'r>(&self, raw: &'r str) -> Option<Cow<'r, str>> {
+        let col = self.columns.get(self.anchor_column)?;
+        let v = if col.trim { trim(raw) } else { raw };
+        if v.is_empty() || col.is_null(v) {
+            return None;
+        }
+        if let Some(sep) = &col.multi
+            && v.contains(sep.as_str())
+        {
+            return None;
+        }
+        if col.dates.is_empty() {
+            Some(Cow::Borrowed(v))
+        } else {
+            parse_date(&col.dates, v).map(Cow::Owned)
+        }
     }
 
     /// A converter for this plan's rows; keep one for the whole import.
@@ -524,7 +552,10 @@ fn list<'a>(names: impl Iterator<Item = &'a str>) -> String {
 }
 
 /// The candidate `name` was most likely meant to be, if any is close.
-fn suggest<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+pub(super) fn suggest<'a>(
+    name: &str,
+    candidates: impl Iterator<Item = &'a str>,
+) -> Option<&'a str> {
     let lower = name.to_lowercase();
     let mut best: Option<(f64, &str)> = None;
     for c in candidates {
@@ -763,6 +794,42 @@ mod tests {
             err.message,
             "column \"at\": \"yesterday\" is not a date in the format %d.%m.%Y %H:%M"
         );
+    }
+
+    #[test]
+    fn anchor_of_agrees_with_a_full_conversion() {
+        let s = specs(vec![
+            ("d", spec(|s| s.date = vec!["%d.%m.%Y".into()])),
+            ("m", spec(|s| s.multi = Some(";".into()))),
+            (
+                "n",
+                spec(|s| {
+                    s.null_values = vec!["-".into()];
+                    s.trim = false;
+                }),
+            ),
+        ]);
+        for (anchor, values) in [
+            ("id", vec![" A1 ", "", "  ", "x"]),
+            ("d", vec!["01.02.2003", " 1.2.2003", "2003-02-01", ""]),
+            ("m", vec!["a", " a ", "a;b", ";a"]),
+            ("n", vec![" a ", "-", "a"]),
+        ] {
+            let plan = ColumnPlan::new(&["id", "d", "m", "n"], &s, anchor).unwrap();
+            for v in values {
+                let mut fields = ["id1", "01.01.2000", "x", "y"];
+                fields[plan.anchor_column()] = v;
+                let full = row(&plan, &fields).ok().map(|(a, _)| a);
+                let quick = plan.anchor_of(v).map(Cow::into_owned);
+                assert!(
+                    quick.is_none() || quick == full,
+                    "{anchor} {v:?}: {quick:?} vs {full:?}"
+                );
+                if !(anchor == "m" && v.contains(';')) {
+                    assert_eq!(quick, full, "{anchor} {v:?}");
+                }
+            }
+        }
     }
 
     #[test]

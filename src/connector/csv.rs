@@ -8,26 +8,71 @@
 //! than a small one. Anything wrong with one row is reported for that row
 //! and the import goes on; only a file that cannot be opened, or whose
 //! header does not fit the configuration, fails as a whole.
+//!
+//! A file is a full snapshot of its system, so a delta import still reads
+//! all of it, but cheaply: the digest of the whole file says when nothing
+//! changed at all, and otherwise each row is first reported by its anchor
+//! and a fingerprint of its raw fields ([`Connector::fingerprints`]); only
+//! the rows the connector space does not already hold with that fingerprint
+//! are converted, read again by their byte offsets ([`Connector::fetch`]).
 
-use super::convert::ColumnPlan;
+use super::convert::{ColumnPlan, RowConverter};
+use super::mark::{self, Digesting, RowPlace, SourceDigest, SourceMark};
 use super::{Connector, ConnectorError, CsvConfig, Encoding, ImportSink, ImportedObject, RowError};
 use crate::model::Schema;
+use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{Cursor, Read};
 
 const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
 
-/// The file with its byte-order mark already consumed.
-type Source = LineCounter<std::io::Chain<Cursor<Vec<u8>>, File>>;
+/// The file with its byte-order mark already consumed, hashed as it is read.
+type Source = LineCounter<Digesting<std::io::Chain<Cursor<Vec<u8>>, File>>>;
+
+/// Rows closer than this to the next one wanted are read through rather
+/// than sought: a seek costs a buffer refill.
+const READ_THROUGH: u64 = 64 * 1024;
 
 pub struct CsvConnector {
     config: CsvConfig,
+    /// What [`Connector::fingerprints`] learnt, for the [`Connector::fetch`]
+    /// that follows it.
+    pass: Option<Pass>,
+}
+
+struct Pass {
+    plan: ColumnPlan,
+    rules: u64,
+    header: u64,
+    skipped: u64,
+}
+
+/// A file opened and its header read.
+struct Opened {
+    reader: csv::Reader<Source>,
+    plan: ColumnPlan,
+    /// The key of row fingerprints: the column rules and this header.
+    rules: u64,
+    /// The fingerprint of the header row itself.
+    header: u64,
+    /// Bytes before the parser's first one (a byte-order mark).
+    skipped: u64,
+}
+
+impl CsvConfig {
+    /// A key for everything that decides how a row's bytes convert.
+    pub fn rules_key(&self) -> u64 {
+        mark::rules_key(&format!(
+            "csv {:?} {:?} {:?} {:?} {:?}",
+            self.delimiter, self.quote, self.encoding, self.anchor, self.columns
+        ))
+    }
 }
 
 impl CsvConnector {
     pub fn new(config: CsvConfig) -> CsvConnector {
-        CsvConnector { config }
+        CsvConnector { config, pass: None }
     }
 
     fn error(&self, message: impl Into<String>) -> ConnectorError {
@@ -44,9 +89,19 @@ impl CsvConnector {
         }
     }
 
+    fn builder(&self) -> csv::ReaderBuilder {
+        let mut b = csv::ReaderBuilder::new();
+        b.delimiter(self.config.delimiter)
+            .quote(self.config.quote)
+            .has_headers(false)
+            // Rows with the wrong number of fields are reported one by one.
+            .flexible(true);
+        b
+    }
+
     /// Opens the file and reads the header: a reader positioned on the first
     /// data row, and the compiled column plan.
-    fn open(&self) -> Result<(csv::Reader<Source>, ColumnPlan), ConnectorError> {
+    fn open(&self) -> Result<Opened, ConnectorError> {
         let c = &self.config;
         if c.delimiter == c.quote {
             return Err(self.error("the delimiter and the quote character must differ"));
@@ -67,6 +122,7 @@ impl CsvConnector {
             .take(UTF8_BOM.len() as u64)
             .read_to_end(&mut head)
             .map_err(|e| self.io(e))?;
+        let mut skipped = 0;
         if head == UTF8_BOM {
             if c.encoding != Encoding::Utf8 {
                 return Err(self.error(format!(
@@ -76,20 +132,21 @@ impl CsvConnector {
                 )));
             }
             head.clear();
+            skipped = UTF8_BOM.len() as u64;
         } else if c.encoding == Encoding::Utf8
             && (head.starts_with(b"\xFF\xFE") || head.starts_with(b"\xFE\xFF"))
         {
             return Err(self.error("the file is UTF-16, which is not supported; save it as UTF-8"));
         }
+        let mut source = Digesting::new(Cursor::new(head).chain(file));
+        if skipped > 0 {
+            source.feed(UTF8_BOM);
+        }
 
-        let mut reader = csv::ReaderBuilder::new()
-            .delimiter(c.delimiter)
-            .quote(c.quote)
-            .has_headers(false)
-            // Rows with the wrong number of fields are reported one by one.
-            .flexible(true)
+        let mut reader = self
+            .builder()
             .buffer_capacity(64 * 1024)
-            .from_reader(LineCounter::new(Cursor::new(head).chain(file)));
+            .from_reader(LineCounter::new(source));
 
         let mut header = csv::ByteRecord::new();
         let found = reader
@@ -112,13 +169,45 @@ impl CsvConnector {
         }
         let plan = ColumnPlan::new(&names, &c.columns, &c.anchor)
             .map_err(|m| self.error(format!("header: {m}")))?;
-        Ok((reader, plan))
+        let header = mark::row_print(&header, 0, &mut Vec::new());
+        Ok(Opened {
+            reader,
+            plan,
+            rules: mark::combine(c.rules_key(), header),
+            header,
+            skipped,
+        })
     }
 
     fn csv_error(&self, e: csv::Error) -> ConnectorError {
         match e.into_kind() {
             csv::ErrorKind::Io(e) => self.io(e),
             other => self.error(format!("{other:?}")),
+        }
+    }
+
+    fn changed(&self) -> ConnectorError {
+        self.error("the file changed while it was read; import it again")
+    }
+}
+
+/// What turns records into objects, kept for a whole read.
+struct Rows<'p> {
+    plan: &'p ColumnPlan,
+    conv: RowConverter<'p>,
+    encoding: Encoding,
+    display: &'p str,
+    scratch: String,
+}
+
+impl<'p> Rows<'p> {
+    fn new(plan: &'p ColumnPlan, config: &'p CsvConfig) -> Rows<'p> {
+        Rows {
+            plan,
+            conv: plan.converter(),
+            encoding: config.encoding,
+            display: &config.display,
+            scratch: String::new(),
         }
     }
 
@@ -130,11 +219,73 @@ impl CsvConnector {
         message: String,
     ) {
         sink.reject(RowError {
-            source: self.config.display.clone(),
+            source: self.display.to_string(),
             line,
             anchor,
             message,
         });
+    }
+
+    /// Whether the record has the header's number of fields; reports it
+    /// when not.
+    fn fits(&self, record: &csv::ByteRecord, line: u64, sink: &mut dyn ImportSink) -> bool {
+        let width = self.plan.width();
+        if record.len() == width {
+            return true;
+        }
+        self.reject(
+            sink,
+            line,
+            None,
+            format!("expected {width} fields, found {}", record.len()),
+        );
+        false
+    }
+
+    /// Converts a record that [`Rows::fits`] and reports the object or why not.
+    fn convert(
+        &mut self,
+        record: &csv::ByteRecord,
+        line: u64,
+        print: Option<u64>,
+        sink: &mut dyn ImportSink,
+    ) {
+        // Validating a UTF-8 row in one pass is much cheaper than field
+        // by field; a field whose bounds split a character makes `get`
+        // fail, which is then the field's error like any other.
+        let whole = match self.encoding {
+            Encoding::Utf8 => std::str::from_utf8(record.as_slice()).ok(),
+            _ => None,
+        };
+        for (i, bytes) in record.iter().enumerate() {
+            if !self.plan.wants(i) {
+                continue;
+            }
+            let text = match whole {
+                Some(all) => record.range(i).and_then(|r| all.get(r)),
+                None => decode(self.encoding, bytes, &mut self.scratch),
+            };
+            match text {
+                Some(text) => self.conv.field(i, text),
+                None => self.conv.fail(i, "is not valid UTF-8"),
+            }
+        }
+        match self.conv.finish() {
+            Ok((anchor, attrs)) => sink.object(ImportedObject {
+                anchor,
+                attrs,
+                line,
+                print,
+            }),
+            Err(f) => self.reject(sink, line, f.anchor, f.message),
+        }
+    }
+
+    /// The record's anchor when it can be told from its anchor field alone.
+    fn anchor<'r>(&'r mut self, record: &'r csv::ByteRecord) -> Option<Cow<'r, str>> {
+        let column = self.plan.anchor_column();
+        let text = decode(self.encoding, record.get(column)?, &mut self.scratch)?;
+        self.plan.anchor_of(text)
     }
 }
 
@@ -144,17 +295,19 @@ impl Connector for CsvConnector {
     }
 
     fn schema(&self) -> Result<Schema, ConnectorError> {
-        let (_, plan) = self.open()?;
-        Ok(plan.schema().clone())
+        Ok(self.open()?.plan.schema().clone())
     }
 
     fn full_import(&mut self, sink: &mut dyn ImportSink) -> Result<(), ConnectorError> {
-        let (mut reader, plan) = self.open()?;
-        let encoding = self.config.encoding;
-        let width = plan.width();
-        let mut conv = plan.converter();
+        let Opened {
+            mut reader,
+            plan,
+            rules,
+            ..
+        } = self.open()?;
+        let mut rows = Rows::new(&plan, &self.config);
         let mut record = csv::ByteRecord::new();
-        let mut scratch = String::new();
+        let mut scratch = Vec::new();
         while reader
             .read_byte_record(&mut record)
             .map_err(|e| self.csv_error(e))?
@@ -164,43 +317,118 @@ impl Connector for CsvConnector {
             // in every Windows file; its byte offset is exact.
             let start = record.position().map_or(0, |p| p.byte());
             let line = reader.get_mut().line_at(start);
-            if record.len() != width {
-                self.reject(
-                    sink,
-                    line,
-                    None,
-                    format!("expected {width} fields, found {}", record.len()),
-                );
+            if rows.fits(&record, line, sink) {
+                let print = mark::row_print(&record, rules, &mut scratch);
+                rows.convert(&record, line, Some(print), sink);
+            }
+        }
+        let file = reader.get_ref().inner.digest();
+        sink.mark(SourceMark::Digest(SourceDigest { file, rules }));
+        Ok(())
+    }
+
+    fn digest(&self) -> Result<Option<SourceDigest>, ConnectorError> {
+        let rules = self.open()?.rules;
+        let file = mark::file_digest(&self.config.path).map_err(|e| self.io(e))?;
+        Ok(Some(SourceDigest { file, rules }))
+    }
+
+    fn fingerprints(&mut self, sink: &mut dyn ImportSink) -> Result<(), ConnectorError> {
+        self.pass = None;
+        let Opened {
+            mut reader,
+            plan,
+            rules,
+            header,
+            skipped,
+        } = self.open()?;
+        let mut rows = Rows::new(&plan, &self.config);
+        let mut record = csv::ByteRecord::new();
+        let mut scratch = Vec::new();
+        while reader
+            .read_byte_record(&mut record)
+            .map_err(|e| self.csv_error(e))?
+        {
+            let start = record.position().map_or(0, |p| p.byte());
+            let line = reader.get_mut().line_at(start);
+            if !rows.fits(&record, line, sink) {
                 continue;
             }
-            // Validating a UTF-8 row in one pass is much cheaper than field
-            // by field; a field whose bounds split a character makes `get`
-            // fail, which is then the field's error like any other.
-            let whole = match encoding {
-                Encoding::Utf8 => std::str::from_utf8(record.as_slice()).ok(),
-                _ => None,
-            };
-            for (i, bytes) in record.iter().enumerate() {
-                if !plan.wants(i) {
-                    continue;
+            let print = mark::row_print(&record, rules, &mut scratch);
+            if let Some(anchor) = rows.anchor(&record) {
+                let at = start + skipped;
+                sink.print(&anchor, RowPlace { at, line, print });
+                continue;
+            }
+            rows.convert(&record, line, Some(print), sink);
+        }
+        let file = reader.get_ref().inner.digest();
+        drop(rows);
+        self.pass = Some(Pass {
+            plan,
+            rules,
+            header,
+            skipped,
+        });
+        sink.mark(SourceMark::Digest(SourceDigest { file, rules }));
+        Ok(())
+    }
+
+    fn fetch(
+        &mut self,
+        places: &[RowPlace],
+        sink: &mut dyn ImportSink,
+    ) -> Result<(), ConnectorError> {
+        let Some(pass) = self.pass.take() else {
+            return Err(ConnectorError::Unsupported(
+                "fetching rows without fingerprinting them first",
+            ));
+        };
+        let file = File::open(&self.config.path).map_err(|e| self.io(e))?;
+        let mut reader = self.builder().buffer_capacity(16 * 1024).from_reader(file);
+        let mut record = csv::ByteRecord::new();
+        let mut scratch = Vec::new();
+        let seek = |reader: &mut csv::Reader<File>, at: u64| {
+            let mut p = csv::Position::new();
+            p.set_byte(at);
+            reader.seek(p)
+        };
+        // The header decides what each field means: it must not have moved.
+        seek(&mut reader, pass.skipped).map_err(|e| self.csv_error(e))?;
+        let same_header = reader
+            .read_byte_record(&mut record)
+            .map_err(|e| self.csv_error(e))?
+            && mark::row_print(&record, 0, &mut scratch) == pass.header;
+        if !same_header {
+            return Err(self.changed());
+        }
+        let mut rows = Rows::new(&pass.plan, &self.config);
+        for place in places {
+            let here = reader.position().byte();
+            if place.at < here || place.at - here > READ_THROUGH {
+                seek(&mut reader, place.at).map_err(|e| self.csv_error(e))?;
+            }
+            loop {
+                if !reader
+                    .read_byte_record(&mut record)
+                    .map_err(|e| self.csv_error(e))?
+                {
+                    return Err(self.changed());
                 }
-                let text = match whole {
-                    Some(all) => record.range(i).and_then(|r| all.get(r)),
-                    None => decode(encoding, bytes, &mut scratch),
-                };
-                match text {
-                    Some(text) => conv.field(i, text),
-                    None => conv.fail(i, "is not valid UTF-8"),
+                let start = record.position().map_or(0, |p| p.byte());
+                if start >= place.at {
+                    if start != place.at {
+                        return Err(self.changed());
+                    }
+                    break;
                 }
             }
-            match conv.finish() {
-                Ok((anchor, attrs)) => sink.object(ImportedObject {
-                    anchor,
-                    attrs,
-                    line,
-                }),
-                Err(f) => self.reject(sink, line, f.anchor, f.message),
+            if record.len() != pass.plan.width()
+                || mark::row_print(&record, pass.rules, &mut scratch) != place.print
+            {
+                return Err(self.changed());
             }
+            rows.convert(&record, place.line, Some(place.print), sink);
         }
         Ok(())
     }
@@ -725,6 +953,128 @@ pub(crate) mod tests {
                 );
             }
         }
+    }
+
+    /// Fingerprints every row, then fetches every fingerprinted row: the
+    /// same objects and rejections as a full import, in the same order.
+    fn print_then_fetch(c: &mut CsvConnector) -> Collect {
+        let mut pass = Collect::default();
+        c.fingerprints(&mut pass).unwrap();
+        let places: Vec<RowPlace> = pass.prints.iter().map(|p| p.1).collect();
+        let mut fetched = Collect::default();
+        c.fetch(&places, &mut fetched).unwrap();
+        assert_eq!(pass.marks.len(), 1);
+        fetched.marks = pass.marks;
+        fetched.rejected.splice(0..0, pass.rejected);
+        fetched.objects.splice(0..0, pass.objects);
+        fetched
+    }
+
+    #[test]
+    fn fetched_rows_are_the_rows_a_full_import_reads() {
+        let mut config = config(fixture("bom_crlf_multiline.csv"), "id");
+        config.columns.insert(
+            "born".into(),
+            ColumnSpec {
+                date: vec!["%d.%m.%Y".into()],
+                ..ColumnSpec::default()
+            },
+        );
+        let mut c = CsvConnector::new(config);
+        let full = import(&mut c);
+        let two = print_then_fetch(&mut c);
+        let objects = |s: &Collect| {
+            s.objects
+                .iter()
+                .map(|o| (o.anchor.clone(), o.line, o.print, o.attrs.clone()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(objects(&two), objects(&full));
+        assert!(full.objects.iter().all(|o| o.print.is_some()));
+        assert_eq!(two.rejected, full.rejected);
+        assert_eq!(two.marks, full.marks);
+        let Some(SourceMark::Digest(d)) = full.marks.first() else {
+            panic!("no digest: {:?}", full.marks);
+        };
+        assert_eq!(c.digest().unwrap(), Some(*d));
+    }
+
+    #[test]
+    fn fetching_far_apart_rows_seeks_and_near_ones_read_through() {
+        let mut bytes = b"id,name\r\n".to_vec();
+        for i in 0..20_000 {
+            bytes.extend_from_slice(format!("{i},\"name\r\n{i}\"\r\n").as_bytes());
+        }
+        let (_d, mut c) = with_bytes(&bytes, |_| {});
+        let mut pass = Collect::default();
+        c.fingerprints(&mut pass).unwrap();
+        let wanted: Vec<RowPlace> = pass
+            .prints
+            .iter()
+            .filter(|p| matches!(p.0.parse::<u32>(), Ok(n) if n % 997 < 3 || n > 19_990))
+            .map(|p| p.1)
+            .collect();
+        let mut fetched = Collect::default();
+        c.fetch(&wanted, &mut fetched).unwrap();
+        let got: Vec<(String, u64)> = fetched
+            .objects
+            .iter()
+            .map(|o| (o.anchor.clone(), o.line))
+            .collect();
+        let expected: Vec<(String, u64)> = pass
+            .prints
+            .iter()
+            .filter(|p| wanted.iter().any(|w| w.at == p.1.at))
+            .map(|p| (p.0.clone(), p.1.line))
+            .collect();
+        assert_eq!(got, expected);
+        assert_eq!(got.first(), Some(&("0".to_string(), 2)));
+        assert_eq!(value(&c, &fetched, 1, "name"), ["name\r\n1"]);
+    }
+
+    #[test]
+    fn a_file_changed_between_the_passes_fails_the_fetch() {
+        let (d, mut c) = with_bytes(b"id,name\n1,Ann\n2,Bo\n", |_| {});
+        let mut pass = Collect::default();
+        c.fingerprints(&mut pass).unwrap();
+        let places: Vec<RowPlace> = pass.prints.iter().map(|p| p.1).collect();
+        std::fs::write(d.path().join("f.csv"), b"id,name\n1,Ann\n2,Cy\n").unwrap();
+        let msg = source_message(c.fetch(&places, &mut Collect::default()));
+        assert!(msg.contains("changed while it was read"), "{msg}");
+        // A fetch needs the fingerprint pass it follows.
+        assert!(c.fetch(&places, &mut Collect::default()).is_err());
+    }
+
+    #[test]
+    fn rows_without_a_quick_anchor_are_converted_in_the_first_pass() {
+        let (_d, mut c) = with_bytes(b"id,name\n1,Ann\n,Nobody\n3,Cy,extra\n", |_| {});
+        let mut pass = Collect::default();
+        c.fingerprints(&mut pass).unwrap();
+        let anchors: Vec<&str> = pass.prints.iter().map(|p| p.0.as_str()).collect();
+        assert_eq!(anchors, ["1"]);
+        let lines: Vec<u64> = pass.rejected.iter().map(|r| r.line).collect();
+        assert_eq!(lines, [3, 4]);
+    }
+
+    #[test]
+    fn the_rules_key_follows_the_columns_and_the_header() {
+        let (_d, c) = with_bytes(b"id,name\n1,Ann\n", |_| {});
+        let plain = c.digest().unwrap().unwrap();
+        let (_d, c) = with_bytes(b"id,name\n1,Ann\n", |c| {
+            c.columns.insert(
+                "name".into(),
+                ColumnSpec {
+                    trim: false,
+                    ..ColumnSpec::default()
+                },
+            );
+        });
+        let other_rules = c.digest().unwrap().unwrap();
+        let (_d, c) = with_bytes(b"id,nom\n1,Ann\n", |_| {});
+        let other_header = c.digest().unwrap().unwrap();
+        assert_ne!(plain.rules, other_rules.rules);
+        assert_ne!(plain.rules, other_header.rules);
+        assert_eq!(plain.file, other_rules.file);
     }
 
     #[test]

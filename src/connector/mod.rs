@@ -1,14 +1,20 @@
 //! Connectors: one narrow trait per kind of connected system.
 //!
-//! Import is the one required ability. Export and delta import arrive as
-//! default methods that say "not supported", so the engine can ask any
-//! connector and fall back (a delta import becomes a full import compared with
-//! the connector space). Kinds are chosen by one `match` in [`open`].
+//! Import is the one required ability. Delta abilities arrive as default
+//! methods that say "not supported", so the engine can ask any connector and
+//! fall back (a delta import becomes a full import compared with the
+//! connector space): a file tells an unchanged file by its digest and
+//! compares rows by fingerprint before converting them; a SQL source reads
+//! what changed since a watermark. Kinds are chosen by one `match` in
+//! [`open`].
 
 pub mod convert;
 pub mod csv;
+pub mod mark;
 pub mod sql;
 pub mod sqlite_file;
+
+pub use mark::{RowPlace, SourceDigest, SourceMark};
 
 use crate::model::{Record, Schema};
 use std::path::PathBuf;
@@ -22,6 +28,9 @@ pub struct ImportedObject {
     pub attrs: Record,
     /// Where it came from, for messages: a line number for files, a row number for SQL.
     pub line: u64,
+    /// The fingerprint of the raw row, for sources that compare rows before
+    /// converting them.
+    pub print: Option<u64>,
 }
 
 /// A row the connector could not turn into an object. The import goes on.
@@ -48,6 +57,13 @@ impl std::fmt::Display for RowError {
 pub trait ImportSink {
     fn object(&mut self, object: ImportedObject);
     fn reject(&mut self, error: RowError);
+    /// A row known only by its anchor and fingerprint ([`Connector::fingerprints`]).
+    fn print(&mut self, anchor: &str, place: RowPlace);
+    /// A row the source marks as deleted (a tombstone column).
+    fn gone(&mut self, anchor: String, line: u64);
+    /// Where the source stood when it was read, for the next import to
+    /// start from; reported after the last row.
+    fn mark(&mut self, mark: SourceMark);
 }
 
 /// A sink that keeps everything; for tests and small tools.
@@ -55,6 +71,9 @@ pub trait ImportSink {
 pub struct Collect {
     pub objects: Vec<ImportedObject>,
     pub rejected: Vec<RowError>,
+    pub prints: Vec<(String, RowPlace)>,
+    pub gone: Vec<(String, u64)>,
+    pub marks: Vec<SourceMark>,
 }
 
 impl ImportSink for Collect {
@@ -63,6 +82,15 @@ impl ImportSink for Collect {
     }
     fn reject(&mut self, error: RowError) {
         self.rejected.push(error);
+    }
+    fn print(&mut self, anchor: &str, place: RowPlace) {
+        self.prints.push((anchor.to_string(), place));
+    }
+    fn gone(&mut self, anchor: String, line: u64) {
+        self.gone.push((anchor, line));
+    }
+    fn mark(&mut self, mark: SourceMark) {
+        self.marks.push(mark);
     }
 }
 
@@ -97,7 +125,57 @@ pub trait Connector: Send {
     /// the source (a CSV header, a table's columns).
     fn schema(&self) -> Result<Schema, ConnectorError>;
 
+    /// Also reports, after the last row, where the source stands
+    /// ([`ImportSink::mark`]) when the connector keeps track of that.
     fn full_import(&mut self, sink: &mut dyn ImportSink) -> Result<(), ConnectorError>;
+
+    /// The digest of the whole source as it is now, without reading its
+    /// rows; `None` when this kind cannot tell. Two equal digests mean the
+    /// same rows under the same rules.
+    fn digest(&self) -> Result<Option<SourceDigest>, ConnectorError> {
+        Ok(None)
+    }
+
+    /// Reads every row like [`Connector::full_import`] but reports it as an
+    /// anchor, a place and a fingerprint of its raw bytes ([`ImportSink::print`])
+    /// instead of converting it; a row whose anchor cannot be told without
+    /// converting it is converted and reported as an object (or rejected).
+    /// Fingerprints are keyed by the digest's `rules`, so they compare
+    /// across imports only while the rules and the header stay the same.
+    fn fingerprints(&mut self, _sink: &mut dyn ImportSink) -> Result<(), ConnectorError> {
+        Err(ConnectorError::Unsupported(
+            "comparing rows before converting them",
+        ))
+    }
+
+    /// Converts and reports the rows at `rows`, places reported by the
+    /// [`Connector::fingerprints`] call just before, in the order given. A
+    /// row that is no longer what was fingerprinted fails the whole import.
+    fn fetch(
+        &mut self,
+        _rows: &[RowPlace],
+        _sink: &mut dyn ImportSink,
+    ) -> Result<(), ConnectorError> {
+        Err(ConnectorError::Unsupported(
+            "comparing rows before converting them",
+        ))
+    }
+
+    /// Whether [`Connector::changes_since`] can go on from `watermark` (a
+    /// mark an earlier import of this agent reported); why not otherwise.
+    fn resumes_from(&self, _watermark: &str) -> Result<(), String> {
+        Err(format!("a {} source has no watermark", self.kind()))
+    }
+
+    /// Reports the rows changed at or after `watermark`, rows marked deleted
+    /// through [`ImportSink::gone`], then the new watermark.
+    fn changes_since(
+        &mut self,
+        _watermark: &str,
+        _sink: &mut dyn ImportSink,
+    ) -> Result<(), ConnectorError> {
+        Err(ConnectorError::Unsupported("a delta import"))
+    }
 }
 
 /// How an agent reads its system; compiled from the `[agent]` table.
@@ -147,6 +225,20 @@ pub struct SqlConfig {
     pub query: SqlQuery,
     pub anchor: String,
     pub columns: ColumnSpecs,
+    /// How a delta import finds changed rows; `None`: it cannot.
+    pub delta: Option<SqlDelta>,
+}
+
+/// `[agent.delta]` of a SQL agent. Column names are the source's, before
+/// `[columns]` renames (the columns may be ignored there).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SqlDelta {
+    /// A column whose value grows whenever a row changes (`updated_at`, a
+    /// row version): a delta import reads rows at or above the highest one
+    /// it has seen.
+    pub watermark: String,
+    /// A column that is true for a deleted row.
+    pub tombstone: Option<String>,
 }
 
 #[derive(Debug, Clone)]

@@ -5,6 +5,7 @@
 //! to databases that are not the store.
 
 use super::ConnectorError;
+use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags, params_from_iter};
 use std::path::Path;
 
@@ -73,7 +74,8 @@ impl TableWriter {
 }
 
 /// A table read back whole: the database's DDL statements (by name) and the
-/// rows ordered by their first column, every value as text or NULL.
+/// rows ordered by their first column, every value as text (numbers as
+/// written) or NULL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TableDump {
     pub ddl: Vec<String>,
@@ -100,7 +102,16 @@ fn dump_conn(conn: &Connection, table: &str, path: &Path) -> Result<TableDump, C
     let rows = stmt
         .query_map([], |r| {
             (0..n)
-                .map(|i| r.get::<_, Option<String>>(i))
+                .map(|i| {
+                    Ok(match r.get_ref(i)? {
+                        ValueRef::Null => None,
+                        ValueRef::Integer(n) => Some(n.to_string()),
+                        ValueRef::Real(x) => Some(x.to_string()),
+                        ValueRef::Text(t) | ValueRef::Blob(t) => {
+                            Some(String::from_utf8_lossy(t).into_owned())
+                        }
+                    })
+                })
                 .collect::<rusqlite::Result<Vec<_>>>()
         })
         .map_err(e)?

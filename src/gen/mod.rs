@@ -65,7 +65,7 @@ pub const SAP_HEADER: [&str; 14] = [
     "TELNR",
 ];
 
-pub const CONTRACTOR_COLUMNS: [&str; 11] = [
+pub const CONTRACTOR_COLUMNS: [&str; 12] = [
     "contractor_id",
     "given_name",
     "family_name",
@@ -77,6 +77,7 @@ pub const CONTRACTOR_COLUMNS: [&str; 11] = [
     "end_date",
     "status",
     "updated_at",
+    "deleted",
 ];
 
 /// The contractor table, exactly as `fixtures/hr/contractors.sql` creates it
@@ -92,8 +93,13 @@ pub const CONTRACTOR_DDL: &str = "CREATE TABLE contractor (
     start_date TEXT,
     end_date TEXT,
     status TEXT,
-    updated_at TEXT
+    updated_at TEXT,
+    deleted INTEGER NOT NULL DEFAULT 0
 )";
+
+/// The index a database that offers `updated_at` as a watermark keeps on it,
+/// so that reading what changed does not scan the table.
+pub const CONTRACTOR_INDEX: &str = "CREATE INDEX contractor_updated_at ON contractor (updated_at)";
 
 const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
 
@@ -118,7 +124,7 @@ pub fn generate(out: &Path, people: usize, seed: u64) -> io::Result<GenSummary> 
     let mut sap = SapWriter::create(&dir.join("sap_hr.csv"))?;
     let mut db = TableWriter::create(
         &dir.join("contractors.db"),
-        CONTRACTOR_DDL,
+        &format!("{CONTRACTOR_DDL};\n{CONTRACTOR_INDEX};"),
         "contractor",
         CONTRACTOR_COLUMNS.len(),
     )

@@ -20,7 +20,7 @@ pub type WorkdayRow = [String; 15];
 /// One SAP row, in the order of [`super::SAP_HEADER`].
 pub type SapRow = [String; 14];
 /// One contractor row, in the order of [`super::CONTRACTOR_COLUMNS`]; `None` is SQL NULL.
-pub type ContractorRow = [Option<String>; 11];
+pub type ContractorRow = [Option<String>; 12];
 
 /// A generated person and every source record that is them.
 #[derive(Debug, Clone)]
@@ -724,6 +724,8 @@ impl People {
             end.map(calendar::iso),
             Some(status.to_string()),
             Some(calendar::iso_datetime(touched, second)),
+            // The database deletes softly; every generated row is current.
+            Some("0".to_string()),
         ]
     }
 }

@@ -257,7 +257,7 @@ fn generated_files_keep_the_source_formats() {
 
     // Contractors: the example's schema, ISO dates, sponsors are managers.
     let db = dump(&hr.join("contractors.db"));
-    assert_eq!(db.ddl, [CONTRACTOR_DDL]);
+    assert_eq!(db.ddl, [CONTRACTOR_DDL, CONTRACTOR_INDEX]);
     let rows = db.rows;
     assert_eq!(rows.len(), summary.contractor_rows);
     let by_id: HashMap<&str, &Vec<String>> = wd
@@ -295,6 +295,7 @@ fn generated_files_keep_the_source_formats() {
             other => panic!("status {other:?}"),
         }
         NaiveDateTime::parse_from_str(get(10).unwrap(), "%Y-%m-%dT%H:%M:%S").unwrap();
+        assert_eq!(get(11), Some("0"), "no row is deleted: {c:?}");
     }
 }
 
@@ -463,7 +464,11 @@ fn contractors_sql_and_db_hold_the_same_rows() {
     let from_sql = dump_script(&sql, "contractor").unwrap();
     let db = dump(&dir.join("contractors.db"));
     assert_eq!(from_sql.ddl, db.ddl);
-    assert_eq!(db.ddl, [CONTRACTOR_DDL], "generator and example differ");
+    assert_eq!(
+        db.ddl,
+        [CONTRACTOR_DDL, CONTRACTOR_INDEX],
+        "generator and example differ"
+    );
     let rows = db.rows;
     assert_eq!(from_sql.rows, rows);
     assert!(rows.len() >= 8);

@@ -7,7 +7,9 @@
 use super::error::{RuleError, SourceFile, suggest};
 use super::raw::{RawAgent, RawFile, RawMetaverse, RawMvType, RawProfile, RawSchedule, RawTest};
 use super::*;
-use crate::connector::{self, ColumnSpec, ColumnSpecs, CsvConfig, Encoding, SqlConfig, SqlQuery};
+use crate::connector::{
+    self, ColumnSpec, ColumnSpecs, CsvConfig, Encoding, SqlConfig, SqlDelta, SqlQuery,
+};
 use crate::expr::{self, ExprError};
 use std::collections::{BTreeSet, HashMap};
 use std::ops::Range;
@@ -686,6 +688,7 @@ impl Compiler {
                 }
             }
         };
+        self.delta_columns(src, ra, &source);
         if schema.get(ra.anchor.get_ref()).is_none() {
             let help = suggest(
                 ra.anchor.get_ref(),
@@ -826,6 +829,32 @@ impl Compiler {
             inbound,
             flows,
         })
+    }
+
+    /// The delta columns must be columns of the source; checked when the
+    /// source can be read now (otherwise the import says so).
+    fn delta_columns(&mut self, src: &SourceFile, ra: &RawAgent, source: &connector::Source) {
+        let (Some(d), connector::Source::Sql(c)) = (&ra.delta, source) else {
+            return;
+        };
+        let Ok(names) = connector::sql::SqlConnector::new(c.clone()).source_columns() else {
+            return;
+        };
+        let d = d.get_ref();
+        for (key, c) in std::iter::once(("watermark", &d.watermark))
+            .chain(d.tombstone.as_ref().map(|t| ("tombstone", t)))
+        {
+            if !names.contains(c.get_ref()) {
+                let help = suggest(c.get_ref(), names.iter().map(String::as_str))
+                    .or_else(|| Some(format!("the source's columns are: {}", names.join(", "))));
+                self.err(
+                    src,
+                    c.span(),
+                    format!("{key}: the source has no column {:?}", c.get_ref()),
+                    help,
+                );
+            }
+        }
     }
 
     fn mv_attr(
@@ -1043,6 +1072,17 @@ impl Compiler {
                         self.err(src, v.span(), format!("{key} is for kind = \"sql\""), None);
                     }
                 }
+                if let Some(d) = &ra.delta {
+                    self.err(
+                        src,
+                        d.span(),
+                        "[agent.delta] is for kind = \"sql\"",
+                        Some(
+                            "a file is a full snapshot: its delta import compares it with the connector space and needs no settings"
+                                .into(),
+                        ),
+                    );
+                }
                 let delimiter = one_byte(self, &ra.delimiter, b',', "delimiter");
                 let quote = one_byte(self, &ra.quote, b'"', "quote");
                 let encoding = match &ra.encoding {
@@ -1098,12 +1138,35 @@ impl Compiler {
                         return None;
                     }
                 };
+                let delta = ra.delta.as_ref().map(|d| {
+                    let d = d.get_ref();
+                    for c in std::iter::once(&d.watermark).chain(&d.tombstone) {
+                        if c.get_ref().trim().is_empty() {
+                            self.err(src, c.span(), "a column name must not be empty", None);
+                        }
+                    }
+                    if let Some(t) = &d.tombstone
+                        && t.get_ref() == d.watermark.get_ref()
+                    {
+                        self.err(
+                            src,
+                            t.span(),
+                            "the tombstone and the watermark must be different columns",
+                            None,
+                        );
+                    }
+                    SqlDelta {
+                        watermark: d.watermark.get_ref().clone(),
+                        tombstone: d.tombstone.as_ref().map(|t| t.get_ref().clone()),
+                    }
+                });
                 Some(connector::Source::Sql(SqlConfig {
                     path,
                     display,
                     query,
                     anchor: ra.anchor.get_ref().clone(),
                     columns,
+                    delta,
                 }))
             }
             other => {

@@ -46,6 +46,17 @@ pub struct RawAgent {
     /// The connector-space schema, when the source should not be read to learn it.
     pub attributes: Option<Spanned<Vec<Spanned<String>>>>,
     pub description: Option<String>,
+    /// How a delta import finds what changed (SQL sources).
+    pub delta: Option<Spanned<RawDelta>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDelta {
+    /// A source column that grows whenever a row changes.
+    pub watermark: Spanned<String>,
+    /// A source column that is true for a deleted row.
+    pub tombstone: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

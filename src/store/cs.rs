@@ -1,226 +1,11 @@
-//! Connector spaces: staging an import as pending adds, updates and deletes,
-//! and reading a space back for sync.
+//! Connector spaces read back: for sync, for `show` and `status`, and what
+//! the last import of each agent left to compare the next one with (a
+//! file's digest, a watermark).
 
 use super::{Result, Store, StoreError, Tx};
 use crate::model::json::record_from_json;
 use crate::model::{CsId, Delta, MvId, Record, Schema};
-use rusqlite::{CachedStatement, OptionalExtension, params};
-use rustc_hash::FxHashMap;
-
-/// What an import staged.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
-pub struct ImportCounts {
-    pub read: u64,
-    pub adds: u64,
-    pub updates: u64,
-    pub deletes: u64,
-    pub unchanged: u64,
-    pub rejected: u64,
-}
-
-struct Existing {
-    id: CsId,
-    hash: u64,
-    deleted: bool,
-    seen: bool,
-}
-
-/// Stages one import of one agent inside a step's transaction. Objects are
-/// compared with what the space holds: new anchors stage an add, a changed
-/// content hash an update, an unchanged one nothing; after a full import,
-/// anchors not seen stage a delete.
-pub struct Stager<'t, 'c> {
-    tx: &'t Tx<'c>,
-    agent: String,
-    seq: i64,
-    synced: i64,
-    existing: FxHashMap<Box<str>, Existing>,
-    /// First line of each anchor in this import, to report duplicates.
-    lines: FxHashMap<Box<str>, u64>,
-    insert: CachedStatement<'t>,
-    update: CachedStatement<'t>,
-    pub counts: ImportCounts,
-}
-
-/// Why [`Stager::object`] refused an object.
-#[derive(Debug)]
-pub enum StageRefusal {
-    Duplicate { first_line: u64 },
-}
-
-impl<'c> Tx<'c> {
-    pub fn stager(&self, agent: &str, schema: &Schema) -> Result<Stager<'_, 'c>> {
-        let names = serde_json::to_string(schema.names()).unwrap_or_else(|_| "[]".into());
-        self.tx
-            .execute(
-                "INSERT INTO agent_state(agent, import_seq, schema) VALUES (?1, 1, ?2)
-                 ON CONFLICT(agent) DO UPDATE SET import_seq = import_seq + 1, schema = excluded.schema",
-                params![agent, names],
-            )
-            .map_err(|e| self.err(e))?;
-        let seq: i64 = self
-            .tx
-            .query_row(
-                "SELECT import_seq FROM agent_state WHERE agent = ?1",
-                params![agent],
-                |r| r.get(0),
-            )
-            .map_err(|e| self.err(e))?;
-        let synced: i64 = self
-            .tx
-            .query_row(
-                "SELECT synced_seq FROM agent_state WHERE agent = ?1",
-                params![agent],
-                |r| r.get(0),
-            )
-            .map_err(|e| self.err(e))?;
-        let mut existing = FxHashMap::default();
-        {
-            let mut stmt = self
-                .tx
-                .prepare("SELECT id, anchor, hash, op FROM cs_object WHERE agent = ?1")
-                .map_err(|e| self.err(e))?;
-            let rows = stmt
-                .query_map(params![agent], |r| {
-                    Ok((
-                        r.get::<_, i64>(0)?,
-                        r.get::<_, String>(1)?,
-                        r.get::<_, i64>(2)?,
-                        r.get::<_, String>(3)?,
-                    ))
-                })
-                .map_err(|e| self.err(e))?;
-            for row in rows {
-                let (id, anchor, hash, op) = row.map_err(|e| self.err(e))?;
-                existing.insert(
-                    anchor.into_boxed_str(),
-                    Existing {
-                        id,
-                        hash: hash as u64,
-                        deleted: op == "delete",
-                        seen: false,
-                    },
-                );
-            }
-        }
-        let insert = self
-            .tx
-            .prepare_cached("INSERT INTO cs_object(agent, anchor, attrs, hash, op, seq, line) VALUES (?1, ?2, ?3, ?4, 'add', ?5, ?6)")
-            .map_err(|e| self.err(e))?;
-        let update = self
-            .tx
-            .prepare_cached(
-                "UPDATE cs_object SET prev_attrs = CASE WHEN seq <= ?7 THEN attrs ELSE prev_attrs END,
-                    attrs = ?2, hash = ?3, op = CASE WHEN seq > ?7 AND op = 'add' THEN 'add' ELSE ?4 END, seq = ?5, line = ?6
-                 WHERE id = ?1",
-            )
-            .map_err(|e| self.err(e))?;
-        Ok(Stager {
-            tx: self,
-            agent: agent.to_string(),
-            seq,
-            synced,
-            existing,
-            lines: FxHashMap::default(),
-            insert,
-            update,
-            counts: ImportCounts::default(),
-        })
-    }
-}
-
-impl Stager<'_, '_> {
-    /// Stages one object. A second object with an anchor already seen in
-    /// this import is refused (the first one stands).
-    pub fn object(
-        &mut self,
-        anchor: &str,
-        attrs: &Record,
-        schema: &Schema,
-        line: u64,
-    ) -> Result<std::result::Result<(), StageRefusal>> {
-        let json = crate::model::json::record_to_json(attrs, schema);
-        self.object_encoded(anchor, &json, attrs.content_hash(schema), line)
-    }
-
-    /// Stages an object already in its stored form (`model::json`) with its
-    /// content hash, so both can be computed on another thread.
-    pub fn object_encoded(
-        &mut self,
-        anchor: &str,
-        json: &str,
-        hash: u64,
-        line: u64,
-    ) -> Result<std::result::Result<(), StageRefusal>> {
-        self.counts.read += 1;
-        if let Some(&first_line) = self.lines.get(anchor) {
-            return Ok(Err(StageRefusal::Duplicate { first_line }));
-        }
-        self.lines.insert(anchor.into(), line);
-        let err = |e| StoreError::Sqlite {
-            path: self.tx.path.clone(),
-            source: e,
-        };
-        match self.existing.get_mut(anchor) {
-            None => {
-                self.insert
-                    .execute(params![
-                        self.agent,
-                        anchor,
-                        json,
-                        hash as i64,
-                        self.seq,
-                        line as i64
-                    ])
-                    .map_err(err)?;
-                self.counts.adds += 1;
-            }
-            Some(e) => {
-                e.seen = true;
-                if e.hash == hash && !e.deleted {
-                    self.counts.unchanged += 1;
-                } else {
-                    // A staged delete that comes back is an update of what the
-                    // metaverse last saw, never a second object.
-                    self.update
-                        .execute(params![
-                            e.id,
-                            json,
-                            hash as i64,
-                            "update",
-                            self.seq,
-                            line as i64,
-                            self.synced
-                        ])
-                        .map_err(err)?;
-                    self.counts.updates += 1;
-                }
-            }
-        }
-        Ok(Ok(()))
-    }
-
-    /// Ends a full import: every object the source no longer has stages a delete.
-    pub fn finish_full(mut self) -> Result<ImportCounts> {
-        let gone: Vec<CsId> = self
-            .existing
-            .values()
-            .filter(|e| !e.seen && !e.deleted)
-            .map(|e| e.id)
-            .collect();
-        let mut stmt = self
-            .tx
-            .tx
-            .prepare_cached("UPDATE cs_object SET op = 'delete', seq = ?2 WHERE id = ?1")
-            .map_err(|e| self.tx.err(e))?;
-        for id in &gone {
-            stmt.execute(params![id, self.seq])
-                .map_err(|e| self.tx.err(e))?;
-        }
-        self.counts.deletes = gone.len() as u64;
-        Ok(self.counts)
-    }
-}
+use rusqlite::{OptionalExtension, params};
 
 /// A connector-space object as sync sees it.
 #[derive(Debug, Clone)]
@@ -557,6 +342,77 @@ impl Store {
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
             .map_err(|e| self.err(e))?;
         rows.collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(|e| self.err(e))
+    }
+}
+
+/// Where an agent's source stood at its last import, as its connector wrote
+/// it: the digest of a file, the watermark of a SQL source.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SourceMarks {
+    pub digest: Option<String>,
+    pub watermark: Option<String>,
+}
+
+impl Store {
+    pub fn source_marks(&self, agent: &str) -> Result<SourceMarks> {
+        let row = self
+            .conn
+            .query_row(
+                "SELECT source_digest, watermark FROM agent_state WHERE agent = ?1",
+                params![agent],
+                |r| {
+                    Ok(SourceMarks {
+                        digest: r.get(0)?,
+                        watermark: r.get(1)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(|e| self.err(e))?;
+        Ok(row.unwrap_or_default())
+    }
+
+    /// How many objects of the agent's space are not staged deletes.
+    ///
+    /// Counted from the smallest index: every object, less the pending
+    /// deletes (a sync removes the deletes it has seen).
+    pub fn live_objects(&self, agent: &str) -> Result<i64> {
+        self.conn
+            .query_row(
+                "SELECT (SELECT count(*) FROM cs_object INDEXED BY cs_pending WHERE agent = ?1)
+                      - (SELECT count(*) FROM cs_object INDEXED BY cs_pending
+                         WHERE agent = ?1 AND op = 'delete'
+                           AND seq > coalesce((SELECT synced_seq FROM agent_state WHERE agent = ?1), 0))",
+                params![agent],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.err(e))
+    }
+}
+
+impl Tx<'_> {
+    /// Records the digest of the file an import read, with the batch it staged.
+    pub fn set_source_digest(&self, agent: &str, digest: Option<&str>) -> Result<()> {
+        self.tx
+            .execute(
+                "INSERT INTO agent_state(agent, source_digest) VALUES (?1, ?2)
+                 ON CONFLICT(agent) DO UPDATE SET source_digest = excluded.source_digest",
+                params![agent, digest],
+            )
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+
+    /// Records how far a SQL source has been read, with the batch it staged.
+    pub fn set_watermark(&self, agent: &str, watermark: Option<&str>) -> Result<()> {
+        self.tx
+            .execute(
+                "INSERT INTO agent_state(agent, watermark) VALUES (?1, ?2)
+                 ON CONFLICT(agent) DO UPDATE SET watermark = excluded.watermark",
+                params![agent, watermark],
+            )
+            .map(|_| ())
             .map_err(|e| self.err(e))
     }
 }

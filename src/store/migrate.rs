@@ -133,6 +133,14 @@ const MIGRATIONS: &[&str] = &[
         acquired_at TEXT NOT NULL,
         heartbeat_at TEXT NOT NULL
      );",
+    // 3: row fingerprints for delta imports of files.
+    "-- The fingerprint of the raw source row (its bytes under the agent's
+     -- column rules) an object was last imported from: a row whose bytes did
+     -- not change is not converted again. NULL for sources without one.
+     ALTER TABLE cs_object ADD COLUMN raw_hash INTEGER;
+     -- Everything an import compares a connector space with, read from the
+     -- index alone instead of from rows that carry the attributes.
+     CREATE INDEX cs_compare ON cs_object(agent, anchor, hash, raw_hash, op);",
 ];
 
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {

@@ -15,11 +15,14 @@ mod lock;
 mod migrate;
 mod mv;
 mod runs;
+mod space;
+mod stage;
 
-pub use cs::{CsRow, ImportCounts, StageRefusal, Stager};
+pub use cs::{CsRow, SourceMarks};
 pub use lock::{HEARTBEAT_EVERY, LockGuard, LockHolder, STALE_AFTER_SECS, hostname, stale_reason};
 pub use mv::{AmbiguousRow, KeyReader, LinkRow, MvRow, SchemaOf};
 pub use runs::{ChangeRow, NewChange, RunRow, StepErrorRow, StepRow};
+pub use stage::{ImportCounts, Printed, StageRefusal, Stager};
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use std::path::{Path, PathBuf};

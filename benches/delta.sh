@@ -1,0 +1,179 @@
+#!/usr/bin/env bash
+# Delta cycle: on a store built by a full `run nightly` over N generated
+# people (the scale run's data and rules), time a delta import of each agent
+#   1. with the sources unchanged, then
+#   2. with about 1 % of each source changed: in each file, attribute edits,
+#      deleted rows and new rows; in the contractor database, rows updated
+#      with a newer updated_at, soft-deleted rows and new rows.
+# Prints each step's time, what it staged, and records/s.
+#
+#   benches/delta.sh [PEOPLE] [SEED] [PERCENT]     (default 1000000 42 1)
+#
+# Output goes to target/delta-PEOPLE/: base/ holds the generated sources and
+# the store after the nightly run (kept for the next run of this script;
+# FRESH=1 builds it again), work/ the copy each cycle changes. Each cycle
+# starts from the nightly store; RUNS=N repeats each N times (the machine is
+# shared: take the best). DELTA_SYNC=1 also times `idsync sync --delta` after
+# each set of imports.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+people=${1:-1000000}
+seed=${2:-42}
+percent=${3:-1}
+out=target/delta-$people
+base=$out/base
+work=$out/work
+
+cargo build --release --quiet
+bin=$PWD/target/release/idsync
+now() { date +%s.%N; }
+secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
+
+if [ "${FRESH:-0}" = 1 ] || [ ! -f "$base/idsync.db" ] || [ "$(cat "$base/seed" 2>/dev/null)" != "$seed" ]; then
+    rm -rf "$out"
+    mkdir -p "$base/rules"
+    echo "building the base: generate $people people, run nightly ..."
+    "$bin" generate --people "$people" --seed "$seed" --out "$base" >/dev/null
+    # Same layout as the repository, so the example's relative paths resolve.
+    cp -r rules/example "$base/rules/example"
+    t0=$(now)
+    "$bin" -q --rules "$base/rules/example" --store "$base/idsync.db" --json run nightly > "$base/nightly.json"
+    t1=$(now)
+    echo "$seed" > "$base/seed"
+    echo "nightly (full import + full sync): $(secs "$t0" "$t1") s"
+    "$bin" -q --rules "$base/rules/example" --store "$base/idsync.db" runs show 1 --errors 0 | grep -E "^  [0-9]" || true
+fi
+
+rm -rf "$work"
+cp -r "$base" "$work"
+rules=$work/rules/example
+store=$work/idsync.db
+runs=${RUNS:-1}
+
+# Back to the store the nightly run left. The copy's dirty pages would
+# otherwise be written back during the commits measured.
+restore() {
+    rm -f "$store" "$store-wal" "$store-shm"
+    cp "$base/idsync.db" "$store"
+    sync
+}
+
+# One step, timed from the outside: process start, rules, store, commit.
+step() {
+    local label=$1
+    shift
+    local t0 t1
+    t0=$(now)
+    "$bin" -q --rules "$rules" --store "$store" --json "$@" > "$work/step.json"
+    t1=$(now)
+    python3 - "$label" "$t0" "$t1" "$work/step.json" >> "$work/steps.txt" <<'PY'
+import json, sys
+label, t0, t1, path = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
+r = json.load(open(path))
+secs = t1 - t0
+c = r.get("counts")
+if c:
+    # A skipped file covers its whole space; otherwise what was read.
+    rows = c["read"] or c["unchanged"]
+    print(f"{label:28} {secs:6.3f} s  {r['how']:11} read {c['read']:>9,}  +{c['adds']:<6,} ~{c['updates']:<6,} -{c['deletes']:<6,} ={c['unchanged']:>9,}  {rows / secs:>12,.0f} records/s")
+else:
+    print(f"{label:28} {secs:6.3f} s")
+PY
+    tail -1 "$work/steps.txt"
+}
+
+cycle() {
+    local name=$1
+    echo "-- $name"
+    : > "$work/steps.txt"
+    for agent in workday sap contractors; do
+        step "delta-import $agent" import "$agent" --delta
+    done
+    awk '{ s += $3 } END { printf "%-28s %6.3f s\n", "delta imports together", s }' "$work/steps.txt"
+    # The delta sync is timed here. Until `sync --delta` is incremental it
+    # is a full sync, so it only runs when asked for.
+    if [ "${DELTA_SYNC:-0}" = 1 ]; then
+        step "sync --delta" sync --delta
+    fi
+}
+
+echo "people $people, seed $seed"
+for run in $(seq "$runs"); do
+    restore
+    cycle "no change (run $run)"
+done
+
+echo "-- changing ${percent} % of each source ..."
+python3 - "$work/fixtures/hr" "$seed" "$percent" <<'PY'
+import csv, os, random, sqlite3, sys
+d, seed, percent = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+rng = random.Random(seed)
+p = percent / 100
+
+def change_file(name, encoding, delimiter, terminator, edit, new_row):
+    """Streams the file: of each row, with probability p, 80 % are edited,
+    10 % deleted, and 10 % get a new row after them."""
+    path = f"{d}/{name}"
+    counts, rows = [0, 0, 0], 0
+    with open(path, newline="", encoding=encoding) as f, \
+         open(path + ".new", "w", newline="", encoding=encoding) as g:
+        reader = csv.reader(f, delimiter=delimiter)
+        writer = csv.writer(g, delimiter=delimiter, lineterminator=terminator)
+        writer.writerow(next(reader))
+        for row in reader:
+            rows += 1
+            r = rng.random()
+            if r < p * 0.8:
+                edit(row)
+                counts[0] += 1
+            elif r < p * 0.9:
+                counts[1] += 1
+                continue
+            writer.writerow(row)
+            if p * 0.9 <= r < p:
+                counts[2] += 1
+                writer.writerow(new_row(row, counts[2]))
+    os.replace(path + ".new", path)
+    print(f"{name:16} {rows:>9,} rows: {counts[0]:,} edited, {counts[1]:,} deleted, {counts[2]:,} added")
+
+def wd_edit(row):
+    row[8] = "Senior " + row[8]      # Job_Title
+def wd_new(row, i):
+    row = list(row)
+    row[0] = f"W{9000000 + i}"       # Worker_ID
+    row[6] = f"new.hire{i}@example.com"
+    return row
+# utf-8-sig reads the byte-order mark and writes it back.
+change_file("workday.csv", "utf-8-sig", ",", "\r\n", wd_edit, wd_new)
+
+def sap_edit(row):
+    row[12] = f"{(int(row[12] or 0) + 1):010d}"   # KOSTL
+def sap_new(row, i):
+    row = list(row)
+    row[0] = f"9{i:07d}"             # PERNR
+    row[5] = ""                      # no Workday id
+    return row
+change_file("sap_hr.csv", "latin-1", ";", "\n", sap_edit, sap_new)
+
+con = sqlite3.connect(f"{d}/contractors.db")
+ids = [r[0] for r in con.execute("SELECT contractor_id FROM contractor ORDER BY contractor_id")]
+latest = con.execute("SELECT max(updated_at) FROM contractor").fetchone()[0]
+stamp = f"{int(latest[:4]) + 1}{latest[4:]}"   # a year after the last change
+k = max(1, round(len(ids) * p))
+picked = rng.sample(ids, k)
+edits, deletes, adds = picked[: k * 8 // 10], picked[k * 8 // 10 : k * 9 // 10], picked[k * 9 // 10 :]
+con.executemany("UPDATE contractor SET agency = agency || ' Ltd', updated_at = ? WHERE contractor_id = ?",
+                [(stamp, i) for i in edits])
+con.executemany("UPDATE contractor SET deleted = 1, updated_at = ? WHERE contractor_id = ?",
+                [(stamp, i) for i in deletes])
+con.executemany(
+    "INSERT INTO contractor SELECT ?, given_name, family_name, birth_date, 'x' || email, agency, "
+    "sponsor_worker_id, start_date, end_date, status, ?, 0 FROM contractor WHERE contractor_id = ?",
+    [(f"C-N{n:07d}", stamp, i) for n, i in enumerate(adds)])
+con.commit()
+print(f"{'contractors.db':16} {len(ids):>9,} rows: {len(edits):,} edited, {len(deletes):,} deleted, {len(adds):,} added (updated_at {stamp})")
+PY
+for run in $(seq "$runs"); do
+    restore
+    cycle "${percent} % changed (run $run)"
+done

@@ -1,0 +1,543 @@
+//! Import steps: how an agent's source is read (in full, not at all when a
+//! file is unchanged, by row fingerprints, from a watermark), and the
+//! staging of what it reports into the connector space. The connector reads
+//! on one thread and the store stages on another; the step commits only when
+//! the connector says it read the source to the end.
+
+use crate::app::{App, AppError, ImportHow, ImportMode, ImportReport, Result, source_name, stamp};
+use crate::connector::{
+    self, ImportSink, ImportedObject, RowError, RowPlace, SourceDigest, SourceMark,
+};
+use crate::model::{RunId, Schema};
+use crate::rules;
+use crate::store::{ImportCounts, Printed, StepErrorRow, fault_point};
+use chrono::{DateTime, Utc};
+use std::sync::mpsc;
+use tracing::{debug, info};
+
+/// Forwards what a connector reads to the staging thread in batches, so
+/// parsing and SQLite writes overlap.
+enum Msg {
+    Items(Batch),
+    Reject(RowError),
+    Mark(SourceMark),
+    /// The fingerprint pass is over; the reader waits for the rows to fetch.
+    Printed,
+    /// The source was read to the end: only now may the import commit.
+    End,
+}
+
+/// Items in source order. The anchors of fingerprinted rows sit in one
+/// buffer: a million rows are a million small strings otherwise, made on
+/// one thread and freed on the other.
+#[derive(Default)]
+struct Batch {
+    items: Vec<Item>,
+    anchors: String,
+}
+
+enum Item {
+    Object(Encoded),
+    /// A fingerprinted row; its anchor is `anchors[start..end]`.
+    Print {
+        start: usize,
+        end: usize,
+        place: RowPlace,
+    },
+    Gone(String, u64),
+}
+
+/// An object in its stored form, encoded on the reading thread so the
+/// staging thread only talks to SQLite.
+struct Encoded {
+    anchor: String,
+    json: String,
+    hash: u64,
+    print: Option<u64>,
+    line: u64,
+}
+
+const BATCH: usize = 4096;
+
+impl Batch {
+    fn new() -> Batch {
+        Batch {
+            items: Vec::with_capacity(BATCH),
+            anchors: String::with_capacity(BATCH * 12),
+        }
+    }
+}
+
+struct ChannelSink {
+    tx: mpsc::SyncSender<Msg>,
+    schema: Schema,
+    batch: Batch,
+    closed: bool,
+}
+
+impl ChannelSink {
+    fn flush(&mut self) {
+        if !self.batch.items.is_empty() && !self.closed {
+            let b = std::mem::replace(&mut self.batch, Batch::new());
+            self.closed = self.tx.send(Msg::Items(b)).is_err();
+        }
+    }
+
+    fn push(&mut self, item: Item) {
+        self.batch.items.push(item);
+        if self.batch.items.len() >= BATCH {
+            self.flush();
+        }
+    }
+
+    fn send(&mut self, msg: Msg) {
+        self.flush();
+        if !self.closed {
+            self.closed = self.tx.send(msg).is_err();
+        }
+    }
+}
+
+impl ImportSink for ChannelSink {
+    fn object(&mut self, object: ImportedObject) {
+        self.push(Item::Object(Encoded {
+            json: crate::model::json::record_to_json(&object.attrs, &self.schema),
+            hash: object.attrs.content_hash(&self.schema),
+            anchor: object.anchor,
+            print: object.print,
+            line: object.line,
+        }));
+    }
+    fn reject(&mut self, error: RowError) {
+        self.send(Msg::Reject(error));
+    }
+    fn print(&mut self, anchor: &str, place: RowPlace) {
+        let start = self.batch.anchors.len();
+        self.batch.anchors.push_str(anchor);
+        let end = self.batch.anchors.len();
+        self.push(Item::Print { start, end, place });
+    }
+    fn gone(&mut self, anchor: String, line: u64) {
+        self.push(Item::Gone(anchor, line));
+    }
+    fn mark(&mut self, mark: SourceMark) {
+        self.send(Msg::Mark(mark));
+    }
+}
+
+/// How one import goes, and why when it reads more than asked.
+struct ImportPlan {
+    how: ImportHow,
+    watermark: Option<String>,
+    note: Option<String>,
+}
+
+impl App {
+    /// An import of one agent into its connector space, as one step.
+    pub fn import(
+        &mut self,
+        agent_name: &str,
+        mode: ImportMode,
+        run: RunId,
+        ordinal: usize,
+        now: DateTime<Utc>,
+    ) -> Result<ImportReport> {
+        let Some(agent) = self.rules.agent(agent_name).cloned() else {
+            return Err(AppError::Usage(format!(
+                "no agent {agent_name:?}; agents are: {}",
+                self.rules.agent_names().join(", ")
+            )));
+        };
+        let verb = match mode {
+            ImportMode::Full => "import",
+            ImportMode::Delta => "delta-import",
+        };
+        let step = self.store.begin_step(
+            run,
+            ordinal,
+            &format!("{verb} {agent_name}"),
+            Some(agent_name),
+            &stamp(now),
+        )?;
+        let mut conn = connector::open(&agent.source);
+        let fail = |app: &mut App, e: connector::ConnectorError| -> Result<ImportReport> {
+            let message = e.to_string();
+            app.store.fail_step(step, &message, &stamp(Utc::now()))?;
+            Err(AppError::Import {
+                agent: agent_name.to_string(),
+                message,
+            })
+        };
+        let schema = match conn.schema() {
+            Ok(s) => s,
+            Err(e) => return fail(self, e),
+        };
+        let plan = match self.import_plan(&agent, conn.as_ref(), mode)? {
+            Ok(p) => p,
+            Err(e) => return fail(self, e),
+        };
+        if let Some(note) = &plan.note {
+            info!(agent = agent_name, how = plan.how.as_str(), "{note}");
+        }
+        if plan.how == ImportHow::Unchanged {
+            return self.unchanged(agent_name, mode, plan, run, step);
+        }
+        let how = plan.how;
+        let (tx_send, rx) = mpsc::sync_channel::<Msg>(match how {
+            // Fingerprints are small, and the staging thread reads the
+            // whole connector space before it takes the first: the reader
+            // must be able to run far ahead.
+            ImportHow::RowCompare => 512,
+            _ => 8,
+        });
+        let (want_send, want_recv) = mpsc::channel::<Vec<RowPlace>>();
+        let watermark = plan.watermark.clone();
+        let (result, staged) = std::thread::scope(|scope| {
+            let reader_schema = schema.clone();
+            let reader = scope.spawn(move || {
+                let mut sink = ChannelSink {
+                    tx: tx_send,
+                    schema: reader_schema,
+                    batch: Batch::new(),
+                    closed: false,
+                };
+                let r = match (how, watermark) {
+                    (ImportHow::RowCompare, _) => conn.fingerprints(&mut sink).and_then(|()| {
+                        sink.send(Msg::Printed);
+                        match want_recv.recv() {
+                            Ok(places) => conn.fetch(&places, &mut sink),
+                            // The staging side stopped; it says why.
+                            Err(_) => Ok(()),
+                        }
+                    }),
+                    (ImportHow::Watermark, Some(w)) => conn.changes_since(&w, &mut sink),
+                    _ => conn.full_import(&mut sink),
+                };
+                if r.is_ok() {
+                    sink.send(Msg::End);
+                }
+                r
+            });
+            let staged = self.stage(&agent.name, &schema, how, rx, want_send, step);
+            let result = reader.join();
+            (result, staged)
+        });
+        let connector_result = match result {
+            Ok(r) => r,
+            Err(_) => Err(connector::ConnectorError::Unsupported(
+                "a connector that panicked",
+            )),
+        };
+        match (connector_result, staged) {
+            (Ok(()), Ok(Some(counts))) => {
+                let (counts, rejected) = counts;
+                Ok(ImportReport {
+                    agent: agent_name.to_string(),
+                    run,
+                    mode,
+                    how,
+                    note: plan.note,
+                    counts,
+                    rejected,
+                })
+            }
+            (Err(e), _) => fail(self, e),
+            (Ok(()), Ok(None)) => {
+                let message = "the import stopped before the source was read to the end";
+                self.store.fail_step(step, message, &stamp(Utc::now()))?;
+                Err(AppError::Import {
+                    agent: agent_name.to_string(),
+                    message: message.into(),
+                })
+            }
+            (Ok(()), Err(e)) => {
+                // The step's own transaction is gone; record why if the
+                // store still takes a write.
+                let _ = self
+                    .store
+                    .fail_step(step, &e.to_string(), &stamp(Utc::now()));
+                Err(e)
+            }
+        }
+    }
+
+    /// Decides how an import reads its source. A file is compared whole
+    /// whatever the mode (it is a full snapshot, so a row it lacks is a
+    /// delete): skipped when its digest is the last import's, compared by
+    /// row fingerprints when only rows changed, read in full when the rules
+    /// or the header changed. A SQL source reads from its watermark on a
+    /// delta import when it has one taken under the same rules.
+    fn import_plan(
+        &self,
+        agent: &rules::Agent,
+        conn: &dyn connector::Connector,
+        mode: ImportMode,
+    ) -> Result<std::result::Result<ImportPlan, connector::ConnectorError>> {
+        let marks = self.store.source_marks(&agent.name)?;
+        let full = |note: Option<String>| ImportPlan {
+            how: ImportHow::Full,
+            watermark: None,
+            note,
+        };
+        // Without a digest from the last import there is nothing to compare
+        // the file with, and a full read records one.
+        if let Some(before) = marks.digest.as_deref().and_then(SourceDigest::parse) {
+            let digest = match conn.digest() {
+                Ok(d) => d,
+                Err(e) => return Ok(Err(e)),
+            };
+            if let Some(now) = digest {
+                return Ok(Ok(if before == now {
+                    ImportPlan {
+                        how: ImportHow::Unchanged,
+                        watermark: None,
+                        note: None,
+                    }
+                } else if before.rules == now.rules {
+                    ImportPlan {
+                        how: ImportHow::RowCompare,
+                        watermark: None,
+                        note: None,
+                    }
+                } else {
+                    full(Some(
+                        "The rules or the file's header changed since the last import: every row is converted again."
+                            .into(),
+                    ))
+                }));
+            }
+        }
+        if mode == ImportMode::Full || matches!(agent.source, connector::Source::Csv(_)) {
+            return Ok(Ok(full(None)));
+        }
+        if let connector::Source::Sql(c) = &agent.source
+            && c.delta.is_none()
+        {
+            return Ok(Ok(full(Some(
+                "No [agent.delta]: a delta import reads every row and compares it with the connector space."
+                    .into(),
+            ))));
+        }
+        Ok(Ok(match marks.watermark {
+            None => full(Some(
+                "No watermark yet: this import reads every row and records one.".into(),
+            )),
+            Some(w) => match conn.resumes_from(&w) {
+                Ok(()) => ImportPlan {
+                    how: ImportHow::Watermark,
+                    watermark: Some(w),
+                    note: None,
+                },
+                Err(why) => full(Some(format!(
+                    "{why}: this import reads every row and records a new watermark."
+                ))),
+            },
+        }))
+    }
+
+    /// Records an import that found its file unchanged: nothing staged.
+    fn unchanged(
+        &mut self,
+        agent: &str,
+        mode: ImportMode,
+        plan: ImportPlan,
+        run: RunId,
+        step: i64,
+    ) -> Result<ImportReport> {
+        let live = self.store.live_objects(agent)?;
+        let counts = ImportCounts {
+            unchanged: u64::try_from(live).unwrap_or(0),
+            ..ImportCounts::default()
+        };
+        let tx = self.store.begin()?;
+        tx.finish_step(
+            step,
+            "success",
+            &step_counters(&counts, plan.how),
+            None,
+            &[],
+            &stamp(Utc::now()),
+        )?;
+        fault_point("import-before-commit");
+        tx.commit()?;
+        info!(
+            agent,
+            how = plan.how.as_str(),
+            unchanged = counts.unchanged,
+            "Import finished: the file is the one the last import read."
+        );
+        Ok(ImportReport {
+            agent: agent.to_string(),
+            run,
+            mode,
+            how: plan.how,
+            note: plan.note,
+            counts,
+            rejected: Vec::new(),
+        })
+    }
+
+    /// Stages what arrives on `rx`; commits only when the connector read
+    /// the whole source (it says so with [`Msg::End`]). In a row compare,
+    /// the rows whose fingerprints differ go back through `want` when the
+    /// fingerprint pass ends, and come back as objects.
+    fn stage(
+        &mut self,
+        agent: &str,
+        schema: &Schema,
+        how: ImportHow,
+        rx: mpsc::Receiver<Msg>,
+        want: mpsc::Sender<Vec<RowPlace>>,
+        step: i64,
+    ) -> Result<Option<(ImportCounts, Vec<StepErrorRow>)>> {
+        let source = source_name(&self.rules, agent);
+        let t0 = std::time::Instant::now();
+        let tx = self.store.begin()?;
+        let mut stager = match how {
+            ImportHow::Watermark => tx.delta_stager(agent, schema)?,
+            _ => tx.stager(agent, schema)?,
+        };
+        let t_load = t0.elapsed();
+        let mut rejected = Vec::new();
+        // Rejected rows the stager never counted as read.
+        let mut unread_rejects = 0u64;
+        let mut wanted: Vec<RowPlace> = Vec::new();
+        let mut want = Some(want);
+        let mut fetching = false;
+        let mut marks = Vec::new();
+        let mut ended = false;
+        let mut items = 0u64;
+        let duplicate = |anchor: &str, line: u64, first_line: u64| StepErrorRow {
+            kind: "rejected-row".into(),
+            agent: Some(agent.to_string()),
+            anchor: Some(anchor.to_string()),
+            source: Some(source.clone()),
+            line: Some(line as i64),
+            message: format!(
+                "duplicate anchor {anchor:?} (first on line {first_line}); row skipped"
+            ),
+        };
+        for msg in rx {
+            match msg {
+                Msg::Reject(e) => {
+                    if !fetching {
+                        unread_rejects += 1;
+                    }
+                    rejected.push(StepErrorRow {
+                        kind: "rejected-row".into(),
+                        agent: Some(agent.to_string()),
+                        anchor: e.anchor.clone(),
+                        source: Some(e.source.clone()),
+                        line: Some(e.line as i64),
+                        message: e.message.clone(),
+                    });
+                }
+                Msg::Items(batch) => {
+                    for item in batch.items {
+                        match item {
+                            Item::Object(o) if fetching => {
+                                stager.fetched(&o.anchor, &o.json, o.hash, o.print, o.line)?
+                            }
+                            Item::Object(o) => {
+                                if o.anchor.is_empty() {
+                                    continue;
+                                }
+                                if let Err(crate::store::StageRefusal::Duplicate { first_line }) =
+                                    stager.object_encoded(
+                                        &o.anchor, &o.json, o.hash, o.print, o.line,
+                                    )?
+                                {
+                                    rejected.push(duplicate(&o.anchor, o.line, first_line));
+                                }
+                            }
+                            Item::Print { start, end, place } => {
+                                let anchor = batch.anchors.get(start..end).unwrap_or_default();
+                                match stager.print(anchor, place.print, place.line)? {
+                                    Printed::Unchanged => {}
+                                    Printed::Wanted => wanted.push(place),
+                                    Printed::Duplicate { first_line } => {
+                                        rejected.push(duplicate(anchor, place.line, first_line))
+                                    }
+                                }
+                            }
+                            Item::Gone(anchor, line) => stager.gone(&anchor, line)?,
+                        }
+                        items += 1;
+                        if items.is_multiple_of(500_000) {
+                            info!(agent, items, "Import in progress.");
+                        }
+                        if items == 1000 {
+                            fault_point("import-mid");
+                        }
+                    }
+                }
+                Msg::Mark(m) => marks.push(m),
+                Msg::Printed => {
+                    fetching = true;
+                    debug!(
+                        agent,
+                        wanted = wanted.len(),
+                        ms = t0.elapsed().as_millis() as u64,
+                        "Rows compared by fingerprint."
+                    );
+                    wanted.sort_unstable_by_key(|p| p.at);
+                    if let Some(w) = want.take() {
+                        let _ = w.send(std::mem::take(&mut wanted));
+                    }
+                }
+                Msg::End => ended = true,
+            }
+        }
+        if !ended {
+            return Ok(None);
+        }
+        let t_read = t0.elapsed();
+        let mut counts = match how {
+            ImportHow::Watermark => stager.finish_delta()?,
+            _ => stager.finish_full()?,
+        };
+        counts.read += unread_rejects;
+        counts.rejected = rejected.len() as u64;
+        for m in &marks {
+            match m {
+                SourceMark::Digest(d) => tx.set_source_digest(agent, Some(&d.to_text()))?,
+                SourceMark::Watermark(w) => tx.set_watermark(agent, Some(w))?,
+            }
+        }
+        tx.finish_step(
+            step,
+            "success",
+            &step_counters(&counts, how),
+            None,
+            &rejected,
+            &stamp(Utc::now()),
+        )?;
+        fault_point("import-before-commit");
+        let t_write = t0.elapsed();
+        tx.commit()?;
+        info!(
+            agent,
+            how = how.as_str(),
+            load_ms = t_load.as_millis() as u64,
+            read_ms = (t_read - t_load).as_millis() as u64,
+            write_ms = (t_write - t_read).as_millis() as u64,
+            commit_ms = (t0.elapsed() - t_write).as_millis() as u64,
+            adds = counts.adds,
+            updates = counts.updates,
+            deletes = counts.deletes,
+            unchanged = counts.unchanged,
+            rejected = counts.rejected,
+            "Import finished."
+        );
+        Ok(Some((counts, rejected)))
+    }
+}
+
+/// An import's counters as the step records them, with how it read.
+fn step_counters(counts: &ImportCounts, how: ImportHow) -> serde_json::Value {
+    let mut v = serde_json::to_value(counts).unwrap_or_default();
+    if let Some(o) = v.as_object_mut() {
+        o.insert("how".into(), serde_json::Value::from(how.as_str()));
+    }
+    v
+}
