@@ -720,7 +720,7 @@ pub(crate) fn source_name(rules: &RuleSet, agent: &str) -> String {
 }
 
 /// The message of a step the deletion guard stopped.
-fn guard_message(what: &str, guard: &crate::rules::DeletionGuard, most: u64) -> String {
+pub(crate) fn guard_message(what: &str, guard: &crate::rules::DeletionGuard, most: u64) -> String {
     format!(
         "deletion guard: this step would {what}; the limit is {} objects or {}% \
          (deletion_guard in the metaverse rules). Nothing was written. If this is \

@@ -392,6 +392,16 @@ impl App {
     ) -> Result<Option<(ImportCounts, Vec<StepErrorRow>)>> {
         let source = source_name(&self.rules, agent);
         let t0 = std::time::Instant::now();
+        // A watermark read sees only what changed, so the guard measures its
+        // deletes against the space as it stands; a full compare sees it all.
+        let space_before = match how {
+            ImportHow::Watermark => {
+                Some(u64::try_from(self.store.live_objects(agent)?).unwrap_or(0))
+            }
+            _ => None,
+        };
+        let guard = self.rules.metaverse.guard;
+        let allowed = self.allow_deletes;
         let tx = self.store.begin()?;
         let mut stager = match how {
             ImportHow::Watermark => tx.delta_stager(agent, schema)?,
@@ -433,6 +443,10 @@ impl App {
                     });
                 }
                 Msg::Items(batch) => {
+                    // Stopping here drops the transaction: nothing of the step stays.
+                    if crate::shutdown::requested() {
+                        return Err(AppError::Stopped);
+                    }
                     for item in batch.items {
                         match item {
                             Item::Object(o) if fetching => {
@@ -498,6 +512,18 @@ impl App {
         };
         counts.read += unread_rejects;
         counts.rejected = rejected.len() as u64;
+        let space = space_before.unwrap_or(counts.unchanged + counts.updates + counts.deletes);
+        if !guard.allows(counts.deletes, space, allowed) {
+            return Err(AppError::Guard(crate::app::guard_message(
+                &format!(
+                    "stage {} deletes of {space} {agent} objects (an empty or cut-short source?)",
+                    counts.deletes
+                ),
+                &guard,
+                counts.deletes,
+            )));
+        }
+        tx.record_import_changes(step, agent)?;
         for m in &marks {
             match m {
                 SourceMark::Digest(d) => tx.set_source_digest(agent, Some(&d.to_text()))?,

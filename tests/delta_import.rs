@@ -261,7 +261,14 @@ fn a_rule_change_converts_every_row_again() {
     // differently are updates, and a row whose date no longer parses is
     // rejected (and so missing).
     e.write("rules/hr.toml", &HR.replace("%d.%m.%Y", "%m.%d.%Y"));
-    let r = import(&e, "hr", true);
+    // Half the rows rejected means half the space deleted: the deletion
+    // guard stops that until the admin says how many may go.
+    let stopped = e.idsync(&["--json", "import", "hr", "--delta"]);
+    assert!(!stopped.status.success());
+    assert!(stderr(&stopped).contains("deletion guard"), "{}", stderr(&stopped));
+    let out = e.idsync(&["--json", "--allow-deletes", "30", "import", "hr", "--delta"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let r: Value = serde_json::from_slice(&out.stdout).expect("json");
     let (how, read, adds, updates, deletes, unchanged) = summary(&r);
     assert_eq!(how, "full");
     assert!(r["note"].as_str().unwrap_or("").contains("rules"), "{r}");

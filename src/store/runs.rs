@@ -283,6 +283,25 @@ impl Tx<'_> {
     }
 }
 
+impl Tx<'_> {
+    /// Records what an import staged (its adds, updates and deletes are the
+    /// objects stamped with the agent's current import sequence), in one
+    /// statement; anchors are read from the objects when listed.
+    pub fn record_import_changes(&self, step: i64, agent: &str) -> Result<()> {
+        self.tx
+            .execute(
+                // A deleted object's row goes at the next sync: its anchor is kept here.
+                "INSERT INTO change(step, kind, agent, cs_id, anchor)
+                 SELECT ?1, op, agent, id, CASE WHEN op = 'delete' THEN anchor END FROM cs_object
+                 WHERE agent = ?2 AND seq = (SELECT import_seq FROM agent_state WHERE agent = ?2)
+                 ORDER BY anchor",
+                params![step, agent],
+            )
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+}
+
 impl Store {
     /// What a step changed, object by object, in the order it was recorded.
     pub fn step_changes(&self, step: i64, limit: usize) -> Result<Vec<ChangeRow>> {
