@@ -13,8 +13,8 @@
 # the store after the nightly run (kept for the next run of this script;
 # FRESH=1 builds it again), work/ the copy each cycle changes. Each cycle
 # starts from the nightly store; RUNS=N repeats each N times (the machine is
-# shared: take the best). DELTA_SYNC=1 also times `idsync sync --delta` after
-# each set of imports.
+# shared: take the best). Each cycle ends with `idsync sync --delta`; the
+# cycle's time is the imports' and the sync's together.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 people=${1:-1000000}
@@ -76,6 +76,10 @@ if c:
     # A skipped file covers its whole space; otherwise what was read.
     rows = c["read"] or c["unchanged"]
     print(f"{label:28} {secs:6.3f} s  {r['how']:11} read {c['read']:>9,}  +{c['adds']:<6,} ~{c['updates']:<6,} -{c['deletes']:<6,} ={c['unchanged']:>9,}  {rows / secs:>12,.0f} records/s")
+elif "counters" in r:
+    k = r["counters"]
+    changed = k["mv_adds"] + k["mv_updates"] + k["mv_deletes"]
+    print(f"{label:28} {secs:6.3f} s  {r['mode']:11} objects {k['processed']:>9,}  identities changed {changed:,} (+{k['mv_adds']:,} ~{k['mv_updates']:,} -{k['mv_deletes']:,}, retained {k['mv_retained']:,})")
 else:
     print(f"{label:28} {secs:6.3f} s")
 PY
@@ -87,14 +91,11 @@ cycle() {
     echo "-- $name"
     : > "$work/steps.txt"
     for agent in workday sap contractors; do
-        step "delta-import $agent" import "$agent" --delta
+        step "delta-import $agent" import "$agent" --delta --allow-deletes 1000000
     done
     awk '{ s += $3 } END { printf "%-28s %6.3f s\n", "delta imports together", s }' "$work/steps.txt"
-    # The delta sync is timed here. Until `sync --delta` is incremental it
-    # is a full sync, so it only runs when asked for.
-    if [ "${DELTA_SYNC:-0}" = 1 ]; then
-        step "sync --delta" sync --delta
-    fi
+    step "sync --delta" sync --delta --allow-deletes 1000000
+    awk '{ s += $3 } END { printf "%-28s %6.3f s\n", "delta cycle (import + sync)", s }' "$work/steps.txt"
 }
 
 echo "people $people, seed $seed"

@@ -231,12 +231,27 @@ impl App {
         let mut cs: Vec<FxHashMap<CsId, CsRow>> = vec![FxHashMap::default(); rules.agents.len()];
         let mut pending_ids = Vec::new();
         let mut wanted: Vec<MvId> = self.store.due_mvs(&today)?;
+        let kinds = KeyKinds::of(rules);
+        let mut probes = Vec::new();
         let t0 = std::time::Instant::now();
         for a in &rules.agents {
             for row in self.store.load_pending_cs(&a.name, &a.schema)? {
-                // Only an unjoined object can be waiting in the ambiguous queue.
+                // Only an unjoined object can be waiting in the ambiguous
+                // queue, and may join an identity this sync must load.
+                if let (Some(mv), Some(crate::model::Delta::Delete)) = (row.mv, row.pending) {
+                    probes.extend(kinds.referrer_probes(rules, a.object_type, mv));
+                }
                 if row.mv.is_none() {
                     pending_ids.push(row.id);
+                    if row.pending != Some(crate::model::Delta::Delete) {
+                        probes.extend(kinds.join_probes(
+                            rules,
+                            a.index,
+                            &row.anchor,
+                            &row.attrs,
+                            now,
+                        ));
+                    }
                 }
                 wanted.extend(row.mv);
                 cs[a.index].insert(row.id, row);
@@ -244,6 +259,9 @@ impl App {
         }
         // Ids are never reused, so the next one bounds the metaverse's size
         // without counting it.
+        probes.sort_unstable();
+        probes.dedup();
+        wanted.extend(self.store.key_holders(&probes)?);
         let total = self.store.next_mv_id()? as u64;
         let lookup = StoreLookup {
             reader: self.store.key_reader()?,
@@ -473,14 +491,12 @@ impl App {
         if !guard.allows(removed, total, self.allow_deletes) {
             over.push((removed, format!("delete {removed} of {total} identities")));
         }
-        let sizes = self.store.cs_summary().map_err(|e| e.to_string())?;
         for (a, &n) in plan.disconnects_by_agent.iter().enumerate() {
+            if n == 0 {
+                continue;
+            }
             let agent = &self.rules.agents[a].name;
-            let size = sizes
-                .iter()
-                .find(|(name, _, _)| name == agent)
-                .map(|(_, n, _)| *n as u64)
-                .unwrap_or(0);
+            let size = self.store.live_objects(agent).map_err(|e| e.to_string())? as u64;
             if !guard.allows(n, size, self.allow_deletes) {
                 over.push((n, format!("disconnect {n} of {size} {agent} objects")));
             }

@@ -265,7 +265,11 @@ fn a_rule_change_converts_every_row_again() {
     // guard stops that until the admin says how many may go.
     let stopped = e.idsync(&["--json", "import", "hr", "--delta"]);
     assert!(!stopped.status.success());
-    assert!(stderr(&stopped).contains("deletion guard"), "{}", stderr(&stopped));
+    assert!(
+        stderr(&stopped).contains("deletion guard"),
+        "{}",
+        stderr(&stopped)
+    );
     let out = e.idsync(&["--json", "--allow-deletes", "30", "import", "hr", "--delta"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let r: Value = serde_json::from_slice(&out.stdout).expect("json");

@@ -113,6 +113,56 @@ impl KeyKinds {
             .map(|(_, k)| *k)
     }
 
+    /// The keys an unjoined connector-space object of `agent` would look
+    /// for under each of the agent's join rules: a delta sync loads the
+    /// identities holding them before it plans.
+    pub fn join_probes(
+        &self,
+        rules: &RuleSet,
+        agent: usize,
+        anchor: &str,
+        attrs: &Record,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Vec<Key> {
+        let Some(a) = rules.agents.get(agent) else {
+            return Vec::new();
+        };
+        let object_key = format!("{}/{anchor}", a.name);
+        let ctx = crate::expr::Context {
+            now,
+            object_key: &object_key,
+            unique: None,
+        };
+        let mut out = Vec::new();
+        for rule in &a.joins {
+            let Some(kind) = self.kind(&KeySpec::of(a, rule)) else {
+                continue;
+            };
+            // A rule that fails on this object fails again in the plan, which says so.
+            if let Ok(keys) = super::join::cs_keys(rule, attrs, &ctx) {
+                out.extend(keys.iter().map(|k| key(kind, k)));
+            }
+        }
+        out
+    }
+
+    /// The keys under which identities pointing at identity `id` (of type
+    /// `ty`) are found: a delta sync loads them ahead when it expects `id`
+    /// to lose a connector, and so perhaps a value they are looked up by.
+    pub fn referrer_probes(&self, rules: &RuleSet, ty: usize, id: crate::model::MvId) -> Vec<Key> {
+        let Some(t) = rules.metaverse.types.get(ty) else {
+            return Vec::new();
+        };
+        let text = id.to_string();
+        t.attrs
+            .iter()
+            .enumerate()
+            .filter(|(_, a)| a.kind == AttrType::Reference)
+            .filter_map(|(ai, _)| self.plain_kind(ty, ai as u32))
+            .map(|kind| key(kind, &text))
+            .collect()
+    }
+
     /// Every key of an object of type `ty`, sorted.
     pub fn keys(&self, ty: usize, attrs: &Record) -> Vec<Key> {
         let mut out = Vec::new();

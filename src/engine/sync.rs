@@ -1380,8 +1380,9 @@ impl<'r> Sync<'r> {
                 .filter(|ag| ag.object_type == m.ty)
                 .flat_map(|ag| ag.flows.iter().filter_map(|f| f.reference))
                 .collect();
+            // A retained identity keeps its values, so what points at it
+            // still resolves; only a deletion or a changed key moves it.
             let moved = m.deleted
-                || m.retained.is_some()
                 || lookups
                     .iter()
                     .any(|&l| !orig.0.values(l).eq(m.attrs.values(l)));

@@ -94,6 +94,8 @@ const MIGRATIONS: &[&str] = &[
      ALTER TABLE agent_state ADD COLUMN source_digest TEXT;
      -- An identity whose last connector left, kept so a rehire gets it back.
      ALTER TABLE mv_object ADD COLUMN retained_since TEXT;
+     -- Counting identities reads this small index, not the whole table.
+     CREATE INDEX mv_type ON mv_object(object_type);
      -- Lookup keys of metaverse objects (join keys, unique values, reference
      -- targets and holders), each its kind and text hashed into 64 bits: a
      -- delta sync finds the identities a change reaches without loading the

@@ -194,7 +194,11 @@ impl Store {
 
     pub fn mv_count(&self) -> Result<u64> {
         self.conn
-            .query_row("SELECT count(*) FROM mv_object", [], |r| r.get::<_, i64>(0))
+            .query_row(
+                "SELECT count(*) FROM mv_object INDEXED BY mv_type",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
             .map(|n| n as u64)
             .map_err(|e| self.err(e))
     }
