@@ -846,19 +846,18 @@ fn write_plan(tx: &Tx, rules: &RuleSet, plan: &SyncPlan, run: RunId, step: i64) 
         )?;
     }
     for l in &plan.links {
-        let rule = l.rule_name(rules);
-        tx.link(l.cs, l.mv, l.kind, rule, run, l.detail.as_deref())?;
-        tx.add_change(
-            step,
-            &NewChange {
-                kind: l.kind,
-                agent: Some(&rules.agents[l.agent as usize].name),
-                cs_id: Some(l.cs),
-                anchor: None,
-                mv_id: Some(l.mv),
-                detail: rule,
-            },
+        tx.link(
+            l.cs,
+            l.mv,
+            l.kind,
+            l.rule_name(rules),
+            run,
+            l.detail.as_deref(),
         )?;
+    }
+    // The links this run wrote are its joins and projections.
+    if !plan.links.is_empty() {
+        tx.record_link_changes(step, run)?;
     }
     for cs in &plan.removed_cs {
         tx.remove_cs(*cs)?;

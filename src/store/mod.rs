@@ -67,15 +67,16 @@ impl Store {
                 | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .map_err(wrap)?;
-        // The page size must be chosen before the first table exists: 4 KiB
-        // keeps a delta sync's scattered row updates (and the checkpoint that
-        // copies them back) small, at little cost to a full run; WAL with
+        // The page size must be chosen before the first table exists. 16 KiB
+        // pages write a full run's million rows about twice as fast as 4 KiB
+        // ones; 4 KiB would make a delta cycle's scattered updates about a
+        // fifth cheaper (measured both ways, see the README); WAL with
         // synchronous=NORMAL is durable at each commit boundary we care about.
         // The busy timeout comes first: switching a new file to WAL needs a
         // lock another process opening it may hold.
         conn.execute_batch(
             "PRAGMA busy_timeout = 5000;
-             PRAGMA page_size = 4096;
+             PRAGMA page_size = 16384;
              PRAGMA journal_mode = WAL;
              PRAGMA synchronous = NORMAL;
              PRAGMA cache_size = -32768;
