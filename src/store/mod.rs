@@ -67,16 +67,17 @@ impl Store {
                 | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .map_err(wrap)?;
-        // The page size must be chosen before the first table exists. 16 KiB
-        // pages write a full run's million rows about twice as fast as 4 KiB
-        // ones; 4 KiB would make a delta cycle's scattered updates about a
-        // fifth cheaper (measured both ways, see the README); WAL with
+        // The page size must be chosen before the first table exists. 4 KiB
+        // pages make a delta cycle's scattered updates (and the checkpoint
+        // that copies them back) about a fifth cheaper than 16 KiB ones, for
+        // a full run a few seconds slower at a million people; delta cycles
+        // run many times a day (both measured, see the README); WAL with
         // synchronous=NORMAL is durable at each commit boundary we care about.
         // The busy timeout comes first: switching a new file to WAL needs a
         // lock another process opening it may hold.
         conn.execute_batch(
             "PRAGMA busy_timeout = 5000;
-             PRAGMA page_size = 16384;
+             PRAGMA page_size = 4096;
              PRAGMA journal_mode = WAL;
              PRAGMA synchronous = NORMAL;
              PRAGMA cache_size = -32768;
