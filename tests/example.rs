@@ -6,20 +6,6 @@ mod common;
 use common::*;
 use std::collections::BTreeSet;
 
-/// A copy of the example rules and data in a temp dir, same layout.
-fn example() -> Env {
-    let e = Env::new();
-    copy_dir(&repo().join("rules/example"), &e.path("rules"));
-    copy_dir(&repo().join("fixtures/hr"), &e.path("fixtures/hr"));
-    // rules/example/agents/x.toml points at ../../../fixtures; the copy is one level shallower.
-    for f in ["workday", "sap", "contractors"] {
-        let p = e.path(&format!("rules/agents/{f}.toml"));
-        let text = std::fs::read_to_string(&p).expect("read");
-        std::fs::write(&p, text.replace("../../../fixtures", "../../fixtures")).expect("write");
-    }
-    e
-}
-
 fn identity(e: &Env, agent: &str, anchor: &str) -> Option<i64> {
     let out = e.idsync(&["show", "--json", &format!("{agent}:{anchor}")]);
     if !out.status.success() {
@@ -31,7 +17,7 @@ fn identity(e: &Env, agent: &str, anchor: &str) -> Option<i64> {
 
 #[test]
 fn the_example_consolidates_three_hr_sources_as_the_truth_table_says() {
-    let e = example();
+    let e = example_env();
     let out = e.idsync(&["run", "nightly"]);
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
     let text = stdout(&out);
@@ -119,7 +105,7 @@ fn the_example_consolidates_three_hr_sources_as_the_truth_table_says() {
 
 #[test]
 fn a_second_run_changes_nothing_and_runs_are_recorded() {
-    let e = example();
+    let e = example_env();
     assert!(e.idsync(&["run", "nightly"]).status.success());
     let out = e.idsync(&["run", "nightly", "--json"]);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
@@ -147,7 +133,7 @@ fn a_second_run_changes_nothing_and_runs_are_recorded() {
 
 #[test]
 fn search_finds_by_attribute_and_show_explains_lineage() {
-    let e = example();
+    let e = example_env();
     assert!(e.idsync(&["run", "nightly"]).status.success());
     let out = stdout(&e.idsync(&["search", "--mv", "department = \"Finance\""]));
     assert!(out.lines().count() >= 2, "{out}");
@@ -166,7 +152,7 @@ fn search_finds_by_attribute_and_show_explains_lineage() {
 
 #[test]
 fn an_object_that_leaves_scope_disconnects_and_the_identity_stays() {
-    let e = example();
+    let e = example_env();
     assert!(e.idsync(&["run", "nightly"]).status.success());
     let before = identity(&e, "sap", "00012005").expect("joined");
     // Kwame Mensah is withdrawn in SAP (STAT2 0): out of SAP's inbound scope.
@@ -198,7 +184,7 @@ fn an_object_that_leaves_scope_disconnects_and_the_identity_stays() {
 
 #[test]
 fn eval_prints_a_value_for_a_staged_object_and_check_runs_rule_tests() {
-    let e = example();
+    let e = example_env();
     assert!(e.idsync(&["import", "workday"]).status.success());
     let out = e.idsync(&[
         "eval",

@@ -13,19 +13,6 @@ use serde_json::Value;
 const DAY1: &str = "2026-11-23T02:00:00Z";
 const DAY2: &str = "2026-11-24T02:00:00Z";
 
-/// A copy of the example rules and day-1 data in a temp dir.
-fn example() -> Env {
-    let e = Env::new();
-    copy_dir(&repo().join("rules/example"), &e.path("rules"));
-    copy_dir(&repo().join("fixtures/hr"), &e.path("fixtures/hr"));
-    for f in ["workday", "sap", "contractors"] {
-        let p = e.path(&format!("rules/agents/{f}.toml"));
-        let text = std::fs::read_to_string(&p).expect("read");
-        std::fs::write(&p, text.replace("../../../fixtures", "../../fixtures")).expect("write");
-    }
-    e
-}
-
 fn day2(e: &Env) {
     for f in ["workday.csv", "sap_hr.csv"] {
         std::fs::copy(
@@ -78,7 +65,7 @@ fn by_id(e: &Env, id: i64) -> Value {
 
 #[test]
 fn joiners_movers_leavers_rehires_and_conversions_day_by_day() {
-    let e = example();
+    let e = example_env();
     ok(e.idsync(&["--as-of", DAY1, "run", "nightly"]));
     let before = [
         "workday:W100005",
@@ -184,7 +171,7 @@ fn joiners_movers_leavers_rehires_and_conversions_day_by_day() {
 
 #[test]
 fn an_empty_source_file_is_stopped_by_the_deletion_guard() {
-    let e = example();
+    let e = example_env();
     ok(e.idsync(&["--as-of", DAY1, "run", "nightly"]));
     let header = std::fs::read_to_string(e.path("fixtures/hr/workday.csv"))
         .expect("read")
@@ -220,7 +207,7 @@ fn an_empty_source_file_is_stopped_by_the_deletion_guard() {
 
 #[test]
 fn a_crash_between_delta_import_and_delta_sync_loses_nothing() {
-    let e = example();
+    let e = example_env();
     ok(e.idsync(&["--as-of", DAY1, "run", "nightly"]));
     let noah = id(&e, "workday:W100030");
     day2(&e);

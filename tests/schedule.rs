@@ -13,22 +13,9 @@ use std::cell::{Cell, RefCell};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// A copy of the example rules and data in a temp dir, same layout.
-fn example() -> Env {
-    let e = Env::new();
-    copy_dir(&repo().join("rules/example"), &e.path("rules"));
-    copy_dir(&repo().join("fixtures/hr"), &e.path("fixtures/hr"));
-    for f in ["workday", "sap", "contractors"] {
-        let p = e.path(&format!("rules/agents/{f}.toml"));
-        let text = std::fs::read_to_string(&p).expect("read");
-        std::fs::write(&p, text.replace("../../../fixtures", "../../fixtures")).expect("write");
-    }
-    e
-}
-
 /// The example with its schedules replaced.
 fn example_with(schedules: &str) -> Env {
-    let e = example();
+    let e = example_env();
     e.write(
         "rules/profiles.toml",
         &format!(
@@ -82,7 +69,7 @@ fn wait(child: &mut Child) -> std::process::ExitStatus {
 
 #[test]
 fn a_second_writer_is_refused_at_once_with_the_holder_named() -> TestResult {
-    let e = example();
+    let e = example_env();
     let mut store = Store::open(&e.store())?;
     let lock = store.acquire_lock("run nightly", Utc::now())?;
     let since = store
@@ -137,7 +124,7 @@ fn a_second_writer_is_refused_at_once_with_the_holder_named() -> TestResult {
 
 #[test]
 fn a_crashed_writers_lock_is_taken_over() -> TestResult {
-    let e = example();
+    let e = example_env();
     // Aborted before its commit, as a kill would: no chance to release.
     let child = Command::new(env!("CARGO_BIN_EXE_idsync"))
         .args(["--rules", &e.rules().display().to_string()])
@@ -235,7 +222,7 @@ fn schedule_runs_profiles_until_sigterm_and_leaves_the_store_consistent() -> Tes
     // The store is what a complete run leaves: the same as a fresh store's.
     let out = e.idsync(&["run", "nightly"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let fresh = example();
+    let fresh = example_env();
     assert!(fresh.idsync(&["run", "nightly"]).status.success());
     let summary = |e: &Env| {
         let s = json(&e.idsync(&["status", "--json"]));
@@ -365,7 +352,7 @@ fn the_scheduler_runs_what_is_due_coalesces_missed_runs_and_stops() -> TestResul
 
 #[test]
 fn check_reports_bad_schedules_with_their_place() {
-    let e = example();
+    let e = example_env();
     e.write(
         "rules/schedules.toml",
         r#"[[schedule]]

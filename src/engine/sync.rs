@@ -451,17 +451,7 @@ impl<'r> Sync<'r> {
     /// Keeps an identity whose deletion rule fired, without connectors, with
     /// the values it had and those the rules set on retained identities.
     fn retain_mv(&mut self, p: usize) {
-        for (a, i) in std::mem::take(&mut self.mvs[p].connectors)
-            .into_iter()
-            .map(|(a, i)| (a as usize, i as usize))
-        {
-            let c = &mut self.cs[a][i];
-            c.mv = None;
-            c.changed = true;
-            if c.row.pending != Some(crate::model::Delta::Delete) {
-                self.plan.unlinks.push(c.row.id);
-            }
-        }
+        self.detach_all(p);
         let t = &self.rules.metaverse.types[self.mvs[p].ty];
         let m = &mut self.mvs[p];
         if !t.retained.is_empty() {
@@ -503,7 +493,12 @@ impl<'r> Sync<'r> {
         if self.mvs[p].orig.is_some() {
             self.plan.deletes.push(self.mvs[p].id);
         }
-        // The other connectors become disconnectors, free to join or project.
+        self.detach_all(p);
+    }
+
+    /// Takes every connector off an identity that goes or is retained: they
+    /// become disconnectors, free to join or project.
+    fn detach_all(&mut self, p: usize) {
         for (a, i) in std::mem::take(&mut self.mvs[p].connectors)
             .into_iter()
             .map(|(a, i)| (a as usize, i as usize))

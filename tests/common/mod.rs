@@ -116,3 +116,17 @@ pub fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+/// A copy of the example rules and day-1 data in a temp dir, same layout as
+/// the repository (the agents' relative paths are one level shallower).
+pub fn example_env() -> Env {
+    let e = Env::new();
+    copy_dir(&repo().join("rules/example"), &e.path("rules"));
+    copy_dir(&repo().join("fixtures/hr"), &e.path("fixtures/hr"));
+    for f in ["workday", "sap", "contractors"] {
+        let p = e.path(&format!("rules/agents/{f}.toml"));
+        let text = std::fs::read_to_string(&p).expect("read");
+        std::fs::write(&p, text.replace("../../../fixtures", "../../fixtures")).expect("write");
+    }
+    e
+}
