@@ -221,7 +221,10 @@ impl App {
     /// for these rules, or the change reaches so far that a full sync is
     /// the cheaper way.
     fn plan_delta(&self, run: RunId, now: DateTime<Utc>) -> Result<Option<(SyncPlan, Vec<CsId>)>> {
-        if !self.keys_current()? {
+        // New rules must reach every identity, not only the changed ones.
+        let rules_synced = self.store.meta("last_full_sync_rules_hash")?.as_deref()
+            == Some(self.rules.hash.as_str());
+        if !rules_synced || !self.keys_current()? {
             return Ok(None);
         }
         let rules = &self.rules;

@@ -232,3 +232,46 @@ fn a_crash_between_delta_import_and_delta_sync_loses_nothing() {
     .expect("json");
     assert_eq!(again["counters"]["processed"], 0, "{again}");
 }
+
+#[test]
+fn a_delta_sync_after_a_rule_change_runs_as_a_full_sync() {
+    let e = example_env();
+    ok(e.idsync(&["--as-of", DAY1, "run", "nightly"]));
+    let p = e.path("rules/agents/workday.toml");
+    let text = std::fs::read_to_string(&p).expect("read");
+    let changed = text.replace(
+        r#"displayName = 'Coalesce(Preferred_First_Name, Legal_First_Name) & " " & Legal_Last_Name'"#,
+        r#"displayName = 'Legal_Last_Name & ", " & Coalesce(Preferred_First_Name, Legal_First_Name)'"#,
+    );
+    assert_ne!(text, changed, "the rule to change is in the example");
+    std::fs::write(&p, changed).expect("write");
+    // `check` says a full sync is due; a delta sync does one, and says so.
+    let check = e.idsync(&["check"]);
+    assert!(
+        format!("{}{}", stdout(&check), stderr(&check)).contains("full sync"),
+        "{}{}",
+        stdout(&check),
+        stderr(&check)
+    );
+    let first: Value = serde_json::from_str(&ok(
+        e.idsync(&["--as-of", DAY1, "--json", "sync", "--delta"])
+    ))
+    .expect("json");
+    assert_eq!(first["mode"], "full", "{first}");
+    assert!(
+        first["counters"]["mv_updates"].as_u64().unwrap_or(0) > 20,
+        "{first}"
+    );
+    assert_eq!(
+        show(&e, "workday:W100001")
+            .and_then(|v| attr(&v, "displayName"))
+            .as_deref(),
+        Some("Okafor, Amara")
+    );
+    let next: Value = serde_json::from_str(&ok(
+        e.idsync(&["--as-of", DAY1, "--json", "sync", "--delta"])
+    ))
+    .expect("json");
+    assert_eq!(next["mode"], "delta", "{next}");
+    assert_eq!(next["counters"]["processed"], 0, "{next}");
+}
