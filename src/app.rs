@@ -363,7 +363,7 @@ impl App {
             .begin_step(run, ordinal, name, None, &stamp(now))?;
         let t0 = std::time::Instant::now();
         let rebuild = !self.keys_current()?;
-        let (plan, delta_pending, ran) = match mode {
+        let (mut plan, delta_pending, ran) = match mode {
             SyncMode::Delta => match self.plan_delta(run, now)? {
                 Some((plan, pending)) => (plan, Some(pending), SyncMode::Delta),
                 None => {
@@ -407,8 +407,35 @@ impl App {
         let rules = &self.rules;
         // Everything the step writes, in its transaction; on an error (or a
         // stop) the transaction is dropped and the step is marked failed.
+        // A first sync writes every identity: their keys are gathered as
+        // they are written, instead of read back afterwards.
+        let kinds = KeyKinds::of(rules);
+        let today = now.format("%Y-%m-%d").to_string();
+        let gather_keys = ran == SyncMode::Full
+            && rebuild
+            && plan.updates.is_empty()
+            && plan.counters.mv_unchanged == 0;
         let written = (|| -> Result<()> {
-            write_plan(&tx, rules, &plan, run, step)?;
+            let gathered = write_plan(
+                &tx,
+                rules,
+                &mut plan,
+                run,
+                step,
+                gather_keys.then_some((&kinds, today.as_str())),
+            )?;
+            if let Some((mut keys, due)) = gathered {
+                {
+                    use rayon::slice::ParallelSliceMut;
+                    keys.par_sort_unstable();
+                }
+                tx.clear_keys()?;
+                tx.add_keys(&keys)?;
+                for (id, days) in &due {
+                    tx.set_due(*id, days)?;
+                }
+                tx.set_meta("key_kinds", kinds.signature())?;
+            }
             match &delta_pending {
                 // A full sync re-decides every unjoined object, so the queue is rebuilt.
                 None => tx.clear_all_ambiguous()?,
@@ -424,7 +451,7 @@ impl App {
             for a in &rules.agents {
                 tx.mark_synced(&a.name)?;
             }
-            tx.clear_due_until(&now.format("%Y-%m-%d").to_string())?;
+            tx.clear_due_until(&today)?;
             if ran == SyncMode::Full {
                 tx.set_meta("last_full_sync_rules_hash", &rules.hash)?;
             }
@@ -455,7 +482,7 @@ impl App {
         let c = plan.counters;
         // The plan's memory goes back before the keys are rebuilt.
         drop(plan);
-        if ran == SyncMode::Full && rebuild {
+        if ran == SyncMode::Full && rebuild && !gather_keys {
             self.rebuild_keys(now)?;
         }
         info!(
@@ -750,73 +777,45 @@ pub(crate) fn guard_message(what: &str, guard: &crate::rules::DeletionGuard, mos
 
 /// Writes a sync plan's identities, links, lookup keys, due dates and
 /// change records through the step's transaction.
-fn write_plan(tx: &Tx, rules: &RuleSet, plan: &SyncPlan, run: RunId, step: i64) -> Result<()> {
+/// Keys and due dates of every identity a first sync writes, gathered as
+/// the identities are written (see [`write_plan`]).
+type Gathered = (Vec<(u64, MvId)>, Vec<(MvId, Vec<Box<str>>)>);
+
+/// Writes a sync plan's identities, links, lookup keys, due dates and
+/// change records through the step's transaction. The identities are taken
+/// out of the plan a slice at a time and freed once written. With `gather`,
+/// every written identity's lookup keys and due dates are also returned: a
+/// first sync writes them all, so its key index needs no second read.
+fn write_plan(
+    tx: &Tx,
+    rules: &RuleSet,
+    plan: &mut SyncPlan,
+    run: RunId,
+    step: i64,
+    gather: Option<(&KeyKinds, &str)>,
+) -> Result<Option<Gathered>> {
     let t0 = std::time::Instant::now();
-    // The stored text is built on every core, a slice at a time; SQLite
-    // takes the rows in order on this thread.
-    let writes: Vec<(&crate::engine::MvWrite, bool)> = plan
-        .inserts
-        .iter()
+    let mut gathered: Option<Gathered> = gather.map(|_| (Vec::new(), Vec::new()));
+    let writes = std::mem::take(&mut plan.inserts)
+        .into_iter()
         .map(|w| (w, true))
-        .chain(plan.updates.iter().map(|w| (w, false)))
-        .collect();
-    for chunk in writes.chunks(1 << 14) {
+        .chain(
+            std::mem::take(&mut plan.updates)
+                .into_iter()
+                .map(|w| (w, false)),
+        );
+    let mut batch: Vec<(crate::engine::MvWrite, bool)> = Vec::with_capacity(1 << 14);
+    let mut writes = writes.peekable();
+    while writes.peek().is_some() {
+        batch.clear();
+        batch.extend(writes.by_ref().take(1 << 14));
         // A stop asked for mid-write drops the transaction: nothing is written.
         if crate::shutdown::requested() {
             return Err(AppError::Stopped);
         }
-        let texts: Vec<(String, String)> = {
-            use rayon::prelude::*;
-            chunk
-                .par_iter()
-                .map(|(w, _)| {
-                    let t = &rules.metaverse.types[w.object_type];
-                    (
-                        crate::model::json::record_to_json(&w.attrs, &t.schema),
-                        crate::engine::lineage_json(rules, w),
-                    )
-                })
-                .collect()
-        };
-        for ((w, insert), (attrs, lineage)) in chunk.iter().zip(texts) {
-            let t = &rules.metaverse.types[w.object_type];
-            if *insert {
-                tx.insert_mv(w.id, &t.name, &attrs, &lineage, run)?;
-            } else {
-                tx.update_mv(w.id, &attrs, &lineage, run)?;
-                if !w.changes.is_empty() {
-                    let names: Vec<&str> = w.changes.iter().map(|&a| t.schema.name(a)).collect();
-                    tx.add_change(
-                        step,
-                        &NewChange {
-                            kind: "identity-updated",
-                            agent: None,
-                            cs_id: None,
-                            anchor: None,
-                            mv_id: Some(w.id),
-                            detail: Some(&names.join(",")),
-                        },
-                    )?;
-                }
-            }
-            if w.retained_changed {
-                tx.set_retained(w.id, w.retained_since.as_deref())?;
-            }
-            if w.retained_changed && w.retained_since.is_some() {
-                tx.add_change(
-                    step,
-                    &NewChange {
-                        kind: "identity-retained",
-                        agent: None,
-                        cs_id: None,
-                        anchor: None,
-                        mv_id: Some(w.id),
-                        detail: w.retained_since.as_deref(),
-                    },
-                )?;
-            }
-        }
+        write_identities(tx, rules, &batch, run, step, gather, gathered.as_mut())?;
     }
+    drop(batch);
     let t_mv = t0.elapsed();
     for id in &plan.deletes {
         tx.delete_mv(*id)?;
@@ -880,7 +879,7 @@ fn write_plan(tx: &Tx, rules: &RuleSet, plan: &SyncPlan, run: RunId, step: i64) 
         due = plan.due.len(),
         "Sync: written."
     );
-    Ok(())
+    Ok(gathered)
 }
 
 /// The store's answers to a delta sync's key lookups; the first error is
@@ -902,4 +901,87 @@ impl crate::engine::KeyLookup for StoreLookup {
             }
         }
     }
+}
+
+/// One slice of a plan's identities: the stored text (and, when gathering,
+/// the keys and due dates) built on every core; SQLite takes the rows in
+/// order on this thread.
+fn write_identities(
+    tx: &Tx,
+    rules: &RuleSet,
+    batch: &[(crate::engine::MvWrite, bool)],
+    run: RunId,
+    step: i64,
+    gather: Option<(&KeyKinds, &str)>,
+    gathered: Option<&mut Gathered>,
+) -> Result<()> {
+    type Texts = (String, String, Vec<u64>, Vec<Box<str>>);
+    let texts: Vec<Texts> = {
+        use rayon::prelude::*;
+        batch
+            .par_iter()
+            .map(|(w, _)| {
+                let t = &rules.metaverse.types[w.object_type];
+                let (keys, due) = match gather {
+                    Some((kinds, today)) => (
+                        kinds.keys(w.object_type, &w.attrs),
+                        crate::engine::due_days(t, &w.attrs, w.retained_since.as_deref(), today),
+                    ),
+                    None => (Vec::new(), Vec::new()),
+                };
+                (
+                    crate::model::json::record_to_json(&w.attrs, &t.schema),
+                    crate::engine::lineage_json(rules, w),
+                    keys,
+                    due,
+                )
+            })
+            .collect()
+    };
+    let mut gathered = gathered;
+    for ((w, insert), (attrs, lineage, keys, due)) in batch.iter().zip(texts) {
+        let t = &rules.metaverse.types[w.object_type];
+        if *insert {
+            tx.insert_mv(w.id, &t.name, &attrs, &lineage, run)?;
+        } else {
+            tx.update_mv(w.id, &attrs, &lineage, run)?;
+            if !w.changes.is_empty() {
+                let names: Vec<&str> = w.changes.iter().map(|&a| t.schema.name(a)).collect();
+                tx.add_change(
+                    step,
+                    &NewChange {
+                        kind: "identity-updated",
+                        agent: None,
+                        cs_id: None,
+                        anchor: None,
+                        mv_id: Some(w.id),
+                        detail: Some(&names.join(",")),
+                    },
+                )?;
+            }
+        }
+        if w.retained_changed {
+            tx.set_retained(w.id, w.retained_since.as_deref())?;
+        }
+        if w.retained_changed && w.retained_since.is_some() {
+            tx.add_change(
+                step,
+                &NewChange {
+                    kind: "identity-retained",
+                    agent: None,
+                    cs_id: None,
+                    anchor: None,
+                    mv_id: Some(w.id),
+                    detail: w.retained_since.as_deref(),
+                },
+            )?;
+        }
+        if let Some((k, d)) = gathered.as_deref_mut() {
+            k.extend(keys.into_iter().map(|key| (key, w.id)));
+            if !due.is_empty() {
+                d.push((w.id, due));
+            }
+        }
+    }
+    Ok(())
 }
