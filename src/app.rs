@@ -382,6 +382,7 @@ impl App {
             }
         };
         let t_plan = t0.elapsed();
+        tracing::debug!(rss_mib = crate::engine::rss_mib(), "Sync: planned.");
         if crate::shutdown::requested() {
             let message = "stopped by a signal before writing; nothing changed";
             self.store.fail_step(step, message, &stamp(Utc::now()))?;
@@ -476,6 +477,7 @@ impl App {
             return Err(e);
         }
         fault_point("sync-before-commit");
+        tracing::debug!(rss_mib = crate::engine::rss_mib(), "Sync: written.");
         let t_write = t0.elapsed() - t_plan;
         tx.commit()?;
         let t_commit = t0.elapsed() - t_plan - t_write;

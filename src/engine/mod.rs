@@ -16,6 +16,7 @@ pub use flow::{FlowOut, eval_flows};
 pub use index::{Key, KeyKinds, KeyLookup, due_days, retention_end};
 pub use precedence::LinEntry;
 pub use sync::Sync;
+pub(crate) use sync::rss_mib;
 
 use crate::model::{CsId, MvId, Record};
 

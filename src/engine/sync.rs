@@ -96,7 +96,7 @@ pub struct Sync<'r> {
 }
 
 /// Resident memory in MiB (Linux), for the debug log of each phase.
-fn rss_mib() -> u64 {
+pub(crate) fn rss_mib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
