@@ -990,10 +990,22 @@ fn status(cli: &Cli) -> Result<i32> {
     let mv = store.mv_summary()?;
     let amb = store.ambiguous()?;
     let lock = store.lock_holder()?;
+    let today = clock(cli).format("%Y-%m-%d").to_string();
+    let due = store.due_mvs(&today)?.len();
+    // Whether the next delta sync must run as a full one: only known when
+    // the rules load.
+    let synced_rules = store.meta("last_full_sync_rules_hash")?;
+    let full_sync_due = rules::load(&cli.rules, &|agent| {
+        store.agent_schema(agent).ok().flatten()
+    })
+    .ok()
+    .map(|r| synced_rules.as_deref() != Some(r.hash.as_str()));
     if cli.json {
         return print_json(&json!({
             "connector_spaces": cs.iter().map(|(a, n, p)| json!({"agent": a, "objects": n, "pending_imports": p})).collect::<Vec<_>>(),
             "metaverse": mv.iter().map(|(t, n)| json!({"object_type": t, "objects": n})).collect::<Vec<_>>(),
+            "identities_due": due,
+            "full_sync_due": full_sync_due,
             "ambiguous_joins": amb,
             "run_lock": lock,
         }))
@@ -1006,6 +1018,14 @@ fn status(cli: &Cli) -> Result<i32> {
     println!("metaverse:");
     for (t, n) in &mv {
         println!("  {t:14} {n:>9} objects");
+    }
+    println!("identities with a date due (hire, end, retention) by {today}: {due}");
+    match full_sync_due {
+        Some(true) => println!(
+            "full sync due: the rules changed since the last full sync (a delta sync will run as one)"
+        ),
+        Some(false) => println!("full sync due: no"),
+        None => println!("full sync due: unknown (the rules do not load)"),
     }
     println!("ambiguous joins waiting for a decision: {}", amb.len());
     for a in amb.iter().take(20) {

@@ -155,6 +155,14 @@ fn joiners_movers_leavers_rehires_and_conversions_day_by_day() {
 
     // Day 3, no source changed: the pre-hire starts and the future end date
     // arrives, found by the due dates without reading the metaverse.
+    let status: Value = serde_json::from_str(&ok(e.idsync(&[
+        "--as-of",
+        "2026-12-01T02:00:00Z",
+        "--json",
+        "status",
+    ])))
+    .expect("json");
+    assert_eq!(status["identities_due"], 2, "{status}");
     let third = ok(e.idsync(&[
         "--as-of",
         "2026-12-01T02:00:00Z",
@@ -253,6 +261,8 @@ fn a_delta_sync_after_a_rule_change_runs_as_a_full_sync() {
         stdout(&check),
         stderr(&check)
     );
+    let status: Value = serde_json::from_str(&ok(e.idsync(&["--json", "status"]))).expect("json");
+    assert_eq!(status["full_sync_due"], true, "{status}");
     let first: Value = serde_json::from_str(&ok(
         e.idsync(&["--as-of", DAY1, "--json", "sync", "--delta"])
     ))
