@@ -186,7 +186,7 @@ impl App {
     pub fn plan_sync(&self, mode: SyncMode, run: RunId, now: DateTime<Utc>) -> Result<SyncPlan> {
         match mode {
             SyncMode::Full => Ok(self.prepare_sync(run, now)?.plan()),
-            SyncMode::Delta => match self.plan_delta(run, now)? {
+            SyncMode::Delta => match self.plan_delta(run, now, self.keys_current()?)? {
                 Some((plan, _)) => Ok(plan),
                 None => Ok(self.prepare_sync(run, now)?.plan()),
             },
@@ -220,11 +220,16 @@ impl App {
     /// round finds no one new. None when the store's lookup keys are not
     /// for these rules, or the change reaches so far that a full sync is
     /// the cheaper way.
-    fn plan_delta(&self, run: RunId, now: DateTime<Utc>) -> Result<Option<(SyncPlan, Vec<CsId>)>> {
+    fn plan_delta(
+        &self,
+        run: RunId,
+        now: DateTime<Utc>,
+        keys_current: bool,
+    ) -> Result<Option<(SyncPlan, Vec<CsId>)>> {
         // New rules must reach every identity, not only the changed ones.
         let rules_synced = self.store.meta("last_full_sync_rules_hash")?.as_deref()
             == Some(self.rules.hash.as_str());
-        if !rules_synced || !self.keys_current()? {
+        if !rules_synced || !keys_current {
             return Ok(None);
         }
         let rules = &self.rules;
@@ -264,12 +269,12 @@ impl App {
         // without counting it.
         probes.sort_unstable();
         probes.dedup();
-        wanted.extend(self.store.key_holders(&probes)?);
-        let total = self.store.next_mv_id()? as u64;
         let lookup = StoreLookup {
             reader: self.store.key_reader()?,
             error: std::sync::Mutex::new(None),
         };
+        wanted.extend(lookup.reader.holders_of(&probes)?);
+        let total = self.store.next_mv_id()? as u64;
         let mut mvs: FxHashMap<MvId, MvRow> = FxHashMap::default();
         let next_id = self.store.next_mv_id()?;
         let mut round = 0;
@@ -298,8 +303,7 @@ impl App {
                 return Ok(None);
             }
             let mut sync = Sync::new(rules, run, now, next_id);
-            sync.set_partial(true);
-            sync.set_lookup(&lookup);
+            sync.set_partial(&lookup);
             let mut ids: Vec<&MvId> = mvs.keys().collect();
             ids.sort_unstable();
             for id in ids {
@@ -327,9 +331,9 @@ impl App {
                 plan_ms = (t0.elapsed() - t_load).as_millis() as u64,
                 "Delta sync: round planned."
             );
-            wanted = self
-                .store
-                .key_holders(&plan.probes)?
+            wanted = lookup
+                .reader
+                .holders_of(&plan.probes)?
                 .into_iter()
                 .filter(|id| !mvs.contains_key(id))
                 .collect();
@@ -364,7 +368,7 @@ impl App {
         let t0 = std::time::Instant::now();
         let rebuild = !self.keys_current()?;
         let (mut plan, delta_pending, ran) = match mode {
-            SyncMode::Delta => match self.plan_delta(run, now)? {
+            SyncMode::Delta => match self.plan_delta(run, now, !rebuild)? {
                 Some((plan, pending)) => (plan, Some(pending), SyncMode::Delta),
                 None => {
                     info!(
@@ -430,12 +434,7 @@ impl App {
                     use rayon::slice::ParallelSliceMut;
                     keys.par_sort_unstable();
                 }
-                tx.clear_keys()?;
-                tx.add_keys(&keys)?;
-                for (id, days) in &due {
-                    tx.set_due(*id, days)?;
-                }
-                tx.set_meta("key_kinds", kinds.signature())?;
+                tx.replace_keys(&keys, &due, kinds.signature())?;
             }
             match &delta_pending {
                 // A full sync re-decides every unjoined object, so the queue is rebuilt.
@@ -584,12 +583,7 @@ impl App {
         }
         let t_sort = t0.elapsed() - t_load;
         let tx = self.store.begin()?;
-        tx.clear_keys()?;
-        tx.add_keys(&keys)?;
-        for (id, d) in &due {
-            tx.set_due(*id, d)?;
-        }
-        tx.set_meta("key_kinds", kinds.signature())?;
+        tx.replace_keys(&keys, &due, kinds.signature())?;
         tx.commit()?;
         info!(
             keys = keys.len(),
@@ -777,8 +771,6 @@ pub(crate) fn guard_message(what: &str, guard: &crate::rules::DeletionGuard, mos
     )
 }
 
-/// Writes a sync plan's identities, links, lookup keys, due dates and
-/// change records through the step's transaction.
 /// Keys and due dates of every identity a first sync writes, gathered as
 /// the identities are written (see [`write_plan`]).
 type Gathered = (Vec<(u64, MvId)>, Vec<(MvId, Vec<Box<str>>)>);
@@ -821,17 +813,7 @@ fn write_plan(
     let t_mv = t0.elapsed();
     for id in &plan.deletes {
         tx.delete_mv(*id)?;
-        tx.add_change(
-            step,
-            &NewChange {
-                kind: "identity-deleted",
-                agent: None,
-                cs_id: None,
-                anchor: None,
-                mv_id: Some(*id),
-                detail: None,
-            },
-        )?;
+        tx.add_change(step, &NewChange::identity("identity-deleted", *id, None))?;
     }
     for cs in &plan.unlinks {
         tx.unlink(*cs)?;
@@ -951,14 +933,7 @@ fn write_identities(
                 let names: Vec<&str> = w.changes.iter().map(|&a| t.schema.name(a)).collect();
                 tx.add_change(
                     step,
-                    &NewChange {
-                        kind: "identity-updated",
-                        agent: None,
-                        cs_id: None,
-                        anchor: None,
-                        mv_id: Some(w.id),
-                        detail: Some(&names.join(",")),
-                    },
+                    &NewChange::identity("identity-updated", w.id, Some(&names.join(","))),
                 )?;
             }
         }
@@ -968,14 +943,7 @@ fn write_identities(
         if w.retained_changed && w.retained_since.is_some() {
             tx.add_change(
                 step,
-                &NewChange {
-                    kind: "identity-retained",
-                    agent: None,
-                    cs_id: None,
-                    anchor: None,
-                    mv_id: Some(w.id),
-                    detail: w.retained_since.as_deref(),
-                },
+                &NewChange::identity("identity-retained", w.id, w.retained_since.as_deref()),
             )?;
         }
         if let Some((k, d)) = gathered.as_deref_mut() {

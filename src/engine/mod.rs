@@ -150,8 +150,10 @@ pub struct SyncPlan {
     pub key_removes: Vec<(Key, MvId)>,
     /// Each written identity's due days (replacing those it had).
     pub due: Vec<(MvId, Vec<Box<str>>)>,
-    /// Only for a partial sync: lookups that may have hits among identities
-    /// it was not given. The caller loads those holders and plans again
-    /// until no probe finds anyone new.
+    /// Only for a partial sync: keys held by identities it was not given
+    /// and must load to decide (join candidates, referrers of an identity
+    /// that went or changed its key, holders of a value a complex unique
+    /// expression chose). The caller loads them and plans again until no
+    /// probe finds anyone new.
     pub probes: Vec<Key>,
 }

@@ -83,12 +83,11 @@ pub struct Sync<'r> {
     kinds: KeyKinds,
     /// Ambiguous joins and conflicts of the current pass, retried in the next.
     deferred: FxHashMap<(usize, usize), Deferred>,
-    /// Only some identities are loaded (a delta sync): every lookup that
-    /// could have found an identity outside them is recorded as a probe.
-    partial: bool,
     /// Write every identity's keys and due dates, not only changes.
     rebuild_keys: bool,
-    /// For a partial sync: who holds a key among the identities not loaded.
+    /// Set when only some identities are loaded (a delta sync): who holds a
+    /// key among the others. What it cannot answer without loading them (a
+    /// join candidate, a referrer) is recorded as a probe.
     lookup: Option<&'r dyn KeyLookup>,
     /// The run's day, `YYYY-MM-DD`: due dates and retention count in days.
     today: String,
@@ -184,7 +183,6 @@ impl<'r> Sync<'r> {
                 .collect(),
             kinds: KeyKinds::of(rules),
             deferred: FxHashMap::default(),
-            partial: false,
             rebuild_keys: false,
             lookup: None,
             today: now.format("%Y-%m-%d").to_string(),
@@ -195,16 +193,15 @@ impl<'r> Sync<'r> {
         }
     }
 
-    /// Marks this sync as covering only the identities fed to it; see
-    /// [`SyncPlan::probes`].
-    pub fn set_partial(&mut self, partial: bool) {
-        self.partial = partial;
+    /// Marks this sync as covering only the identities fed to it, with
+    /// `lookup` to ask about the others (a unique value's holder, a
+    /// reference's target); see [`SyncPlan::probes`] for the rest.
+    pub fn set_partial(&mut self, lookup: &'r dyn KeyLookup) {
+        self.lookup = Some(lookup);
     }
 
-    /// Lets a partial sync ask the store who holds a unique value or a
-    /// reference's key, instead of loading those identities.
-    pub fn set_lookup(&mut self, lookup: &'r dyn KeyLookup) {
-        self.lookup = Some(lookup);
+    fn partial(&self) -> bool {
+        self.lookup.is_some()
     }
 
     /// Holders of `key` among the identities this sync was not given.
@@ -559,7 +556,7 @@ impl<'r> Sync<'r> {
             .iter()
             .filter_map(|s| indexes.get(s).map(|i| (s, i)))
             .collect();
-        if self.partial {
+        if self.partial() {
             // Identities outside this sync that share a key with an object
             // about to join or project: the caller loads them and plans again.
             let kinds: Vec<Option<i64>> = specs.iter().map(|s| self.kinds.kind(s)).collect();
@@ -1166,7 +1163,7 @@ impl<'r> Sync<'r> {
                 }
                 // Records are rebuilt after the ordered pass, on every core.
                 let mut changes: Vec<(usize, Vec<String>)> = Vec::new();
-                let probe_kind = if self.partial {
+                let probe_kind = if self.partial() {
                     self.kinds.plain_kind(ty, a)
                 } else {
                     None
@@ -1196,7 +1193,7 @@ impl<'r> Sync<'r> {
                             })
                             .collect()
                     };
-                    if let (Some(kind), Some(_)) = (probe_kind, self.lookup) {
+                    if let Some(kind) = probe_kind {
                         // Values held by identities not loaded: taken, as a
                         // full sync would find them. Only the values an
                         // identity could take are asked about, in order.
@@ -1226,34 +1223,14 @@ impl<'r> Sync<'r> {
                     }
                     for (&(p, ag, i), first) in jobs.iter().zip(speculative) {
                         if let Some(kind) = probe_kind {
-                            // The value this identity would take if no one
-                            // outside the loaded ones held it.
-                            let wanted: Vec<&String> = match &first {
-                                First::Candidates(Ok(c)) if self.lookup.is_none() => {
-                                    let held = self.mvs[p].orig.as_ref().and_then(|o| {
-                                        o.0.values(a).find(|v| c.iter().any(|x| x == v))
-                                    });
-                                    // The value it keeps if no one else holds it,
-                                    // else the first one free here.
-                                    let kept = held.and_then(|h| {
-                                        c.iter().find(|v| {
-                                            v.as_str() == h && owner.get(*v).is_none_or(|&o| o == p)
-                                        })
-                                    });
-                                    kept.or_else(|| {
-                                        c.iter().find(|v| owner.get(*v).is_none_or(|&o| o == p))
-                                    })
-                                    .into_iter()
-                                    .collect()
-                                }
-                                First::Chosen(Some(Ok(v))) => v.iter().collect(),
-                                _ => Vec::new(),
-                            };
-                            // Even a value this identity seems to hold: what it
+                            // Candidate lists were asked of the lookup above; a
+                            // value chosen by a more complex expression is
+                            // probed, its holders loaded for the next round.
+                            // Even one this identity seems to hold: what it
                             // holds here may be a recomputed first candidate,
                             // not what the store says it had.
-                            for v in wanted {
-                                unique_probes.push(super::index::key(kind, v));
+                            if let First::Chosen(Some(Ok(v))) = &first {
+                                unique_probes.extend(v.iter().map(|v| super::index::key(kind, v)));
                             }
                         }
                         let still_free =
@@ -1360,7 +1337,7 @@ impl<'r> Sync<'r> {
     /// In a delta sync, identities that point at one that went away or whose
     /// lookup values changed must be looked at again: probe who refers to it.
     fn probe_referrers(&mut self) {
-        if !self.partial {
+        if !self.partial() {
             return;
         }
         let rules = self.rules;
@@ -1459,13 +1436,7 @@ impl<'r> Sync<'r> {
                 }
             }
         }
-        type Resolved = (
-            usize,
-            Option<Record>,
-            Vec<SyncError>,
-            Vec<(usize, usize)>,
-            Vec<Key>,
-        );
+        type Resolved = (usize, Option<Record>, Vec<SyncError>, Vec<(usize, usize)>);
         let mut edges = Vec::new();
         for chunk in live.chunks(CHUNK) {
             let results: Vec<Resolved> = {
@@ -1478,7 +1449,6 @@ impl<'r> Sync<'r> {
                         let t = &rules.metaverse.types[m.ty];
                         let mut errors = Vec::new();
                         let mut edges = Vec::new();
-                        let mut probes = Vec::new();
                         let mut b: Option<RecordBuilder> = None;
                         for (ai, attr) in t.attrs.iter().enumerate() {
                             let a = ai as u32;
@@ -1501,7 +1471,7 @@ impl<'r> Sync<'r> {
                             else {
                                 continue;
                             };
-                            if this.partial && this.keeps_reference(m, a, winner) {
+                            if this.partial() && this.keeps_reference(m, a, winner) {
                                 let kept: Vec<String> = m
                                     .orig
                                     .as_ref()
@@ -1512,24 +1482,16 @@ impl<'r> Sync<'r> {
                                 continue;
                             }
                             let mut ids = Vec::new();
-                            let probe_kind = if this.partial {
+                            let lookup_kind = if this.partial() {
                                 this.kinds.plain_kind(m.ty, lookup)
                             } else {
                                 None
                             };
                             for k in m.attrs.values(a) {
-                                // Identities not loaded that hold the key: asked
-                                // of the store, or probed for the next round.
-                                let outside: Vec<MvId> = match (probe_kind, this.lookup) {
-                                    (Some(kind), Some(_)) => {
-                                        this.outside_holders(super::index::key(kind, k))
-                                    }
-                                    (Some(kind), None) => {
-                                        probes.push(super::index::key(kind, k));
-                                        Vec::new()
-                                    }
-                                    _ => Vec::new(),
-                                };
+                                // Identities not loaded that hold the key.
+                                let outside: Vec<MvId> = lookup_kind
+                                    .map(|kind| this.outside_holders(super::index::key(kind, k)))
+                                    .unwrap_or_default();
                                 let anchor = || {
                                     m.conns()
                                         .find(|&(x, _)| x == winner)
@@ -1583,12 +1545,11 @@ impl<'r> Sync<'r> {
                             b.get_or_insert_with(|| RecordBuilder::from(&m.attrs))
                                 .set(a, ids);
                         }
-                        (p, b.map(RecordBuilder::build), errors, edges, probes)
+                        (p, b.map(RecordBuilder::build), errors, edges)
                     })
                     .collect()
             };
-            for (p, attrs, errors, e, probes) in results {
-                self.plan.probes.extend(probes);
+            for (p, attrs, errors, e) in results {
                 self.plan.counters.reference_errors += errors.len() as u64;
                 self.plan.errors.extend(errors);
                 edges.extend(e);

@@ -25,55 +25,23 @@ impl Store {
     /// Every object of an agent's connector space, staged deletes included,
     /// in anchor order.
     pub fn load_cs(&self, agent: &str, schema: &Schema) -> Result<Vec<CsRow>> {
-        let synced: i64 = self
-            .conn
-            .query_row(
-                "SELECT synced_seq FROM agent_state WHERE agent = ?1",
-                params![agent],
-                |r| r.get(0),
-            )
-            .unwrap_or(0);
+        let synced = self.synced_seq(agent)?;
         let mut stmt = self
             .conn
             .prepare(
-                "SELECT c.id, c.anchor, c.attrs, c.op, c.seq, l.mv_id, l.kind, c.prev_attrs
+                "SELECT c.id, c.anchor, c.attrs, c.op, c.seq, l.mv_id, c.prev_attrs
                  FROM cs_object c LEFT JOIN link l ON l.cs_id = c.id
                  WHERE c.agent = ?1 ORDER BY c.anchor",
             )
             .map_err(|e| self.err(e))?;
         // Rows are read in order on this thread and parsed on all of them.
-        struct Raw {
-            id: i64,
-            anchor: String,
-            text: String,
-            pending: Option<Delta>,
-            mv: Option<MvId>,
-            prev: Option<String>,
-        }
         // Slices of rows are handed to the pool as soon as they are read, so
         // parsing overlaps reading; results are put back in read order.
         const SLICE: usize = 1 << 15;
         let path = self.path.display().to_string();
-        let parse = |raw: Vec<Raw>| -> Result<Vec<CsRow>> {
+        let parse = |raw: Vec<RawCs>| -> Result<Vec<CsRow>> {
             raw.into_iter()
-                .map(|r| {
-                    let attrs =
-                        record_from_json(&r.text, schema).map_err(|e| StoreError::Corrupt {
-                            path: path.clone(),
-                            message: format!("connector space {agent}, anchor {}: {e}", r.anchor),
-                        })?;
-                    Ok(CsRow {
-                        prev: r
-                            .prev
-                            .and_then(|t| record_from_json(&t, schema).ok())
-                            .map(Box::new),
-                        id: r.id,
-                        anchor: r.anchor,
-                        attrs,
-                        pending: r.pending,
-                        mv: r.mv,
-                    })
-                })
+                .map(|r| r.parse(&path, agent, schema))
                 .collect()
         };
         let slots: std::sync::Mutex<Vec<Option<Result<Vec<CsRow>>>>> =
@@ -99,27 +67,10 @@ impl Store {
                             break;
                         }
                     };
-                    let row = (|| -> rusqlite::Result<Raw> {
-                        let op: String = r.get(3)?;
-                        let seq: i64 = r.get(4)?;
-                        let pending = if seq > synced {
-                            Delta::parse(&op)
-                        } else {
-                            None
-                        };
-                        Ok(Raw {
-                            id: r.get(0)?,
-                            anchor: r.get(1)?,
-                            text: r.get(2)?,
-                            pending,
-                            mv: r.get(5)?,
-                            prev: if pending.is_some() { r.get(7)? } else { None },
-                        })
-                    })();
-                    match row {
+                    match self.cs_raw(r, synced) {
                         Ok(x) => raw.push(x),
                         Err(e) => {
-                            read_error = Some(self.err(e));
+                            read_error = Some(e);
                             break;
                         }
                     }
@@ -230,25 +181,7 @@ impl Store {
         let path = self.path.display().to_string();
         raw.into_par_iter()
             .map(|(agent, schema, r)| {
-                let attrs = record_from_json(&r.text, schema).map_err(|e| StoreError::Corrupt {
-                    path: path.clone(),
-                    message: format!(
-                        "connector space {}, anchor {}: {e}",
-                        agent.as_ref(),
-                        r.anchor
-                    ),
-                })?;
-                let row = CsRow {
-                    id: r.id,
-                    prev: r
-                        .prev
-                        .and_then(|t| record_from_json(&t, schema).ok())
-                        .map(Box::new),
-                    anchor: r.anchor,
-                    attrs,
-                    pending: r.pending,
-                    mv: r.mv,
-                };
+                let row = r.parse(&path, agent.as_ref(), schema)?;
                 Ok((agent, row))
             })
             .collect()
@@ -425,4 +358,24 @@ struct RawCs {
     prev: Option<String>,
     pending: Option<Delta>,
     mv: Option<MvId>,
+}
+
+impl RawCs {
+    fn parse(self, path: &str, agent: &str, schema: &Schema) -> Result<CsRow> {
+        let attrs = record_from_json(&self.text, schema).map_err(|e| StoreError::Corrupt {
+            path: path.to_string(),
+            message: format!("connector space {agent}, anchor {}: {e}", self.anchor),
+        })?;
+        Ok(CsRow {
+            id: self.id,
+            prev: self
+                .prev
+                .and_then(|t| record_from_json(&t, schema).ok())
+                .map(Box::new),
+            anchor: self.anchor,
+            attrs,
+            pending: self.pending,
+            mv: self.mv,
+        })
+    }
 }

@@ -159,26 +159,6 @@ impl Store {
             .collect()
     }
 
-    /// Identities holding any of these lookup keys (see `engine::KeyKinds`).
-    pub fn key_holders(&self, keys: &[u64]) -> Result<Vec<MvId>> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT mv_id FROM mv_key WHERE key = ?1")
-            .map_err(|e| self.err(e))?;
-        let mut out = Vec::new();
-        for &key in keys {
-            let rows = stmt
-                .query_map(params![key as i64], |r| r.get::<_, i64>(0))
-                .map_err(|e| self.err(e))?;
-            for id in rows {
-                out.push(id.map_err(|e| self.err(e))?);
-            }
-        }
-        out.sort_unstable();
-        out.dedup();
-        Ok(out)
-    }
-
     /// Identities with a due date on or before `day` (`YYYY-MM-DD`).
     pub fn due_mvs(&self, day: &str) -> Result<Vec<MvId>> {
         let mut stmt = self
@@ -380,10 +360,21 @@ impl Tx<'_> {
         Ok(())
     }
 
-    /// Forgets every lookup key and due date, before a full sync rebuilds them.
-    pub fn clear_keys(&self) -> Result<()> {
+    /// Replaces every lookup key and due date with these, built under the
+    /// rules whose key signature is `signature` (`keys` best sorted).
+    pub fn replace_keys(
+        &self,
+        keys: &[(u64, MvId)],
+        due: &[(MvId, Vec<Box<str>>)],
+        signature: &str,
+    ) -> Result<()> {
         self.run_sql("DELETE FROM mv_key", [])?;
-        self.run_sql("DELETE FROM mv_due", [])
+        self.run_sql("DELETE FROM mv_due", [])?;
+        self.add_keys(keys)?;
+        for (id, days) in due {
+            self.set_due(*id, days)?;
+        }
+        self.set_meta("key_kinds", signature)
     }
 
     /// Replaces an identity's due dates.
@@ -491,6 +482,17 @@ impl KeyReader {
             .query_map(params![key as i64], |r| r.get::<_, i64>(0))
             .map_err(err)?;
         rows.collect::<rusqlite::Result<Vec<_>>>().map_err(err)
+    }
+
+    /// Identities holding any of these keys, sorted, each once.
+    pub fn holders_of(&self, keys: &[u64]) -> Result<Vec<MvId>> {
+        let mut out = Vec::new();
+        for &key in keys {
+            out.extend(self.holders(key)?);
+        }
+        out.sort_unstable();
+        out.dedup();
+        Ok(out)
     }
 }
 

@@ -267,6 +267,20 @@ pub struct NewChange<'a> {
     pub detail: Option<&'a str>,
 }
 
+impl<'a> NewChange<'a> {
+    /// A change of an identity itself (updated, retained, deleted).
+    pub fn identity(kind: &'a str, mv: i64, detail: Option<&'a str>) -> NewChange<'a> {
+        NewChange {
+            kind,
+            agent: None,
+            cs_id: None,
+            anchor: None,
+            mv_id: Some(mv),
+            detail,
+        }
+    }
+}
+
 impl Tx<'_> {
     pub fn add_change(&self, step: i64, c: &NewChange) -> Result<()> {
         let mut stmt = self
