@@ -1341,33 +1341,30 @@ impl<'r> Sync<'r> {
             return;
         }
         let rules = self.rules;
+        // Per object type: the attributes references are looked up by.
+        let lookups: Vec<Vec<u32>> = (0..rules.metaverse.types.len())
+            .map(|ty| {
+                rules
+                    .agents
+                    .iter()
+                    .filter(|ag| ag.object_type == ty)
+                    .flat_map(|ag| ag.flows.iter().filter_map(|f| f.reference))
+                    .collect()
+            })
+            .collect();
         let mut probes = Vec::new();
         for m in &self.mvs {
             let Some(orig) = &m.orig else {
                 continue;
             };
-            let lookups: Vec<u32> = rules
-                .agents
-                .iter()
-                .filter(|ag| ag.object_type == m.ty)
-                .flat_map(|ag| ag.flows.iter().filter_map(|f| f.reference))
-                .collect();
             // A retained identity keeps its values, so what points at it
             // still resolves; only a deletion or a changed key moves it.
             let moved = m.deleted
-                || lookups
+                || lookups[m.ty]
                     .iter()
                     .any(|&l| !orig.0.values(l).eq(m.attrs.values(l)));
-            if !moved {
-                continue;
-            }
-            let id = m.id.to_string();
-            for (ai, attr) in rules.metaverse.types[m.ty].attrs.iter().enumerate() {
-                if attr.kind == AttrType::Reference
-                    && let Some(kind) = self.kinds.plain_kind(m.ty, ai as u32)
-                {
-                    probes.push(super::index::key(kind, &id));
-                }
+            if moved {
+                probes.extend(self.kinds.referrer_probes(rules, m.ty, m.id));
             }
         }
         self.plan.probes.extend(probes);
