@@ -178,3 +178,27 @@ fn a_missing_source_is_one_error_not_a_cascade() {
         "{err}"
     );
 }
+
+#[test]
+fn the_rules_hash_is_the_same_wherever_the_rules_are() {
+    let e = Env::new();
+    // Two copies of the example, each with its data where its paths point.
+    for base in ["a", "b/nested"] {
+        copy_dir(
+            &repo().join("rules/example"),
+            &e.path(&format!("{base}/rules/example")),
+        );
+        copy_dir(
+            &repo().join("fixtures/hr"),
+            &e.path(&format!("{base}/fixtures/hr")),
+        );
+    }
+    let none = |_: &str| None;
+    let load = |dir: &str| idsync::rules::load(&e.path(dir), &none).expect("rules");
+    let (a, b) = (load("a/rules/example"), load("b/nested/rules/example"));
+    assert_eq!(a.hash, b.hash);
+    let profiles = e.path("b/nested/rules/example/profiles.toml");
+    let text = std::fs::read_to_string(&profiles).expect("read");
+    std::fs::write(&profiles, text + "\n# changed\n").expect("write");
+    assert_ne!(a.hash, load("b/nested/rules/example").hash);
+}

@@ -67,7 +67,11 @@ pub fn load(
                 continue;
             }
         };
-        hasher.write(path.to_string_lossy().as_bytes());
+        // Files are named relative to the rule directory: the same rules
+        // given as `rules` or `/etc/idsync/rules`, or copied elsewhere, are
+        // the same rules (a delta sync compares this hash).
+        let name = path.strip_prefix(dir).unwrap_or(&path);
+        hasher.write(name.to_string_lossy().as_bytes());
         hasher.write(text.as_bytes());
         let src = SourceFile { path, text };
         match toml::from_str::<RawFile>(&src.text) {
