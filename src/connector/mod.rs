@@ -13,6 +13,7 @@ pub mod csv;
 pub mod mark;
 pub mod sql;
 pub mod sqlite_file;
+pub mod target;
 
 pub use mark::{RowPlace, SourceDigest, SourceMark};
 
