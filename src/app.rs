@@ -21,6 +21,8 @@ pub enum AppError {
     Store(#[from] StoreError),
     #[error("agent {agent:?}: {message}")]
     Import { agent: String, message: String },
+    #[error("target {agent:?}: {message}")]
+    Export { agent: String, message: String },
     #[error("{0}")]
     Usage(String),
     /// The deletion guard stopped a step before it wrote anything.
@@ -93,8 +95,28 @@ pub struct StepOutcome {
     pub step: String,
     pub status: String,
     pub message: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub import: Option<ImportReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub sync: Option<SyncReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub export: Option<crate::export::ExportReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub confirm: Option<crate::export::ConfirmReport>,
+}
+
+impl StepOutcome {
+    fn success(step: &str) -> StepOutcome {
+        StepOutcome {
+            step: step.to_string(),
+            status: "success".into(),
+            message: None,
+            import: None,
+            sync: None,
+            export: None,
+            confirm: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -486,6 +508,7 @@ impl App {
         if ran == SyncMode::Full && rebuild && !gather_keys {
             self.rebuild_keys(now)?;
         }
+        self.provision(run, step, now)?;
         info!(
             mode = ?ran,
             plan_ms = t_plan.as_millis() as u64,
@@ -624,6 +647,12 @@ impl App {
                 break;
             }
             let outcome = match &step.action {
+                StepAction::Import { agent } if self.rules.target(agent).is_some() => {
+                    self.confirm(agent, run, i + 1, now()).map(|r| StepOutcome {
+                        confirm: Some(r),
+                        ..StepOutcome::success(&label)
+                    })
+                }
                 StepAction::Import { agent } | StepAction::DeltaImport { agent } => {
                     let mode = if matches!(step.action, StepAction::DeltaImport { .. }) {
                         ImportMode::Delta
@@ -632,11 +661,8 @@ impl App {
                     };
                     self.import(agent, mode, run, i + 1, now())
                         .map(|r| StepOutcome {
-                            step: label.clone(),
-                            status: "success".into(),
-                            message: None,
                             import: Some(r),
-                            sync: None,
+                            ..StepOutcome::success(&label)
                         })
                 }
                 StepAction::Sync | StepAction::DeltaSync => {
@@ -646,11 +672,14 @@ impl App {
                         SyncMode::Full
                     };
                     self.sync(mode, run, i + 1, now()).map(|r| StepOutcome {
-                        step: label.clone(),
-                        status: "success".into(),
-                        message: None,
-                        import: None,
                         sync: Some(r),
+                        ..StepOutcome::success(&label)
+                    })
+                }
+                StepAction::Export { agent } => {
+                    self.export(agent, run, i + 1, now()).map(|r| StepOutcome {
+                        export: Some(r),
+                        ..StepOutcome::success(&label)
                     })
                 }
             };
@@ -660,11 +689,9 @@ impl App {
                     // However a step reports being stopped, the flag says why.
                     let stop = matches!(e, AppError::Stopped) || crate::shutdown::requested();
                     steps.push(StepOutcome {
-                        step: label.clone(),
                         status: if stop { "stopped" } else { "failed" }.into(),
                         message: Some(e.to_string()),
-                        import: None,
-                        sync: None,
+                        ..StepOutcome::success(&label)
                     });
                     if stop {
                         stopped = Some(format!("stopped by a signal in step {} ({label})", i + 1));

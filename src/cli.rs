@@ -63,6 +63,22 @@ pub enum Command {
         #[arg(long)]
         delta: bool,
     },
+    /// Apply a target's pending exports (create, update, rename, disable,
+    /// delete accounts), or with --dry-run print them.
+    Export {
+        agent: String,
+        /// Print what would be created, changed, renamed, disabled and
+        /// deleted; connect to nothing, write nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Every target's pending exports, as `export --dry-run` prints them.
+    Plan,
+    /// Targets that stopped being exported to after too many errors.
+    Quarantine {
+        #[command(subcommand)]
+        sub: QuarantineCommand,
+    },
     /// Run a profile's steps (profiles are rule data).
     Run { profile: String },
     /// Run profiles on their [[schedule]] rules, one run at a time, until
@@ -128,6 +144,12 @@ pub enum Command {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum QuarantineCommand {
+    /// Export to the target again from the next run on.
+    Clear { agent: String },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum RunsCommand {
     Show {
         run: RunId,
@@ -187,6 +209,50 @@ fn open_writer(cli: &Cli, holder: &str) -> Result<(App, LockGuard)> {
 pub fn run(cli: Cli) -> Result<i32> {
     match &cli.command {
         Command::Check => check(&cli),
+        Command::Import { agent, delta } if !*delta && is_target(&cli, agent) => {
+            let holder = format!("import {agent}");
+            let (mut app, _lock) = open_writer(&cli, &holder)?;
+            let report =
+                app.one_step_run(&holder, |app, run| app.confirm(agent, run, 1, clock(&cli)))?;
+            emit(&cli, &report, print_confirm)
+        }
+        Command::Export { agent, dry_run } => {
+            if *dry_run {
+                let app = open(&cli)?;
+                let report = app.plan_export(agent)?;
+                return emit(&cli, &vec![report], print_plan);
+            }
+            let holder = format!("export {agent}");
+            let (mut app, _lock) = open_writer(&cli, &holder)?;
+            let report =
+                app.one_step_run(&holder, |app, run| app.export(agent, run, 1, clock(&cli)))?;
+            emit(&cli, &report, print_export)
+        }
+        Command::Plan => {
+            let app = open(&cli)?;
+            let mut reports = Vec::new();
+            for t in &app.rules.targets {
+                reports.push(app.plan_export(&t.name)?);
+            }
+            emit(&cli, &reports, print_plan)
+        }
+        Command::Quarantine {
+            sub: QuarantineCommand::Clear { agent },
+        } => {
+            let (mut app, _lock) = open_writer(&cli, &format!("quarantine clear {agent}"))?;
+            if app.rules.target(agent).is_none() {
+                bail!("no target {agent:?}");
+            }
+            let was = app.store.target_state(agent)?.quarantined;
+            let tx = app.store.begin()?;
+            tx.set_quarantine(agent, None, 0)?;
+            tx.commit()?;
+            match was {
+                Some(r) => println!("{agent}: quarantine cleared (was: {r})"),
+                None => println!("{agent}: was not quarantined"),
+            }
+            Ok(0)
+        }
         Command::Import { agent, delta } => {
             let (mode, verb) = if *delta {
                 (ImportMode::Delta, "delta-import")
@@ -481,6 +547,75 @@ fn eval(cli: &Cli, agent: &str, anchor: Option<&str>, set: &[String], text: &str
             Ok(1)
         }
     }
+}
+
+/// Whether `name` is a target of the rules (an import of it is a
+/// confirming import). Rules that do not load say no; the command then
+/// reports their errors.
+fn is_target(cli: &Cli, name: &str) -> bool {
+    rules::load(&cli.rules, &|_| None)
+        .map(|r| r.target(name).is_some())
+        .unwrap_or(false)
+}
+
+fn print_export(r: &crate::export::ExportReport) {
+    println!(
+        "export {}: created {}, joined {}, updated {}, renamed {}, disabled {}, deleted {}, failed {}, waiting {}",
+        r.agent,
+        r.created,
+        r.joined,
+        r.updated,
+        r.renamed,
+        r.disabled,
+        r.deleted,
+        r.failed,
+        r.deferred
+    );
+    if let Some(q) = &r.quarantined {
+        println!("  quarantined: {q}");
+    }
+    for e in &r.errors {
+        println!("  failed {e}");
+    }
+}
+
+fn print_plan(reports: &Vec<crate::export::ExportReport>) {
+    println!("dry run: nothing written");
+    for r in reports {
+        println!(
+            "{}: create {}, update {}, rename {}, disable {}, delete {}",
+            r.agent, r.created, r.updated, r.renamed, r.disabled, r.deleted
+        );
+        for op in &r.plan {
+            let to = op
+                .rename
+                .as_ref()
+                .map(|n| format!(" -> {n}"))
+                .unwrap_or_default();
+            let wait = if op.waits_for_reference {
+                " (a reference waits for its account)"
+            } else {
+                ""
+            };
+            println!(
+                "  {:7} {}{to} (identity {}){wait}",
+                op.verb, op.name, op.mv_id
+            );
+            for c in &op.changes {
+                println!("            {c}");
+            }
+        }
+        for e in &r.errors {
+            println!("  error: {e}");
+        }
+    }
+}
+
+fn print_confirm(r: &crate::export::ConfirmReport) {
+    println!(
+        "import {} (confirming): read {}, confirmed {}, not re-imported {}, missing {}, orphans {}",
+        r.agent, r.read, r.confirmed, r.not_reimported, r.missing, r.orphans
+    );
 }
 
 fn print_import(r: &ImportReport) {
@@ -995,11 +1130,28 @@ fn status(cli: &Cli) -> Result<i32> {
     // Whether the next delta sync must run as a full one: only known when
     // the rules load.
     let synced_rules = store.meta("last_full_sync_rules_hash")?;
-    let full_sync_due = rules::load(&cli.rules, &|agent| {
+    let loaded = rules::load(&cli.rules, &|agent| {
         store.agent_schema(agent).ok().flatten()
     })
-    .ok()
-    .map(|r| synced_rules.as_deref() != Some(r.hash.as_str()));
+    .ok();
+    let full_sync_due = loaded
+        .as_ref()
+        .map(|r| synced_rules.as_deref() != Some(r.hash.as_str()));
+    let mut targets = Vec::new();
+    for t in loaded.iter().flat_map(|r| &r.targets) {
+        let c = store.export_counts(&t.name)?;
+        let st = store.target_state(&t.name)?;
+        targets.push(json!({
+            "target": t.name,
+            "kind": t.kind(),
+            "accounts": c.accounts,
+            "pending_exports": c.pending,
+            "failing": c.failing,
+            "disabled": c.disabled,
+            "awaiting_confirmation": c.awaiting_confirmation,
+            "quarantined": st.quarantined,
+        }));
+    }
     if cli.json {
         return print_json(&json!({
             "connector_spaces": cs.iter().map(|(a, n, p)| json!({"agent": a, "objects": n, "pending_imports": p})).collect::<Vec<_>>(),
@@ -1007,6 +1159,7 @@ fn status(cli: &Cli) -> Result<i32> {
             "identities_due": due,
             "full_sync_due": full_sync_due,
             "ambiguous_joins": amb,
+            "targets": targets,
             "run_lock": lock,
         }))
         .map(|_| 0);
@@ -1026,6 +1179,24 @@ fn status(cli: &Cli) -> Result<i32> {
         ),
         Some(false) => println!("full sync due: no"),
         None => println!("full sync due: unknown (the rules do not load)"),
+    }
+    if !targets.is_empty() {
+        println!("targets:");
+        for t in &targets {
+            println!(
+                "  {:14} {:>9} accounts  {:>7} pending exports  {:>5} failing  {:>5} disabled  {:>7} awaiting confirmation{}",
+                t["target"].as_str().unwrap_or(""),
+                t["accounts"],
+                t["pending_exports"],
+                t["failing"],
+                t["disabled"],
+                t["awaiting_confirmation"],
+                t["quarantined"]
+                    .as_str()
+                    .map(|q| format!("  QUARANTINED: {q}"))
+                    .unwrap_or_default()
+            );
+        }
     }
     println!("ambiguous joins waiting for a decision: {}", amb.len());
     for a in amb.iter().take(20) {

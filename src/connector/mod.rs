@@ -10,6 +10,7 @@
 
 pub mod convert;
 pub mod csv;
+pub mod file_target;
 pub mod mark;
 pub mod sql;
 pub mod sqlite_file;
@@ -253,5 +254,19 @@ pub fn open(source: &Source) -> Box<dyn Connector> {
     match source {
         Source::Csv(c) => Box::new(csv::CsvConnector::new(c.clone())),
         Source::Sql(c) => Box::new(sql::SqlConnector::new(c.clone())),
+    }
+}
+
+/// Builds the export connector of a target agent.
+pub fn open_target(
+    connection: &crate::rules::TargetConnection,
+) -> Result<Box<dyn target::Target>, target::ExportError> {
+    use crate::rules::TargetConnection;
+    match connection {
+        TargetConnection::Csv(c) => Ok(Box::new(file_target::CsvTarget::new(c.clone()))),
+        TargetConnection::Sql(c) => Ok(Box::new(file_target::SqlTarget::new(c.clone()))),
+        TargetConnection::Ldap(_) | TargetConnection::Scim(_) => Err(
+            target::ExportError::Transient("this target kind is not available".into()),
+        ),
     }
 }

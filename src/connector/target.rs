@@ -222,3 +222,27 @@ pub struct ScimConfig {
     /// `Retry-After` header overrides it.
     pub backoff_ms: u64,
 }
+
+/// `[target]` of a SQL table agent: one row per account, keyed by name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SqlTargetConfig {
+    pub path: std::path::PathBuf,
+    pub display: String,
+    pub table: String,
+    /// The column holding the account's name; the id is the same value.
+    pub key: String,
+    /// The columns written (the export flows' targets).
+    pub columns: Vec<String>,
+}
+
+/// `[target]` of a delimited file: rewritten whole after each export.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CsvTargetConfig {
+    pub path: std::path::PathBuf,
+    pub display: String,
+    pub delimiter: u8,
+    /// The column holding the account's name; the id is the same value.
+    pub key: String,
+    /// The other columns, in the order written.
+    pub columns: Vec<String>,
+}

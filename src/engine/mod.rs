@@ -8,6 +8,7 @@
 mod flow;
 mod index;
 mod join;
+pub mod outbound;
 mod precedence;
 mod refs;
 mod sync;
@@ -18,7 +19,19 @@ pub use precedence::LinEntry;
 pub use sync::Sync;
 pub(crate) use sync::rss_mib;
 
+use crate::expr::Value;
 use crate::model::{CsId, MvId, Record};
+
+/// How a condition's value reads as true or false (scopes, `when`).
+pub(crate) fn truthy(v: &Value) -> bool {
+    match v {
+        Value::Bool(b) => *b,
+        Value::Str(s) => matches!(s.to_ascii_lowercase().as_str(), "true" | "yes" | "1"),
+        Value::Num(n) => *n != 0.0,
+        Value::List(items) => items.iter().any(truthy),
+        Value::Null | Value::Date(_) => false,
+    }
+}
 
 /// A metaverse object to insert or update.
 #[derive(Debug, Clone, PartialEq)]

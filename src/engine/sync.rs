@@ -10,7 +10,7 @@ use super::join::{Decision, JoinIndex, KeySpec, decide};
 use super::precedence::{Contribution, LinEntry, compute};
 use super::refs::find_cycles;
 use super::{Ambiguous, LinkWrite, MvWrite, SyncError, SyncPlan};
-use crate::expr::{Context, Value};
+use crate::expr::Context;
 use crate::model::{MvId, Record, RecordBuilder, RunId};
 use crate::rules::{AttrType, Deletion, RuleSet};
 use crate::store::{CsRow, MvRow};
@@ -110,18 +110,10 @@ pub(crate) fn rss_mib() -> u64 {
 /// Objects per slice of parallel work whose results are held until applied.
 const CHUNK: usize = 1 << 16;
 
+use super::truthy;
+
 fn key_of(agent: &str, anchor: &str) -> String {
     format!("{agent}/{anchor}")
-}
-
-fn truthy(v: &Value) -> bool {
-    match v {
-        Value::Bool(b) => *b,
-        Value::Str(s) => matches!(s.to_ascii_lowercase().as_str(), "true" | "yes" | "1"),
-        Value::Num(n) => *n != 0.0,
-        Value::List(items) => items.iter().any(truthy),
-        Value::Null | Value::Date(_) => false,
-    }
 }
 
 impl<'r> Sync<'r> {

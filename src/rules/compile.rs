@@ -16,6 +16,9 @@ use std::ops::Range;
 use std::path::Path;
 use toml::Spanned;
 
+#[path = "compile_target.rs"]
+mod target;
+
 /// Resolves names against a schema, for expressions.
 struct SchemaScope<'a>(&'a Schema);
 
@@ -31,6 +34,8 @@ impl expr::Scope for SchemaScope<'_> {
 struct Loaded {
     src: SourceFile,
     raw: RawFile,
+    /// Digest of the file's name and bytes.
+    digest: String,
 }
 
 /// Loads and checks every `*.toml` under `dir`. `known_schema` answers with
@@ -70,13 +75,33 @@ pub fn load(
         // Files are named relative to the rule directory: the same rules
         // given as `rules` or `/etc/idsync/rules`, or copied elsewhere, are
         // the same rules (a delta sync compares this hash).
-        let name = path.strip_prefix(dir).unwrap_or(&path);
-        hasher.write(name.to_string_lossy().as_bytes());
-        hasher.write(text.as_bytes());
+        let name = path
+            .strip_prefix(dir)
+            .unwrap_or(&path)
+            .to_string_lossy()
+            .into_owned();
+        let mut own = crate::model::Fnv::default();
+        own.write(name.as_bytes());
+        own.write(text.as_bytes());
         let src = SourceFile { path, text };
         match toml::from_str::<RawFile>(&src.text) {
-            Ok(raw) => files.push(Loaded { src, raw }),
+            Ok(raw) => {
+                // A target's rules decide what is exported, not what the
+                // metaverse holds: changing them must not make the next
+                // delta sync a full one. Each target keeps its own digest.
+                if raw.target.is_none() {
+                    hasher.write(name.as_bytes());
+                    hasher.write(src.text.as_bytes());
+                }
+                files.push(Loaded {
+                    src,
+                    raw,
+                    digest: own.hex(),
+                })
+            }
             Err(e) => {
+                hasher.write(name.as_bytes());
+                hasher.write(src.text.as_bytes());
                 // Remember the agent's name, so references to it elsewhere
                 // do not pile up as errors of their own.
                 if let Ok(v) = toml::from_str::<toml::Value>(&src.text)
@@ -99,6 +124,7 @@ pub fn load(
         errors,
         agents: Vec::new(),
         broken,
+        target_names: Vec::new(),
     };
     let set = c.compile(dir, files, hasher.hex(), known_schema);
     if c.errors.is_empty() {
@@ -139,6 +165,7 @@ struct Compiler {
     agents: Vec<AgentDraft>,
     /// Agents whose files did not parse: known names, no rules.
     broken: Vec<String>,
+    target_names: Vec<String>,
 }
 
 impl Compiler {
@@ -182,7 +209,51 @@ impl Compiler {
     ) -> RuleSet {
         // Agent names first: precedence lists and profiles refer to them.
         let mut seen: HashMap<String, usize> = HashMap::new();
+        let mut target_names: Vec<String> = Vec::new();
         for (i, f) in files.iter().enumerate() {
+            if let Some(t) = &f.raw.target {
+                let r = &f.raw;
+                if r.agent.is_some() {
+                    self.errors.push(RuleError::file(
+                        &f.src.path,
+                        "a file defines one agent or one target, not both",
+                    ));
+                }
+                if !r.columns.is_empty()
+                    || !r.join.is_empty()
+                    || r.projection.is_some()
+                    || r.scope.is_some()
+                {
+                    self.errors.push(RuleError::file(
+                        &f.src.path,
+                        "columns, join, projection and scope belong to a source agent, not a [target]",
+                    ));
+                }
+                let name = t.get_ref().name.get_ref().clone();
+                if seen.contains_key(&name) || target_names.contains(&name) {
+                    self.err(
+                        &f.src,
+                        t.get_ref().name.span(),
+                        format!("agent {name:?} is defined twice"),
+                        None,
+                    );
+                } else if !valid_name(&name) {
+                    self.err(
+                        &f.src,
+                        t.get_ref().name.span(),
+                        format!("target name {name:?} must be letters, digits, '-' or '_'"),
+                        None,
+                    );
+                }
+                target_names.push(name);
+                continue;
+            }
+            if f.raw.provision.is_some() || f.raw.deprovision.is_some() {
+                self.errors.push(RuleError::file(
+                    &f.src.path,
+                    "[provision] and [deprovision] belong to a [target]",
+                ));
+            }
             let Some(agent) = &f.raw.agent else {
                 let r = &f.raw;
                 if !r.columns.is_empty()
@@ -199,7 +270,7 @@ impl Compiler {
                 continue;
             };
             let name = agent.get_ref().name.get_ref().clone();
-            if seen.contains_key(&name) {
+            if seen.contains_key(&name) || target_names.contains(&name) {
                 let span = agent.get_ref().name.span();
                 self.err(
                     &f.src,
@@ -261,6 +332,38 @@ impl Compiler {
         }
         self.check_precedence(&files, &metaverse, &agents);
 
+        let mut targets: Vec<TargetAgent> = Vec::new();
+        for f in &files {
+            if f.raw.target.is_some()
+                && let Some(t) = self.target(&f.src, &f.raw, f.digest.clone(), &metaverse)
+            {
+                targets.push(t);
+            }
+        }
+        self.target_names = target_names.clone();
+        // A reference flow may name another target (group members are the
+        // people's accounts): it must exist and hold the referenced type.
+        for t in &targets {
+            for fl in &t.flows {
+                if let ExportValue::Ref { attr, target } = &fl.value
+                    && !target_names.contains(target)
+                {
+                    let help = suggest(target, target_names.iter().map(String::as_str));
+                    self.errors.push(
+                        RuleError::file(
+                            &t.file,
+                            format!(
+                                "export flow {:?} (ref {:?}): unknown target {target:?}",
+                                fl.attr,
+                                metaverse.types[t.object_type].schema.name(*attr)
+                            ),
+                        )
+                        .with_help(help),
+                    );
+                }
+            }
+        }
+
         let mut profiles = BTreeMap::new();
         let mut tests = Vec::new();
         for f in &files {
@@ -298,6 +401,7 @@ impl Compiler {
             hash,
             metaverse,
             agents,
+            targets,
             profiles,
             schedules,
             tests,
@@ -1270,6 +1374,29 @@ impl Compiler {
             };
             let words: Vec<&str> = text.split_whitespace().collect();
             let action = match words.as_slice() {
+                [verb @ ("import" | "full-import"), agent]
+                    if self.target_names.iter().any(|n| n == agent) =>
+                {
+                    let _ = verb;
+                    StepAction::Import {
+                        agent: agent.to_string(),
+                    }
+                }
+                ["export", agent] => {
+                    if !self.target_names.iter().any(|n| n == agent) {
+                        let help = suggest(agent, self.target_names.iter().map(String::as_str));
+                        self.err(
+                            src,
+                            s.span(),
+                            format!("profile step {text:?}: unknown target {agent:?}"),
+                            help,
+                        );
+                        continue;
+                    }
+                    StepAction::Export {
+                        agent: agent.to_string(),
+                    }
+                }
                 [verb @ ("import" | "full-import" | "delta-import"), agent] => {
                     if !names.iter().any(|n| n == agent) {
                         let help = suggest(agent, names.iter().map(String::as_str));
@@ -1301,6 +1428,7 @@ impl Compiler {
                                 "sync",
                                 "full-sync",
                                 "delta-sync",
+                                "export",
                             ],
                         )
                     });

@@ -27,6 +27,8 @@ pub struct RuleSet {
     pub metaverse: Metaverse,
     /// In sync order.
     pub agents: Vec<Agent>,
+    /// Systems accounts are provisioned in, by file path order.
+    pub targets: Vec<TargetAgent>,
     pub profiles: BTreeMap<String, Profile>,
     /// In the order written (files by path).
     pub schedules: Vec<Schedule>,
@@ -40,6 +42,10 @@ impl RuleSet {
 
     pub fn agent_names(&self) -> Vec<&str> {
         self.agents.iter().map(|a| a.name.as_str()).collect()
+    }
+
+    pub fn target(&self, name: &str) -> Option<&TargetAgent> {
+        self.targets.iter().find(|t| t.name == name)
     }
 }
 
@@ -242,6 +248,8 @@ pub enum StepAction {
     Sync,
     /// `delta-sync`: only pending imports and the identities they reach.
     DeltaSync,
+    /// `export X`: apply a target's pending exports.
+    Export { agent: String },
 }
 
 impl std::fmt::Display for StepAction {
@@ -251,6 +259,7 @@ impl std::fmt::Display for StepAction {
             StepAction::DeltaImport { agent } => write!(f, "delta-import {agent}"),
             StepAction::Sync => f.write_str("sync"),
             StepAction::DeltaSync => f.write_str("delta-sync"),
+            StepAction::Export { agent } => write!(f, "export {agent}"),
         }
     }
 }
@@ -275,4 +284,112 @@ pub struct RuleTest {
     pub line: usize,
     pub input: Vec<(String, Vec<String>)>,
     pub expect: Vec<(String, Vec<String>)>,
+}
+
+/// A target agent: a system idsync writes accounts to, the metaverse
+/// objects that must have one there, and what each account holds.
+#[derive(Debug, Clone)]
+pub struct TargetAgent {
+    pub name: String,
+    pub file: PathBuf,
+    /// Digest of the target's rule file: when it changes, every identity is
+    /// looked at again for this target.
+    pub hash: String,
+    pub connection: TargetConnection,
+    /// Index into `Metaverse::types`.
+    pub object_type: usize,
+    /// Which objects must have an account; `None`: all of the type.
+    pub scope: Option<Expr>,
+    /// The account's name (DN, userName, key).
+    pub name_expr: Expr,
+    /// The target attribute whose value finds an existing account.
+    pub match_attr: Option<String>,
+    pub flows: Vec<ExportFlow>,
+    pub deprovision: Deprovision,
+    pub quarantine: Quarantine,
+}
+
+impl TargetAgent {
+    pub fn kind(&self) -> &'static str {
+        match &self.connection {
+            TargetConnection::Ldap(_) => "ldap",
+            TargetConnection::Scim(_) => "scim",
+            TargetConnection::Sql(_) => "sql",
+            TargetConnection::Csv(_) => "csv",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub enum TargetConnection {
+    Ldap(crate::connector::target::LdapConfig),
+    Scim(crate::connector::target::ScimConfig),
+    Sql(crate::connector::target::SqlTargetConfig),
+    Csv(crate::connector::target::CsvTargetConfig),
+}
+
+#[derive(Debug, Clone)]
+pub struct ExportFlow {
+    /// The target's attribute name.
+    pub attr: String,
+    pub value: ExportValue,
+    /// Written when the account is created, never updated (an initial password).
+    pub create_only: bool,
+    /// Several values, changed by adding and removing values rather than
+    /// replacing them all (group members).
+    pub multi: bool,
+}
+
+#[derive(Debug, Clone)]
+pub enum ExportValue {
+    Expr(Expr),
+    /// The accounts, in target `target`, of the objects a reference
+    /// attribute points to: written as their names or ids, as the target wants.
+    Ref {
+        attr: u32,
+        target: String,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct Deprovision {
+    pub action: DeprovisionAction,
+    pub skip_out_of_scope: bool,
+}
+
+#[derive(Debug, Clone)]
+pub enum DeprovisionAction {
+    Delete,
+    /// Set these values, and move the account when `name` says where.
+    Disable {
+        set: Vec<(String, Expr)>,
+        name: Option<Expr>,
+    },
+    /// Forget the account; the target keeps it as it is.
+    Disconnect,
+}
+
+/// When a target stops being exported to: more than `error_percent` of a
+/// run's attempts failed, and at least `min_errors` of them.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Quarantine {
+    pub error_percent: f64,
+    pub min_errors: u64,
+}
+
+impl Default for Quarantine {
+    fn default() -> Quarantine {
+        Quarantine {
+            error_percent: 50.0,
+            min_errors: 10,
+        }
+    }
+}
+
+impl Quarantine {
+    pub fn trips(&self, errors: u64, attempts: u64) -> bool {
+        attempts > 0
+            && errors >= self.min_errors
+            && errors as f64 * 100.0 / attempts as f64 > self.error_percent
+    }
 }

@@ -20,6 +20,10 @@ pub struct RawFile {
     pub projection: Option<Spanned<RawProjection>>,
     pub scope: Option<RawScope>,
     pub flows: Option<RawFlows>,
+    /// A target: a system idsync provisions accounts in.
+    pub target: Option<Spanned<RawTarget>>,
+    pub provision: Option<Spanned<RawProvision>>,
+    pub deprovision: Option<Spanned<RawDeprovision>>,
     pub metaverse: Option<Spanned<RawMetaverse>>,
     #[serde(default)]
     pub profile: Vec<Spanned<RawProfile>>,
@@ -134,6 +138,82 @@ pub struct RawFlows {
     /// Metaverse attribute -> expression, or `{ expr = "...", ref = "mvAttr" }`.
     #[serde(default)]
     pub import: BTreeMap<Spanned<String>, Spanned<toml::Value>>,
+    /// Target attribute -> expression over the metaverse object, or
+    /// `{ expr = "...", create_only = true }`, or `{ ref = "manager" }`.
+    #[serde(default)]
+    pub export: BTreeMap<Spanned<String>, Spanned<toml::Value>>,
+}
+
+/// `[target]`: where and how accounts are written. Which keys apply depends
+/// on `kind`; the compiler says which ones do not.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTarget {
+    pub name: Spanned<String>,
+    pub kind: Spanned<String>,
+    pub object_type: Spanned<String>,
+    pub description: Option<String>,
+    /// ldap: `ldap://host:port`; scim: the service's base URL.
+    pub url: Option<Spanned<String>>,
+    pub bind_dn: Option<Spanned<String>>,
+    pub password_env: Option<Spanned<String>>,
+    pub base: Option<Spanned<String>>,
+    pub filter: Option<Spanned<String>>,
+    pub object_classes: Option<Spanned<Vec<String>>>,
+    pub id_attribute: Option<Spanned<String>>,
+    pub token_env: Option<Spanned<String>>,
+    pub resource: Option<Spanned<String>>,
+    pub extensions: Option<Spanned<Vec<String>>>,
+    pub attempts: Option<Spanned<i64>>,
+    pub backoff_ms: Option<Spanned<i64>>,
+    pub timeout_secs: Option<Spanned<i64>>,
+    /// sql: the database file; csv: the file written. Relative to the rule file.
+    pub path: Option<Spanned<String>>,
+    pub table: Option<Spanned<String>>,
+    /// sql, csv: the column holding the object's name.
+    pub key: Option<Spanned<String>>,
+    pub delimiter: Option<Spanned<String>>,
+    /// Stop exporting to this target when a run's errors pass this share.
+    pub quarantine: Option<Spanned<RawQuarantine>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawQuarantine {
+    pub error_percent: Option<Spanned<f64>>,
+    pub min_errors: Option<Spanned<i64>>,
+}
+
+/// `[provision]`: which metaverse objects must have an account, and its name.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawProvision {
+    /// An expression over the metaverse object; no scope: every object of the type.
+    pub scope: Option<Spanned<String>>,
+    /// The account's name: DN, userName, key.
+    pub name: Spanned<String>,
+    /// A target attribute (one of the export flows) whose value finds an
+    /// existing account to join before creating one.
+    #[serde(rename = "match")]
+    pub match_attr: Option<Spanned<String>>,
+}
+
+/// `[deprovision]`: what happens to an account whose identity left scope or
+/// was deleted.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDeprovision {
+    /// `delete`, `disable` or `disconnect`.
+    pub action: Spanned<String>,
+    /// disable: target attribute -> expression.
+    #[serde(default)]
+    pub set: BTreeMap<Spanned<String>, Spanned<String>>,
+    /// disable: the account's name while disabled (move to another OU).
+    pub name: Option<Spanned<String>>,
+    /// Accounts whose identity merely left scope are left as they are; the
+    /// action applies only when the identity is deleted.
+    #[serde(default)]
+    pub skip_out_of_scope_deletions: bool,
 }
 
 #[derive(Debug, Deserialize)]

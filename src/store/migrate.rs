@@ -143,6 +143,54 @@ const MIGRATIONS: &[&str] = &[
      -- Everything an import compares a connector space with, read from the
      -- index alone instead of from rows that carry the attributes.
      CREATE INDEX cs_compare ON cs_object(agent, anchor, hash, raw_hash, op);",
+    // 4: targets: accounts, their pending exports, and each target's state.
+    "-- One row per account idsync manages in a target, keyed by the identity
+     -- it belongs to. `desired` is what the export flows want (JSON: name,
+     -- attributes, references as identity ids, create-only values);
+     -- `exported` what the target was last told or found to hold. The
+     -- pending export is their difference, worked out when exporting.
+     CREATE TABLE export_object(
+        agent TEXT NOT NULL,
+        mv_id INTEGER NOT NULL,
+        -- create (not in the target yet), present, disabled, delete (to delete)
+        state TEXT NOT NULL,
+        remote_id TEXT,
+        name TEXT,
+        desired TEXT NOT NULL,
+        exported TEXT,
+        pending INTEGER NOT NULL,
+        -- Attributes exported and not yet seen again by a confirming import.
+        unconfirmed TEXT,
+        error TEXT,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        created_run INTEGER NOT NULL,
+        updated_run INTEGER NOT NULL,
+        PRIMARY KEY(agent, mv_id)
+     ) WITHOUT ROWID;
+     CREATE INDEX export_pending ON export_object(agent, mv_id) WHERE pending = 1;
+     CREATE INDEX export_remote ON export_object(agent, remote_id);
+     -- Which accounts refer to which identities' accounts (managers, group
+     -- members): when an account is created or renamed, its referrers are
+     -- exported again with the new name.
+     CREATE TABLE export_ref(
+        ref_agent TEXT NOT NULL,
+        ref_mv INTEGER NOT NULL,
+        agent TEXT NOT NULL,
+        mv_id INTEGER NOT NULL,
+        PRIMARY KEY(ref_agent, ref_mv, agent, mv_id)
+     ) WITHOUT ROWID;
+     CREATE INDEX export_ref_of ON export_ref(agent, mv_id);
+     CREATE TABLE target_state(
+        agent TEXT PRIMARY KEY,
+        -- The target rules' digest when its identities were last evaluated.
+        rules_hash TEXT,
+        -- Identities changed after this run are evaluated at the next sync.
+        provisioned_run INTEGER NOT NULL DEFAULT 0,
+        quarantined TEXT,
+        quarantined_run INTEGER
+     );
+     -- Provisioning reads the identities a sync changed.
+     CREATE INDEX mv_updated ON mv_object(updated_run);",
 ];
 
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {

@@ -11,6 +11,7 @@
 //! One process writes at a time: writers hold the run lock (`lock.rs`).
 
 mod cs;
+mod export;
 mod lock;
 mod migrate;
 mod mv;
@@ -19,6 +20,7 @@ mod space;
 mod stage;
 
 pub use cs::{CsRow, SourceMarks};
+pub use export::{AccountRef, ExportCounts, ExportRow, TargetState};
 pub use lock::{HEARTBEAT_EVERY, LockGuard, LockHolder, STALE_AFTER_SECS, hostname, stale_reason};
 pub use mv::{AmbiguousRow, KeyReader, LinkRow, MvRow, SchemaOf};
 pub use runs::{ChangeRow, NewChange, RunRow, StepErrorRow, StepRow};

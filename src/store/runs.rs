@@ -228,17 +228,7 @@ impl Tx<'_> {
                 params![step, status, counters.to_string(), message, now],
             )
             .map_err(|e| self.err(e))?;
-        let mut stmt = self
-            .tx
-            .prepare_cached("INSERT INTO step_error(step, kind, agent, anchor, source, line, message) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")
-            .map_err(|e| self.err(e))?;
-        for e in errors {
-            stmt.execute(params![
-                step, e.kind, e.agent, e.anchor, e.source, e.line, e.message
-            ])
-            .map_err(|e| self.err(e))?;
-        }
-        Ok(())
+        self.add_step_errors(step, errors)
     }
 }
 

@@ -1,0 +1,663 @@
+//! Targets that are files and tables other programs read: a delimited file
+//! rewritten whole after each export, and a SQLite table written row by row.
+//! Both key an account by its name; the name is its id. A multi-valued
+//! attribute is written as its values joined by `|`.
+
+use super::target::{
+    Applied, Attrs, Change, CsvTargetConfig, ExportError, ExportOp, RefBy, RemoteObject,
+    SqlTargetConfig, Target,
+};
+use std::collections::BTreeMap;
+
+const MULTI_SEP: &str = "|";
+
+fn join(values: &[String]) -> String {
+    values.join(MULTI_SEP)
+}
+
+fn split(text: &str) -> Vec<String> {
+    if text.is_empty() {
+        Vec::new()
+    } else {
+        text.split(MULTI_SEP).map(str::to_string).collect()
+    }
+}
+
+fn apply_changes(row: &mut Attrs, changes: &[Change]) {
+    for c in changes {
+        match c {
+            Change::Replace(a, v) => {
+                if v.is_empty() {
+                    row.remove(a);
+                } else {
+                    row.insert(a.clone(), v.clone());
+                }
+            }
+            Change::Add(a, v) => {
+                let e = row.entry(a.clone()).or_default();
+                for x in v {
+                    if !e.contains(x) {
+                        e.push(x.clone());
+                    }
+                }
+            }
+            Change::Remove(a, v) => {
+                if let Some(e) = row.get_mut(a) {
+                    e.retain(|x| !v.contains(x));
+                    if e.is_empty() {
+                        row.remove(a);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A delimited file: read when connecting, changed in memory, written to a
+/// temporary file and renamed over the old one at [`Target::finish`], so a
+/// reader never sees half a file.
+pub struct CsvTarget {
+    cfg: CsvTargetConfig,
+    rows: Option<BTreeMap<String, Attrs>>,
+    dirty: bool,
+}
+
+impl CsvTarget {
+    pub fn new(cfg: CsvTargetConfig) -> CsvTarget {
+        CsvTarget {
+            cfg,
+            rows: None,
+            dirty: false,
+        }
+    }
+
+    fn read(&self) -> Result<BTreeMap<String, Attrs>, ExportError> {
+        let mut out = BTreeMap::new();
+        let file = match std::fs::File::open(&self.cfg.path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+            Err(e) => {
+                return Err(ExportError::Transient(format!("{}: {e}", self.cfg.display)));
+            }
+        };
+        let mut r = csv::ReaderBuilder::new()
+            .delimiter(self.cfg.delimiter)
+            .from_reader(file);
+        let bad = |e: csv::Error| ExportError::Transient(format!("{}: {e}", self.cfg.display));
+        let header: Vec<String> = r
+            .headers()
+            .map_err(bad)?
+            .iter()
+            .map(str::to_string)
+            .collect();
+        let Some(key_at) = header.iter().position(|h| *h == self.cfg.key) else {
+            return Err(ExportError::Transient(format!(
+                "{}: no column {:?} in its header",
+                self.cfg.display, self.cfg.key
+            )));
+        };
+        for rec in r.records() {
+            let rec = rec.map_err(bad)?;
+            let mut attrs = Attrs::new();
+            for (i, v) in rec.iter().enumerate() {
+                if i != key_at
+                    && let Some(h) = header.get(i)
+                    && !v.is_empty()
+                {
+                    attrs.insert(h.clone(), split(v));
+                }
+            }
+            out.insert(rec.get(key_at).unwrap_or_default().to_string(), attrs);
+        }
+        Ok(out)
+    }
+
+    fn rows(&mut self) -> Result<&mut BTreeMap<String, Attrs>, ExportError> {
+        if self.rows.is_none() {
+            self.rows = Some(self.read()?);
+        }
+        self.rows
+            .as_mut()
+            .ok_or_else(|| ExportError::Transient("file not read".into()))
+    }
+
+    fn write(&self, rows: &BTreeMap<String, Attrs>) -> std::io::Result<()> {
+        if let Some(dir) = self.cfg.path.parent()
+            && !dir.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(dir)?;
+        }
+        let tmp = self.cfg.path.with_extension("tmp");
+        {
+            let mut w = csv::WriterBuilder::new()
+                .delimiter(self.cfg.delimiter)
+                .from_path(&tmp)?;
+            let mut header = vec![self.cfg.key.as_str()];
+            header.extend(self.cfg.columns.iter().map(String::as_str));
+            w.write_record(&header)?;
+            for (key, attrs) in rows {
+                let mut rec = vec![key.clone()];
+                for c in &self.cfg.columns {
+                    rec.push(attrs.get(c).map(|v| join(v)).unwrap_or_default());
+                }
+                w.write_record(&rec)?;
+            }
+            w.flush()?;
+        }
+        std::fs::rename(&tmp, &self.cfg.path)
+    }
+}
+
+impl Target for CsvTarget {
+    fn kind(&self) -> &'static str {
+        "csv"
+    }
+
+    fn reference_by(&self) -> RefBy {
+        RefBy::Name
+    }
+
+    fn connect(&mut self) -> Result<(), ExportError> {
+        self.rows = Some(self.read()?);
+        Ok(())
+    }
+
+    fn find(&mut self, attr: &str, value: &str) -> Result<Option<RemoteObject>, ExportError> {
+        let key = self.cfg.key.clone();
+        let rows = self.rows()?;
+        let hit = rows.iter().find(|(k, a)| {
+            if attr == key {
+                k.as_str() == value
+            } else {
+                a.get(attr).is_some_and(|v| v.iter().any(|x| x == value))
+            }
+        });
+        Ok(hit.map(|(k, a)| RemoteObject {
+            id: k.clone(),
+            name: k.clone(),
+            attrs: a.clone(),
+        }))
+    }
+
+    fn apply(&mut self, op: &ExportOp) -> Result<Applied, ExportError> {
+        let key = self.cfg.key.clone();
+        let rows = self.rows()?;
+        let applied = match op {
+            ExportOp::Create { name, attrs } => {
+                if rows.contains_key(name) {
+                    return Err(ExportError::Exists(name.clone()));
+                }
+                let mut a = attrs.clone();
+                a.remove(&key);
+                rows.insert(name.clone(), a);
+                Applied {
+                    id: name.clone(),
+                    name: name.clone(),
+                }
+            }
+            ExportOp::Update {
+                id,
+                rename,
+                changes,
+                ..
+            } => {
+                let Some(mut row) = rows.remove(id) else {
+                    return Err(ExportError::NotFound(id.clone()));
+                };
+                apply_changes(&mut row, changes);
+                row.remove(&key);
+                let to = rename.clone().unwrap_or_else(|| id.clone());
+                if to != *id && rows.contains_key(&to) {
+                    rows.insert(id.clone(), row);
+                    return Err(ExportError::Exists(to));
+                }
+                rows.insert(to.clone(), row);
+                Applied {
+                    id: to.clone(),
+                    name: to,
+                }
+            }
+            ExportOp::Delete { id, .. } => {
+                if rows.remove(id).is_none() {
+                    return Err(ExportError::NotFound(id.clone()));
+                }
+                Applied {
+                    id: id.clone(),
+                    name: id.clone(),
+                }
+            }
+        };
+        self.dirty = true;
+        Ok(applied)
+    }
+
+    fn read_all(&mut self, each: &mut dyn FnMut(RemoteObject)) -> Result<(), ExportError> {
+        for (k, a) in self.read()? {
+            each(RemoteObject {
+                id: k.clone(),
+                name: k,
+                attrs: a,
+            });
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self) -> Result<(), ExportError> {
+        if !self.dirty {
+            return Ok(());
+        }
+        let rows = self.rows.take().unwrap_or_default();
+        let r = self
+            .write(&rows)
+            .map_err(|e| ExportError::Transient(format!("{}: {e}", self.cfg.display)));
+        self.rows = Some(rows);
+        self.dirty = r.is_err();
+        r
+    }
+}
+
+/// A table in a SQLite database an application reads. The table must
+/// exist with the key column and the flows' columns; each operation is
+/// its own statement (and so its own transaction).
+pub struct SqlTarget {
+    cfg: SqlTargetConfig,
+    conn: Option<rusqlite::Connection>,
+}
+
+impl SqlTarget {
+    pub fn new(cfg: SqlTargetConfig) -> SqlTarget {
+        SqlTarget { cfg, conn: None }
+    }
+
+    fn conn(&self) -> Result<&rusqlite::Connection, ExportError> {
+        self.conn
+            .as_ref()
+            .ok_or_else(|| ExportError::Transient(format!("{}: not connected", self.cfg.display)))
+    }
+
+    fn fail(&self, e: rusqlite::Error) -> ExportError {
+        let msg = format!("{} table {}: {e}", self.cfg.display, self.cfg.table);
+        match e {
+            rusqlite::Error::SqliteFailure(f, _)
+                if matches!(
+                    f.code,
+                    rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+                ) =>
+            {
+                ExportError::Transient(msg)
+            }
+            _ => ExportError::Rejected(msg),
+        }
+    }
+
+    fn ident(s: &str) -> String {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    }
+
+    fn exists(&self, key: &str) -> Result<bool, ExportError> {
+        let sql = format!(
+            "SELECT 1 FROM {} WHERE {} = ?1",
+            Self::ident(&self.cfg.table),
+            Self::ident(&self.cfg.key)
+        );
+        let conn = self.conn()?;
+        let mut stmt = conn.prepare_cached(&sql).map_err(|e| self.fail(e))?;
+        stmt.exists([key]).map_err(|e| self.fail(e))
+    }
+
+    fn row(&self, key: &str) -> Result<Option<Attrs>, ExportError> {
+        let cols: Vec<String> = self.cfg.columns.iter().map(|c| Self::ident(c)).collect();
+        let sql = format!(
+            "SELECT {} FROM {} WHERE {} = ?1",
+            if cols.is_empty() {
+                "1".to_string()
+            } else {
+                cols.join(", ")
+            },
+            Self::ident(&self.cfg.table),
+            Self::ident(&self.cfg.key)
+        );
+        let conn = self.conn()?;
+        let mut stmt = conn.prepare_cached(&sql).map_err(|e| self.fail(e))?;
+        let mut rows = stmt.query([key]).map_err(|e| self.fail(e))?;
+        let Some(r) = rows.next().map_err(|e| self.fail(e))? else {
+            return Ok(None);
+        };
+        let mut attrs = Attrs::new();
+        for (i, c) in self.cfg.columns.iter().enumerate() {
+            let v: Option<String> = r
+                .get::<_, rusqlite::types::Value>(i)
+                .map(|v| match v {
+                    rusqlite::types::Value::Null => None,
+                    rusqlite::types::Value::Integer(n) => Some(n.to_string()),
+                    rusqlite::types::Value::Real(f) => Some(f.to_string()),
+                    rusqlite::types::Value::Text(t) => Some(t),
+                    rusqlite::types::Value::Blob(_) => None,
+                })
+                .map_err(|e| self.fail(e))?;
+            if let Some(v) = v.filter(|v| !v.is_empty()) {
+                attrs.insert(c.clone(), split(&v));
+            }
+        }
+        Ok(Some(attrs))
+    }
+
+    /// Writes `attrs` (all of the flows' columns: absent ones as NULL) to
+    /// the row `key`.
+    fn write(&self, key: &str, to: &str, attrs: &Attrs) -> Result<usize, ExportError> {
+        let mut sets = vec![format!("{} = ?1", Self::ident(&self.cfg.key))];
+        let mut vals: Vec<Option<String>> = vec![Some(to.to_string())];
+        for c in &self.cfg.columns {
+            sets.push(format!("{} = ?{}", Self::ident(c), vals.len() + 1));
+            vals.push(attrs.get(c).map(|v| join(v)));
+        }
+        let sql = format!(
+            "UPDATE {} SET {} WHERE {} = ?{}",
+            Self::ident(&self.cfg.table),
+            sets.join(", "),
+            Self::ident(&self.cfg.key),
+            vals.len() + 1
+        );
+        vals.push(Some(key.to_string()));
+        let conn = self.conn()?;
+        let mut stmt = conn.prepare_cached(&sql).map_err(|e| self.fail(e))?;
+        stmt.execute(rusqlite::params_from_iter(vals))
+            .map_err(|e| self.fail(e))
+    }
+}
+
+impl Target for SqlTarget {
+    fn kind(&self) -> &'static str {
+        "sql"
+    }
+
+    fn reference_by(&self) -> RefBy {
+        RefBy::Name
+    }
+
+    fn connect(&mut self) -> Result<(), ExportError> {
+        let conn = rusqlite::Connection::open_with_flags(
+            &self.cfg.path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| ExportError::Transient(format!("{}: {e}", self.cfg.display)))?;
+        let _ = conn.busy_timeout(std::time::Duration::from_secs(10));
+        let mut have = Vec::new();
+        {
+            let mut stmt = conn
+                .prepare("SELECT name FROM pragma_table_info(?1)")
+                .map_err(|e| ExportError::Transient(format!("{}: {e}", self.cfg.display)))?;
+            let rows = stmt
+                .query_map([&self.cfg.table], |r| r.get::<_, String>(0))
+                .map_err(|e| ExportError::Transient(format!("{}: {e}", self.cfg.display)))?;
+            for r in rows.flatten() {
+                have.push(r);
+            }
+        }
+        if have.is_empty() {
+            return Err(ExportError::Transient(format!(
+                "{}: no table {:?}",
+                self.cfg.display, self.cfg.table
+            )));
+        }
+        let missing: Vec<&str> = std::iter::once(&self.cfg.key)
+            .chain(&self.cfg.columns)
+            .filter(|c| !have.contains(c))
+            .map(String::as_str)
+            .collect();
+        if !missing.is_empty() {
+            return Err(ExportError::Transient(format!(
+                "{}: table {:?} has no column {}",
+                self.cfg.display,
+                self.cfg.table,
+                missing.join(", ")
+            )));
+        }
+        self.conn = Some(conn);
+        Ok(())
+    }
+
+    fn find(&mut self, attr: &str, value: &str) -> Result<Option<RemoteObject>, ExportError> {
+        if attr != self.cfg.key && !self.cfg.columns.iter().any(|c| c == attr) {
+            return Err(ExportError::Rejected(format!(
+                "table {:?} has no column {attr:?}",
+                self.cfg.table
+            )));
+        }
+        let sql = format!(
+            "SELECT {} FROM {} WHERE {} = ?1 LIMIT 2",
+            Self::ident(&self.cfg.key),
+            Self::ident(&self.cfg.table),
+            Self::ident(attr)
+        );
+        let keys: Vec<String> = {
+            let conn = self.conn()?;
+            let mut stmt = conn.prepare_cached(&sql).map_err(|e| self.fail(e))?;
+            let rows = stmt
+                .query_map([value], |r| r.get::<_, String>(0))
+                .map_err(|e| self.fail(e))?;
+            rows.collect::<rusqlite::Result<_>>()
+                .map_err(|e| self.fail(e))?
+        };
+        match keys.as_slice() {
+            [] => Ok(None),
+            [k] => Ok(self.row(k)?.map(|attrs| RemoteObject {
+                id: k.clone(),
+                name: k.clone(),
+                attrs,
+            })),
+            _ => Err(ExportError::Rejected(format!(
+                "{attr} = {value:?} matches several rows of {:?}",
+                self.cfg.table
+            ))),
+        }
+    }
+
+    fn apply(&mut self, op: &ExportOp) -> Result<Applied, ExportError> {
+        match op {
+            ExportOp::Create { name, attrs } => {
+                if self.exists(name)? {
+                    return Err(ExportError::Exists(name.clone()));
+                }
+                let mut cols = vec![Self::ident(&self.cfg.key)];
+                let mut vals: Vec<Option<String>> = vec![Some(name.clone())];
+                for c in &self.cfg.columns {
+                    cols.push(Self::ident(c));
+                    vals.push(attrs.get(c).map(|v| join(v)));
+                }
+                let sql = format!(
+                    "INSERT INTO {}({}) VALUES ({})",
+                    Self::ident(&self.cfg.table),
+                    cols.join(", "),
+                    (1..=vals.len())
+                        .map(|i| format!("?{i}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+                let conn = self.conn()?;
+                let mut stmt = conn.prepare_cached(&sql).map_err(|e| self.fail(e))?;
+                stmt.execute(rusqlite::params_from_iter(vals))
+                    .map_err(|e| self.fail(e))?;
+                Ok(Applied {
+                    id: name.clone(),
+                    name: name.clone(),
+                })
+            }
+            ExportOp::Update {
+                id,
+                rename,
+                changes,
+                ..
+            } => {
+                let Some(mut row) = self.row(id)? else {
+                    return Err(ExportError::NotFound(id.clone()));
+                };
+                let to = rename.clone().unwrap_or_else(|| id.clone());
+                if to != *id && self.exists(&to)? {
+                    return Err(ExportError::Exists(to));
+                }
+                apply_changes(&mut row, changes);
+                if self.write(id, &to, &row)? == 0 {
+                    return Err(ExportError::NotFound(id.clone()));
+                }
+                Ok(Applied {
+                    id: to.clone(),
+                    name: to,
+                })
+            }
+            ExportOp::Delete { id, .. } => {
+                let sql = format!(
+                    "DELETE FROM {} WHERE {} = ?1",
+                    Self::ident(&self.cfg.table),
+                    Self::ident(&self.cfg.key)
+                );
+                let conn = self.conn()?;
+                let n = conn.execute(&sql, [id]).map_err(|e| self.fail(e))?;
+                if n == 0 {
+                    return Err(ExportError::NotFound(id.clone()));
+                }
+                Ok(Applied {
+                    id: id.clone(),
+                    name: id.clone(),
+                })
+            }
+        }
+    }
+
+    fn read_all(&mut self, each: &mut dyn FnMut(RemoteObject)) -> Result<(), ExportError> {
+        let sql = format!(
+            "SELECT {} FROM {} ORDER BY 1",
+            Self::ident(&self.cfg.key),
+            Self::ident(&self.cfg.table)
+        );
+        let keys: Vec<String> = {
+            let conn = self.conn()?;
+            let mut stmt = conn.prepare(&sql).map_err(|e| self.fail(e))?;
+            let rows = stmt
+                .query_map([], |r| r.get::<_, String>(0))
+                .map_err(|e| self.fail(e))?;
+            rows.collect::<rusqlite::Result<_>>()
+                .map_err(|e| self.fail(e))?
+        };
+        for k in keys {
+            if let Some(attrs) = self.row(&k)? {
+                each(RemoteObject {
+                    id: k.clone(),
+                    name: k,
+                    attrs,
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn attrs(pairs: &[(&str, &[&str])]) -> Attrs {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.iter().map(|s| s.to_string()).collect()))
+            .collect()
+    }
+
+    #[test]
+    fn a_file_target_creates_renames_updates_and_deletes_then_writes_once() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("out/badges.csv");
+        let mut t = CsvTarget::new(CsvTargetConfig {
+            path: path.clone(),
+            display: "badges.csv".into(),
+            delimiter: b';',
+            key: "login".into(),
+            columns: vec!["name".into(), "phones".into()],
+        });
+        t.connect().expect("connect");
+        let create = |n: &str| ExportOp::Create {
+            name: n.into(),
+            attrs: attrs(&[("name", &["Ann, Lee"]), ("phones", &["1", "2"])]),
+        };
+        t.apply(&create("alee")).expect("create");
+        assert_eq!(
+            t.apply(&create("alee")),
+            Err(ExportError::Exists("alee".into()))
+        );
+        t.apply(&create("bob")).expect("create");
+        let a = t
+            .apply(&ExportOp::Update {
+                id: "alee".into(),
+                name: "alee".into(),
+                rename: Some("ann.lee".into()),
+                changes: vec![Change::Remove("phones".into(), vec!["1".into()])],
+            })
+            .expect("rename");
+        assert_eq!(a.id, "ann.lee");
+        t.apply(&ExportOp::Delete {
+            id: "bob".into(),
+            name: "bob".into(),
+        })
+        .expect("delete");
+        assert!(!path.exists(), "nothing is written before finish");
+        t.finish().expect("finish");
+        let text = std::fs::read_to_string(&path).expect("read");
+        assert_eq!(text, "login;name;phones\nann.lee;Ann, Lee;2\n");
+        let mut seen = Vec::new();
+        t.read_all(&mut |o| seen.push(o)).expect("read_all");
+        assert_eq!(seen.len(), 1);
+        assert_eq!(
+            seen[0].attrs,
+            attrs(&[("name", &["Ann, Lee"]), ("phones", &["2"])])
+        );
+    }
+
+    #[test]
+    fn a_table_target_writes_rows_and_says_what_is_missing() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let db = dir.path().join("app.db");
+        let conn = rusqlite::Connection::open(&db).expect("open");
+        conn.execute_batch("CREATE TABLE accounts(login TEXT PRIMARY KEY, mail TEXT, dept TEXT)")
+            .expect("create");
+        let cfg = |cols: &[&str]| SqlTargetConfig {
+            path: db.clone(),
+            display: "app.db".into(),
+            table: "accounts".into(),
+            key: "login".into(),
+            columns: cols.iter().map(|c| c.to_string()).collect(),
+        };
+        let mut bad = SqlTarget::new(cfg(&["mail", "office"]));
+        let e = bad.connect().expect_err("no column");
+        assert!(e.to_string().contains("office"), "{e}");
+
+        let mut t = SqlTarget::new(cfg(&["mail", "dept"]));
+        t.connect().expect("connect");
+        t.apply(&ExportOp::Create {
+            name: "alee".into(),
+            attrs: attrs(&[("mail", &["a@x"]), ("dept", &["IT"])]),
+        })
+        .expect("insert");
+        let found = t.find("mail", "a@x").expect("find").expect("found");
+        assert_eq!(found.id, "alee");
+        t.apply(&ExportOp::Update {
+            id: "alee".into(),
+            name: "alee".into(),
+            rename: Some("ann.lee".into()),
+            changes: vec![Change::Replace("dept".into(), vec![])],
+        })
+        .expect("update");
+        let row: (String, Option<String>) = conn
+            .query_row("SELECT login, dept FROM accounts", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .expect("row");
+        assert_eq!(row, ("ann.lee".into(), None));
+        assert_eq!(
+            t.apply(&ExportOp::Delete {
+                id: "alee".into(),
+                name: "alee".into()
+            }),
+            Err(ExportError::NotFound("alee".into()))
+        );
+    }
+}

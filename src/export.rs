@@ -1,0 +1,1118 @@
+//! The outbound steps: provisioning (after each sync, which accounts each
+//! target must have and what they must hold), export (applying the
+//! difference to the target, object by object), and the confirming import
+//! (reading the target back to see each exported change arrived).
+//!
+//! An export commits every few objects: each object succeeds or fails on
+//! its own, and a crash repeats at most the objects of one batch. That is
+//! safe because every operation is idempotent from the store's point of
+//! view: a create whose name exists joins the account found there, an
+//! update recomputes its difference, a delete of a missing account is done.
+
+use crate::app::{App, AppError, Result, stamp};
+use crate::connector::target::{Attrs, ExportError, ExportOp, RefBy, Target};
+use crate::engine::outbound::{
+    self, Account, Decision, Desired, State, attrs_from_json, attrs_to_json,
+};
+use crate::expr::Context;
+use crate::model::{MvId, Record, RunId};
+use crate::rules::{ExportValue, RuleSet, TargetAgent};
+use crate::store::{AccountRef, ExportRow, NewChange, StepErrorRow, Store};
+use chrono::{DateTime, Utc};
+use rayon::prelude::*;
+use rustc_hash::FxHashMap;
+use serde::Serialize;
+use tracing::{info, warn};
+
+/// Identities evaluated at a time: bounded memory on a first provisioning.
+const PROVISION_CHUNK: usize = 20_000;
+/// Objects exported per transaction.
+const EXPORT_BATCH: usize = 200;
+/// Transient failures in a row that mean the target is down: the rest waits.
+const DOWN_AFTER: usize = 3;
+/// Export passes per run: later passes write references to accounts the
+/// earlier ones created or renamed.
+const PASSES: usize = 3;
+
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct ProvisionCounts {
+    pub evaluated: u64,
+    pub provisioned: u64,
+    pub updated: u64,
+    pub disabled: u64,
+    pub enabled: u64,
+    pub deprovisioned: u64,
+    pub forgotten: u64,
+    pub errors: u64,
+}
+
+/// One export, as planned or as done.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct PlannedOp {
+    /// create, update, rename, disable, delete, join.
+    pub verb: String,
+    pub mv_id: MvId,
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rename: Option<String>,
+    /// For a create, every attribute; for an update, what changes.
+    pub changes: Vec<String>,
+    /// A reference that cannot be written until its account exists.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub waits_for_reference: bool,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ExportReport {
+    pub agent: String,
+    pub dry_run: bool,
+    pub created: u64,
+    pub joined: u64,
+    pub updated: u64,
+    pub renamed: u64,
+    pub disabled: u64,
+    pub deleted: u64,
+    pub failed: u64,
+    /// Not tried this run: the target was down or quarantined.
+    pub deferred: u64,
+    pub passes: u64,
+    pub quarantined: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub plan: Vec<PlannedOp>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ConfirmReport {
+    pub agent: String,
+    pub read: u64,
+    pub confirmed: u64,
+    pub not_reimported: u64,
+    /// Accounts idsync created that the target no longer has.
+    pub missing: u64,
+    /// Objects in the target that are no identity's account.
+    pub orphans: u64,
+}
+
+/// An account being exported, parsed from its row.
+struct Work {
+    row: ExportRow,
+    state: State,
+    desired: Desired,
+    exported: Attrs,
+}
+
+impl Work {
+    fn parse(row: ExportRow) -> std::result::Result<Work, String> {
+        let state =
+            State::parse(&row.state).ok_or_else(|| format!("unknown state {:?}", row.state))?;
+        let desired = Desired::from_json(&row.desired)?;
+        let exported = match &row.exported {
+            Some(t) => attrs_from_json(t)?,
+            None => Attrs::new(),
+        };
+        Ok(Work {
+            row,
+            state,
+            desired,
+            exported,
+        })
+    }
+}
+
+fn describe(op: &ExportOp) -> Vec<String> {
+    use crate::connector::target::Change;
+    match op {
+        ExportOp::Create { attrs, .. } => attrs
+            .iter()
+            .map(|(k, v)| format!("{k} = {}", v.join(" | ")))
+            .collect(),
+        ExportOp::Update { changes, .. } => changes
+            .iter()
+            .map(|c| match c {
+                Change::Replace(a, v) if v.is_empty() => format!("{a} cleared"),
+                Change::Replace(a, v) => format!("{a} = {}", v.join(" | ")),
+                Change::Add(a, v) => format!("{a} += {}", v.join(" | ")),
+                Change::Remove(a, v) => format!("{a} -= {}", v.join(" | ")),
+            })
+            .collect(),
+        ExportOp::Delete { .. } => Vec::new(),
+    }
+}
+
+fn verb(op: &ExportOp, state: State) -> &'static str {
+    match (op, state) {
+        (ExportOp::Update { .. }, State::Disabled) => "disable",
+        _ => op.verb(),
+    }
+}
+
+/// Reads where accounts stand: from the store, or inside an export's
+/// transaction.
+type AccountReader<'a> = dyn Fn(&str, &[MvId]) -> crate::store::Result<Vec<AccountRef>> + 'a;
+
+/// An account to write, the accounts it refers to, and the change's name.
+type Write = (ExportRow, Vec<(String, MvId)>, &'static str);
+
+/// Looks up how accounts are written in references, per target.
+struct RefMap {
+    by: FxHashMap<String, RefBy>,
+    /// (target, identity) -> (id, name) of the account, when it exists.
+    accounts: FxHashMap<(String, MvId), (String, String)>,
+}
+
+impl RefMap {
+    fn load(
+        rules: &RuleSet,
+        read: &AccountReader,
+        t: &TargetAgent,
+        works: &[Work],
+    ) -> Result<RefMap> {
+        let mut wanted: FxHashMap<String, Vec<MvId>> = FxHashMap::default();
+        for f in &t.flows {
+            if let ExportValue::Ref { target, .. } = &f.value {
+                let ids = wanted.entry(target.clone()).or_default();
+                for w in works {
+                    if let Some(v) = w.desired.refs.get(&f.attr) {
+                        ids.extend(v.iter().copied());
+                    }
+                }
+            }
+        }
+        let mut map = RefMap {
+            by: FxHashMap::default(),
+            accounts: FxHashMap::default(),
+        };
+        for (target, mut ids) in wanted {
+            ids.sort_unstable();
+            ids.dedup();
+            let by = match rules.target(&target).map(|t| &t.connection) {
+                Some(crate::rules::TargetConnection::Scim(_)) => RefBy::Id,
+                _ => RefBy::Name,
+            };
+            map.by.insert(target.clone(), by);
+            for a in read(&target, &ids)? {
+                if let (Some(id), Some(name)) = (a.remote_id, a.name) {
+                    map.accounts.insert((target.clone(), a.mv_id), (id, name));
+                }
+            }
+        }
+        Ok(map)
+    }
+
+    fn lookup(&self, target: &str, mv: MvId) -> Option<String> {
+        let (id, name) = self.accounts.get(&(target.to_string(), mv))?;
+        Some(match self.by.get(target) {
+            Some(RefBy::Id) => id.clone(),
+            _ => name.clone(),
+        })
+    }
+}
+
+impl App {
+    /// Evaluates the identities a sync changed (every identity of the type,
+    /// when a target's rules changed) against each target, and stores what
+    /// their accounts must become. Runs after the sync committed, in a
+    /// transaction of its own; the step's counters gain a `provision` entry.
+    /// A crash in between leaves the identities marked changed since the
+    /// target's last evaluation, and the next sync evaluates them.
+    pub fn provision(&mut self, run: RunId, step: i64, now: DateTime<Utc>) -> Result<()> {
+        let mut all = serde_json::Map::new();
+        for ti in 0..self.rules.targets.len() {
+            let counts = self.provision_target(ti, run, step, now)?;
+            let t = &self.rules.targets[ti];
+            all.insert(
+                t.name.clone(),
+                serde_json::to_value(&counts).unwrap_or_default(),
+            );
+        }
+        if !all.is_empty() {
+            let tx = self.store.begin()?;
+            tx.merge_step_counters(step, &serde_json::json!({ "provision": all }))?;
+            tx.commit()?;
+        }
+        Ok(())
+    }
+
+    fn provision_target(
+        &mut self,
+        ti: usize,
+        run: RunId,
+        step: i64,
+        now: DateTime<Utc>,
+    ) -> Result<ProvisionCounts> {
+        let App { rules, store, .. } = self;
+        let t = &rules.targets[ti];
+        let type_name = rules.metaverse.types[t.object_type].name.clone();
+        let st = store.target_state(&t.name)?;
+        let everything = st.rules_hash.as_deref() != Some(t.hash.as_str());
+        let mut ids =
+            store.mv_ids_changed(&type_name, (!everything).then_some(st.provisioned_run))?;
+        ids.extend(store.exports_without_identity(&t.name)?);
+        ids.sort_unstable();
+        ids.dedup();
+        let mut counts = ProvisionCounts::default();
+        let schema_of = |n: &str| rules.metaverse.get(n).map(|t| &t.schema);
+        for chunk in ids.chunks(PROVISION_CHUNK) {
+            let mvs: FxHashMap<MvId, Record> = store
+                .load_mv_ids(chunk, &schema_of)?
+                .into_iter()
+                .filter(|m| m.object_type == type_name)
+                .map(|m| (m.id, m.attrs))
+                .collect();
+            let mut rows: FxHashMap<MvId, ExportRow> = store
+                .export_rows(&t.name, chunk)?
+                .into_iter()
+                .map(|r| (r.mv_id, r))
+                .collect();
+            let decided: Vec<(MvId, Decision, Vec<String>)> = chunk
+                .par_iter()
+                .map(|&id| {
+                    let key = format!("mv/{id}");
+                    let ctx = Context {
+                        now,
+                        object_key: &key,
+                        unique: None,
+                    };
+                    let account = match rows.get(&id).map(account_of) {
+                        None => None,
+                        Some(Ok(a)) => Some(a),
+                        Some(Err(e)) => return (id, Decision::Keep, vec![e]),
+                    };
+                    let (d, errs) = outbound::decide(t, mvs.get(&id), account.as_ref(), &ctx);
+                    (id, d, errs)
+                })
+                .collect();
+            counts.evaluated += decided.len() as u64;
+            let decided = decided
+                .into_iter()
+                .map(|(id, d, errs)| (id, d, rows.remove(&id), errs))
+                .collect();
+            // Written per chunk: a first provisioning of a large metaverse
+            // holds one chunk's decisions at a time.
+            write_provision(store, t, decided, run, step, &mut counts)?;
+        }
+        let tx = store.begin()?;
+        tx.set_target_provisioned(&t.name, &t.hash, run)?;
+        tx.commit()?;
+        if counts.evaluated > 0 {
+            info!(
+                target = %t.name,
+                evaluated = counts.evaluated,
+                provisioned = counts.provisioned,
+                updated = counts.updated,
+                disabled = counts.disabled,
+                deprovisioned = counts.deprovisioned,
+                "Provisioning evaluated."
+            );
+        }
+        Ok(counts)
+    }
+}
+
+fn account_of(r: &ExportRow) -> std::result::Result<Account, String> {
+    let state = State::parse(&r.state).ok_or_else(|| format!("unknown state {:?}", r.state))?;
+    Ok(Account {
+        state,
+        exists: r.remote_id.is_some(),
+        desired: Desired::from_json(&r.desired)?,
+    })
+}
+
+fn write_provision(
+    store: &mut Store,
+    t: &TargetAgent,
+    decided: Vec<(MvId, Decision, Option<ExportRow>, Vec<String>)>,
+    run: RunId,
+    step: i64,
+    counts: &mut ProvisionCounts,
+) -> Result<()> {
+    let mut errors = Vec::new();
+    let mut writes: Vec<Write> = Vec::new();
+    let mut forgets: Vec<(MvId, &'static str)> = Vec::new();
+    for (id, d, old, errs) in decided {
+        for e in errs {
+            counts.errors += 1;
+            errors.push(StepErrorRow {
+                kind: "export-flow".into(),
+                agent: Some(t.name.clone()),
+                anchor: Some(format!("mv {id}")),
+                source: None,
+                line: None,
+                message: e,
+            });
+        }
+        match d {
+            Decision::Keep => {}
+            Decision::Forget { kind } => {
+                counts.forgotten += 1;
+                forgets.push((id, kind));
+            }
+            Decision::Put {
+                state,
+                desired,
+                kind,
+            } => {
+                match kind {
+                    "account-provisioned" => counts.provisioned += 1,
+                    "account-disabled" => counts.disabled += 1,
+                    "account-enabled" => counts.enabled += 1,
+                    "account-deprovisioned" => counts.deprovisioned += 1,
+                    _ => counts.updated += 1,
+                }
+                let refs: Vec<(String, MvId)> = t
+                    .flows
+                    .iter()
+                    .filter_map(|f| match &f.value {
+                        ExportValue::Ref { target, .. } => Some((target, &f.attr)),
+                        _ => None,
+                    })
+                    .flat_map(|(target, attr)| {
+                        desired
+                            .refs
+                            .get(attr)
+                            .into_iter()
+                            .flatten()
+                            .map(move |&m| (target.clone(), m))
+                    })
+                    .collect();
+                let row = match old {
+                    Some(mut r) => {
+                        r.state = state.as_str().into();
+                        r.desired = desired.to_json();
+                        r.pending = true;
+                        r.updated_run = run;
+                        r
+                    }
+                    None => ExportRow {
+                        agent: t.name.clone(),
+                        mv_id: id,
+                        state: state.as_str().into(),
+                        remote_id: None,
+                        name: None,
+                        desired: desired.to_json(),
+                        exported: None,
+                        pending: true,
+                        unconfirmed: None,
+                        error: None,
+                        attempts: 0,
+                        created_run: run,
+                        updated_run: run,
+                    },
+                };
+                writes.push((row, refs, kind));
+            }
+        }
+    }
+    if writes.is_empty() && forgets.is_empty() && errors.is_empty() {
+        return Ok(());
+    }
+    let tx = store.begin()?;
+    for (row, refs, kind) in &writes {
+        tx.put_export(row)?;
+        let pairs: Vec<(&str, MvId)> = refs.iter().map(|(a, m)| (a.as_str(), *m)).collect();
+        tx.set_export_refs(&row.agent, row.mv_id, &pairs)?;
+        tx.add_change(
+            step,
+            &NewChange {
+                kind,
+                agent: Some(&t.name),
+                cs_id: None,
+                anchor: None,
+                mv_id: Some(row.mv_id),
+                detail: None,
+            },
+        )?;
+    }
+    for (id, kind) in &forgets {
+        tx.remove_export(&t.name, *id)?;
+        tx.add_change(
+            step,
+            &NewChange {
+                kind,
+                agent: Some(&t.name),
+                cs_id: None,
+                anchor: None,
+                mv_id: Some(*id),
+                detail: None,
+            },
+        )?;
+    }
+    tx.add_step_errors(step, &errors)?;
+    tx.commit()?;
+    Ok(())
+}
+
+/// What one export did.
+enum Done {
+    Created,
+    /// An existing account was found and joined; then updated if it differed.
+    Joined,
+    Updated,
+    Deleted,
+    /// The account is gone from the target: it is created again.
+    Vanished,
+}
+
+/// Applies one account's export; `w` is brought up to date with what the
+/// target now holds.
+fn apply_one(
+    target: &mut dyn Target,
+    t: &TargetAgent,
+    w: &mut Work,
+    op: ExportOp,
+    want: &Attrs,
+) -> std::result::Result<Done, ExportError> {
+    match &op {
+        ExportOp::Create { name, .. } => {
+            let probe = t.match_attr.as_ref().and_then(|m| {
+                want.get(m)
+                    .and_then(|v| v.first())
+                    .map(|v| (m.clone(), v.clone()))
+            });
+            if let Some((m, v)) = &probe
+                && let Some(found) = target.find(m, v)?
+            {
+                return join(target, t, w, found, want);
+            }
+            match target.apply(&op) {
+                Ok(a) => {
+                    w.exported = outbound::after(&w.exported, &op);
+                    w.row.remote_id = Some(a.id.clone());
+                    w.row.name = Some(a.name.clone());
+                    if w.state == State::Create {
+                        w.state = State::Present;
+                    }
+                    Ok(Done::Created)
+                }
+                Err(ExportError::Exists(_)) => match &probe {
+                    Some((m, v)) => match target.find(m, v)? {
+                        Some(found) => join(target, t, w, found, want),
+                        None => Err(ExportError::Rejected(format!(
+                            "{name:?} already exists in the target, and no account has {m} = {v:?} to join"
+                        ))),
+                    },
+                    None => Err(ExportError::Rejected(format!(
+                        "{name:?} already exists in the target; set match = \"<attribute>\" in [provision] to join existing accounts"
+                    ))),
+                },
+                Err(e) => Err(e),
+            }
+        }
+        ExportOp::Update { .. } => match target.apply(&op) {
+            Ok(a) => {
+                w.exported = outbound::after(&w.exported, &op);
+                w.row.remote_id = Some(a.id.clone());
+                w.row.name = Some(a.name.clone());
+                Ok(Done::Updated)
+            }
+            Err(ExportError::NotFound(_)) => {
+                w.row.remote_id = None;
+                w.row.name = None;
+                w.exported = Attrs::new();
+                Ok(Done::Vanished)
+            }
+            Err(e) => Err(e),
+        },
+        ExportOp::Delete { .. } => match target.apply(&op) {
+            Ok(_) | Err(ExportError::NotFound(_)) => Ok(Done::Deleted),
+            Err(e) => Err(e),
+        },
+    }
+}
+
+/// Joins an account found in the target, then sends what differs.
+fn join(
+    target: &mut dyn Target,
+    t: &TargetAgent,
+    w: &mut Work,
+    found: crate::connector::target::RemoteObject,
+    want: &Attrs,
+) -> std::result::Result<Done, ExportError> {
+    let managed = outbound::managed(t);
+    w.exported = found
+        .attrs
+        .into_iter()
+        .filter(|(k, _)| managed.iter().any(|(m, _)| m == k))
+        .collect();
+    w.row.remote_id = Some(found.id.clone());
+    w.row.name = Some(found.name.clone());
+    if w.state == State::Create {
+        w.state = State::Present;
+    }
+    let Some(op) = outbound::operation(
+        t,
+        w.state,
+        Some(&found.id),
+        Some(&found.name),
+        &w.desired,
+        want,
+        &w.exported,
+    ) else {
+        return Ok(Done::Joined);
+    };
+    let a = target.apply(&op)?;
+    w.exported = outbound::after(&w.exported, &op);
+    w.row.remote_id = Some(a.id.clone());
+    w.row.name = Some(a.name.clone());
+    Ok(Done::Joined)
+}
+
+/// Adds the attributes an operation wrote to those awaiting confirmation.
+fn unconfirmed(old: Option<&str>, op: &ExportOp, now_holds: &Attrs) -> Option<String> {
+    let mut u: Attrs = old
+        .and_then(|t| attrs_from_json(t).ok())
+        .unwrap_or_default();
+    let touched: Vec<&str> = match op {
+        ExportOp::Create { attrs, .. } => attrs.keys().map(String::as_str).collect(),
+        ExportOp::Update { changes, .. } => changes.iter().map(|c| c.attr()).collect(),
+        ExportOp::Delete { .. } => Vec::new(),
+    };
+    for a in touched {
+        u.insert(a.to_string(), now_holds.get(a).cloned().unwrap_or_default());
+    }
+    (!u.is_empty()).then(|| attrs_to_json(&u))
+}
+
+impl App {
+    fn target_index(&self, agent: &str) -> Result<usize> {
+        self.rules
+            .targets
+            .iter()
+            .position(|t| t.name == agent)
+            .ok_or_else(|| {
+                let names: Vec<&str> = self.rules.targets.iter().map(|t| t.name.as_str()).collect();
+                AppError::Usage(if names.is_empty() {
+                    format!("no target {agent:?}: the rules define no [target]")
+                } else {
+                    format!("no target {agent:?}; targets are: {}", names.join(", "))
+                })
+            })
+    }
+
+    /// What an export of `agent` would do now, without connecting to it or
+    /// writing anything. A create may turn out to be a join when the target
+    /// already has a matching account.
+    pub fn plan_export(&self, agent: &str) -> Result<ExportReport> {
+        let t = &self.rules.targets[self.target_index(agent)?];
+        let mut report = ExportReport {
+            agent: agent.to_string(),
+            dry_run: true,
+            ..ExportReport::default()
+        };
+        let mut works = Vec::new();
+        for row in self.store.pending_exports(agent)? {
+            match Work::parse(row) {
+                Ok(w) => works.push(w),
+                Err(e) => report.errors.push(e),
+            }
+        }
+        let refs = RefMap::load(
+            &self.rules,
+            &|a, ids| self.store.account_refs(a, ids),
+            t,
+            &works,
+        )?;
+        for i in order(t, &works) {
+            let w = &works[i];
+            let (want, unresolved) = outbound::resolve(t, &w.desired, &|tg, m| refs.lookup(tg, m));
+            let Some(op) = outbound::operation(
+                t,
+                w.state,
+                w.row.remote_id.as_deref(),
+                w.row.name.as_deref(),
+                &w.desired,
+                &want,
+                &w.exported,
+            ) else {
+                continue;
+            };
+            match verb(&op, w.state) {
+                "create" => report.created += 1,
+                "rename" => report.renamed += 1,
+                "disable" => report.disabled += 1,
+                "delete" => report.deleted += 1,
+                _ => report.updated += 1,
+            }
+            report.plan.push(planned(&op, w, unresolved));
+        }
+        Ok(report)
+    }
+
+    /// Applies a target's pending exports, as one step.
+    pub fn export(
+        &mut self,
+        agent: &str,
+        run: RunId,
+        ordinal: usize,
+        now: DateTime<Utc>,
+    ) -> Result<ExportReport> {
+        let ti = self.target_index(agent)?;
+        let step = self.store.begin_step(
+            run,
+            ordinal,
+            &format!("export {agent}"),
+            Some(agent),
+            &stamp(now),
+        )?;
+        let fail = |app: &mut App, message: String| -> Result<ExportReport> {
+            app.store.fail_step(step, &message, &stamp(Utc::now()))?;
+            Err(AppError::Export {
+                agent: agent.to_string(),
+                message,
+            })
+        };
+        let t = &self.rules.targets[ti];
+        let mut target = match crate::connector::open_target(&t.connection) {
+            Ok(x) => x,
+            Err(e) => return fail(self, e.to_string()),
+        };
+        if let Err(e) = target.connect() {
+            return fail(self, format!("cannot connect: {e}"));
+        }
+        let was_quarantined = self.store.target_state(agent)?.quarantined;
+        let App { rules, store, .. } = self;
+        let t = &rules.targets[ti];
+        let mut report = ExportReport {
+            agent: agent.to_string(),
+            ..ExportReport::default()
+        };
+        let mut step_errors: Vec<StepErrorRow> = Vec::new();
+        let mut failed: rustc_hash::FxHashSet<MvId> = Default::default();
+        let (mut attempts, mut errors) = (0u64, 0u64);
+        let mut probing = was_quarantined.is_some();
+        let mut down = false;
+        let mut consecutive = 0usize;
+        let mut stopped = false;
+        // A file is written whole at the end: until then nothing the store
+        // records as exported is true, so its export is one transaction.
+        let at_finish = target.kind() == "csv";
+        let mut tx = store.begin()?;
+        for _pass in 0..PASSES {
+            let mut works = Vec::new();
+            // Reads see the transaction's own writes: the same connection.
+            for row in tx.pending_exports(agent)? {
+                if failed.contains(&row.mv_id) {
+                    continue;
+                }
+                match Work::parse(row) {
+                    Ok(w) => works.push(w),
+                    Err(e) => step_errors.push(export_error(t, None, "export-failed", e)),
+                }
+            }
+            if works.is_empty() {
+                break;
+            }
+            report.passes += 1;
+            let mut refs = RefMap::load(rules, &|a, ids| tx.account_refs(a, ids), t, &works)?;
+            let mut progress = 0u64;
+            let mut since_commit = 0usize;
+            for i in order(t, &works) {
+                if crate::shutdown::requested() {
+                    stopped = true;
+                    break;
+                }
+                let w = &mut works[i];
+                let (want, unresolved) =
+                    outbound::resolve(t, &w.desired, &|tg, m| refs.lookup(tg, m));
+                let Some(op) = outbound::operation(
+                    t,
+                    w.state,
+                    w.row.remote_id.as_deref(),
+                    w.row.name.as_deref(),
+                    &w.desired,
+                    &want,
+                    &w.exported,
+                ) else {
+                    if w.row.pending != unresolved || w.row.error.is_some() {
+                        w.row.pending = unresolved;
+                        w.row.error = None;
+                        tx.put_export(&w.row)?;
+                    }
+                    continue;
+                };
+                attempts += 1;
+                let label = verb(&op, w.state);
+                let renamed = matches!(
+                    &op,
+                    ExportOp::Update {
+                        rename: Some(_),
+                        ..
+                    }
+                );
+                let old_unconfirmed = w.row.unconfirmed.clone();
+                match apply_one(target.as_mut(), t, w, op.clone(), &want) {
+                    Ok(done) => {
+                        progress += 1;
+                        consecutive = 0;
+                        probing = false;
+                        let mv = w.row.mv_id;
+                        let (kind, touch) = match &done {
+                            Done::Created => {
+                                report.created += 1;
+                                ("exported-create", true)
+                            }
+                            Done::Joined => {
+                                report.joined += 1;
+                                ("exported-join", true)
+                            }
+                            Done::Updated if renamed => {
+                                report.renamed += 1;
+                                ("exported-rename", true)
+                            }
+                            Done::Updated if label == "disable" => {
+                                report.disabled += 1;
+                                ("exported-disable", false)
+                            }
+                            Done::Updated => {
+                                report.updated += 1;
+                                ("exported-update", false)
+                            }
+                            Done::Deleted => {
+                                report.deleted += 1;
+                                ("exported-delete", true)
+                            }
+                            Done::Vanished => ("account-missing", false),
+                        };
+                        if let Done::Deleted = done {
+                            tx.remove_export(agent, mv)?;
+                            refs.accounts.remove(&(agent.to_string(), mv));
+                        } else {
+                            w.row.state = w.state.as_str().into();
+                            w.row.exported = Some(attrs_to_json(&w.exported));
+                            w.row.unconfirmed =
+                                unconfirmed(old_unconfirmed.as_deref(), &op, &w.exported);
+                            w.row.pending = unresolved || matches!(done, Done::Vanished);
+                            w.row.error = None;
+                            w.row.attempts = 0;
+                            w.row.updated_run = run;
+                            tx.put_export(&w.row)?;
+                            if let (Some(id), Some(name)) = (&w.row.remote_id, &w.row.name) {
+                                refs.accounts
+                                    .insert((agent.to_string(), mv), (id.clone(), name.clone()));
+                            }
+                        }
+                        if touch {
+                            tx.touch_referrers(agent, mv)?;
+                        }
+                        let detail = describe(&op).join("; ");
+                        tx.add_change(
+                            step,
+                            &NewChange {
+                                kind,
+                                agent: Some(agent),
+                                cs_id: None,
+                                anchor: w.row.name.as_deref().or(Some(&w.desired.name)),
+                                mv_id: Some(mv),
+                                detail: (!detail.is_empty()).then_some(detail.as_str()),
+                            },
+                        )?;
+                    }
+                    Err(e) => {
+                        errors += 1;
+                        failed.insert(w.row.mv_id);
+                        w.row.error = Some(e.to_string());
+                        w.row.attempts += 1;
+                        tx.put_export(&w.row)?;
+                        let kind = if e.is_transient() {
+                            "export-unreachable"
+                        } else {
+                            "export-failed"
+                        };
+                        step_errors.push(export_error(t, Some(w), kind, format!("{label}: {e}")));
+                        if report.errors.len() < 20 {
+                            report
+                                .errors
+                                .push(format!("{}: {label}: {e}", w.desired.name));
+                        }
+                        report.failed += 1;
+                        if probing {
+                            break;
+                        }
+                        consecutive = if e.is_transient() { consecutive + 1 } else { 0 };
+                        if consecutive >= DOWN_AFTER {
+                            down = true;
+                            break;
+                        }
+                    }
+                }
+                since_commit += 1;
+                if !at_finish && since_commit >= EXPORT_BATCH {
+                    tx.commit()?;
+                    crate::store::fault_point("export-batch");
+                    tx = store.begin()?;
+                    since_commit = 0;
+                }
+            }
+            if down || stopped || probing || progress == 0 {
+                break;
+            }
+        }
+        if let Err(e) = target.finish() {
+            drop(tx);
+            return fail(self, format!("writing the target: {e}"));
+        }
+        report.deferred = tx
+            .pending_exports(agent)?
+            .iter()
+            .filter(|r| !failed.contains(&r.mv_id))
+            .count() as u64;
+        let reason = if probing && was_quarantined.is_some() {
+            was_quarantined.clone()
+        } else if t.quarantine.trips(errors, attempts) {
+            Some(format!(
+                "{errors} of {attempts} exports failed in run {run}"
+            ))
+        } else {
+            None
+        };
+        if reason != was_quarantined {
+            tx.set_quarantine(agent, reason.as_deref(), run)?;
+            match &reason {
+                Some(r) => warn!(target = agent, "Quarantined: {r}."),
+                None => info!(target = agent, "Quarantine lifted: an export succeeded."),
+            }
+        }
+        report.quarantined = reason;
+        let status = if stopped {
+            "stopped"
+        } else if down || report.quarantined.is_some() {
+            "failed"
+        } else {
+            "success"
+        };
+        let message = if down {
+            Some(format!(
+                "the target stopped answering; {} exports wait for the next run",
+                report.deferred
+            ))
+        } else {
+            report
+                .quarantined
+                .as_ref()
+                .map(|q| format!("quarantined: {q}"))
+        };
+        let counters = serde_json::to_value(&report).unwrap_or_default();
+        tx.finish_step(
+            step,
+            status,
+            &counters,
+            message.as_deref(),
+            &step_errors,
+            &stamp(Utc::now()),
+        )?;
+        tx.commit()?;
+        if stopped {
+            return Err(AppError::Stopped);
+        }
+        if let Some(m) = message {
+            return Err(AppError::Export {
+                agent: agent.to_string(),
+                message: m,
+            });
+        }
+        Ok(report)
+    }
+}
+
+fn export_error(t: &TargetAgent, w: Option<&Work>, kind: &str, message: String) -> StepErrorRow {
+    StepErrorRow {
+        kind: kind.into(),
+        agent: Some(t.name.clone()),
+        anchor: w.map(|w| w.row.name.clone().unwrap_or_else(|| w.desired.name.clone())),
+        source: None,
+        line: w.map(|w| w.row.mv_id),
+        message,
+    }
+}
+
+/// Accounts in export order: by references within the target, deletes last.
+fn order(t: &TargetAgent, works: &[Work]) -> Vec<usize> {
+    let items: Vec<(MvId, Vec<MvId>)> = works
+        .iter()
+        .map(|w| {
+            let refs = t
+                .flows
+                .iter()
+                .filter_map(|f| match &f.value {
+                    ExportValue::Ref { target, .. } if *target == t.name => {
+                        w.desired.refs.get(&f.attr)
+                    }
+                    _ => None,
+                })
+                .flatten()
+                .copied()
+                .collect();
+            (w.row.mv_id, refs)
+        })
+        .collect();
+    let mut order = outbound::export_order(&items);
+    order.sort_by_key(|&i| works[i].state == State::Delete);
+    order
+}
+
+fn planned(op: &ExportOp, w: &Work, unresolved: bool) -> PlannedOp {
+    let (name, rename) = match op {
+        ExportOp::Create { name, .. } | ExportOp::Delete { name, .. } => (name.clone(), None),
+        ExportOp::Update { name, rename, .. } => (name.clone(), rename.clone()),
+    };
+    PlannedOp {
+        verb: verb(op, w.state).to_string(),
+        mv_id: w.row.mv_id,
+        name,
+        rename,
+        changes: describe(op),
+        waits_for_reference: unresolved,
+    }
+}
+
+/// The same values, in any order; case is ignored, as directories do for
+/// most attributes.
+fn same_values(a: &[String], b: &[String]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut x: Vec<String> = a.iter().map(|v| v.to_lowercase()).collect();
+    let mut y: Vec<String> = b.iter().map(|v| v.to_lowercase()).collect();
+    x.sort();
+    y.sort();
+    x == y
+}
+
+impl App {
+    /// A confirming import of a target: reads every account back, confirms
+    /// each exported change that arrived, flags each that did not
+    /// (`exported-change-not-reimported`), notes accounts renamed by hand,
+    /// and marks accounts that are gone to be created again.
+    pub fn confirm(
+        &mut self,
+        agent: &str,
+        run: RunId,
+        ordinal: usize,
+        now: DateTime<Utc>,
+    ) -> Result<ConfirmReport> {
+        let ti = self.target_index(agent)?;
+        let step = self.store.begin_step(
+            run,
+            ordinal,
+            &format!("import {agent}"),
+            Some(agent),
+            &stamp(now),
+        )?;
+        let t = &self.rules.targets[ti];
+        let read = crate::connector::open_target(&t.connection).and_then(|mut target| {
+            target.connect()?;
+            let mut remote: FxHashMap<String, crate::connector::target::RemoteObject> =
+                FxHashMap::default();
+            target.read_all(&mut |o| {
+                remote.insert(o.id.clone(), o);
+            })?;
+            Ok(remote)
+        });
+        let mut remote = match read {
+            Ok(r) => r,
+            Err(e) => {
+                let message = format!("cannot read the target: {e}");
+                self.store.fail_step(step, &message, &stamp(Utc::now()))?;
+                return Err(AppError::Export {
+                    agent: agent.to_string(),
+                    message,
+                });
+            }
+        };
+        let mut report = ConfirmReport {
+            agent: agent.to_string(),
+            read: remote.len() as u64,
+            ..ConfirmReport::default()
+        };
+        let mut rows = Vec::new();
+        self.store.each_export(agent, &mut |r| rows.push(r))?;
+        let mut errors = Vec::new();
+        let tx = self.store.begin()?;
+        for mut row in rows {
+            let Some(id) = row.remote_id.clone() else {
+                continue;
+            };
+            let Some(obj) = remote.remove(&id) else {
+                if row.state == State::Delete.as_str() {
+                    tx.remove_export(agent, row.mv_id)?;
+                    continue;
+                }
+                report.missing += 1;
+                errors.push(StepErrorRow {
+                    kind: "account-missing".into(),
+                    agent: Some(agent.to_string()),
+                    anchor: row.name.clone(),
+                    source: None,
+                    line: Some(row.mv_id),
+                    message: "the target no longer has this account; it is created again at the next export".into(),
+                });
+                row.remote_id = None;
+                row.name = None;
+                row.exported = None;
+                row.unconfirmed = None;
+                row.pending = true;
+                tx.put_export(&row)?;
+                continue;
+            };
+            let mut changed = false;
+            if row.name.as_deref() != Some(obj.name.as_str()) {
+                // Renamed outside idsync: the next export renames it back
+                // if the rules say otherwise.
+                row.name = Some(obj.name.clone());
+                row.pending = true;
+                changed = true;
+            }
+            if let Some(u) = row
+                .unconfirmed
+                .as_deref()
+                .and_then(|u| attrs_from_json(u).ok())
+            {
+                let mut left = Attrs::new();
+                for (attr, want) in u {
+                    let found = obj
+                        .attrs
+                        .iter()
+                        .find(|(k, _)| k.eq_ignore_ascii_case(&attr))
+                        .map(|(_, v)| v.clone())
+                        .unwrap_or_default();
+                    if same_values(&want, &found) {
+                        report.confirmed += 1;
+                    } else {
+                        report.not_reimported += 1;
+                        errors.push(StepErrorRow {
+                            kind: "exported-change-not-reimported".into(),
+                            agent: Some(agent.to_string()),
+                            anchor: Some(obj.name.clone()),
+                            source: None,
+                            line: Some(row.mv_id),
+                            message: format!(
+                                "{attr}: exported {:?}, the target holds {:?}",
+                                want, found
+                            ),
+                        });
+                        left.insert(attr, want);
+                    }
+                }
+                row.unconfirmed = (!left.is_empty()).then(|| attrs_to_json(&left));
+                changed = true;
+            }
+            if changed {
+                tx.put_export(&row)?;
+            }
+        }
+        report.orphans = remote.len() as u64;
+        let counters = serde_json::to_value(&report).unwrap_or_default();
+        tx.finish_step(
+            step,
+            "success",
+            &counters,
+            None,
+            &errors,
+            &stamp(Utc::now()),
+        )?;
+        tx.commit()?;
+        Ok(report)
+    }
+}

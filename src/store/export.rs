@@ -1,0 +1,371 @@
+//! Targets: the accounts idsync manages in each one, their pending exports,
+//! the references between them, and each target's state (when its
+//! identities were last evaluated, whether it is quarantined).
+
+use super::{IN_LIST, Result, Store, Tx, placeholders};
+use crate::model::{MvId, RunId};
+use rusqlite::{OptionalExtension, params};
+
+/// One account in a target, as stored. `desired` and `exported` are JSON
+/// the engine reads (`engine::outbound`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExportRow {
+    pub agent: String,
+    pub mv_id: MvId,
+    pub state: String,
+    pub remote_id: Option<String>,
+    pub name: Option<String>,
+    pub desired: String,
+    pub exported: Option<String>,
+    pub pending: bool,
+    pub unconfirmed: Option<String>,
+    pub error: Option<String>,
+    pub attempts: i64,
+    pub created_run: RunId,
+    pub updated_run: RunId,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TargetState {
+    pub rules_hash: Option<String>,
+    pub provisioned_run: RunId,
+    pub quarantined: Option<String>,
+    pub quarantined_run: Option<RunId>,
+}
+
+/// Where an identity's account in a target stands, for writing references.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountRef {
+    pub mv_id: MvId,
+    pub remote_id: Option<String>,
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ExportCounts {
+    pub accounts: u64,
+    pub pending: u64,
+    pub failing: u64,
+    pub disabled: u64,
+    pub awaiting_confirmation: u64,
+}
+
+const COLUMNS: &str = "agent, mv_id, state, remote_id, name, desired, exported, pending, unconfirmed, error, attempts, created_run, updated_run";
+
+fn export_row(r: &rusqlite::Row) -> rusqlite::Result<ExportRow> {
+    Ok(ExportRow {
+        agent: r.get(0)?,
+        mv_id: r.get(1)?,
+        state: r.get(2)?,
+        remote_id: r.get(3)?,
+        name: r.get(4)?,
+        desired: r.get(5)?,
+        exported: r.get(6)?,
+        pending: r.get::<_, i64>(7)? != 0,
+        unconfirmed: r.get(8)?,
+        error: r.get(9)?,
+        attempts: r.get(10)?,
+        created_run: r.get(11)?,
+        updated_run: r.get(12)?,
+    })
+}
+
+impl Store {
+    pub fn target_state(&self, agent: &str) -> Result<TargetState> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT rules_hash, provisioned_run, quarantined, quarantined_run FROM target_state WHERE agent = ?1",
+                params![agent],
+                |r| {
+                    Ok(TargetState {
+                        rules_hash: r.get(0)?,
+                        provisioned_run: r.get(1)?,
+                        quarantined: r.get(2)?,
+                        quarantined_run: r.get(3)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(|e| self.err(e))?
+            .unwrap_or_default())
+    }
+
+    /// Ids of the identities of `object_type` written after run `after`
+    /// (every one of them when `after` is `None`), in id order.
+    pub fn mv_ids_changed(&self, object_type: &str, after: Option<RunId>) -> Result<Vec<MvId>> {
+        let (sql, arg) = match after {
+            Some(run) => (
+                "SELECT id FROM mv_object WHERE updated_run > ?2 AND object_type = ?1 ORDER BY id",
+                run,
+            ),
+            None => (
+                "SELECT id FROM mv_object WHERE object_type = ?1 AND ?2 = ?2 ORDER BY id",
+                0,
+            ),
+        };
+        let mut stmt = self.conn.prepare(sql).map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(params![object_type, arg], |r| r.get(0))
+            .map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<Vec<MvId>>>()
+            .map_err(|e| self.err(e))
+    }
+
+    /// Identities of a target's accounts that are no longer in the metaverse.
+    pub fn exports_without_identity(&self, agent: &str) -> Result<Vec<MvId>> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT e.mv_id FROM export_object e WHERE e.agent = ?1
+                 AND NOT EXISTS (SELECT 1 FROM mv_object m WHERE m.id = e.mv_id) ORDER BY e.mv_id",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(params![agent], |r| r.get(0))
+            .map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<Vec<MvId>>>()
+            .map_err(|e| self.err(e))
+    }
+
+    /// The accounts of these identities in `agent` (those that exist).
+    pub fn export_rows(&self, agent: &str, ids: &[MvId]) -> Result<Vec<ExportRow>> {
+        let mut out = Vec::new();
+        for chunk in ids.chunks(IN_LIST) {
+            let sql = format!(
+                "SELECT {COLUMNS} FROM export_object WHERE agent = ? AND mv_id IN ({}) ORDER BY mv_id",
+                placeholders(chunk.len())
+            );
+            let mut stmt = self.conn.prepare_cached(&sql).map_err(|e| self.err(e))?;
+            let args = std::iter::once(rusqlite::types::Value::Text(agent.to_string()))
+                .chain(chunk.iter().map(|&i| rusqlite::types::Value::Integer(i)));
+            let rows = stmt
+                .query_map(rusqlite::params_from_iter(args), export_row)
+                .map_err(|e| self.err(e))?;
+            for r in rows {
+                out.push(r.map_err(|e| self.err(e))?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// A target's accounts with a pending export, in identity order.
+    pub fn pending_exports(&self, agent: &str) -> Result<Vec<ExportRow>> {
+        pending_exports(&self.conn, agent).map_err(|e| self.err(e))
+    }
+
+    /// Every account of a target, in identity order.
+    pub fn each_export(&self, agent: &str, each: &mut dyn FnMut(ExportRow)) -> Result<()> {
+        let sql = format!("SELECT {COLUMNS} FROM export_object WHERE agent = ?1 ORDER BY mv_id");
+        let mut stmt = self.conn.prepare(&sql).map_err(|e| self.err(e))?;
+        let mut rows = stmt.query(params![agent]).map_err(|e| self.err(e))?;
+        while let Some(r) = rows.next().map_err(|e| self.err(e))? {
+            each(export_row(r).map_err(|e| self.err(e))?);
+        }
+        Ok(())
+    }
+
+    /// An identity's accounts in every target.
+    pub fn accounts_of(&self, mv: MvId) -> Result<Vec<ExportRow>> {
+        let sql = format!("SELECT {COLUMNS} FROM export_object WHERE mv_id = ?1 ORDER BY agent");
+        let mut stmt = self.conn.prepare(&sql).map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(params![mv], export_row)
+            .map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(|e| self.err(e))
+    }
+
+    /// Where the accounts of these identities stand in `agent`.
+    pub fn account_refs(&self, agent: &str, ids: &[MvId]) -> Result<Vec<AccountRef>> {
+        account_refs(&self.conn, agent, ids).map_err(|e| self.err(e))
+    }
+
+    pub fn export_counts(&self, agent: &str) -> Result<ExportCounts> {
+        self.conn
+            .query_row(
+                "SELECT count(*), coalesce(sum(pending), 0), coalesce(sum(error IS NOT NULL), 0),
+                        coalesce(sum(state = 'disabled'), 0), coalesce(sum(unconfirmed IS NOT NULL), 0)
+                 FROM export_object WHERE agent = ?1",
+                params![agent],
+                |r| {
+                    Ok(ExportCounts {
+                        accounts: r.get::<_, i64>(0)? as u64,
+                        pending: r.get::<_, i64>(1)? as u64,
+                        failing: r.get::<_, i64>(2)? as u64,
+                        disabled: r.get::<_, i64>(3)? as u64,
+                        awaiting_confirmation: r.get::<_, i64>(4)? as u64,
+                    })
+                },
+            )
+            .map_err(|e| self.err(e))
+    }
+}
+
+// Reads an export makes inside its own transaction, which sees its writes.
+fn pending_exports(conn: &rusqlite::Connection, agent: &str) -> rusqlite::Result<Vec<ExportRow>> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM export_object WHERE agent = ?1 AND pending = 1 ORDER BY mv_id"
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map(params![agent], export_row)?;
+    rows.collect()
+}
+
+fn account_refs(
+    conn: &rusqlite::Connection,
+    agent: &str,
+    ids: &[MvId],
+) -> rusqlite::Result<Vec<AccountRef>> {
+    let mut out = Vec::new();
+    for chunk in ids.chunks(IN_LIST) {
+        let sql = format!(
+            "SELECT mv_id, remote_id, name FROM export_object WHERE agent = ? AND mv_id IN ({})",
+            placeholders(chunk.len())
+        );
+        let mut stmt = conn.prepare_cached(&sql)?;
+        let args = std::iter::once(rusqlite::types::Value::Text(agent.to_string()))
+            .chain(chunk.iter().map(|&i| rusqlite::types::Value::Integer(i)));
+        let rows = stmt.query_map(rusqlite::params_from_iter(args), |r| {
+            Ok(AccountRef {
+                mv_id: r.get(0)?,
+                remote_id: r.get(1)?,
+                name: r.get(2)?,
+            })
+        })?;
+        for r in rows {
+            out.push(r?);
+        }
+    }
+    Ok(out)
+}
+
+impl Tx<'_> {
+    pub fn pending_exports(&self, agent: &str) -> Result<Vec<ExportRow>> {
+        pending_exports(&self.tx, agent).map_err(|e| self.err(e))
+    }
+
+    pub fn account_refs(&self, agent: &str, ids: &[MvId]) -> Result<Vec<AccountRef>> {
+        account_refs(&self.tx, agent, ids).map_err(|e| self.err(e))
+    }
+
+    pub fn put_export(&self, r: &ExportRow) -> Result<()> {
+        let mut stmt = self
+            .tx
+            .prepare_cached(&format!(
+                "INSERT OR REPLACE INTO export_object({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
+            ))
+            .map_err(|e| self.err(e))?;
+        stmt.execute(params![
+            r.agent,
+            r.mv_id,
+            r.state,
+            r.remote_id,
+            r.name,
+            r.desired,
+            r.exported,
+            r.pending as i64,
+            r.unconfirmed,
+            r.error,
+            r.attempts,
+            r.created_run,
+            r.updated_run
+        ])
+        .map(|_| ())
+        .map_err(|e| self.err(e))
+    }
+
+    /// Forgets an account (deleted in the target, or disconnected).
+    pub fn remove_export(&self, agent: &str, mv: MvId) -> Result<()> {
+        for sql in [
+            "DELETE FROM export_object WHERE agent = ?1 AND mv_id = ?2",
+            "DELETE FROM export_ref WHERE agent = ?1 AND mv_id = ?2",
+        ] {
+            self.tx
+                .prepare_cached(sql)
+                .and_then(|mut s| s.execute(params![agent, mv]))
+                .map_err(|e| self.err(e))?;
+        }
+        Ok(())
+    }
+
+    /// The accounts an account refers to: `(target, identity)` pairs.
+    pub fn set_export_refs(&self, agent: &str, mv: MvId, refs: &[(&str, MvId)]) -> Result<()> {
+        self.tx
+            .prepare_cached("DELETE FROM export_ref WHERE agent = ?1 AND mv_id = ?2")
+            .and_then(|mut s| s.execute(params![agent, mv]))
+            .map_err(|e| self.err(e))?;
+        let mut stmt = self
+            .tx
+            .prepare_cached(
+                "INSERT OR IGNORE INTO export_ref(ref_agent, ref_mv, agent, mv_id) VALUES (?1, ?2, ?3, ?4)",
+            )
+            .map_err(|e| self.err(e))?;
+        for (ra, rm) in refs {
+            stmt.execute(params![ra, rm, agent, mv])
+                .map_err(|e| self.err(e))?;
+        }
+        Ok(())
+    }
+
+    /// Marks for export every account that refers to `mv`'s account in
+    /// `agent` (it was created or renamed); returns how many.
+    pub fn touch_referrers(&self, agent: &str, mv: MvId) -> Result<usize> {
+        self.tx
+            .prepare_cached(
+                "UPDATE export_object SET pending = 1 WHERE pending = 0 AND (agent, mv_id) IN
+                 (SELECT agent, mv_id FROM export_ref WHERE ref_agent = ?1 AND ref_mv = ?2)",
+            )
+            .and_then(|mut s| s.execute(params![agent, mv]))
+            .map_err(|e| self.err(e))
+    }
+
+    pub fn set_target_provisioned(&self, agent: &str, hash: &str, run: RunId) -> Result<()> {
+        self.tx
+            .execute(
+                "INSERT INTO target_state(agent, rules_hash, provisioned_run) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(agent) DO UPDATE SET rules_hash = excluded.rules_hash, provisioned_run = excluded.provisioned_run",
+                params![agent, hash, run],
+            )
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+
+    /// Quarantines a target (`Some(reason)`) or lifts its quarantine.
+    pub fn set_quarantine(&self, agent: &str, reason: Option<&str>, run: RunId) -> Result<()> {
+        self.tx
+            .execute(
+                "INSERT INTO target_state(agent, quarantined, quarantined_run) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(agent) DO UPDATE SET quarantined = excluded.quarantined, quarantined_run = excluded.quarantined_run",
+                params![agent, reason, reason.map(|_| run)],
+            )
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+
+    /// Adds to a finished step's counters (provisioning runs after the
+    /// sync's own transaction).
+    pub fn merge_step_counters(&self, step: i64, more: &serde_json::Value) -> Result<()> {
+        self.tx
+            .execute(
+                "UPDATE step SET counters = json_patch(coalesce(counters, '{}'), ?2) WHERE id = ?1",
+                params![step, more.to_string()],
+            )
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+
+    pub fn add_step_errors(&self, step: i64, errors: &[super::StepErrorRow]) -> Result<()> {
+        let mut stmt = self
+            .tx
+            .prepare_cached("INSERT INTO step_error(step, kind, agent, anchor, source, line, message) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")
+            .map_err(|e| self.err(e))?;
+        for e in errors {
+            stmt.execute(params![
+                step, e.kind, e.agent, e.anchor, e.source, e.line, e.message
+            ])
+            .map_err(|e| self.err(e))?;
+        }
+        Ok(())
+    }
+}
