@@ -88,6 +88,8 @@ pub struct SyncReport {
     pub mode: SyncMode,
     pub counters: SyncCounters,
     pub errors: Vec<StepErrorRow>,
+    /// Per target: what the identities' accounts must become.
+    pub provision: std::collections::BTreeMap<String, crate::export::ProvisionCounts>,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -508,7 +510,7 @@ impl App {
         if ran == SyncMode::Full && rebuild && !gather_keys {
             self.rebuild_keys(now)?;
         }
-        self.provision(run, step, now)?;
+        let provision = self.provision(run, step, now)?;
         info!(
             mode = ?ran,
             plan_ms = t_plan.as_millis() as u64,
@@ -527,6 +529,7 @@ impl App {
             mode: ran,
             counters: c,
             errors,
+            provision,
         })
     }
 

@@ -450,6 +450,7 @@ fn check(cli: &Cli) -> Result<i32> {
         print_json(&json!({
             "ok": failed.is_empty(),
             "agents": rules.agent_names(),
+            "targets": rules.targets.iter().map(|t| &t.name).collect::<Vec<_>>(),
             "profiles": rules.profiles.keys().collect::<Vec<_>>(),
             "schedules": rules.schedules.iter().map(|s| json!({"profile": s.profile, "when": s.when.to_string()})).collect::<Vec<_>>(),
             "tests": results.len(),
@@ -462,10 +463,17 @@ fn check(cli: &Cli) -> Result<i32> {
             eprintln!("warning: {w}");
         }
         println!(
-            "{}: {} agent(s) ({}), {} object type(s), {} profile(s), {} schedule(s), {} rule test(s), {} failed",
+            "{}: {} agent(s) ({}), {} target(s) ({}), {} object type(s), {} profile(s), {} schedule(s), {} rule test(s), {} failed",
             cli.rules.display(),
             rules.agents.len(),
             rules.agent_names().join(", "),
+            rules.targets.len(),
+            rules
+                .targets
+                .iter()
+                .map(|t| t.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
             rules.metaverse.types.len(),
             rules.profiles.len(),
             rules.schedules.len(),
@@ -670,6 +678,28 @@ fn print_sync_counters(c: &crate::engine::SyncCounters) {
 fn print_sync(r: &SyncReport) {
     println!("sync (run {}):", r.run);
     print_sync_counters(&r.counters);
+    for (t, c) in &r.provision {
+        if c.provisioned
+            + c.updated
+            + c.disabled
+            + c.enabled
+            + c.deprovisioned
+            + c.forgotten
+            + c.errors
+            > 0
+        {
+            println!(
+                "  {t}: provision {}, update {}, disable {}, enable {}, deprovision {}, forget {}, errors {}",
+                c.provisioned,
+                c.updated,
+                c.disabled,
+                c.enabled,
+                c.deprovisioned,
+                c.forgotten,
+                c.errors
+            );
+        }
+    }
     for e in r.errors.iter().take(20) {
         println!(
             "  {} {}{}: {}",
@@ -701,6 +731,10 @@ fn print_profile(r: &ProfileReport) {
             print_import(i);
         } else if let Some(sy) = &s.sync {
             print_sync(sy);
+        } else if let Some(e) = &s.export {
+            print_export(e);
+        } else if let Some(c) = &s.confirm {
+            print_confirm(c);
         } else {
             println!(
                 "{}: {} {}",

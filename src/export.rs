@@ -121,20 +121,29 @@ impl Work {
     }
 }
 
+/// Values of attributes named like passwords are not printed or recorded.
+fn shown(attr: &str, values: &[String]) -> String {
+    if attr.to_ascii_lowercase().contains("password") {
+        "(hidden)".to_string()
+    } else {
+        values.join(" | ")
+    }
+}
+
 fn describe(op: &ExportOp) -> Vec<String> {
     use crate::connector::target::Change;
     match op {
         ExportOp::Create { attrs, .. } => attrs
             .iter()
-            .map(|(k, v)| format!("{k} = {}", v.join(" | ")))
+            .map(|(k, v)| format!("{k} = {}", shown(k, v)))
             .collect(),
         ExportOp::Update { changes, .. } => changes
             .iter()
             .map(|c| match c {
                 Change::Replace(a, v) if v.is_empty() => format!("{a} cleared"),
-                Change::Replace(a, v) => format!("{a} = {}", v.join(" | ")),
-                Change::Add(a, v) => format!("{a} += {}", v.join(" | ")),
-                Change::Remove(a, v) => format!("{a} -= {}", v.join(" | ")),
+                Change::Replace(a, v) => format!("{a} = {}", shown(a, v)),
+                Change::Add(a, v) => format!("{a} += {}", shown(a, v)),
+                Change::Remove(a, v) => format!("{a} -= {}", shown(a, v)),
             })
             .collect(),
         ExportOp::Delete { .. } => Vec::new(),
@@ -217,22 +226,23 @@ impl App {
     /// transaction of its own; the step's counters gain a `provision` entry.
     /// A crash in between leaves the identities marked changed since the
     /// target's last evaluation, and the next sync evaluates them.
-    pub fn provision(&mut self, run: RunId, step: i64, now: DateTime<Utc>) -> Result<()> {
-        let mut all = serde_json::Map::new();
+    pub fn provision(
+        &mut self,
+        run: RunId,
+        step: i64,
+        now: DateTime<Utc>,
+    ) -> Result<std::collections::BTreeMap<String, ProvisionCounts>> {
+        let mut all = std::collections::BTreeMap::new();
         for ti in 0..self.rules.targets.len() {
             let counts = self.provision_target(ti, run, step, now)?;
-            let t = &self.rules.targets[ti];
-            all.insert(
-                t.name.clone(),
-                serde_json::to_value(&counts).unwrap_or_default(),
-            );
+            all.insert(self.rules.targets[ti].name.clone(), counts);
         }
         if !all.is_empty() {
             let tx = self.store.begin()?;
             tx.merge_step_counters(step, &serde_json::json!({ "provision": all }))?;
             tx.commit()?;
         }
-        Ok(())
+        Ok(all)
     }
 
     fn provision_target(
@@ -478,7 +488,12 @@ fn apply_one(
             }
             match target.apply(&op) {
                 Ok(a) => {
-                    w.exported = outbound::after(&w.exported, &op);
+                    // Create-only values are not kept in step, so not kept.
+                    let managed = outbound::managed(t);
+                    w.exported = outbound::after(&w.exported, &op)
+                        .into_iter()
+                        .filter(|(k, _)| managed.iter().any(|(m, _)| m == k))
+                        .collect();
                     w.row.remote_id = Some(a.id.clone());
                     w.row.name = Some(a.name.clone());
                     if w.state == State::Create {
@@ -559,18 +574,25 @@ fn join(
     Ok(Done::Joined)
 }
 
-/// Adds the attributes an operation wrote to those awaiting confirmation.
+/// Adds the attributes an operation wrote to those awaiting confirmation
+/// (not create-only ones: they are not kept in step, so not checked).
 fn unconfirmed(old: Option<&str>, op: &ExportOp, now_holds: &Attrs) -> Option<String> {
     let mut u: Attrs = old
         .and_then(|t| attrs_from_json(t).ok())
         .unwrap_or_default();
-    let touched: Vec<&str> = match op {
-        ExportOp::Create { attrs, .. } => attrs.keys().map(String::as_str).collect(),
-        ExportOp::Update { changes, .. } => changes.iter().map(|c| c.attr()).collect(),
-        ExportOp::Delete { .. } => Vec::new(),
-    };
-    for a in touched {
-        u.insert(a.to_string(), now_holds.get(a).cloned().unwrap_or_default());
+    match op {
+        ExportOp::Create { .. } => {
+            for (a, v) in now_holds {
+                u.insert(a.clone(), v.clone());
+            }
+        }
+        ExportOp::Update { changes, .. } => {
+            for c in changes {
+                let a = c.attr();
+                u.insert(a.to_string(), now_holds.get(a).cloned().unwrap_or_default());
+            }
+        }
+        ExportOp::Delete { .. } => {}
     }
     (!u.is_empty()).then(|| attrs_to_json(&u))
 }

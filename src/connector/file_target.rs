@@ -23,6 +23,17 @@ fn split(text: &str) -> Vec<String> {
     }
 }
 
+/// A row as a remote object: its key is its id, its name, and the value of
+/// the key column.
+fn remote(key_column: &str, key: String, mut attrs: Attrs) -> RemoteObject {
+    attrs.insert(key_column.to_string(), vec![key.clone()]);
+    RemoteObject {
+        id: key.clone(),
+        name: key,
+        attrs,
+    }
+}
+
 fn apply_changes(row: &mut Attrs, changes: &[Change]) {
     for c in changes {
         match c {
@@ -172,11 +183,7 @@ impl Target for CsvTarget {
                 a.get(attr).is_some_and(|v| v.iter().any(|x| x == value))
             }
         });
-        Ok(hit.map(|(k, a)| RemoteObject {
-            id: k.clone(),
-            name: k.clone(),
-            attrs: a.clone(),
-        }))
+        Ok(hit.map(|(k, a)| remote(&key, k.clone(), a.clone())))
     }
 
     fn apply(&mut self, op: &ExportOp) -> Result<Applied, ExportError> {
@@ -233,11 +240,7 @@ impl Target for CsvTarget {
 
     fn read_all(&mut self, each: &mut dyn FnMut(RemoteObject)) -> Result<(), ExportError> {
         for (k, a) in self.read()? {
-            each(RemoteObject {
-                id: k.clone(),
-                name: k,
-                attrs: a,
-            });
+            each(remote(&self.cfg.key, k, a));
         }
         Ok(())
     }
@@ -441,11 +444,9 @@ impl Target for SqlTarget {
         };
         match keys.as_slice() {
             [] => Ok(None),
-            [k] => Ok(self.row(k)?.map(|attrs| RemoteObject {
-                id: k.clone(),
-                name: k.clone(),
-                attrs,
-            })),
+            [k] => Ok(self
+                .row(k)?
+                .map(|attrs| remote(&self.cfg.key, k.clone(), attrs))),
             _ => Err(ExportError::Rejected(format!(
                 "{attr} = {value:?} matches several rows of {:?}",
                 self.cfg.table
@@ -541,11 +542,7 @@ impl Target for SqlTarget {
         };
         for k in keys {
             if let Some(attrs) = self.row(&k)? {
-                each(RemoteObject {
-                    id: k.clone(),
-                    name: k,
-                    attrs,
-                });
+                each(remote(&self.cfg.key, k, attrs));
             }
         }
         Ok(())
@@ -608,7 +605,11 @@ mod tests {
         assert_eq!(seen.len(), 1);
         assert_eq!(
             seen[0].attrs,
-            attrs(&[("name", &["Ann, Lee"]), ("phones", &["2"])])
+            attrs(&[
+                ("login", &["ann.lee"]),
+                ("name", &["Ann, Lee"]),
+                ("phones", &["2"])
+            ])
         );
     }
 

@@ -28,6 +28,7 @@ pub(super) enum Func {
     DateDiff,
     DateFromNum,
     EndsWith,
+    EscapeDN,
     FormatDateTime,
     Guid,
     Iif,
@@ -121,6 +122,7 @@ pub(super) const FUNCTIONS: &[FnDef] = &[
     ),
     f!("DateFromNum", DateFromNum, 1, 1, "DateFromNum(ticks)"),
     f!("EndsWith", EndsWith, 2, 2, "EndsWith(source, text)"),
+    f!("EscapeDN", EscapeDN, 1, 1, "EscapeDN(source)"),
     f!(
         "FormatDateTime",
         FormatDateTime,
@@ -814,6 +816,16 @@ pub(super) fn call<'a>(c: &'a Call, env: &Env<'a>) -> R<'a> {
                 V::List(out)
             })
         }
+        Func::EscapeDN => map_str(arg(c, 0, env)?, &mut |t| {
+            if t.contains([',', '+', '"', '\\', '<', '>', ';', '=', '#'])
+                || t.starts_with(' ')
+                || t.ends_with(' ')
+            {
+                Cow::Owned(escape_dn(&t))
+            } else {
+                t
+            }
+        }),
         Func::StripSpaces => map_str(arg(c, 0, env)?, &mut |t| {
             if t.contains(char::is_whitespace) {
                 Cow::Owned(t.chars().filter(|c| !c.is_whitespace()).collect())
@@ -878,4 +890,22 @@ pub(super) fn call<'a>(c: &'a Call, env: &Env<'a>) -> R<'a> {
             })
         }
     }
+}
+
+/// An attribute value as it must be written inside a distinguished name
+/// (RFC 4514): the special characters, a leading `#` or space and a
+/// trailing space get a backslash.
+fn escape_dn(t: &str) -> String {
+    let mut out = String::with_capacity(t.len() + 4);
+    let last = t.chars().count().saturating_sub(1);
+    for (i, ch) in t.chars().enumerate() {
+        let special = matches!(ch, ',' | '+' | '"' | '\\' | '<' | '>' | ';' | '=')
+            || (i == 0 && (ch == '#' || ch == ' '))
+            || (i == last && ch == ' ');
+        if special {
+            out.push('\\');
+        }
+        out.push(ch);
+    }
+    out
 }

@@ -123,10 +123,17 @@ pub fn example_env() -> Env {
     let e = Env::new();
     copy_dir(&repo().join("rules/example"), &e.path("rules"));
     copy_dir(&repo().join("fixtures/hr"), &e.path("fixtures/hr"));
-    for f in ["workday", "sap", "contractors"] {
-        let p = e.path(&format!("rules/agents/{f}.toml"));
-        let text = std::fs::read_to_string(&p).expect("read");
-        std::fs::write(&p, text.replace("../../../fixtures", "../../fixtures")).expect("write");
+    // Sources and file targets one level up, as in the repository: files
+    // stay inside the test's directory.
+    for dir in ["rules/agents", "rules/targets"] {
+        for entry in std::fs::read_dir(e.path(dir)).expect("rules dir") {
+            let p = entry.expect("entry").path();
+            let text = std::fs::read_to_string(&p).expect("read");
+            let text = text
+                .replace("../../../fixtures", "../../fixtures")
+                .replace("../../../out", "../../out");
+            std::fs::write(&p, text).expect("write");
+        }
     }
     e
 }

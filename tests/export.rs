@@ -1,0 +1,276 @@
+//! Provisioning and export to the file and SQL table targets, through the
+//! binary, over the bundled example's two days (see `fixtures/README.md`):
+//! joiners get accounts, a mover's change arrives, a leaver is disabled in
+//! the application and loses the badge, a rehire gets them back, an
+//! account made by hand is joined instead of duplicated, a target that
+//! cannot be reached keeps its work, and a confirming import flags a change
+//! that did not arrive and an account deleted by hand.
+
+mod common;
+use common::*;
+use serde_json::Value;
+
+const DAY1: &str = "2026-11-23T02:00:00Z";
+const DAY2: &str = "2026-11-24T02:00:00Z";
+
+/// An application's account table, provisioned from the metaverse.
+const APP_TARGET: &str = r#"
+[target]
+name = "app"
+kind = "sql"
+object_type = "person"
+path = "../../app.db"
+table = "accounts"
+key = "login"
+
+[provision]
+scope = 'lifecycle <> "leaver"'
+name = "accountName"
+match = "login"
+
+[deprovision]
+action = "disable"
+set = { status = '"disabled"' }
+
+[flows.export]
+login = "accountName"
+mail = "mail"
+dept = "department"
+status = 'IIF(lifecycle = "active", "active", lifecycle)'
+manager = { ref = "manager" }
+"#;
+
+fn env() -> Env {
+    let e = example_env();
+    e.write("rules/targets/app.toml", APP_TARGET);
+    let db = rusqlite::Connection::open(e.path("app.db")).expect("app.db");
+    db.execute_batch(
+        "CREATE TABLE accounts(login TEXT PRIMARY KEY, mail TEXT, dept TEXT, status TEXT, manager TEXT);
+         -- Made by hand before idsync ran: must be joined, not duplicated.
+         INSERT INTO accounts VALUES ('sdubois', 'old@example.com', NULL, 'active', NULL);",
+    )
+    .expect("app table");
+    e
+}
+
+fn ok(out: std::process::Output) -> String {
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    stdout(&out)
+}
+
+fn json(out: std::process::Output) -> Value {
+    let text = ok(out);
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"))
+}
+
+/// login -> (mail, dept, status, manager)
+type Row = (
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
+
+fn app_rows(e: &Env) -> std::collections::BTreeMap<String, Row> {
+    let db = rusqlite::Connection::open(e.path("app.db")).expect("app.db");
+    let mut stmt = db
+        .prepare("SELECT login, mail, dept, status, manager FROM accounts")
+        .expect("select");
+    stmt.query_map([], |r| {
+        Ok((r.get(0)?, (r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
+    })
+    .expect("rows")
+    .collect::<rusqlite::Result<_>>()
+    .expect("rows")
+}
+
+/// badge id -> department, from the badge file.
+fn badges(e: &Env) -> std::collections::BTreeMap<String, String> {
+    let mut r = csv::Reader::from_path(e.path("out/badges.csv")).expect("badges.csv");
+    let h = r.headers().expect("header").clone();
+    let dept = h
+        .iter()
+        .position(|c| c == "department")
+        .expect("department");
+    r.records()
+        .map(|x| {
+            let x = x.expect("row");
+            (x[0].to_string(), x[dept].to_string())
+        })
+        .collect()
+}
+
+fn day2(e: &Env) {
+    for f in ["workday.csv", "sap_hr.csv"] {
+        std::fs::copy(
+            repo().join("fixtures/hr/day2").join(f),
+            e.path(&format!("fixtures/hr/{f}")),
+        )
+        .expect("copy day 2");
+    }
+}
+
+#[test]
+fn accounts_follow_the_lifecycle_in_files_and_tables() {
+    let e = env();
+    ok(e.idsync(&["--as-of", DAY1, "run", "nightly"]));
+
+    // Day 1. The badge file has active people only, written by the profile.
+    let b = badges(&e);
+    assert_eq!(b.get("W100005").map(String::as_str), Some("Finance"));
+    assert!(b.contains_key("W100007"), "José is active on day 1");
+    assert!(!b.contains_key("W100013"), "Priya left before day 1");
+
+    // The plan lists the application's accounts before anything is written.
+    let plan = json(e.idsync(&["--json", "export", "app", "--dry-run"]));
+    let ops = plan[0]["plan"].as_array().expect("plan");
+    assert!(ops.iter().all(|o| o["verb"] == "create"), "{plan}");
+    assert!(ops.iter().any(|o| o["name"] == "sdubois"));
+    assert_eq!(app_rows(&e).len(), 1, "a dry run writes nothing");
+
+    let r = json(e.idsync(&["--as-of", DAY1, "--json", "export", "app"]));
+    assert_eq!(r["failed"], 0, "{r}");
+    assert_eq!(r["joined"], 1, "the hand-made sdubois is joined: {r}");
+    let rows = app_rows(&e);
+    assert_eq!(rows.len() as u64, r["created"].as_u64().unwrap() + 1);
+    let sophie = &rows["sdubois"];
+    assert_eq!(sophie.0.as_deref(), Some("sophie.dubois@example.com"));
+    assert_eq!(sophie.1.as_deref(), Some("Finance"));
+    // References are written as the referenced account's name: Sophie's
+    // manager's login, exported before her.
+    let boss = sophie.3.clone().expect("Sophie has a manager");
+    assert!(rows.contains_key(&boss), "{boss} is an account too");
+    assert!(rows.contains_key("jhernandez"), "José has an account");
+
+    // Nothing left to do: a second export changes nothing.
+    let again = json(e.idsync(&["--as-of", DAY1, "--json", "export", "app"]));
+    assert_eq!(
+        (again["created"].as_u64(), again["updated"].as_u64()),
+        (Some(0), Some(0)),
+        "{again}"
+    );
+
+    // The confirming import finds every exported value.
+    let c = json(e.idsync(&["--json", "import", "app"]));
+    assert_eq!(c["not_reimported"], 0, "{c}");
+    assert_eq!(c["missing"], 0);
+    assert!(c["confirmed"].as_u64().unwrap() > 100, "{c}");
+
+    // Day 2: movers, leavers, rehires, joiners.
+    day2(&e);
+    ok(e.idsync(&["--as-of", DAY2, "run", "nightly"]));
+    let plan = json(e.idsync(&["--json", "export", "app", "--dry-run"]));
+    let verbs: Vec<(String, String)> = plan[0]["plan"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| {
+            (
+                o["verb"].as_str().unwrap().into(),
+                o["name"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert!(
+        verbs.contains(&("update".into(), "sdubois".into())),
+        "{verbs:?}"
+    );
+    assert!(
+        verbs.contains(&("disable".into(), "jhernandez".into())),
+        "{verbs:?}"
+    );
+    assert!(
+        verbs.contains(&("create".into(), "tzielinski".into())),
+        "{verbs:?}"
+    );
+    let r = json(e.idsync(&["--as-of", DAY2, "--json", "export", "app"]));
+    assert_eq!(r["failed"], 0, "{r}");
+    let rows = app_rows(&e);
+    assert_eq!(rows["sdubois"].1.as_deref(), Some("Treasury"), "mover");
+    assert_eq!(rows["jhernandez"].2.as_deref(), Some("disabled"), "leaver");
+    assert_eq!(rows["tzielinski"].2.as_deref(), Some("active"), "joiner");
+    assert_eq!(rows["imoreau"].2.as_deref(), Some("prehire"), "pre-hire");
+    assert_eq!(rows["psharma"].2.as_deref(), Some("active"), "rehire");
+    let b = badges(&e);
+    assert_eq!(b.get("W100005").map(String::as_str), Some("Treasury"));
+    assert!(!b.contains_key("W100007"), "a leaver's badge goes");
+    assert!(b.contains_key("W100013"), "a rehire's badge comes back");
+    assert!(!b.contains_key("W100101"), "no badge before the first day");
+
+    // What each export did is listed object by object.
+    let runs = json(e.idsync(&["--json", "runs"]));
+    let last = runs[0]["run"]["id"].as_i64().unwrap().to_string();
+    let shown = json(e.idsync(&["--json", "runs", "show", &last, "--changes"]));
+    let changes = shown["steps"][0]["changes"].as_array().expect("changes");
+    assert!(
+        changes
+            .iter()
+            .any(|c| c["kind"] == "exported-disable" && c["anchor"] == "jhernandez"),
+        "{changes:?}"
+    );
+}
+
+#[test]
+fn a_target_that_cannot_be_reached_keeps_its_work_and_a_confirming_import_checks_it() {
+    let e = env();
+    ok(e.idsync(&["--as-of", DAY1, "run", "nightly"]));
+    // The application's database is being restored: its table is gone.
+    let db = rusqlite::Connection::open(e.path("app.db")).expect("app.db");
+    db.execute_batch("ALTER TABLE accounts RENAME TO accounts_old")
+        .expect("rename");
+    let out = e.idsync(&["--as-of", DAY1, "export", "app"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("no table \"accounts\""),
+        "{}",
+        stderr(&out)
+    );
+    let status = json(e.idsync(&["--json", "status"]));
+    let app = status["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["target"] == "app")
+        .expect("app in status")
+        .clone();
+    let pending = app["pending_exports"].as_u64().unwrap();
+    assert!(pending > 30, "{app}");
+
+    // Back: the same work is done, once.
+    db.execute_batch("ALTER TABLE accounts_old RENAME TO accounts")
+        .expect("rename back");
+    let r = json(e.idsync(&["--as-of", DAY1, "--json", "export", "app"]));
+    assert_eq!(
+        r["created"].as_u64().unwrap() + r["joined"].as_u64().unwrap(),
+        pending
+    );
+    assert_eq!(app_rows(&e).len() as u64, pending);
+
+    // Changed by hand before the confirming import: flagged, with the
+    // attribute and both values. Deleted by hand: created again.
+    db.execute_batch(
+        "UPDATE accounts SET dept = 'Sales' WHERE login = 'sdubois';
+         DELETE FROM accounts WHERE login = 'tbrandt';",
+    )
+    .expect("hand changes");
+    let c = json(e.idsync(&["--json", "import", "app"]));
+    assert_eq!(c["not_reimported"], 1, "{c}");
+    assert_eq!(c["missing"], 1, "{c}");
+    let runs = json(e.idsync(&["--json", "runs"]));
+    let last = runs[0]["run"]["id"].as_i64().unwrap().to_string();
+    let shown = json(e.idsync(&["--json", "runs", "show", &last]));
+    let errors = shown["steps"][0]["errors"].as_array().expect("errors");
+    let flag = errors
+        .iter()
+        .find(|x| x["kind"] == "exported-change-not-reimported")
+        .expect("flagged");
+    assert_eq!(flag["anchor"], "sdubois");
+    let msg = flag["message"].as_str().unwrap();
+    assert!(
+        msg.contains("dept") && msg.contains("Finance") && msg.contains("Sales"),
+        "{msg}"
+    );
+    let r = json(e.idsync(&["--as-of", DAY1, "--json", "export", "app"]));
+    assert_eq!(r["created"], 1, "{r}");
+    assert!(app_rows(&e).contains_key("tbrandt"));
+}
