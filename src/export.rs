@@ -686,6 +686,26 @@ impl App {
             })
         };
         let t = &self.rules.targets[ti];
+        // The deletion guard: a run that would delete many accounts (a
+        // scope rule gone wrong, an HR file cut short two steps earlier)
+        // stops before touching the target.
+        let pending = self.store.pending_exports(agent)?;
+        let deletes = pending
+            .iter()
+            .filter(|r| r.state == State::Delete.as_str() && r.remote_id.is_some())
+            .count() as u64;
+        let accounts = self.store.export_counts(agent)?.accounts;
+        drop(pending);
+        let guard = self.rules.metaverse.guard;
+        if !guard.allows(deletes, accounts, self.allow_deletes) {
+            let message = crate::app::guard_message(
+                &format!("delete {deletes} of the {accounts} accounts in target {agent:?}"),
+                &guard,
+                deletes,
+            );
+            self.store.fail_step(step, &message, &stamp(Utc::now()))?;
+            return Err(AppError::Guard(message));
+        }
         let mut target = match crate::connector::open_target(&t.connection) {
             Ok(x) => x,
             Err(e) => return fail(self, e.to_string()),

@@ -274,3 +274,26 @@ fn a_target_that_cannot_be_reached_keeps_its_work_and_a_confirming_import_checks
     assert_eq!(r["created"], 1, "{r}");
     assert!(app_rows(&e).contains_key("tbrandt"));
 }
+
+#[test]
+fn a_scope_gone_wrong_is_stopped_by_the_deletion_guard() {
+    let e = env();
+    ok(e.idsync(&["--as-of", DAY1, "run", "nightly"]));
+    let before = badges(&e);
+    assert!(before.len() > 30);
+    // A typo in the scope: nobody qualifies for a badge any more. Changing
+    // a target's rules makes the next sync look at every identity for it.
+    let p = e.path("rules/targets/badges.toml");
+    let text = std::fs::read_to_string(&p).expect("read");
+    std::fs::write(&p, text.replace(r#"lifecycle = "active""#, r#"lifecycle = "actve""#))
+        .expect("write");
+    ok(e.idsync(&["--as-of", DAY1, "sync", "--delta"]));
+    let out = e.idsync(&["--as-of", DAY1, "export", "badges"]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("deletion guard") && err.contains("--allow-deletes"), "{err}");
+    assert_eq!(badges(&e), before, "nothing was deleted");
+    let n = before.len().to_string();
+    ok(e.idsync(&["--as-of", DAY1, "--allow-deletes", &n, "export", "badges"]));
+    assert!(badges(&e).is_empty(), "deleted when the admin allows it");
+}
