@@ -88,6 +88,8 @@ pub struct SyncReport {
     pub mode: SyncMode,
     pub counters: SyncCounters,
     pub errors: Vec<StepErrorRow>,
+    /// Per group rule: memberships and groups changed.
+    pub groups: std::collections::BTreeMap<String, crate::groups::GroupCounts>,
     /// Per target: what the identities' accounts must become.
     pub provision: std::collections::BTreeMap<String, crate::export::ProvisionCounts>,
 }
@@ -220,7 +222,8 @@ impl App {
     /// Loads everything a full sync reads; `.plan()` on the result is pure.
     pub fn prepare_sync(&self, run: RunId, now: DateTime<Utc>) -> Result<Sync<'_>> {
         let rules = &self.rules;
-        let schema_of = |t: &str| rules.metaverse.get(t).map(|t| &t.schema);
+        // Computed groups are not the sync's: it neither loads nor touches them.
+        let schema_of = |t: &str| rules.metaverse.synced_schema(t);
         let mut sync = Sync::new(rules, run, now, self.store.next_mv_id()?);
         self.store
             .load_mv(&schema_of, &mut |row| sync.add_mv(row))?;
@@ -257,7 +260,7 @@ impl App {
             return Ok(None);
         }
         let rules = &self.rules;
-        let mv_schema = |t: &str| rules.metaverse.get(t).map(|t| &t.schema);
+        let mv_schema = |t: &str| rules.metaverse.synced_schema(t);
         let cs_schema = |a: &str| rules.agent(a).map(|a| &a.schema);
         let today = now.format("%Y-%m-%d").to_string();
         let mut cs: Vec<FxHashMap<CsId, CsRow>> = vec![FxHashMap::default(); rules.agents.len()];
@@ -510,6 +513,7 @@ impl App {
         if ran == SyncMode::Full && rebuild && !gather_keys {
             self.rebuild_keys(now)?;
         }
+        let groups = self.compute_groups(run, step, now)?;
         let provision = self.provision(run, step, now)?;
         info!(
             mode = ?ran,
@@ -529,6 +533,7 @@ impl App {
             mode: ran,
             counters: c,
             errors,
+            groups,
             provision,
         })
     }
@@ -582,7 +587,7 @@ impl App {
         let kinds = KeyKinds::of(&self.rules);
         let today = now.format("%Y-%m-%d").to_string();
         let rules = &self.rules;
-        let schema_of = |t: &str| rules.metaverse.get(t).map(|t| &t.schema);
+        let schema_of = |t: &str| rules.metaverse.synced_schema(t);
         let mut keys: Vec<(u64, MvId)> = Vec::new();
         let mut due: Vec<(MvId, Vec<Box<str>>)> = Vec::new();
         self.store.load_mv(&schema_of, &mut |row| {

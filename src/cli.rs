@@ -678,6 +678,14 @@ fn print_sync_counters(c: &crate::engine::SyncCounters) {
 fn print_sync(r: &SyncReport) {
     println!("sync (run {}):", r.run);
     print_sync_counters(&r.counters);
+    for (g, c) in &r.groups {
+        if c.memberships_changed + c.groups_created + c.groups_updated + c.groups_deleted > 0 {
+            println!(
+                "  groups {g}: memberships changed {}, groups created {}, updated {}, deleted {}",
+                c.memberships_changed, c.groups_created, c.groups_updated, c.groups_deleted
+            );
+        }
+    }
     for (t, c) in &r.provision {
         if c.provisioned
             + c.updated
@@ -937,16 +945,28 @@ fn search(cli: &Cli, q: &str, ty: Option<&str>, limit: usize) -> Result<i32> {
             continue;
         }
         let mut attrs = Vec::new();
+        let mut missing = None;
         for (a, _) in &conds {
             match t.schema.get(a) {
                 Some(i) => attrs.push(i),
-                None => {
-                    let help =
-                        rules::error::suggest(a, t.schema.names().iter().map(String::as_str))
-                            .unwrap_or_default();
-                    bail!("{} has no attribute {a:?} {help}", t.name);
-                }
+                None => missing = Some(a),
             }
+        }
+        if let Some(a) = missing {
+            // Without --type, a type that lacks the attribute holds no match.
+            if ty.is_none()
+                && app
+                    .rules
+                    .metaverse
+                    .types
+                    .iter()
+                    .any(|x| x.schema.get(a).is_some())
+            {
+                continue;
+            }
+            let help = rules::error::suggest(a, t.schema.names().iter().map(String::as_str))
+                .unwrap_or_default();
+            bail!("{} has no attribute {a:?} {help}", t.name);
         }
         let Some((first_attr, first_value)) = conds.first() else {
             continue;

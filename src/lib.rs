@@ -11,6 +11,7 @@ pub mod engine;
 pub mod export;
 pub mod expr;
 pub mod r#gen;
+pub mod groups;
 pub mod import;
 pub mod model;
 pub mod rules;

@@ -285,15 +285,102 @@ fn a_scope_gone_wrong_is_stopped_by_the_deletion_guard() {
     // a target's rules makes the next sync look at every identity for it.
     let p = e.path("rules/targets/badges.toml");
     let text = std::fs::read_to_string(&p).expect("read");
-    std::fs::write(&p, text.replace(r#"lifecycle = "active""#, r#"lifecycle = "actve""#))
-        .expect("write");
+    std::fs::write(
+        &p,
+        text.replace(r#"lifecycle = "active""#, r#"lifecycle = "actve""#),
+    )
+    .expect("write");
     ok(e.idsync(&["--as-of", DAY1, "sync", "--delta"]));
     let out = e.idsync(&["--as-of", DAY1, "export", "badges"]);
     assert!(!out.status.success());
     let err = stderr(&out);
-    assert!(err.contains("deletion guard") && err.contains("--allow-deletes"), "{err}");
+    assert!(
+        err.contains("deletion guard") && err.contains("--allow-deletes"),
+        "{err}"
+    );
     assert_eq!(badges(&e), before, "nothing was deleted");
     let n = before.len().to_string();
     ok(e.idsync(&["--as-of", DAY1, "--allow-deletes", &n, "export", "badges"]));
     assert!(badges(&e).is_empty(), "deleted when the admin allows it");
+}
+
+/// The computed groups, written as a file of group name and member badges.
+const GROUP_FILE: &str = r#"
+[target]
+name = "group-file"
+kind = "csv"
+object_type = "group"
+path = "../../out/groups.csv"
+key = "group"
+
+[provision]
+name = "name"
+
+[flows.export]
+title = "displayName"
+members = { ref = "member", in = "badges" }
+"#;
+
+/// group -> member badge ids
+fn groups_file(e: &Env) -> std::collections::BTreeMap<String, Vec<String>> {
+    let mut r = csv::Reader::from_path(e.path("out/groups.csv")).expect("groups.csv");
+    r.records()
+        .map(|x| {
+            let x = x.expect("row");
+            let members = x[1]
+                .split('|')
+                .filter(|m| !m.is_empty())
+                .map(str::to_string)
+                .collect();
+            (x[0].to_string(), members)
+        })
+        .collect()
+}
+
+#[test]
+fn groups_follow_departments_and_their_members_are_exported_as_references() {
+    let e = env();
+    e.write("rules/targets/groups.toml", GROUP_FILE);
+    ok(e.idsync(&["--as-of", DAY1, "run", "nightly"]));
+    let r = json(e.idsync(&["--as-of", DAY1, "--json", "export", "group-file"]));
+    assert_eq!(r["failed"], 0, "{r}");
+    let g = groups_file(&e);
+    assert!(g["dept-finance"].contains(&"W100005".to_string()), "{g:?}");
+    assert!(!g.contains_key("dept-treasury"));
+    assert!(g["all-employees"].len() > 25);
+    assert!(
+        !g["all-employees"].contains(&"W100013".to_string()),
+        "a leaver is in no group"
+    );
+
+    day2(&e);
+    let out = ok(e.idsync(&["--as-of", DAY2, "run", "nightly"]));
+    assert!(out.contains("groups departments"), "{out}");
+    let plan = json(e.idsync(&["--json", "export", "group-file", "--dry-run"]));
+    let ops = plan[0]["plan"].as_array().expect("plan");
+    assert!(
+        ops.iter()
+            .any(|o| o["verb"] == "create" && o["name"] == "dept-treasury"),
+        "{plan}"
+    );
+    assert!(
+        ops.iter().any(|o| o["name"] == "dept-finance"
+            && o["changes"].as_array().unwrap().iter().any(|c| {
+                let c = c.as_str().unwrap_or("");
+                c.starts_with("members -= ") && c.contains("W100005")
+            })),
+        "member removed, not the whole list replaced: {plan}"
+    );
+    ok(e.idsync(&["--as-of", DAY2, "export", "group-file"]));
+    let g = groups_file(&e);
+    assert_eq!(g["dept-treasury"], vec!["W100005".to_string()]);
+    assert!(!g["dept-finance"].contains(&"W100005".to_string()));
+    assert!(
+        !g["all-employees"].contains(&"W100007".to_string()),
+        "leaver left"
+    );
+    assert!(
+        g["all-employees"].contains(&"W100013".to_string()),
+        "rehire back"
+    );
 }

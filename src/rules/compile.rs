@@ -466,7 +466,111 @@ impl Compiler {
                 }
             }
         }
-        (Metaverse { types, guard }, order)
+        let mut mv = Metaverse {
+            types,
+            guard,
+            groups: Vec::new(),
+        };
+        for g in &raw.groups {
+            if let Some(rule) = self.group_rule(src, g.get_ref(), &mv) {
+                if mv.groups.iter().any(|x| x.name == rule.name) {
+                    self.err(
+                        src,
+                        g.get_ref().name.span(),
+                        format!("group rule {:?} is defined twice", rule.name),
+                        None,
+                    );
+                }
+                mv.groups.push(rule);
+            }
+        }
+        (mv, order)
+    }
+
+    fn group_rule(
+        &mut self,
+        src: &SourceFile,
+        g: &super::raw::RawGroupRule,
+        mv: &Metaverse,
+    ) -> Option<GroupRule> {
+        let context = format!("group rule {:?}", g.name.get_ref());
+        let ty = |this: &mut Compiler, n: &Spanned<String>| match mv.index(n.get_ref()) {
+            Some(t) => Some(t),
+            None => {
+                let help = suggest(n.get_ref(), mv.types.iter().map(|t| t.name.as_str()));
+                this.err(
+                    src,
+                    n.span(),
+                    format!("{context}: unknown object type {:?}", n.get_ref()),
+                    help,
+                );
+                None
+            }
+        };
+        let members = ty(self, &g.members);
+        let group_type = ty(self, &g.group_type);
+        let (members, group_type) = (members?, group_type?);
+        if members == group_type {
+            self.err(
+                src,
+                g.group_type.span(),
+                format!("{context}: groups and members must be different types"),
+                None,
+            );
+            return None;
+        }
+        let gt = &mv.types[group_type];
+        let name_attr = gt.schema.get("name");
+        let member_attr = gt.schema.get("member").filter(|&a| {
+            gt.attrs[a as usize].kind == AttrType::Reference && gt.attrs[a as usize].multi
+        });
+        if name_attr.is_none() || member_attr.is_none() {
+            self.err(
+                src,
+                g.group_type.span(),
+                format!(
+                    "{context}: type {:?} needs attributes name = \"string\" and member = {{ type = \"reference\", multi = true }}",
+                    gt.name
+                ),
+                None,
+            );
+            return None;
+        }
+        let scope = SchemaScope(&mv.types[members].schema);
+        let compile =
+            |this: &mut Compiler, text: &Spanned<String>, what: &str| match expr::Expr::compile(
+                text.get_ref(),
+                &scope,
+            ) {
+                Ok(e) => Some(e),
+                Err(errs) => {
+                    this.expr_errors(src, text, &format!("{context} {what}"), errs);
+                    None
+                }
+            };
+        let key = compile(self, &g.key, "key");
+        let when = match &g.when {
+            Some(w) => Some(compile(self, w, "when")?),
+            None => None,
+        };
+        let mut set = Vec::new();
+        for (attr, text) in &g.set {
+            let a = self.mv_attr(src, attr, gt, &context);
+            let e = compile(self, text, &format!("set {:?}", attr.get_ref()));
+            if let (Some(a), Some(e)) = (a, e) {
+                set.push((a, e));
+            }
+        }
+        Some(GroupRule {
+            name: g.name.get_ref().clone(),
+            members,
+            group_type,
+            key: key?,
+            when,
+            set,
+            name_attr: name_attr?,
+            member_attr: member_attr?,
+        })
     }
 
     fn agent_ref(

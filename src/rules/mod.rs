@@ -53,6 +53,24 @@ impl RuleSet {
 pub struct Metaverse {
     pub types: Vec<MvType>,
     pub guard: DeletionGuard,
+    pub groups: Vec<GroupRule>,
+}
+
+/// Groups computed from identities: one group object (of `group_type`) per
+/// distinct `key` value over the objects of `members` that `when` accepts.
+/// Group types are written only by these rules; syncs leave them alone.
+#[derive(Debug, Clone)]
+pub struct GroupRule {
+    pub name: String,
+    pub members: usize,
+    pub group_type: usize,
+    pub key: Expr,
+    pub when: Option<Expr>,
+    /// Group attribute -> expression over the group's first member (by id).
+    pub set: Vec<(u32, Expr)>,
+    /// The group type's `name` and `member` attributes.
+    pub name_attr: u32,
+    pub member_attr: u32,
 }
 
 /// How much one step may delete or disconnect before it stops and asks for
@@ -98,6 +116,19 @@ impl Metaverse {
 
     pub fn index(&self, name: &str) -> Option<usize> {
         self.types.iter().position(|t| t.name == name)
+    }
+
+    /// Whether objects of type `t` are groups computed by rules, not synced
+    /// from agents.
+    pub fn computed(&self, t: usize) -> bool {
+        self.groups.iter().any(|g| g.group_type == t)
+    }
+
+    /// The schema of a synced type, by name; `None` for computed groups, so
+    /// syncs neither load nor touch them.
+    pub fn synced_schema(&self, name: &str) -> Option<&Schema> {
+        let i = self.index(name)?;
+        (!self.computed(i)).then(|| &self.types[i].schema)
     }
 }
 

@@ -226,6 +226,28 @@ pub struct RawMetaverse {
     pub types: BTreeMap<Spanned<String>, Spanned<RawMvType>>,
     /// Limits on what one step may delete before it needs `--allow-deletes`.
     pub deletion_guard: Option<Spanned<RawGuard>>,
+    /// Groups computed from the identities' attributes.
+    #[serde(default)]
+    pub groups: Vec<Spanned<RawGroupRule>>,
+}
+
+/// `[[metaverse.groups]]`: one group per distinct value of `key` over the
+/// member type's objects (those `when` accepts).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawGroupRule {
+    pub name: Spanned<String>,
+    /// The metaverse type of the members.
+    pub members: Spanned<String>,
+    /// The metaverse type the groups are stored as.
+    #[serde(rename = "type")]
+    pub group_type: Spanned<String>,
+    /// An expression over a member: the group's name; null: in no group.
+    pub key: Spanned<String>,
+    pub when: Option<Spanned<String>>,
+    /// Group attribute -> expression over the group's first member.
+    #[serde(default)]
+    pub set: BTreeMap<Spanned<String>, Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -369,3 +369,116 @@ impl Tx<'_> {
         Ok(())
     }
 }
+
+impl Store {
+    /// The group each of these identities is in under `rule`.
+    pub fn group_keys(&self, rule: &str, ids: &[MvId]) -> Result<Vec<(MvId, String)>> {
+        let mut out = Vec::new();
+        for chunk in ids.chunks(IN_LIST) {
+            let sql = format!(
+                "SELECT mv_id, key FROM group_member WHERE rule = ? AND mv_id IN ({})",
+                placeholders(chunk.len())
+            );
+            let mut stmt = self.conn.prepare_cached(&sql).map_err(|e| self.err(e))?;
+            let args = std::iter::once(rusqlite::types::Value::Text(rule.to_string()))
+                .chain(chunk.iter().map(|&i| rusqlite::types::Value::Integer(i)));
+            let rows = stmt
+                .query_map(rusqlite::params_from_iter(args), |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
+                .map_err(|e| self.err(e))?;
+            for r in rows {
+                out.push(r.map_err(|e| self.err(e))?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Members under `rule` that are no longer in the metaverse.
+    pub fn group_members_gone(&self, rule: &str) -> Result<Vec<MvId>> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT g.mv_id FROM group_member g WHERE g.rule = ?1
+                 AND NOT EXISTS (SELECT 1 FROM mv_object m WHERE m.id = g.mv_id)",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(params![rule], |r| r.get(0))
+            .map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<Vec<MvId>>>()
+            .map_err(|e| self.err(e))
+    }
+}
+
+impl Tx<'_> {
+    /// Puts an identity in group `key` of `rule`, or in none.
+    pub fn set_group_key(&self, rule: &str, mv: MvId, key: Option<&str>) -> Result<()> {
+        match key {
+            Some(k) => self
+                .tx
+                .prepare_cached(
+                    "INSERT INTO group_member(rule, mv_id, key) VALUES (?1, ?2, ?3)
+                     ON CONFLICT(rule, mv_id) DO UPDATE SET key = excluded.key",
+                )
+                .and_then(|mut s| s.execute(params![rule, mv, k])),
+            None => self
+                .tx
+                .prepare_cached("DELETE FROM group_member WHERE rule = ?1 AND mv_id = ?2")
+                .and_then(|mut s| s.execute(params![rule, mv])),
+        }
+        .map(|_| ())
+        .map_err(|e| self.err(e))
+    }
+
+    /// A group's members, by id.
+    pub fn group_members(&self, rule: &str, key: &str) -> Result<Vec<MvId>> {
+        let mut stmt = self
+            .tx
+            .prepare_cached(
+                "SELECT mv_id FROM group_member WHERE rule = ?1 AND key = ?2 ORDER BY mv_id",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(params![rule, key], |r| r.get(0))
+            .map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<Vec<MvId>>>()
+            .map_err(|e| self.err(e))
+    }
+
+    /// The metaverse object of group `key`, and its stored attributes.
+    pub fn group_object(&self, rule: &str, key: &str) -> Result<Option<(MvId, String)>> {
+        self.tx
+            .query_row(
+                "SELECT g.mv_id, m.attrs FROM group_object g JOIN mv_object m ON m.id = g.mv_id
+                 WHERE g.rule = ?1 AND g.key = ?2",
+                params![rule, key],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
+    pub fn set_group_object(&self, rule: &str, key: &str, mv: Option<MvId>) -> Result<()> {
+        match mv {
+            Some(id) => self.tx.execute(
+                "INSERT OR REPLACE INTO group_object(rule, key, mv_id) VALUES (?1, ?2, ?3)",
+                params![rule, key, id],
+            ),
+            None => self.tx.execute(
+                "DELETE FROM group_object WHERE rule = ?1 AND key = ?2",
+                params![rule, key],
+            ),
+        }
+        .map(|_| ())
+        .map_err(|e| self.err(e))
+    }
+
+    pub fn next_mv_id(&self) -> Result<MvId> {
+        self.tx
+            .query_row("SELECT coalesce(max(id), 0) + 1 FROM mv_object", [], |r| {
+                r.get(0)
+            })
+            .map_err(|e| self.err(e))
+    }
+}

@@ -190,7 +190,22 @@ const MIGRATIONS: &[&str] = &[
         quarantined_run INTEGER
      );
      -- Provisioning reads the identities a sync changed.
-     CREATE INDEX mv_updated ON mv_object(updated_run);",
+     CREATE INDEX mv_updated ON mv_object(updated_run);
+     -- Groups computed from identities: each member's group per rule, and
+     -- the metaverse object holding each group.
+     CREATE TABLE group_member(
+        rule TEXT NOT NULL,
+        mv_id INTEGER NOT NULL,
+        key TEXT NOT NULL,
+        PRIMARY KEY(rule, mv_id)
+     ) WITHOUT ROWID;
+     CREATE INDEX group_member_key ON group_member(rule, key, mv_id);
+     CREATE TABLE group_object(
+        rule TEXT NOT NULL,
+        key TEXT NOT NULL,
+        mv_id INTEGER NOT NULL,
+        PRIMARY KEY(rule, key)
+     ) WITHOUT ROWID;",
 ];
 
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {

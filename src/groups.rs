@@ -1,0 +1,230 @@
+//! Groups from org data: after each sync, the identities it changed are put
+//! in their group under each `[[metaverse.groups]]` rule (one group per
+//! distinct key: a department, `all-employees`, `contractors`), and the
+//! groups whose members changed are written as metaverse objects with their
+//! `member` references. Targets then provision them like any other object.
+
+use crate::app::{App, Result};
+use crate::engine::truthy;
+use crate::expr::Context;
+use crate::model::json::{lineage_to_json, record_to_json};
+use crate::model::{MvId, Record, RunId};
+use crate::rules::GroupRule;
+use crate::store::NewChange;
+use chrono::{DateTime, Utc};
+use rayon::prelude::*;
+use rustc_hash::FxHashMap;
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
+
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct GroupCounts {
+    pub evaluated: u64,
+    pub memberships_changed: u64,
+    pub groups_created: u64,
+    pub groups_updated: u64,
+    pub groups_deleted: u64,
+}
+
+/// The group an identity belongs in under `g`, and the group attributes it
+/// gives (`set`).
+fn group_of(
+    g: &GroupRule,
+    mv: &Record,
+    ctx: &Context,
+) -> (Option<String>, Vec<(u32, Vec<String>)>) {
+    if let Some(w) = &g.when
+        && !w.eval(mv, ctx).map(|v| truthy(&v)).unwrap_or(false)
+    {
+        return (None, Vec::new());
+    }
+    let key = g
+        .key
+        .eval(mv, ctx)
+        .ok()
+        .and_then(|v| v.to_strings().into_iter().next());
+    let set = if key.is_some() {
+        g.set
+            .iter()
+            .map(|(a, e)| {
+                (
+                    *a,
+                    e.eval(mv, ctx).map(|v| v.to_strings()).unwrap_or_default(),
+                )
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    (key, set)
+}
+
+impl App {
+    /// Brings every group rule's groups up to date with the identities
+    /// changed since its last pass (all of them when the rules changed).
+    pub fn compute_groups(
+        &mut self,
+        run: RunId,
+        step: i64,
+        now: DateTime<Utc>,
+    ) -> Result<BTreeMap<String, GroupCounts>> {
+        let mut all = BTreeMap::new();
+        for gi in 0..self.rules.metaverse.groups.len() {
+            let c = self.group_rule_pass(gi, run, step, now)?;
+            all.insert(self.rules.metaverse.groups[gi].name.clone(), c);
+        }
+        if !all.is_empty() {
+            let tx = self.store.begin()?;
+            tx.merge_step_counters(step, &serde_json::json!({ "groups": all }))?;
+            tx.commit()?;
+        }
+        Ok(all)
+    }
+
+    fn group_rule_pass(
+        &mut self,
+        gi: usize,
+        run: RunId,
+        step: i64,
+        now: DateTime<Utc>,
+    ) -> Result<GroupCounts> {
+        let App { rules, store, .. } = self;
+        let g = &rules.metaverse.groups[gi];
+        let state_key = format!("group:{}", g.name);
+        let member_type = rules.metaverse.types[g.members].name.clone();
+        let group_type = &rules.metaverse.types[g.group_type];
+        let st = store.target_state(&state_key)?;
+        let everything = st.rules_hash.as_deref() != Some(rules.hash.as_str());
+        let mut ids =
+            store.mv_ids_changed(&member_type, (!everything).then_some(st.provisioned_run))?;
+        ids.extend(store.group_members_gone(&g.name)?);
+        ids.sort_unstable();
+        ids.dedup();
+        let mut counts = GroupCounts {
+            evaluated: ids.len() as u64,
+            ..GroupCounts::default()
+        };
+        let schema_of = |n: &str| rules.metaverse.synced_schema(n);
+        // key -> group attributes from the lowest-id member seen changing.
+        let mut touched: BTreeMap<String, Option<SetValues>> = BTreeMap::new();
+        let mut moves: Vec<(MvId, Option<String>)> = Vec::new();
+        for chunk in ids.chunks(20_000) {
+            let mvs: FxHashMap<MvId, Record> = store
+                .load_mv_ids(chunk, &schema_of)?
+                .into_iter()
+                .filter(|m| m.object_type == member_type)
+                .map(|m| (m.id, m.attrs))
+                .collect();
+            let old: FxHashMap<MvId, String> =
+                store.group_keys(&g.name, chunk)?.into_iter().collect();
+            let new: Vec<(MvId, Option<String>, SetValues)> = chunk
+                .par_iter()
+                .map(|&id| {
+                    let key = format!("mv/{id}");
+                    let ctx = Context {
+                        now,
+                        object_key: &key,
+                        unique: None,
+                    };
+                    match mvs.get(&id) {
+                        Some(r) => {
+                            let (k, set) = group_of(g, r, &ctx);
+                            (id, k, set)
+                        }
+                        None => (id, None, Vec::new()),
+                    }
+                })
+                .collect();
+            for (id, key, set) in new {
+                let before = old.get(&id);
+                if let Some(k) = &key {
+                    let slot = touched.entry(k.clone()).or_insert(None);
+                    if slot.is_none() {
+                        *slot = Some(set);
+                    }
+                }
+                if before != key.as_ref() {
+                    counts.memberships_changed += 1;
+                    if let Some(b) = before {
+                        touched.entry(b.clone()).or_insert(None);
+                    }
+                    moves.push((id, key));
+                }
+            }
+        }
+        let tx = store.begin()?;
+        for (id, key) in &moves {
+            tx.set_group_key(&g.name, *id, key.as_deref())?;
+        }
+        let lineage = |attrs: &[u32]| {
+            let names: Vec<&str> = attrs.iter().map(|&a| group_type.schema.name(a)).collect();
+            lineage_to_json(names.into_iter().map(|n| (n, g.name.as_str(), "", run)))
+        };
+        let mut next = tx.next_mv_id()?;
+        let keys: BTreeSet<&String> = touched.keys().collect();
+        for key in keys {
+            let members = tx.group_members(&g.name, key)?;
+            let existing = tx.group_object(&g.name, key)?;
+            if members.is_empty() {
+                if let Some((id, _)) = existing {
+                    tx.delete_mv(id)?;
+                    tx.set_group_object(&g.name, key, None)?;
+                    tx.add_change(step, &NewChange::identity("group-deleted", id, Some(key)))?;
+                    counts.groups_deleted += 1;
+                }
+                continue;
+            }
+            let mut b = Record::builder();
+            b.push(g.name_attr, key);
+            for m in &members {
+                b.push_owned(g.member_attr, m.to_string());
+            }
+            // Values set by the rule: from this pass's member when one
+            // changed, else what the group holds.
+            let set = touched.get(key).cloned().flatten();
+            let held = existing.as_ref().and_then(|(_, json)| {
+                crate::model::json::record_from_json(json, &group_type.schema).ok()
+            });
+            for (a, _) in &g.set {
+                let vals: Vec<String> = match &set {
+                    Some(s) => s
+                        .iter()
+                        .find(|(x, _)| x == a)
+                        .map(|(_, v)| v.clone())
+                        .unwrap_or_default(),
+                    None => held
+                        .as_ref()
+                        .map(|h| h.values(*a).map(str::to_string).collect())
+                        .unwrap_or_default(),
+                };
+                for v in vals {
+                    b.push_owned(*a, v);
+                }
+            }
+            let rec = b.build();
+            let json = record_to_json(&rec, &group_type.schema);
+            let attrs: Vec<u32> = rec.attrs().collect();
+            match existing {
+                Some((id, old)) if old == json => {
+                    let _ = id;
+                }
+                Some((id, _)) => {
+                    tx.update_mv(id, &json, &lineage(&attrs), run)?;
+                    tx.add_change(step, &NewChange::identity("group-updated", id, Some(key)))?;
+                    counts.groups_updated += 1;
+                }
+                None => {
+                    let id = next;
+                    next += 1;
+                    tx.insert_mv(id, &group_type.name, &json, &lineage(&attrs), run)?;
+                    tx.set_group_object(&g.name, key, Some(id))?;
+                    tx.add_change(step, &NewChange::identity("group-created", id, Some(key)))?;
+                    counts.groups_created += 1;
+                }
+            }
+        }
+        tx.set_target_provisioned(&state_key, &rules.hash, run)?;
+        tx.commit()?;
+        Ok(counts)
+    }
+}
