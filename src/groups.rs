@@ -26,13 +26,12 @@ pub struct GroupCounts {
     pub groups_deleted: u64,
 }
 
+/// Group attribute values a member gives (`set`).
+type SetValues = Vec<(u32, Vec<String>)>;
+
 /// The group an identity belongs in under `g`, and the group attributes it
-/// gives (`set`).
-fn group_of(
-    g: &GroupRule,
-    mv: &Record,
-    ctx: &Context,
-) -> (Option<String>, Vec<(u32, Vec<String>)>) {
+/// gives.
+fn group_of(g: &GroupRule, mv: &Record, ctx: &Context) -> (Option<String>, SetValues) {
     if let Some(w) = &g.when
         && !w.eval(mv, ctx).map(|v| truthy(&v)).unwrap_or(false)
     {
