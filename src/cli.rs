@@ -835,6 +835,15 @@ fn show(cli: &Cli, args: &[String]) -> Result<i32> {
             "updated_run": row.updated_run,
             "attributes": attrs,
             "connectors": links,
+            "accounts": app.store.accounts_of(id)?.iter().map(|a| json!({
+                "target": a.agent,
+                "state": a.state,
+                "name": a.name,
+                "id": a.remote_id,
+                "pending_export": a.pending,
+                "error": a.error,
+                "awaiting_confirmation": a.unconfirmed.is_some(),
+            })).collect::<Vec<_>>(),
         }));
     }
     if cli.json {
@@ -901,6 +910,33 @@ fn show(cli: &Cli, args: &[String]) -> Result<i32> {
                 l["anchor"].as_str().unwrap_or(""),
                 how,
                 l["run"]
+            );
+        }
+        let accounts = o["accounts"].as_array().unwrap_or(&empty);
+        if !accounts.is_empty() {
+            println!("  accounts:");
+        }
+        for a in accounts {
+            let mut notes = Vec::new();
+            if a["pending_export"] == true {
+                notes.push("export pending".to_string());
+            }
+            if a["awaiting_confirmation"] == true {
+                notes.push("awaiting confirmation".to_string());
+            }
+            if let Some(e) = a["error"].as_str() {
+                notes.push(format!("last export failed: {e}"));
+            }
+            println!(
+                "    {:16} {:9} {}{}",
+                a["target"].as_str().unwrap_or(""),
+                a["state"].as_str().unwrap_or(""),
+                a["name"].as_str().unwrap_or("(not created yet)"),
+                if notes.is_empty() {
+                    String::new()
+                } else {
+                    format!("  ({})", notes.join("; "))
+                }
             );
         }
     }
