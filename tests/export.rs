@@ -384,3 +384,49 @@ fn groups_follow_departments_and_their_members_are_exported_as_references() {
         "rehire back"
     );
 }
+
+#[test]
+fn a_target_failing_most_exports_is_quarantined_until_one_succeeds() {
+    let e = env();
+    // The application refuses every row (a constraint its admins added).
+    let db = rusqlite::Connection::open(e.path("app.db")).expect("app.db");
+    db.execute_batch(
+        "DROP TABLE accounts;
+         CREATE TABLE accounts(login TEXT PRIMARY KEY, mail TEXT, dept TEXT, status TEXT, manager TEXT,
+                               CHECK (length(login) > 40));",
+    )
+    .expect("strict table");
+    ok(e.idsync(&["--as-of", DAY1, "run", "nightly"]));
+    let out = e.idsync(&["--as-of", DAY1, "--json", "export", "app"]);
+    assert!(!out.status.success(), "a quarantining run fails");
+    assert!(stderr(&out).contains("quarantined"), "{}", stderr(&out));
+    let status = json(e.idsync(&["--json", "status"]));
+    let app = status["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["target"] == "app")
+        .cloned()
+        .expect("app");
+    assert!(app["quarantined"].as_str().is_some(), "{app}");
+    let failing = app["failing"].as_u64().unwrap();
+    assert!(failing > 30, "{app}");
+
+    // Quarantined: the next run tries one account, fails, and stops.
+    let out = e.idsync(&["--as-of", DAY1, "export", "app"]);
+    assert!(!out.status.success());
+    let runs = json(e.idsync(&["--json", "runs"]));
+    let counters = &runs[0]["steps"][0]["counters"];
+    assert_eq!(counters["failed"], 1, "{counters}");
+
+    // Fixed: the probe succeeds, the quarantine lifts, the rest follows.
+    db.execute_batch(
+        "DROP TABLE accounts;
+         CREATE TABLE accounts(login TEXT PRIMARY KEY, mail TEXT, dept TEXT, status TEXT, manager TEXT);",
+    )
+    .expect("table fixed");
+    let r = json(e.idsync(&["--as-of", DAY1, "--json", "export", "app"]));
+    assert!(r["quarantined"].is_null(), "{r}");
+    assert_eq!(r["created"].as_u64(), Some(failing), "{r}");
+    assert_eq!(app_rows(&e).len() as u64, failing);
+}
