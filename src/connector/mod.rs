@@ -11,6 +11,7 @@
 pub mod convert;
 pub mod csv;
 pub mod mark;
+pub mod scim;
 pub mod sql;
 pub mod sqlite_file;
 pub mod target;
