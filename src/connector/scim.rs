@@ -33,13 +33,14 @@
 //! these forms, also when a `remove` matches nothing.
 //!
 //! # Errors
-//! 429, 5xx and dropped connections are retried within the call (see
-//! [`http`]); a 401 is transient (the token, not the object, is wrong); a
-//! 409 on create is [`ExportError::Exists`], a 404 on update or delete
-//! [`ExportError::NotFound`]; any other refusal is
+//! 429, 5xx and dropped connections are retried within the call (the `http`
+//! submodule says how). A 401 is transient: the token, not the object, is
+//! wrong; so is a 403 at connect, while a 403 on one object is that
+//! object's refusal. A 409 on create is [`ExportError::Exists`], a 404 on
+//! update or delete [`ExportError::NotFound`]; any other refusal is
 //! [`ExportError::Rejected`] with the SCIM `scimType` and `detail`. A create
 //! retried after a lost answer may meet its own first attempt and answer
-//! `Exists`; the export then joins by `find` as for any existing name.
+//! `Exists`; the caller can then join by `find` as for any existing name.
 
 mod http;
 mod path;
@@ -282,7 +283,7 @@ impl Target for ScimTarget {
             ("count", "2"),
             ("attributes", &self.requested),
         ])?;
-        let total = list.total.unwrap_or(list.resources.len() as u64);
+        let total = list.total.unwrap_or(0).max(list.resources.len() as u64);
         match (total, list.resources.as_slice()) {
             (0, _) | (_, []) => Ok(None),
             (1, [one]) => self.remote(one).map(Some),
@@ -365,7 +366,12 @@ impl Target for ScimTarget {
                 each(self.remote(resource)?);
             }
             start += list.resources.len() as u64;
-            if list.total.is_none_or(|t| start > t) {
+            // Without the (required) totalResults, a short page is the last.
+            let done = match list.total {
+                Some(total) => start > total,
+                None => list.resources.len() < self.page,
+            };
+            if done {
                 return Ok(());
             }
         }

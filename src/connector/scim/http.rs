@@ -185,7 +185,16 @@ impl Http {
                     method.name()
                 )));
             }
-            std::thread::sleep(asked.unwrap_or(wait));
+            let pause = asked.unwrap_or(wait);
+            tracing::debug!(
+                method = method.name(),
+                url,
+                attempt,
+                wait_ms = pause.as_millis() as u64,
+                error = %last,
+                "SCIM request will be tried again."
+            );
+            std::thread::sleep(pause);
             wait = (wait * 2).min(MAX_RETRY_AFTER);
             attempt += 1;
         }
@@ -199,8 +208,21 @@ impl Http {
         body: Option<&[u8]>,
         auth: &str,
     ) -> Result<Answer, Failure> {
-        let sent = match (method, body) {
-            (Method::Post | Method::Patch, Some(body)) => {
+        let q = query.iter().copied();
+        let sent = match method {
+            Method::Get => self
+                .agent
+                .get(url)
+                .header("Authorization", auth)
+                .query_pairs(q)
+                .call(),
+            Method::Delete => self
+                .agent
+                .delete(url)
+                .header("Authorization", auth)
+                .query_pairs(q)
+                .call(),
+            Method::Post | Method::Patch => {
                 let req = if method == Method::Post {
                     self.agent.post(url)
                 } else {
@@ -208,21 +230,9 @@ impl Http {
                 };
                 req.header("Authorization", auth)
                     .header("Content-Type", "application/scim+json")
-                    .query_pairs(query.iter().copied())
-                    .send(body)
+                    .query_pairs(q)
+                    .send(body.unwrap_or_default())
             }
-            (Method::Delete, _) => self
-                .agent
-                .delete(url)
-                .header("Authorization", auth)
-                .query_pairs(query.iter().copied())
-                .call(),
-            _ => self
-                .agent
-                .get(url)
-                .header("Authorization", auth)
-                .query_pairs(query.iter().copied())
-                .call(),
         };
         let mut response = sent.map_err(transport)?;
         let status = response.status().as_u16();
