@@ -12,6 +12,7 @@ pub mod convert;
 pub mod csv;
 pub mod file_target;
 pub mod mark;
+pub mod scim;
 pub mod sql;
 pub mod sqlite_file;
 pub mod target;

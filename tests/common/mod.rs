@@ -2,6 +2,8 @@
 //! staging connector-space objects directly, and running the binary.
 #![allow(dead_code)]
 
+pub mod scim;
+
 use idsync::app::App;
 use idsync::model::{Record, Schema};
 use idsync::store::Store;
