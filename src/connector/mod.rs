@@ -266,8 +266,9 @@ pub fn open_target(
     match connection {
         TargetConnection::Csv(c) => Ok(Box::new(file_target::CsvTarget::new(c.clone()))),
         TargetConnection::Sql(c) => Ok(Box::new(file_target::SqlTarget::new(c.clone()))),
-        TargetConnection::Ldap(_) | TargetConnection::Scim(_) => Err(
-            target::ExportError::Transient("this target kind is not available".into()),
-        ),
+        TargetConnection::Scim(c) => Ok(Box::new(scim::ScimTarget::new(c.clone()))),
+        TargetConnection::Ldap(_) => Err(target::ExportError::Transient(
+            "this target kind is not available".into(),
+        )),
     }
 }

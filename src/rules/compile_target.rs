@@ -106,6 +106,19 @@ impl Compiler {
             },
         };
         let connection = self.connection(src, rt, &attrs)?;
+        if let (TargetConnection::Scim(c), Some(fl)) = (&connection, &raw.flows) {
+            for k in fl.export.keys() {
+                if let Err(e) = crate::connector::scim::check_attribute(k.get_ref(), &c.extensions)
+                {
+                    self.err(
+                        src,
+                        k.span(),
+                        format!("export flow {:?}: {e}", k.get_ref()),
+                        Some("SCIM attributes are paths: userName, name.givenName, emails[type eq \"work\"].value, <extension URN>:attr".into()),
+                    );
+                }
+            }
+        }
         let mut quarantine = Quarantine::default();
         if let Some(q) = &rt.quarantine {
             let q = q.get_ref();
