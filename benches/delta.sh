@@ -35,7 +35,7 @@ if [ "${FRESH:-0}" = 1 ] || [ ! -f "$base/idsync.db" ] || [ "$(cat "$base/seed" 
     echo "building the base: generate $people people, run nightly ..."
     "$bin" generate --people "$people" --seed "$seed" --out "$base" >/dev/null
     # Same layout as the repository, so the example's relative paths resolve.
-    cp -r rules/example "$base/rules/example"
+    benches/spine_rules.sh "$base/rules"
     t0=$(now)
     "$bin" -q --rules "$base/rules/example" --store "$base/idsync.db" --json run nightly > "$base/nightly.json"
     t1=$(now)

@@ -19,8 +19,9 @@ mkdir -p "$out/rules"
 start=$(date +%s.%N)
 "$bin" generate --people "$people" --seed "$seed" --out "$out" >/dev/null
 gen_end=$(date +%s.%N)
-# Same layout as the repository, so the example's relative paths resolve.
-cp -r rules/example "$out/rules/example"
+# Same layout as the repository, so the example's relative paths resolve;
+# the HR spine only.
+benches/spine_rules.sh "$out/rules"
 
 measure() {
     if [ -x /usr/bin/time ]; then
