@@ -10,6 +10,7 @@
 
 pub mod convert;
 pub mod csv;
+pub mod ldap;
 pub mod mark;
 pub mod sql;
 pub mod sqlite_file;
