@@ -11,6 +11,7 @@
 pub mod convert;
 pub mod csv;
 pub mod file_target;
+pub mod ldap;
 pub mod mark;
 pub mod scim;
 pub mod sql;
@@ -267,8 +268,6 @@ pub fn open_target(
         TargetConnection::Csv(c) => Ok(Box::new(file_target::CsvTarget::new(c.clone()))),
         TargetConnection::Sql(c) => Ok(Box::new(file_target::SqlTarget::new(c.clone()))),
         TargetConnection::Scim(c) => Ok(Box::new(scim::ScimTarget::new(c.clone()))),
-        TargetConnection::Ldap(_) => Err(target::ExportError::Transient(
-            "this target kind is not available".into(),
-        )),
+        TargetConnection::Ldap(c) => Ok(Box::new(ldap::LdapTarget::new(c.clone()))),
     }
 }

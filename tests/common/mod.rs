@@ -1,6 +1,7 @@
 //! Shared helpers for integration tests: temporary rule sets and stores,
 //! staging connector-space objects directly, and running the binary.
 #![allow(dead_code)]
+pub mod slapd;
 
 pub mod scim;
 
