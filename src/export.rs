@@ -786,6 +786,9 @@ impl App {
                 let old_unconfirmed = w.row.unconfirmed.clone();
                 match apply_one(target.as_mut(), t, w, op.clone(), &want) {
                     Ok(done) => {
+                        // Tests: a crash after the target changed and before
+                        // the store recorded it.
+                        crate::store::fault_point("export-applied");
                         progress += 1;
                         consecutive = 0;
                         probing = false;
@@ -882,7 +885,6 @@ impl App {
                 since_commit += 1;
                 if !at_finish && since_commit >= EXPORT_BATCH {
                     tx.commit()?;
-                    crate::store::fault_point("export-batch");
                     tx = store.begin()?;
                     since_commit = 0;
                 }

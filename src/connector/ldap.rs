@@ -268,10 +268,21 @@ impl Session<'_> {
             self.conn
                 .with_controls(PostRead::new(vec![self.cfg.id_attr.as_str()]));
         }
-        let res = self
+        let mut res = self
             .conn
-            .add(dn, entry)
+            .add(dn, entry.clone())
             .map_err(|e| lost(self.cfg, &what, e))?;
+        if res.rc == RC_NO_SUCH_OBJECT && self.make_parent(dn)? {
+            self.conn.with_timeout(timeout(self.cfg));
+            if *self.post_read {
+                self.conn
+                    .with_controls(PostRead::new(vec![self.cfg.id_attr.as_str()]));
+            }
+            res = self
+                .conn
+                .add(dn, entry)
+                .map_err(|e| lost(self.cfg, &what, e))?;
+        }
         match res.rc {
             0 => {}
             RC_ALREADY_EXISTS => return Err(ExportError::Exists(dn.to_string())),
@@ -291,6 +302,51 @@ impl Session<'_> {
             id,
             name: dn.to_string(),
         })
+    }
+
+    /// Creates the organizational unit `dn` needs as its parent, and the
+    /// ones above it, below the base: a department's OU the first time
+    /// someone joins it. True when something was created. Other missing
+    /// parents (not `ou=`, or outside the base) are the admin's to make.
+    fn make_parent(&mut self, dn: &str) -> Result<bool, ExportError> {
+        let Some((_, parent)) = split_dn(dn) else {
+            return Ok(false);
+        };
+        let (p, base) = (normal_dn(parent), normal_dn(&self.cfg.base));
+        let below = p.len() > base.len()
+            && p[p.len() - base.len()..]
+                .iter()
+                .zip(&base)
+                .all(|(x, y)| x.eq_ignore_ascii_case(y));
+        let Some((rdn, _)) = split_dn(parent) else {
+            return Ok(false);
+        };
+        let Some((attr, value)) = rdn.split_once('=') else {
+            return Ok(false);
+        };
+        if !below || !attr.trim().eq_ignore_ascii_case("ou") {
+            return Ok(false);
+        }
+        let what = format!("add {parent}");
+        let ou: HashSet<String> = [dn_unescape(value.trim())].into_iter().collect();
+        let classes: HashSet<String> = ["top", "organizationalUnit"]
+            .iter()
+            .map(|c| c.to_string())
+            .collect();
+        let entry = vec![("objectClass".to_string(), classes), ("ou".to_string(), ou)];
+        for _ in 0..2 {
+            let res = self
+                .conn
+                .with_timeout(timeout(self.cfg))
+                .add(parent, entry.clone())
+                .map_err(|e| lost(self.cfg, &what, e))?;
+            match res.rc {
+                0 | RC_ALREADY_EXISTS => return Ok(true),
+                RC_NO_SUCH_OBJECT if self.make_parent(parent)? => continue,
+                _ => return Err(refused(self.cfg, &what, &res)),
+            }
+        }
+        Ok(false)
     }
 
     fn id_of(&mut self, dn: &str) -> Result<String, ExportError> {
@@ -348,6 +404,9 @@ impl Session<'_> {
                 .map_err(|e| lost(self.cfg, &what, e))?;
             match res.rc {
                 0 => return Ok(to.to_string()),
+                // The new parent may be what is missing (a new department).
+                RC_NO_SUCH_OBJECT
+                    if attempt == 0 && superior.is_some() && self.make_parent(to)? => {}
                 RC_NO_SUCH_OBJECT | RC_ASSERTION_FAILED if attempt == 0 => {
                     match self.locate(id)? {
                         None => return Err(ExportError::NotFound(from.to_string())),
@@ -648,6 +707,36 @@ fn one_value_each(m: &Mod<String>) -> Vec<Mod<String>> {
             .collect(),
         other => vec![other.clone()],
     }
+}
+
+/// An RDN value as written in a DN (`Director\, Finance`) as the
+/// attribute holds it (`Director, Finance`); hex escapes (`\2C`) too.
+fn dn_unescape(v: &str) -> String {
+    let b = v.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' && i + 1 < b.len() {
+            let hex = b
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok())
+                .and_then(|h| u8::from_str_radix(h, 16).ok());
+            match hex {
+                Some(x) => {
+                    out.push(x);
+                    i += 3;
+                }
+                None => {
+                    out.push(b[i + 1]);
+                    i += 2;
+                }
+            }
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Splits a DN into its first RDN and its parent, at the first comma that

@@ -157,7 +157,11 @@ pub fn evaluate(
         match &f.value {
             ExportValue::Expr(e) => match e.eval(mv, ctx) {
                 Ok(v) => {
-                    let vals = v.to_strings();
+                    // A set in every target: the same number merged from two
+                    // HR systems is one value.
+                    let mut vals = v.to_strings();
+                    let mut seen = std::collections::HashSet::new();
+                    vals.retain(|x| seen.insert(x.clone()));
                     if !vals.is_empty() {
                         let into = if f.create_only {
                             &mut d.once
@@ -170,7 +174,9 @@ pub fn evaluate(
                 Err(e) => errors.push(format!("export flow {:?}: {}", f.attr, e.message)),
             },
             ExportValue::Ref { attr, .. } => {
-                let ids: Vec<MvId> = mv.values(*attr).filter_map(|v| v.parse().ok()).collect();
+                let mut ids: Vec<MvId> = mv.values(*attr).filter_map(|v| v.parse().ok()).collect();
+                let mut seen = std::collections::HashSet::new();
+                ids.retain(|x| seen.insert(*x));
                 if !ids.is_empty() {
                     d.refs.insert(f.attr.clone(), ids);
                 }
