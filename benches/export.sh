@@ -5,6 +5,8 @@
 # same users sent by a loop of plain POSTs on one keep-alive connection.
 #
 #   benches/export.sh [PEOPLE] [SEED]      (default 10000 42)
+#   ONLY=ldap benches/export.sh            (the directory only)
+#   PERF=1 ...                             (perf record of the LDAP export)
 #
 # Needs slapd and ldap-utils, and target/peers/scim-venv (see .ci/run).
 # Work goes to target/export-PEOPLE/.
@@ -44,6 +46,7 @@ moduleload back_mdb
 pidfile $dir/slapd.pid
 database mdb
 maxsize 1073741824
+dbnosync
 suffix "dc=example,dc=com"
 rootdn "cn=admin,dc=example,dc=com"
 rootpw secret
@@ -119,7 +122,11 @@ PY
 ldapadd -x -c -H "ldap://127.0.0.1:$ldap1" -D cn=admin,dc=example,dc=com -w secret -f "$out/ous.ldif" > /dev/null
 
 t0=$(now)
-run --json export directory > "$out/export-ldap.json"
+if [ "${PERF:-0}" = 1 ]; then
+    perf record -F 2000 -g -o "$out/perf-ldap.data" "$bin" -q --rules "$out/rules/example" --store "$out/idsync.db" --json export directory > "$out/export-ldap.json" 2> /dev/null
+else
+    IDSYNC_LOG=${IDSYNC_LOG:-info} "$bin" --rules "$out/rules/example" --store "$out/idsync.db" --json export directory > "$out/export-ldap.json" 2> "$out/export-ldap.log"
+fi
 t1=$(now)
 ldap_n=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["created"])' "$out/export-ldap.json")
 ldap_idsync=$(secs "$t0" "$t1")
@@ -134,6 +141,10 @@ ldapadd -x -H "ldap://127.0.0.1:$ldap2" -D cn=admin,dc=example,dc=com -w secret 
 t1=$(now)
 ldap_plain=$(secs "$t0" "$t1")
 
+if [ "${ONLY:-}" = ldap ]; then
+    python3 -c "print(f'LDAP: idsync export {$ldap_n:,} new accounts {$ldap_idsync:.2f} s; ldapadd -f people.ldif {$ldap_plain:.2f} s; ratio {$ldap_idsync / $ldap_plain:.2f}x')"
+    exit 0
+fi
 t0=$(now)
 run --json export saas > "$out/export-scim.json"
 t1=$(now)

@@ -27,7 +27,7 @@ use tracing::{info, warn};
 /// Identities evaluated at a time: bounded memory on a first provisioning.
 const PROVISION_CHUNK: usize = 20_000;
 /// Objects exported per transaction.
-const EXPORT_BATCH: usize = 200;
+const EXPORT_BATCH: usize = 500;
 /// Transient failures in a row that mean the target is down: the rest waits.
 const DOWN_AFTER: usize = 3;
 /// Export passes per run: later passes write references to accounts the
@@ -454,6 +454,14 @@ fn write_provision(
     Ok(())
 }
 
+/// The target's accounts by their `match` value (lower case), read in one
+/// pass before many creates instead of one search per create.
+type Known = FxHashMap<String, crate::connector::target::RemoteObject>;
+
+/// Creates in a pass from which reading the whole target first is cheaper
+/// than one search per create.
+const PREFETCH_MIN: usize = 64;
+
 /// What one export did.
 enum Done {
     Created,
@@ -471,26 +479,31 @@ fn apply_one(
     target: &mut dyn Target,
     t: &TargetAgent,
     w: &mut Work,
-    op: ExportOp,
+    op: &ExportOp,
     want: &Attrs,
+    known: Option<&mut Known>,
 ) -> std::result::Result<Done, ExportError> {
-    match &op {
+    match op {
         ExportOp::Create { name, .. } => {
             let probe = t.match_attr.as_ref().and_then(|m| {
                 want.get(m)
                     .and_then(|v| v.first())
                     .map(|v| (m.clone(), v.clone()))
             });
-            if let Some((m, v)) = &probe
-                && let Some(found) = target.find(m, v)?
-            {
-                return join(target, t, w, found, want);
+            if let Some((m, v)) = &probe {
+                let found = match known {
+                    Some(k) => k.remove(&v.to_lowercase()),
+                    None => target.find(m, v)?,
+                };
+                if let Some(found) = found {
+                    return join(target, t, w, found, want);
+                }
             }
-            match target.apply(&op) {
+            match target.apply(op) {
                 Ok(a) => {
                     // Create-only values are not kept in step, so not kept.
                     let managed = outbound::managed(t);
-                    w.exported = outbound::after(&w.exported, &op)
+                    w.exported = outbound::after(&w.exported, op)
                         .into_iter()
                         .filter(|(k, _)| managed.iter().any(|(m, _)| m == k))
                         .collect();
@@ -515,9 +528,9 @@ fn apply_one(
                 Err(e) => Err(e),
             }
         }
-        ExportOp::Update { .. } => match target.apply(&op) {
+        ExportOp::Update { .. } => match target.apply(op) {
             Ok(a) => {
-                w.exported = outbound::after(&w.exported, &op);
+                w.exported = outbound::after(&w.exported, op);
                 w.row.remote_id = Some(a.id.clone());
                 w.row.name = Some(a.name.clone());
                 Ok(Done::Updated)
@@ -530,7 +543,7 @@ fn apply_one(
             }
             Err(e) => Err(e),
         },
-        ExportOp::Delete { .. } => match target.apply(&op) {
+        ExportOp::Delete { .. } => match target.apply(op) {
             Ok(_) | Err(ExportError::NotFound(_)) => Ok(Done::Deleted),
             Err(e) => Err(e),
         },
@@ -575,26 +588,18 @@ fn join(
 }
 
 /// Adds the attributes an operation wrote to those awaiting confirmation
-/// (not create-only ones: they are not kept in step, so not checked).
+/// (a JSON list of names; the values expected are the exported ones). Not
+/// create-only ones: they are not kept in step, so not checked.
 fn unconfirmed(old: Option<&str>, op: &ExportOp, now_holds: &Attrs) -> Option<String> {
-    let mut u: Attrs = old
-        .and_then(|t| attrs_from_json(t).ok())
+    let mut u: std::collections::BTreeSet<String> = old
+        .and_then(|t| serde_json::from_str(t).ok())
         .unwrap_or_default();
     match op {
-        ExportOp::Create { .. } => {
-            for (a, v) in now_holds {
-                u.insert(a.clone(), v.clone());
-            }
-        }
-        ExportOp::Update { changes, .. } => {
-            for c in changes {
-                let a = c.attr();
-                u.insert(a.to_string(), now_holds.get(a).cloned().unwrap_or_default());
-            }
-        }
+        ExportOp::Create { .. } => u.extend(now_holds.keys().cloned()),
+        ExportOp::Update { changes, .. } => u.extend(changes.iter().map(|c| c.attr().to_string())),
         ExportOp::Delete { .. } => {}
     }
-    (!u.is_empty()).then(|| attrs_to_json(&u))
+    (!u.is_empty()).then(|| serde_json::to_string(&u).unwrap_or_default())
 }
 
 impl App {
@@ -726,6 +731,8 @@ impl App {
         let mut probing = was_quarantined.is_some();
         let mut down = false;
         let mut consecutive = 0usize;
+        let started = std::time::Instant::now();
+        let mut in_target = std::time::Duration::ZERO;
         let mut stopped = false;
         // A file is written whole at the end: until then nothing the store
         // records as exported is true, so its export is one transaction.
@@ -748,6 +755,36 @@ impl App {
             }
             report.passes += 1;
             let mut refs = RefMap::load(rules, &|a, ids| tx.account_refs(a, ids), t, &works)?;
+            // A first load (many creates, few accounts known) reads the
+            // target once for the accounts it may already have; a day's
+            // few joiners are looked up one by one.
+            let creates = works.iter().filter(|w| w.row.remote_id.is_none()).count();
+            let known_accounts = tx.export_counts(agent)?.accounts_created;
+            let mut known: Option<Known> = None;
+            if let Some(m) = &t.match_attr
+                && creates >= PREFETCH_MIN
+                && creates as u64 >= known_accounts / 10
+            {
+                let mut k = Known::default();
+                let read = target.read_all(&mut |o| {
+                    let key = o
+                        .attrs
+                        .iter()
+                        .find(|(a, _)| a.eq_ignore_ascii_case(m))
+                        .and_then(|(_, v)| v.first())
+                        .map(|v| v.to_lowercase());
+                    if let Some(key) = key {
+                        k.insert(key, o);
+                    }
+                });
+                match read {
+                    Ok(()) => known = Some(k),
+                    Err(e) => warn!(
+                        target = agent,
+                        "Reading the target before creating accounts failed ({e}); looking each one up instead."
+                    ),
+                }
+            }
             let mut progress = 0u64;
             let mut since_commit = 0usize;
             for i in order(t, &works) {
@@ -784,7 +821,10 @@ impl App {
                     }
                 );
                 let old_unconfirmed = w.row.unconfirmed.clone();
-                match apply_one(target.as_mut(), t, w, op.clone(), &want) {
+                let t_op = std::time::Instant::now();
+                let result = apply_one(target.as_mut(), t, w, &op, &want, known.as_mut());
+                in_target += t_op.elapsed();
+                match result {
                     Ok(done) => {
                         // Tests: a crash after the target changed and before
                         // the store recorded it.
@@ -793,14 +833,17 @@ impl App {
                         consecutive = 0;
                         probing = false;
                         let mv = w.row.mv_id;
+                        // Referrers written before this account existed
+                        // kept their export pending; only a new name or a
+                        // deletion changes what written references say.
                         let (kind, touch) = match &done {
                             Done::Created => {
                                 report.created += 1;
-                                ("exported-create", true)
+                                ("exported-create", false)
                             }
                             Done::Joined => {
                                 report.joined += 1;
-                                ("exported-join", true)
+                                ("exported-join", false)
                             }
                             Done::Updated if renamed => {
                                 report.renamed += 1;
@@ -832,7 +875,7 @@ impl App {
                             w.row.error = None;
                             w.row.attempts = 0;
                             w.row.updated_run = run;
-                            tx.put_export(&w.row)?;
+                            tx.record_export(&w.row)?;
                             if let (Some(id), Some(name)) = (&w.row.remote_id, &w.row.name) {
                                 refs.accounts
                                     .insert((agent.to_string(), mv), (id.clone(), name.clone()));
@@ -841,7 +884,17 @@ impl App {
                         if touch {
                             tx.touch_referrers(agent, mv)?;
                         }
-                        let detail = describe(&op).join("; ");
+                        // A create lists the attributes it wrote (their
+                        // values are the account's); other changes say what
+                        // they changed.
+                        let detail = match &op {
+                            ExportOp::Create { attrs, .. } => attrs
+                                .keys()
+                                .map(String::as_str)
+                                .collect::<Vec<_>>()
+                                .join(","),
+                            _ => describe(&op).join("; "),
+                        };
                         tx.add_change(
                             step,
                             &NewChange {
@@ -859,7 +912,7 @@ impl App {
                         failed.insert(w.row.mv_id);
                         w.row.error = Some(e.to_string());
                         w.row.attempts += 1;
-                        tx.put_export(&w.row)?;
+                        tx.record_export(&w.row)?;
                         let kind = if e.is_transient() {
                             "export-unreachable"
                         } else {
@@ -919,6 +972,14 @@ impl App {
             }
         }
         report.quarantined = reason;
+        info!(
+            target = agent,
+            attempts,
+            errors,
+            total_ms = started.elapsed().as_millis() as u64,
+            in_target_ms = in_target.as_millis() as u64,
+            "Export finished."
+        );
         let status = if stopped {
             "stopped"
         } else if down || report.quarantined.is_some() {
@@ -1108,13 +1169,19 @@ impl App {
                 row.pending = true;
                 changed = true;
             }
-            if let Some(u) = row
+            let waiting: Option<Vec<String>> = row
                 .unconfirmed
                 .as_deref()
-                .and_then(|u| attrs_from_json(u).ok())
-            {
-                let mut left = Attrs::new();
-                for (attr, want) in u {
+                .and_then(|u| serde_json::from_str(u).ok());
+            if let Some(waiting) = waiting {
+                let exported: Attrs = row
+                    .exported
+                    .as_deref()
+                    .and_then(|e| attrs_from_json(e).ok())
+                    .unwrap_or_default();
+                let mut left = Vec::new();
+                for attr in waiting {
+                    let want = exported.get(&attr).cloned().unwrap_or_default();
                     let found = obj
                         .attrs
                         .iter()
@@ -1132,14 +1199,14 @@ impl App {
                             source: None,
                             line: Some(row.mv_id),
                             message: format!(
-                                "{attr}: exported {:?}, the target holds {:?}",
-                                want, found
+                                "{attr}: exported {want:?}, the target holds {found:?}"
                             ),
                         });
-                        left.insert(attr, want);
+                        left.push(attr);
                     }
                 }
-                row.unconfirmed = (!left.is_empty()).then(|| attrs_to_json(&left));
+                row.unconfirmed =
+                    (!left.is_empty()).then(|| serde_json::to_string(&left).unwrap_or_default());
                 changed = true;
             }
             if changed {

@@ -270,7 +270,7 @@ impl Session<'_> {
         }
         let mut res = self
             .conn
-            .add(dn, entry.clone())
+            .add(dn, entry)
             .map_err(|e| lost(self.cfg, &what, e))?;
         if res.rc == RC_NO_SUCH_OBJECT && self.make_parent(dn)? {
             self.conn.with_timeout(timeout(self.cfg));
@@ -280,7 +280,7 @@ impl Session<'_> {
             }
             res = self
                 .conn
-                .add(dn, entry)
+                .add(dn, add_attrs(&self.cfg.object_classes, attrs))
                 .map_err(|e| lost(self.cfg, &what, e))?;
         }
         match res.rc {

@@ -44,6 +44,8 @@ pub struct AccountRef {
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct ExportCounts {
     pub accounts: u64,
+    /// Accounts the target has (created or joined).
+    pub accounts_created: u64,
     pub pending: u64,
     pub failing: u64,
     pub disabled: u64,
@@ -182,24 +184,28 @@ impl Store {
     }
 
     pub fn export_counts(&self, agent: &str) -> Result<ExportCounts> {
-        self.conn
-            .query_row(
-                "SELECT count(*), coalesce(sum(pending), 0), coalesce(sum(error IS NOT NULL), 0),
-                        coalesce(sum(state = 'disabled'), 0), coalesce(sum(unconfirmed IS NOT NULL), 0)
-                 FROM export_object WHERE agent = ?1",
-                params![agent],
-                |r| {
-                    Ok(ExportCounts {
-                        accounts: r.get::<_, i64>(0)? as u64,
-                        pending: r.get::<_, i64>(1)? as u64,
-                        failing: r.get::<_, i64>(2)? as u64,
-                        disabled: r.get::<_, i64>(3)? as u64,
-                        awaiting_confirmation: r.get::<_, i64>(4)? as u64,
-                    })
-                },
-            )
-            .map_err(|e| self.err(e))
+        export_counts(&self.conn, agent).map_err(|e| self.err(e))
     }
+}
+
+fn export_counts(conn: &rusqlite::Connection, agent: &str) -> rusqlite::Result<ExportCounts> {
+    conn.query_row(
+        "SELECT count(*), coalesce(sum(pending), 0), coalesce(sum(error IS NOT NULL), 0),
+                coalesce(sum(state = 'disabled'), 0), coalesce(sum(unconfirmed IS NOT NULL), 0),
+                coalesce(sum(remote_id IS NOT NULL), 0)
+         FROM export_object WHERE agent = ?1",
+        params![agent],
+        |r| {
+            Ok(ExportCounts {
+                accounts: r.get::<_, i64>(0)? as u64,
+                pending: r.get::<_, i64>(1)? as u64,
+                failing: r.get::<_, i64>(2)? as u64,
+                disabled: r.get::<_, i64>(3)? as u64,
+                awaiting_confirmation: r.get::<_, i64>(4)? as u64,
+                accounts_created: r.get::<_, i64>(5)? as u64,
+            })
+        },
+    )
 }
 
 // Reads an export makes inside its own transaction, which sees its writes.
@@ -249,6 +255,10 @@ impl Tx<'_> {
         account_refs(&self.tx, agent, ids).map_err(|e| self.err(e))
     }
 
+    pub fn export_counts(&self, agent: &str) -> Result<ExportCounts> {
+        export_counts(&self.tx, agent).map_err(|e| self.err(e))
+    }
+
     pub fn put_export(&self, r: &ExportRow) -> Result<()> {
         let mut stmt = self
             .tx
@@ -269,6 +279,34 @@ impl Tx<'_> {
             r.error,
             r.attempts,
             r.created_run,
+            r.updated_run
+        ])
+        .map(|_| ())
+        .map_err(|e| self.err(e))
+    }
+
+    /// What an export did to an account that is stored: its state in the
+    /// target. Updated in place (the wanted values do not change).
+    pub fn record_export(&self, r: &ExportRow) -> Result<()> {
+        let mut stmt = self
+            .tx
+            .prepare_cached(
+                "UPDATE export_object SET state = ?3, remote_id = ?4, name = ?5, exported = ?6,
+                 pending = ?7, unconfirmed = ?8, error = ?9, attempts = ?10, updated_run = ?11
+                 WHERE agent = ?1 AND mv_id = ?2",
+            )
+            .map_err(|e| self.err(e))?;
+        stmt.execute(params![
+            r.agent,
+            r.mv_id,
+            r.state,
+            r.remote_id,
+            r.name,
+            r.exported,
+            r.pending as i64,
+            r.unconfirmed,
+            r.error,
+            r.attempts,
             r.updated_run
         ])
         .map(|_| ())
