@@ -255,22 +255,11 @@ impl App {
         let App { rules, store, .. } = self;
         let t = &rules.targets[ti];
         let type_name = rules.metaverse.types[t.object_type].name.clone();
-        let st = store.target_state(&t.name)?;
-        let everything = st.rules_hash.as_deref() != Some(t.hash.as_str());
-        let mut ids =
-            store.mv_ids_changed(&type_name, (!everything).then_some(st.provisioned_run))?;
-        ids.extend(store.exports_without_identity(&t.name)?);
-        ids.sort_unstable();
-        ids.dedup();
+        let gone = store.exports_without_identity(&t.name)?;
+        let ids = to_evaluate(store, &t.name, &t.hash, &type_name, gone)?;
         let mut counts = ProvisionCounts::default();
-        let schema_of = |n: &str| rules.metaverse.get(n).map(|t| &t.schema);
         for chunk in ids.chunks(PROVISION_CHUNK) {
-            let mvs: FxHashMap<MvId, Record> = store
-                .load_mv_ids(chunk, &schema_of)?
-                .into_iter()
-                .filter(|m| m.object_type == type_name)
-                .map(|m| (m.id, m.attrs))
-                .collect();
+            let mvs = load_of_type(store, rules, chunk, &type_name)?;
             let mut rows: FxHashMap<MvId, ExportRow> = store
                 .export_rows(&t.name, chunk)?
                 .into_iter()
@@ -319,6 +308,42 @@ impl App {
         }
         Ok(counts)
     }
+}
+
+/// The identities of `type_name` a pass keyed `state_key` must look at:
+/// those written since its last pass (every one when `hash`, the digest of
+/// the rules it applies, changed), and `gone`, those it knew that no longer
+/// exist; in id order.
+pub(crate) fn to_evaluate(
+    store: &Store,
+    state_key: &str,
+    hash: &str,
+    type_name: &str,
+    gone: Vec<MvId>,
+) -> Result<Vec<MvId>> {
+    let st = store.target_state(state_key)?;
+    let everything = st.rules_hash.as_deref() != Some(hash);
+    let mut ids = store.mv_ids_changed(type_name, (!everything).then_some(st.provisioned_run))?;
+    ids.extend(gone);
+    ids.sort_unstable();
+    ids.dedup();
+    Ok(ids)
+}
+
+/// The values of the identities of `type_name` among `ids`.
+pub(crate) fn load_of_type(
+    store: &Store,
+    rules: &RuleSet,
+    ids: &[MvId],
+    type_name: &str,
+) -> Result<FxHashMap<MvId, Record>> {
+    let schema_of = |n: &str| rules.metaverse.get(n).map(|t| &t.schema);
+    Ok(store
+        .load_mv_ids(ids, &schema_of)?
+        .into_iter()
+        .filter(|m| m.object_type == type_name)
+        .map(|m| (m.id, m.attrs))
+        .collect())
 }
 
 fn account_of(r: &ExportRow) -> std::result::Result<Account, String> {

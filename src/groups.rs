@@ -6,6 +6,7 @@
 
 use crate::app::{App, Result};
 use crate::engine::truthy;
+use crate::export::{load_of_type, to_evaluate};
 use crate::expr::Context;
 use crate::model::json::{lineage_to_json, record_to_json};
 use crate::model::{MvId, Record, RunId};
@@ -92,28 +93,17 @@ impl App {
         let state_key = format!("group:{}", g.name);
         let member_type = rules.metaverse.types[g.members].name.clone();
         let group_type = &rules.metaverse.types[g.group_type];
-        let st = store.target_state(&state_key)?;
-        let everything = st.rules_hash.as_deref() != Some(rules.hash.as_str());
-        let mut ids =
-            store.mv_ids_changed(&member_type, (!everything).then_some(st.provisioned_run))?;
-        ids.extend(store.group_members_gone(&g.name)?);
-        ids.sort_unstable();
-        ids.dedup();
+        let gone = store.group_members_gone(&g.name)?;
+        let ids = to_evaluate(store, &state_key, &rules.hash, &member_type, gone)?;
         let mut counts = GroupCounts {
             evaluated: ids.len() as u64,
             ..GroupCounts::default()
         };
-        let schema_of = |n: &str| rules.metaverse.synced_schema(n);
         // key -> group attributes from the lowest-id member seen changing.
         let mut touched: BTreeMap<String, Option<SetValues>> = BTreeMap::new();
         let mut moves: Vec<(MvId, Option<String>)> = Vec::new();
         for chunk in ids.chunks(20_000) {
-            let mvs: FxHashMap<MvId, Record> = store
-                .load_mv_ids(chunk, &schema_of)?
-                .into_iter()
-                .filter(|m| m.object_type == member_type)
-                .map(|m| (m.id, m.attrs))
-                .collect();
+            let mvs = load_of_type(store, rules, chunk, &member_type)?;
             let old: FxHashMap<MvId, String> =
                 store.group_keys(&g.name, chunk)?.into_iter().collect();
             let new: Vec<(MvId, Option<String>, SetValues)> = chunk

@@ -101,13 +101,7 @@ fn badges(e: &Env) -> std::collections::BTreeMap<String, String> {
 }
 
 fn day2(e: &Env) {
-    for f in ["workday.csv", "sap_hr.csv"] {
-        std::fs::copy(
-            repo().join("fixtures/hr/day2").join(f),
-            e.path(&format!("fixtures/hr/{f}")),
-        )
-        .expect("copy day 2");
-    }
+    hr_day(e, "fixtures/hr/day2");
 }
 
 #[test]

@@ -14,13 +14,7 @@ const DAY1: &str = "2026-11-23T02:00:00Z";
 const DAY2: &str = "2026-11-24T02:00:00Z";
 
 fn day2(e: &Env) {
-    for f in ["workday.csv", "sap_hr.csv"] {
-        std::fs::copy(
-            repo().join("fixtures/hr/day2").join(f),
-            e.path(&format!("fixtures/hr/{f}")),
-        )
-        .expect("copy day 2");
-    }
+    hr_day(e, "fixtures/hr/day2");
 }
 
 fn ok(out: std::process::Output) -> String {

@@ -59,13 +59,7 @@ impl Setup {
     }
 
     fn day(&self, files: &str) {
-        for f in ["workday.csv", "sap_hr.csv"] {
-            std::fs::copy(
-                repo().join(files).join(f),
-                self.e.path(&format!("fixtures/hr/{f}")),
-            )
-            .expect("copy a day's file");
-        }
+        hr_day(&self.e, files);
     }
 }
 

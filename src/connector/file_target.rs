@@ -4,8 +4,8 @@
 //! attribute is written as its values joined by `|`.
 
 use super::target::{
-    Applied, Attrs, Change, CsvTargetConfig, ExportError, ExportOp, RefBy, RemoteObject,
-    SqlTargetConfig, Target,
+    Applied, Attrs, CsvTargetConfig, ExportError, ExportOp, RefBy, RemoteObject, SqlTargetConfig,
+    Target, apply_changes,
 };
 use std::collections::BTreeMap;
 
@@ -31,36 +31,6 @@ fn remote(key_column: &str, key: String, mut attrs: Attrs) -> RemoteObject {
         id: key.clone(),
         name: key,
         attrs,
-    }
-}
-
-fn apply_changes(row: &mut Attrs, changes: &[Change]) {
-    for c in changes {
-        match c {
-            Change::Replace(a, v) => {
-                if v.is_empty() {
-                    row.remove(a);
-                } else {
-                    row.insert(a.clone(), v.clone());
-                }
-            }
-            Change::Add(a, v) => {
-                let e = row.entry(a.clone()).or_default();
-                for x in v {
-                    if !e.contains(x) {
-                        e.push(x.clone());
-                    }
-                }
-            }
-            Change::Remove(a, v) => {
-                if let Some(e) = row.get_mut(a) {
-                    e.retain(|x| !v.contains(x));
-                    if e.is_empty() {
-                        row.remove(a);
-                    }
-                }
-            }
-        }
     }
 }
 
@@ -552,6 +522,7 @@ impl Target for SqlTarget {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::connector::target::Change;
 
     fn attrs(pairs: &[(&str, &[&str])]) -> Attrs {
         pairs

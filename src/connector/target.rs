@@ -39,6 +39,36 @@ impl Change {
     }
 }
 
+/// `attrs` after `changes`: what a target holds once an update applied.
+pub fn apply_changes(attrs: &mut Attrs, changes: &[Change]) {
+    for c in changes {
+        match c {
+            Change::Replace(a, v) if v.is_empty() => {
+                attrs.remove(a);
+            }
+            Change::Replace(a, v) => {
+                attrs.insert(a.clone(), v.clone());
+            }
+            Change::Add(a, v) => {
+                let e = attrs.entry(a.clone()).or_default();
+                for x in v {
+                    if !e.contains(x) {
+                        e.push(x.clone());
+                    }
+                }
+            }
+            Change::Remove(a, v) => {
+                if let Some(e) = attrs.get_mut(a) {
+                    e.retain(|x| !v.contains(x));
+                    if e.is_empty() {
+                        attrs.remove(a);
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// What one object in a target must undergo.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ExportOp {

@@ -424,32 +424,7 @@ pub fn after(exported: &Attrs, op: &ExportOp) -> Attrs {
         ExportOp::Delete { .. } => Attrs::new(),
         ExportOp::Update { changes, .. } => {
             let mut out = exported.clone();
-            for c in changes {
-                match c {
-                    Change::Replace(a, v) if v.is_empty() => {
-                        out.remove(a);
-                    }
-                    Change::Replace(a, v) => {
-                        out.insert(a.clone(), v.clone());
-                    }
-                    Change::Add(a, v) => {
-                        let e = out.entry(a.clone()).or_default();
-                        for x in v {
-                            if !e.contains(x) {
-                                e.push(x.clone());
-                            }
-                        }
-                    }
-                    Change::Remove(a, v) => {
-                        if let Some(e) = out.get_mut(a) {
-                            e.retain(|x| !v.contains(x));
-                            if e.is_empty() {
-                                out.remove(a);
-                            }
-                        }
-                    }
-                }
-            }
+            crate::connector::target::apply_changes(&mut out, changes);
             out
         }
     }

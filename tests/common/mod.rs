@@ -122,6 +122,18 @@ pub fn copy_dir(from: &Path, to: &Path) {
 
 /// A copy of the example rules and day-1 data in a temp dir, same layout as
 /// the repository (the agents' relative paths are one level shallower).
+/// Puts a day's HR files (`fixtures/hr` is day 1, `fixtures/hr/day2` the
+/// next) where an [`example_env`]'s rules read them.
+pub fn hr_day(e: &Env, dir: &str) {
+    for f in ["workday.csv", "sap_hr.csv"] {
+        std::fs::copy(
+            repo().join(dir).join(f),
+            e.path(&format!("fixtures/hr/{f}")),
+        )
+        .expect("copy a day's HR file");
+    }
+}
+
 pub fn example_env() -> Env {
     let e = Env::new();
     copy_dir(&repo().join("rules/example"), &e.path("rules"));
