@@ -93,8 +93,8 @@ impl App {
         let state_key = format!("group:{}", g.name);
         let member_type = rules.metaverse.types[g.members].name.clone();
         let group_type = &rules.metaverse.types[g.group_type];
-        let gone = store.group_members_gone(&g.name)?;
-        let ids = to_evaluate(store, &state_key, &rules.hash, &member_type, gone)?;
+        let gone = || store.group_members_gone(&g.name);
+        let ids = to_evaluate(store, &state_key, &rules.hash, &member_type, &gone)?;
         let mut counts = GroupCounts {
             evaluated: ids.len() as u64,
             ..GroupCounts::default()

@@ -98,7 +98,9 @@ impl Store {
     pub fn mv_ids_changed(&self, object_type: &str, after: Option<RunId>) -> Result<Vec<MvId>> {
         let (sql, arg) = match after {
             Some(run) => (
-                "SELECT id FROM mv_object WHERE updated_run > ?2 AND object_type = ?1 ORDER BY id",
+                // The planner would otherwise walk every identity of the
+                // type instead of the few written lately.
+                "SELECT id FROM mv_object INDEXED BY mv_updated WHERE updated_run > ?2 AND object_type = ?1 ORDER BY id",
                 run,
             ),
             None => (
@@ -109,6 +111,25 @@ impl Store {
         let mut stmt = self.conn.prepare(sql).map_err(|e| self.err(e))?;
         let rows = stmt
             .query_map(params![object_type, arg], |r| r.get(0))
+            .map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<Vec<MvId>>>()
+            .map_err(|e| self.err(e))
+    }
+
+    /// Identities deleted by syncs of runs after `run`, as their change
+    /// records say: what a pass since then must forget, without comparing
+    /// its tables with the whole metaverse.
+    pub fn mv_deleted_since(&self, run: RunId) -> Result<Vec<MvId>> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                // Through the step index: the planner would scan every change.
+                "SELECT c.mv_id FROM change c WHERE c.step IN (SELECT id FROM step WHERE run > ?1)
+                 AND c.kind = 'identity-deleted' AND c.mv_id IS NOT NULL",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(params![run], |r| r.get(0))
             .map_err(|e| self.err(e))?;
         rows.collect::<rusqlite::Result<Vec<MvId>>>()
             .map_err(|e| self.err(e))
