@@ -99,8 +99,10 @@ impl App {
             evaluated: ids.len() as u64,
             ..GroupCounts::default()
         };
-        // key -> group attributes from the lowest-id member seen changing.
-        let mut touched: BTreeMap<String, Option<SetValues>> = BTreeMap::new();
+        // Per group whose membership changes: who joins, who leaves, and
+        // the group values of the lowest-id member that joined.
+        let mut joined: BTreeMap<String, (Vec<MvId>, Option<SetValues>)> = BTreeMap::new();
+        let mut left: BTreeMap<String, Vec<MvId>> = BTreeMap::new();
         let mut moves: Vec<(MvId, Option<String>)> = Vec::new();
         for chunk in ids.chunks(20_000) {
             let mvs = load_of_type(store, rules, chunk, &member_type)?;
@@ -126,19 +128,21 @@ impl App {
                 .collect();
             for (id, key, set) in new {
                 let before = old.get(&id);
+                if before == key.as_ref() {
+                    continue;
+                }
+                counts.memberships_changed += 1;
+                if let Some(b) = before {
+                    left.entry(b.clone()).or_default().push(id);
+                }
                 if let Some(k) = &key {
-                    let slot = touched.entry(k.clone()).or_insert(None);
-                    if slot.is_none() {
-                        *slot = Some(set);
+                    let slot = joined.entry(k.clone()).or_default();
+                    slot.0.push(id);
+                    if slot.1.is_none() {
+                        slot.1 = Some(set);
                     }
                 }
-                if before != key.as_ref() {
-                    counts.memberships_changed += 1;
-                    if let Some(b) = before {
-                        touched.entry(b.clone()).or_insert(None);
-                    }
-                    moves.push((id, key));
-                }
+                moves.push((id, key));
             }
         }
         let tx = store.begin()?;
@@ -150,10 +154,32 @@ impl App {
             lineage_to_json(names.into_iter().map(|n| (n, g.name.as_str(), "", run)))
         };
         let mut next = tx.next_mv_id()?;
-        let keys: BTreeSet<&String> = touched.keys().collect();
+        let keys: BTreeSet<&String> = joined.keys().chain(left.keys()).collect();
+        let none = (Vec::new(), None);
         for key in keys {
-            let members = tx.group_members(&g.name, key)?;
+            let (ins, set) = joined.get(key).unwrap_or(&none);
+            let outs = left.get(key).map(Vec::as_slice).unwrap_or(&[]);
             let existing = tx.group_object(&g.name, key)?;
+            let held = existing.as_ref().and_then(|(_, json)| {
+                crate::model::json::record_from_json(json, &group_type.schema).ok()
+            });
+            // A large group (everyone employed) changes by a few members a
+            // day: its list is the one it holds, with those who left taken
+            // out and those who joined put in.
+            let mut members: Vec<MvId> = match &held {
+                Some(h) => h
+                    .values(g.member_attr)
+                    .filter_map(|v| v.parse().ok())
+                    .collect(),
+                None => Vec::new(),
+            };
+            if !outs.is_empty() {
+                let outs: rustc_hash::FxHashSet<MvId> = outs.iter().copied().collect();
+                members.retain(|m| !outs.contains(m));
+            }
+            members.extend(ins.iter().copied());
+            members.sort_unstable();
+            members.dedup();
             if members.is_empty() {
                 if let Some((id, _)) = existing {
                     tx.delete_mv(id)?;
@@ -168,14 +194,10 @@ impl App {
             for m in &members {
                 b.push_owned(g.member_attr, m.to_string());
             }
-            // Values set by the rule: from this pass's member when one
-            // changed, else what the group holds.
-            let set = touched.get(key).cloned().flatten();
-            let held = existing.as_ref().and_then(|(_, json)| {
-                crate::model::json::record_from_json(json, &group_type.schema).ok()
-            });
+            // Values set by the rule: from a member that joined in this
+            // pass, else what the group holds.
             for (a, _) in &g.set {
-                let vals: Vec<String> = match &set {
+                let vals: Vec<String> = match set {
                     Some(s) => s
                         .iter()
                         .find(|(x, _)| x == a)
@@ -194,9 +216,7 @@ impl App {
             let json = record_to_json(&rec, &group_type.schema);
             let attrs: Vec<u32> = rec.attrs().collect();
             match existing {
-                Some((id, old)) if old == json => {
-                    let _ = id;
-                }
+                Some((_, old)) if old == json => {}
                 Some((id, _)) => {
                     tx.update_mv(id, &json, &lineage(&attrs), run)?;
                     tx.add_change(step, &NewChange::identity("group-updated", id, Some(key)))?;

@@ -490,21 +490,6 @@ impl Tx<'_> {
         .map_err(|e| self.err(e))
     }
 
-    /// A group's members, by id.
-    pub fn group_members(&self, rule: &str, key: &str) -> Result<Vec<MvId>> {
-        let mut stmt = self
-            .tx
-            .prepare_cached(
-                "SELECT mv_id FROM group_member WHERE rule = ?1 AND key = ?2 ORDER BY mv_id",
-            )
-            .map_err(|e| self.err(e))?;
-        let rows = stmt
-            .query_map(params![rule, key], |r| r.get(0))
-            .map_err(|e| self.err(e))?;
-        rows.collect::<rusqlite::Result<Vec<MvId>>>()
-            .map_err(|e| self.err(e))
-    }
-
     /// The metaverse object of group `key`, and its stored attributes.
     pub fn group_object(&self, rule: &str, key: &str) -> Result<Option<(MvId, String)>> {
         self.tx
