@@ -59,181 +59,229 @@ fn group_of(g: &GroupRule, mv: &Record, ctx: &Context) -> (Option<String>, SetVa
     (key, set)
 }
 
+/// What one rule's pass found: who joins and leaves which group.
+#[derive(Default)]
+struct Found {
+    /// Per group: who joins, and the group values of the lowest-id one.
+    joined: BTreeMap<String, (Vec<MvId>, Option<SetValues>)>,
+    left: BTreeMap<String, Vec<MvId>>,
+    moves: Vec<(MvId, Option<String>)>,
+    counts: GroupCounts,
+}
+
 impl App {
     /// Brings every group rule's groups up to date with the identities
     /// changed since its last pass (all of them when the rules changed).
+    /// The identities are read once for all the rules over their type.
     pub fn compute_groups(
         &mut self,
         run: RunId,
         step: i64,
         now: DateTime<Utc>,
     ) -> Result<BTreeMap<String, GroupCounts>> {
+        let App { rules, store, .. } = self;
+        let groups = &rules.metaverse.groups;
+        let mut found: Vec<Found> = groups.iter().map(|_| Found::default()).collect();
+        let member_types: BTreeSet<usize> = groups.iter().map(|g| g.members).collect();
+        for ty in member_types {
+            let type_name = &rules.metaverse.types[ty].name;
+            let of_type: Vec<usize> = (0..groups.len())
+                .filter(|&i| groups[i].members == ty)
+                .collect();
+            let mut ids = Vec::new();
+            for &gi in &of_type {
+                let g = &groups[gi];
+                let gone = || store.group_members_gone(&g.name);
+                ids.extend(to_evaluate(
+                    store,
+                    &format!("group:{}", g.name),
+                    &rules.hash,
+                    type_name,
+                    &gone,
+                )?);
+            }
+            ids.sort_unstable();
+            ids.dedup();
+            for chunk in ids.chunks(20_000) {
+                let mvs = load_of_type(store, rules, chunk, type_name)?;
+                for &gi in &of_type {
+                    let old: FxHashMap<MvId, String> = store
+                        .group_keys(&groups[gi].name, chunk)?
+                        .into_iter()
+                        .collect();
+                    collect(&groups[gi], chunk, &mvs, &old, now, &mut found[gi]);
+                }
+            }
+        }
         let mut all = BTreeMap::new();
-        for gi in 0..self.rules.metaverse.groups.len() {
-            let c = self.group_rule_pass(gi, run, step, now)?;
-            all.insert(self.rules.metaverse.groups[gi].name.clone(), c);
+        for (gi, f) in found.into_iter().enumerate() {
+            let c = write_groups(store, rules, gi, f, run, step)?;
+            all.insert(groups[gi].name.clone(), c);
         }
         if !all.is_empty() {
-            let tx = self.store.begin()?;
+            let tx = store.begin()?;
             tx.merge_step_counters(step, &serde_json::json!({ "groups": all }))?;
             tx.commit()?;
         }
         Ok(all)
     }
+}
 
-    fn group_rule_pass(
-        &mut self,
-        gi: usize,
-        run: RunId,
-        step: i64,
-        now: DateTime<Utc>,
-    ) -> Result<GroupCounts> {
-        let App { rules, store, .. } = self;
-        let g = &rules.metaverse.groups[gi];
-        let state_key = format!("group:{}", g.name);
-        let member_type = rules.metaverse.types[g.members].name.clone();
-        let group_type = &rules.metaverse.types[g.group_type];
-        let gone = || store.group_members_gone(&g.name);
-        let ids = to_evaluate(store, &state_key, &rules.hash, &member_type, &gone)?;
-        let mut counts = GroupCounts {
-            evaluated: ids.len() as u64,
-            ..GroupCounts::default()
-        };
-        // Per group whose membership changes: who joins, who leaves, and
-        // the group values of the lowest-id member that joined.
-        let mut joined: BTreeMap<String, (Vec<MvId>, Option<SetValues>)> = BTreeMap::new();
-        let mut left: BTreeMap<String, Vec<MvId>> = BTreeMap::new();
-        let mut moves: Vec<(MvId, Option<String>)> = Vec::new();
-        for chunk in ids.chunks(20_000) {
-            let mvs = load_of_type(store, rules, chunk, &member_type)?;
-            let old: FxHashMap<MvId, String> =
-                store.group_keys(&g.name, chunk)?.into_iter().collect();
-            let new: Vec<(MvId, Option<String>, SetValues)> = chunk
-                .par_iter()
-                .map(|&id| {
-                    let key = format!("mv/{id}");
-                    let ctx = Context {
-                        now,
-                        object_key: &key,
-                        unique: None,
-                    };
-                    match mvs.get(&id) {
-                        Some(r) => {
-                            let (k, set) = group_of(g, r, &ctx);
-                            (id, k, set)
-                        }
-                        None => (id, None, Vec::new()),
-                    }
-                })
-                .collect();
-            for (id, key, set) in new {
-                let before = old.get(&id);
-                if before == key.as_ref() {
-                    continue;
-                }
-                counts.memberships_changed += 1;
-                if let Some(b) = before {
-                    left.entry(b.clone()).or_default().push(id);
-                }
-                if let Some(k) = &key {
-                    let slot = joined.entry(k.clone()).or_default();
-                    slot.0.push(id);
-                    if slot.1.is_none() {
-                        slot.1 = Some(set);
-                    }
-                }
-                moves.push((id, key));
-            }
-        }
-        let tx = store.begin()?;
-        for (id, key) in &moves {
-            tx.set_group_key(&g.name, *id, key.as_deref())?;
-        }
-        let lineage = |attrs: &[u32]| {
-            let names: Vec<&str> = attrs.iter().map(|&a| group_type.schema.name(a)).collect();
-            lineage_to_json(names.into_iter().map(|n| (n, g.name.as_str(), "", run)))
-        };
-        let mut next = tx.next_mv_id()?;
-        let keys: BTreeSet<&String> = joined.keys().chain(left.keys()).collect();
-        let none = (Vec::new(), None);
-        for key in keys {
-            let (ins, set) = joined.get(key).unwrap_or(&none);
-            let outs = left.get(key).map(Vec::as_slice).unwrap_or(&[]);
-            let existing = tx.group_object(&g.name, key)?;
-            let held = existing.as_ref().and_then(|(_, json)| {
-                crate::model::json::record_from_json(json, &group_type.schema).ok()
-            });
-            // A large group (everyone employed) changes by a few members a
-            // day: its list is the one it holds, with those who left taken
-            // out and those who joined put in.
-            let mut members: Vec<MvId> = match &held {
-                Some(h) => h
-                    .values(g.member_attr)
-                    .filter_map(|v| v.parse().ok())
-                    .collect(),
-                None => Vec::new(),
+/// Evaluates rule `g` over a chunk of identities (`old`: their groups now).
+fn collect(
+    g: &GroupRule,
+    chunk: &[MvId],
+    mvs: &FxHashMap<MvId, Record>,
+    old: &FxHashMap<MvId, String>,
+    now: DateTime<Utc>,
+    f: &mut Found,
+) {
+    f.counts.evaluated += chunk.len() as u64;
+    let new: Vec<(MvId, Option<String>, SetValues)> = chunk
+        .par_iter()
+        .map(|&id| {
+            let key = format!("mv/{id}");
+            let ctx = Context {
+                now,
+                object_key: &key,
+                unique: None,
             };
-            if !outs.is_empty() {
-                let outs: rustc_hash::FxHashSet<MvId> = outs.iter().copied().collect();
-                members.retain(|m| !outs.contains(m));
-            }
-            members.extend(ins.iter().copied());
-            members.sort_unstable();
-            members.dedup();
-            if members.is_empty() {
-                if let Some((id, _)) = existing {
-                    tx.delete_mv(id)?;
-                    tx.set_group_object(&g.name, key, None)?;
-                    tx.add_change(step, &NewChange::identity("group-deleted", id, Some(key)))?;
-                    counts.groups_deleted += 1;
+            match mvs.get(&id) {
+                Some(r) => {
+                    let (k, set) = group_of(g, r, &ctx);
+                    (id, k, set)
                 }
-                continue;
+                None => (id, None, Vec::new()),
             }
-            let mut b = Record::builder();
-            b.push(g.name_attr, key);
-            for m in &members {
-                b.push_owned(g.member_attr, m.to_string());
-            }
-            // Values set by the rule: from a member that joined in this
-            // pass, else what the group holds.
-            for (a, _) in &g.set {
-                let vals: Vec<String> = match set {
-                    Some(s) => s
-                        .iter()
-                        .find(|(x, _)| x == a)
-                        .map(|(_, v)| v.clone())
-                        .unwrap_or_default(),
-                    None => held
-                        .as_ref()
-                        .map(|h| h.values(*a).map(str::to_string).collect())
-                        .unwrap_or_default(),
-                };
-                for v in vals {
-                    b.push_owned(*a, v);
-                }
-            }
-            let rec = b.build();
-            let json = record_to_json(&rec, &group_type.schema);
-            let attrs: Vec<u32> = rec.attrs().collect();
-            match existing {
-                Some((_, old)) if old == json => {}
-                Some((id, _)) => {
-                    tx.update_mv(id, &json, &lineage(&attrs), run)?;
-                    tx.add_change(step, &NewChange::identity("group-updated", id, Some(key)))?;
-                    counts.groups_updated += 1;
-                }
-                None => {
-                    let id = next;
-                    next += 1;
-                    tx.insert_mv(id, &group_type.name, &json, &lineage(&attrs), run)?;
-                    tx.set_group_object(&g.name, key, Some(id))?;
-                    tx.add_change(step, &NewChange::identity("group-created", id, Some(key)))?;
-                    counts.groups_created += 1;
-                }
+        })
+        .collect();
+    for (id, key, set) in new {
+        let before = old.get(&id);
+        if before == key.as_ref() {
+            continue;
+        }
+        f.counts.memberships_changed += 1;
+        if let Some(b) = before {
+            f.left.entry(b.clone()).or_default().push(id);
+        }
+        if let Some(k) = &key {
+            let slot = f.joined.entry(k.clone()).or_default();
+            slot.0.push(id);
+            if slot.1.is_none() {
+                slot.1 = Some(set);
             }
         }
-        tx.set_target_provisioned(&state_key, &rules.hash, run)?;
-        tx.commit()?;
-        Ok(counts)
+        f.moves.push((id, key));
     }
+}
+
+/// Writes what a rule's pass found: memberships, and the groups whose
+/// members changed, in one transaction.
+fn write_groups(
+    store: &mut crate::store::Store,
+    rules: &crate::rules::RuleSet,
+    gi: usize,
+    f: Found,
+    run: RunId,
+    step: i64,
+) -> Result<GroupCounts> {
+    let g = &rules.metaverse.groups[gi];
+    let state_key = format!("group:{}", g.name);
+    let group_type = &rules.metaverse.types[g.group_type];
+    let Found {
+        joined,
+        left,
+        moves,
+        mut counts,
+    } = f;
+    let tx = store.begin()?;
+    for (id, key) in &moves {
+        tx.set_group_key(&g.name, *id, key.as_deref())?;
+    }
+    let lineage = |attrs: &[u32]| {
+        let names: Vec<&str> = attrs.iter().map(|&a| group_type.schema.name(a)).collect();
+        lineage_to_json(names.into_iter().map(|n| (n, g.name.as_str(), "", run)))
+    };
+    let mut next = tx.next_mv_id()?;
+    let keys: BTreeSet<&String> = joined.keys().chain(left.keys()).collect();
+    let none = (Vec::new(), None);
+    for key in keys {
+        let (ins, set) = joined.get(key).unwrap_or(&none);
+        let outs = left.get(key).map(Vec::as_slice).unwrap_or(&[]);
+        let existing = tx.group_object(&g.name, key)?;
+        let held = existing.as_ref().and_then(|(_, json)| {
+            crate::model::json::record_from_json(json, &group_type.schema).ok()
+        });
+        // A large group (everyone employed) changes by a few members a
+        // day: its list is the one it holds, with those who left taken
+        // out and those who joined put in.
+        let mut members: Vec<MvId> = match &held {
+            Some(h) => h
+                .values(g.member_attr)
+                .filter_map(|v| v.parse().ok())
+                .collect(),
+            None => Vec::new(),
+        };
+        if !outs.is_empty() {
+            let outs: rustc_hash::FxHashSet<MvId> = outs.iter().copied().collect();
+            members.retain(|m| !outs.contains(m));
+        }
+        members.extend(ins.iter().copied());
+        members.sort_unstable();
+        members.dedup();
+        if members.is_empty() {
+            if let Some((id, _)) = existing {
+                tx.delete_mv(id)?;
+                tx.set_group_object(&g.name, key, None)?;
+                tx.add_change(step, &NewChange::identity("group-deleted", id, Some(key)))?;
+                counts.groups_deleted += 1;
+            }
+            continue;
+        }
+        let mut b = Record::builder();
+        b.push(g.name_attr, key);
+        for m in &members {
+            b.push_owned(g.member_attr, m.to_string());
+        }
+        // Values set by the rule: from a member that joined in this
+        // pass, else what the group holds.
+        for (a, _) in &g.set {
+            let vals: Vec<String> = match set {
+                Some(s) => s
+                    .iter()
+                    .find(|(x, _)| x == a)
+                    .map(|(_, v)| v.clone())
+                    .unwrap_or_default(),
+                None => held
+                    .as_ref()
+                    .map(|h| h.values(*a).map(str::to_string).collect())
+                    .unwrap_or_default(),
+            };
+            for v in vals {
+                b.push_owned(*a, v);
+            }
+        }
+        let rec = b.build();
+        let json = record_to_json(&rec, &group_type.schema);
+        let attrs: Vec<u32> = rec.attrs().collect();
+        match existing {
+            Some((_, old)) if old == json => {}
+            Some((id, _)) => {
+                tx.update_mv(id, &json, &lineage(&attrs), run)?;
+                tx.add_change(step, &NewChange::identity("group-updated", id, Some(key)))?;
+                counts.groups_updated += 1;
+            }
+            None => {
+                let id = next;
+                next += 1;
+                tx.insert_mv(id, &group_type.name, &json, &lineage(&attrs), run)?;
+                tx.set_group_object(&g.name, key, Some(id))?;
+                tx.add_change(step, &NewChange::identity("group-created", id, Some(key)))?;
+                counts.groups_created += 1;
+            }
+        }
+    }
+    tx.set_target_provisioned(&state_key, &rules.hash, run)?;
+    tx.commit()?;
+    Ok(counts)
 }
