@@ -487,6 +487,27 @@ impl Compiler {
         (mv, order)
     }
 
+    /// The metaverse type `name` names, or an error at it.
+    fn object_type(
+        &mut self,
+        src: &SourceFile,
+        name: &Spanned<String>,
+        mv: &Metaverse,
+        context: &str,
+    ) -> Option<usize> {
+        let found = mv.index(name.get_ref());
+        if found.is_none() {
+            let help = suggest(name.get_ref(), mv.types.iter().map(|t| t.name.as_str()));
+            self.err(
+                src,
+                name.span(),
+                format!("{context}unknown object type {:?}", name.get_ref()),
+                help,
+            );
+        }
+        found
+    }
+
     fn group_rule(
         &mut self,
         src: &SourceFile,
@@ -494,21 +515,9 @@ impl Compiler {
         mv: &Metaverse,
     ) -> Option<GroupRule> {
         let context = format!("group rule {:?}", g.name.get_ref());
-        let ty = |this: &mut Compiler, n: &Spanned<String>| match mv.index(n.get_ref()) {
-            Some(t) => Some(t),
-            None => {
-                let help = suggest(n.get_ref(), mv.types.iter().map(|t| t.name.as_str()));
-                this.err(
-                    src,
-                    n.span(),
-                    format!("{context}: unknown object type {:?}", n.get_ref()),
-                    help,
-                );
-                None
-            }
-        };
-        let members = ty(self, &g.members);
-        let group_type = ty(self, &g.group_type);
+        let prefix = format!("{context}: ");
+        let members = self.object_type(src, &g.members, mv, &prefix);
+        let group_type = self.object_type(src, &g.group_type, mv, &prefix);
         let (members, group_type) = (members?, group_type?);
         if members == group_type {
             self.err(
@@ -862,22 +871,7 @@ impl Compiler {
         let columns = self.columns(src, raw);
         let source = self.source(src, ra, columns)?;
 
-        let object_type = match mv.index(ra.object_type.get_ref()) {
-            Some(t) => Some(t),
-            None => {
-                let help = suggest(
-                    ra.object_type.get_ref(),
-                    mv.types.iter().map(|t| t.name.as_str()),
-                );
-                self.err(
-                    src,
-                    ra.object_type.span(),
-                    format!("unknown object type {:?}", ra.object_type.get_ref()),
-                    help,
-                );
-                None
-            }
-        };
+        let object_type = self.object_type(src, &ra.object_type, mv, "");
 
         let schema = if let Some(list) = &ra.attributes {
             Schema::new(list.get_ref().iter().map(|s| s.get_ref().clone()))

@@ -40,22 +40,7 @@ impl Compiler {
     ) -> Option<TargetAgent> {
         let rt = raw.target.as_ref()?.get_ref();
         let name = rt.name.get_ref().clone();
-        let object_type = match mv.index(rt.object_type.get_ref()) {
-            Some(t) => t,
-            None => {
-                let help = suggest(
-                    rt.object_type.get_ref(),
-                    mv.types.iter().map(|t| t.name.as_str()),
-                );
-                self.err(
-                    src,
-                    rt.object_type.span(),
-                    format!("unknown object type {:?}", rt.object_type.get_ref()),
-                    help,
-                );
-                return None;
-            }
-        };
+        let object_type = self.object_type(src, &rt.object_type, mv, "")?;
         let t = &mv.types[object_type];
         let scope = SchemaScope(&t.schema);
 

@@ -153,23 +153,10 @@ impl Store {
 
     /// The accounts of these identities in `agent` (those that exist).
     pub fn export_rows(&self, agent: &str, ids: &[MvId]) -> Result<Vec<ExportRow>> {
-        let mut out = Vec::new();
-        for chunk in ids.chunks(IN_LIST) {
-            let sql = format!(
-                "SELECT {COLUMNS} FROM export_object WHERE agent = ? AND mv_id IN ({}) ORDER BY mv_id",
-                placeholders(chunk.len())
-            );
-            let mut stmt = self.conn.prepare_cached(&sql).map_err(|e| self.err(e))?;
-            let args = std::iter::once(rusqlite::types::Value::Text(agent.to_string()))
-                .chain(chunk.iter().map(|&i| rusqlite::types::Value::Integer(i)));
-            let rows = stmt
-                .query_map(rusqlite::params_from_iter(args), export_row)
-                .map_err(|e| self.err(e))?;
-            for r in rows {
-                out.push(r.map_err(|e| self.err(e))?);
-            }
-        }
-        Ok(out)
+        let sql = format!(
+            "SELECT {COLUMNS} FROM export_object WHERE agent = ? AND mv_id IN ({{ids}}) ORDER BY mv_id"
+        );
+        keyed_in(&self.conn, &sql, agent, ids, export_row).map_err(|e| self.err(e))
     }
 
     /// A target's accounts with a pending export, in identity order.
@@ -229,6 +216,28 @@ fn export_counts(conn: &rusqlite::Connection, agent: &str) -> rusqlite::Result<E
     )
 }
 
+/// Rows of `sql` (a statement with `?` for the key and `{ids}` for an id
+/// list) for `key` and every id, read in lists of [`IN_LIST`].
+fn keyed_in<T>(
+    conn: &rusqlite::Connection,
+    sql: &str,
+    key: &str,
+    ids: &[MvId],
+    row: impl Fn(&rusqlite::Row) -> rusqlite::Result<T>,
+) -> rusqlite::Result<Vec<T>> {
+    let mut out = Vec::new();
+    for chunk in ids.chunks(IN_LIST) {
+        let text = sql.replace("{ids}", &placeholders(chunk.len()));
+        let mut stmt = conn.prepare_cached(&text)?;
+        let args = std::iter::once(rusqlite::types::Value::Text(key.to_string()))
+            .chain(chunk.iter().map(|&i| rusqlite::types::Value::Integer(i)));
+        for r in stmt.query_map(rusqlite::params_from_iter(args), &row)? {
+            out.push(r?);
+        }
+    }
+    Ok(out)
+}
+
 // Reads an export makes inside its own transaction, which sees its writes.
 fn pending_exports(conn: &rusqlite::Connection, agent: &str) -> rusqlite::Result<Vec<ExportRow>> {
     let sql = format!(
@@ -244,27 +253,19 @@ fn account_refs(
     agent: &str,
     ids: &[MvId],
 ) -> rusqlite::Result<Vec<AccountRef>> {
-    let mut out = Vec::new();
-    for chunk in ids.chunks(IN_LIST) {
-        let sql = format!(
-            "SELECT mv_id, remote_id, name FROM export_object WHERE agent = ? AND mv_id IN ({})",
-            placeholders(chunk.len())
-        );
-        let mut stmt = conn.prepare_cached(&sql)?;
-        let args = std::iter::once(rusqlite::types::Value::Text(agent.to_string()))
-            .chain(chunk.iter().map(|&i| rusqlite::types::Value::Integer(i)));
-        let rows = stmt.query_map(rusqlite::params_from_iter(args), |r| {
+    keyed_in(
+        conn,
+        "SELECT mv_id, remote_id, name FROM export_object WHERE agent = ? AND mv_id IN ({ids})",
+        agent,
+        ids,
+        |r| {
             Ok(AccountRef {
                 mv_id: r.get(0)?,
                 remote_id: r.get(1)?,
                 name: r.get(2)?,
             })
-        })?;
-        for r in rows {
-            out.push(r?);
-        }
-    }
-    Ok(out)
+        },
+    )
 }
 
 impl Tx<'_> {
@@ -432,25 +433,14 @@ impl Tx<'_> {
 impl Store {
     /// The group each of these identities is in under `rule`.
     pub fn group_keys(&self, rule: &str, ids: &[MvId]) -> Result<Vec<(MvId, String)>> {
-        let mut out = Vec::new();
-        for chunk in ids.chunks(IN_LIST) {
-            let sql = format!(
-                "SELECT mv_id, key FROM group_member WHERE rule = ? AND mv_id IN ({})",
-                placeholders(chunk.len())
-            );
-            let mut stmt = self.conn.prepare_cached(&sql).map_err(|e| self.err(e))?;
-            let args = std::iter::once(rusqlite::types::Value::Text(rule.to_string()))
-                .chain(chunk.iter().map(|&i| rusqlite::types::Value::Integer(i)));
-            let rows = stmt
-                .query_map(rusqlite::params_from_iter(args), |r| {
-                    Ok((r.get(0)?, r.get(1)?))
-                })
-                .map_err(|e| self.err(e))?;
-            for r in rows {
-                out.push(r.map_err(|e| self.err(e))?);
-            }
-        }
-        Ok(out)
+        keyed_in(
+            &self.conn,
+            "SELECT mv_id, key FROM group_member WHERE rule = ? AND mv_id IN ({ids})",
+            rule,
+            ids,
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .map_err(|e| self.err(e))
     }
 
     /// Members under `rule` that are no longer in the metaverse.
