@@ -202,3 +202,53 @@ fn the_rules_hash_is_the_same_wherever_the_rules_are() {
     std::fs::write(&profiles, text + "\n# changed\n").expect("write");
     assert_ne!(a.hash, load("b/nested/rules/example").hash);
 }
+
+const GOOD_MV: &str = r#"[metaverse]
+[metaverse.types.person.attributes]
+employeeId = "string"
+login = "string"
+manager = "reference"
+"#;
+
+/// A target with one mistake of each kind it can have.
+const BAD_TARGET: &str = r#"[target]
+name = "app"
+kind = "scim"
+object_type = "person"
+url = "http://127.0.0.1:1/v2"
+token_env = "T"
+table = "accounts"
+
+[provision]
+name = "login"
+match = "userNme"
+
+[flows.export]
+userName = "login"
+"emails[type eq 'work'" = "login"
+manager = { ref = "manager", in = "directory" }
+"#;
+
+#[test]
+fn target_errors_name_their_place() {
+    let e = Env::new();
+    e.write("rules/mv.toml", GOOD_MV);
+    e.write("rules/app.toml", BAD_TARGET);
+    let out = e.idsync(&["check"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    let app = e.rules().join("app.toml").display().to_string();
+    for want in [
+        // A setting of another kind, with the ones that apply.
+        format!("error: {app}:7:9: table is not a setting of a scim target"),
+        // `match` must be an attribute the flows write.
+        format!(
+            "error: {app}:11:9: match = \"userNme\" is not an attribute the export flows write (did you mean \"userName\"?)"
+        ),
+        // A SCIM path that is not one.
+        format!("error: {app}:15:1: export flow \"emails[type eq 'work'\""),
+    ] {
+        assert!(err.contains(&want), "missing {want:?} in:\n{err}");
+    }
+    assert!(err.contains("unknown target \"directory\""), "{err}");
+}

@@ -125,6 +125,7 @@ pub fn load(
         agents: Vec::new(),
         broken,
         target_names: Vec::new(),
+        target_refs: Vec::new(),
     };
     let set = c.compile(dir, files, hasher.hex(), known_schema);
     if c.errors.is_empty() {
@@ -166,6 +167,8 @@ struct Compiler {
     /// Agents whose files did not parse: known names, no rules.
     broken: Vec<String>,
     target_names: Vec<String>,
+    /// Every target a reference flow names, where it names it.
+    target_refs: Vec<(SourceFile, Range<usize>, String)>,
 }
 
 impl Compiler {
@@ -342,25 +345,16 @@ impl Compiler {
         }
         self.target_names = target_names.clone();
         // A reference flow may name another target (group members are the
-        // people's accounts): it must exist and hold the referenced type.
-        for t in &targets {
-            for fl in &t.flows {
-                if let ExportValue::Ref { attr, target } = &fl.value
-                    && !target_names.contains(target)
-                {
-                    let help = suggest(target, target_names.iter().map(String::as_str));
-                    self.errors.push(
-                        RuleError::file(
-                            &t.file,
-                            format!(
-                                "export flow {:?} (ref {:?}): unknown target {target:?}",
-                                fl.attr,
-                                metaverse.types[t.object_type].schema.name(*attr)
-                            ),
-                        )
-                        .with_help(help),
-                    );
-                }
+        // people's accounts): it must exist.
+        for (src, span, target) in std::mem::take(&mut self.target_refs) {
+            if !target_names.contains(&target) {
+                let help = suggest(&target, target_names.iter().map(String::as_str));
+                self.err(
+                    &src,
+                    span,
+                    format!("reference flow: unknown target {target:?}"),
+                    help,
+                );
             }
         }
 

@@ -71,8 +71,9 @@ impl Compiler {
         }
         let attrs: Vec<String> = flows.iter().map(|f| f.attr.clone()).collect();
 
-        let (scope_expr, name_expr, match_attr) = match &raw.provision {
-            Some(p) => self.provision(src, p.get_ref(), &scope, &attrs)?,
+        // Every part is checked before any is given up on: all errors at once.
+        let provision = match &raw.provision {
+            Some(p) => self.provision(src, p.get_ref(), &scope, &attrs),
             None => {
                 self.err(
                     src,
@@ -80,21 +81,25 @@ impl Compiler {
                     format!("target {name:?} needs [provision] with name = \"...\""),
                     Some("name is the account's DN, userName or key, as an expression".into()),
                 );
-                return None;
+                None
             }
         };
         let deprovision = match &raw.deprovision {
-            Some(d) => self.deprovision(src, d.get_ref(), &scope)?,
-            None => Deprovision {
+            Some(d) => self.deprovision(src, d.get_ref(), &scope),
+            None => Some(Deprovision {
                 action: DeprovisionAction::Delete,
                 skip_out_of_scope: false,
-            },
+            }),
         };
-        let connection = self.connection(src, rt, &attrs)?;
-        if let (TargetConnection::Scim(c), Some(fl)) = (&connection, &raw.flows) {
+        let connection = self.connection(src, rt, &attrs);
+        if let ("scim", Some(fl)) = (rt.kind.get_ref().as_str(), &raw.flows) {
+            let extensions = rt
+                .extensions
+                .as_ref()
+                .map(|e| e.get_ref().clone())
+                .unwrap_or_default();
             for k in fl.export.keys() {
-                if let Err(e) = crate::connector::scim::check_attribute(k.get_ref(), &c.extensions)
-                {
+                if let Err(e) = crate::connector::scim::check_attribute(k.get_ref(), &extensions) {
                     self.err(
                         src,
                         k.span(),
@@ -104,6 +109,8 @@ impl Compiler {
                 }
             }
         }
+        let (scope_expr, name_expr, match_attr) = provision?;
+        let (deprovision, connection) = (deprovision?, connection?);
         let mut quarantine = Quarantine::default();
         if let Some(q) = &rt.quarantine {
             let q = q.get_ref();
@@ -337,10 +344,10 @@ impl Compiler {
                         if multi.is_none() {
                             multi = Some(t.attrs[a as usize].multi);
                         }
-                        ExportValue::Ref {
-                            attr: a,
-                            target: target.unwrap_or_else(|| own.to_string()),
-                        }
+                        let target = target.unwrap_or_else(|| own.to_string());
+                        self.target_refs
+                            .push((src.clone(), value.span(), target.clone()));
+                        ExportValue::Ref { attr: a, target }
                     }
                     _ => {
                         self.err(
