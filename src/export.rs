@@ -162,7 +162,7 @@ fn verb(op: &ExportOp, state: State) -> &'static str {
 type AccountReader<'a> = dyn Fn(&str, &[MvId]) -> crate::store::Result<Vec<AccountRef>> + 'a;
 
 /// An account to write, the accounts it refers to, and the change's name.
-type Write = (ExportRow, Vec<(String, MvId)>, &'static str);
+type Write = (ExportRow, Vec<(String, MvId)>, &'static str, bool);
 
 /// Looks up how accounts are written in references, per target.
 struct RefMap {
@@ -240,6 +240,8 @@ impl App {
         if !all.is_empty() {
             let tx = self.store.begin()?;
             tx.merge_step_counters(step, &serde_json::json!({ "provision": all }))?;
+            // The sync step's time includes its groups and provisioning.
+            tx.set_step_finished(step, &stamp(Utc::now()))?;
             tx.commit()?;
         }
         Ok(all)
@@ -255,6 +257,7 @@ impl App {
         let App { rules, store, .. } = self;
         let t = &rules.targets[ti];
         let type_name = rules.metaverse.types[t.object_type].name.clone();
+        let started = std::time::Instant::now();
         let gone = || store.exports_without_identity(&t.name);
         let ids = to_evaluate(store, &t.name, &t.hash, &type_name, &gone)?;
         let mut counts = ProvisionCounts::default();
@@ -303,6 +306,7 @@ impl App {
                 updated = counts.updated,
                 disabled = counts.disabled,
                 deprovisioned = counts.deprovisioned,
+                ms = started.elapsed().as_millis() as u64,
                 "Provisioning evaluated."
             );
         }
@@ -416,6 +420,7 @@ fn write_provision(
                             .map(move |&m| (target.clone(), m))
                     })
                     .collect();
+                let fresh = old.is_none();
                 let row = match old {
                     Some(mut r) => {
                         r.state = state.as_str().into();
@@ -440,7 +445,7 @@ fn write_provision(
                         updated_run: run,
                     },
                 };
-                writes.push((row, refs, kind));
+                writes.push((row, refs, kind, fresh));
             }
         }
     }
@@ -448,10 +453,15 @@ fn write_provision(
         return Ok(());
     }
     let tx = store.begin()?;
-    for (row, refs, kind) in &writes {
+    for (row, refs, kind, fresh) in &writes {
         tx.put_export(row)?;
         let pairs: Vec<(&str, MvId)> = refs.iter().map(|(a, m)| (a.as_str(), *m)).collect();
-        tx.set_export_refs(&row.agent, row.mv_id, &pairs)?;
+        // A new account has no references stored to replace.
+        if !*fresh {
+            tx.set_export_refs(&row.agent, row.mv_id, &pairs)?;
+        } else if !pairs.is_empty() {
+            tx.add_export_refs(&row.agent, row.mv_id, &pairs)?;
+        }
         tx.add_change(
             step,
             &NewChange {

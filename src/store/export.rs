@@ -355,6 +355,11 @@ impl Tx<'_> {
             .prepare_cached("DELETE FROM export_ref WHERE agent = ?1 AND mv_id = ?2")
             .and_then(|mut s| s.execute(params![agent, mv]))
             .map_err(|e| self.err(e))?;
+        self.add_export_refs(agent, mv, refs)
+    }
+
+    /// Adds references of an account that had none stored.
+    pub fn add_export_refs(&self, agent: &str, mv: MvId, refs: &[(&str, MvId)]) -> Result<()> {
         let mut stmt = self
             .tx
             .prepare_cached(
@@ -398,6 +403,16 @@ impl Tx<'_> {
                 "INSERT INTO target_state(agent, quarantined, quarantined_run) VALUES (?1, ?2, ?3)
                  ON CONFLICT(agent) DO UPDATE SET quarantined = excluded.quarantined, quarantined_run = excluded.quarantined_run",
                 params![agent, reason, reason.map(|_| run)],
+            )
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+
+    pub fn set_step_finished(&self, step: i64, now: &str) -> Result<()> {
+        self.tx
+            .execute(
+                "UPDATE step SET finished_at = ?2 WHERE id = ?1",
+                params![step, now],
             )
             .map(|_| ())
             .map_err(|e| self.err(e))
