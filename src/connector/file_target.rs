@@ -3,6 +3,7 @@
 //! Both key an account by its name; the name is its id. A multi-valued
 //! attribute is written as its values joined by `|`.
 
+use super::sqlite_file::AccountTable;
 use super::target::{
     Applied, Attrs, CsvTargetConfig, ExportError, ExportOp, RefBy, RemoteObject, SqlTargetConfig,
     Target, apply_changes,
@@ -231,111 +232,42 @@ impl Target for CsvTarget {
 
 /// A table in a SQLite database an application reads. The table must
 /// exist with the key column and the flows' columns; each operation is
-/// its own statement (and so its own transaction).
+/// its own statement (and so its own transaction). The SQL is
+/// `sqlite_file::AccountTable`'s.
 pub struct SqlTarget {
     cfg: SqlTargetConfig,
-    conn: Option<rusqlite::Connection>,
+    table: Option<AccountTable>,
 }
 
 impl SqlTarget {
     pub fn new(cfg: SqlTargetConfig) -> SqlTarget {
-        SqlTarget { cfg, conn: None }
+        SqlTarget { cfg, table: None }
     }
 
-    fn conn(&self) -> Result<&rusqlite::Connection, ExportError> {
-        self.conn
+    fn table(&self) -> Result<&AccountTable, ExportError> {
+        self.table
             .as_ref()
             .ok_or_else(|| ExportError::Transient(format!("{}: not connected", self.cfg.display)))
     }
 
-    fn fail(&self, e: rusqlite::Error) -> ExportError {
-        let msg = format!("{} table {}: {e}", self.cfg.display, self.cfg.table);
-        match e {
-            rusqlite::Error::SqliteFailure(f, _)
-                if matches!(
-                    f.code,
-                    rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
-                ) =>
-            {
-                ExportError::Transient(msg)
-            }
-            _ => ExportError::Rejected(msg),
-        }
-    }
-
-    fn ident(s: &str) -> String {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    }
-
-    fn exists(&self, key: &str) -> Result<bool, ExportError> {
-        let sql = format!(
-            "SELECT 1 FROM {} WHERE {} = ?1",
-            Self::ident(&self.cfg.table),
-            Self::ident(&self.cfg.key)
-        );
-        let conn = self.conn()?;
-        let mut stmt = conn.prepare_cached(&sql).map_err(|e| self.fail(e))?;
-        stmt.exists([key]).map_err(|e| self.fail(e))
-    }
-
     fn row(&self, key: &str) -> Result<Option<Attrs>, ExportError> {
-        let cols: Vec<String> = self.cfg.columns.iter().map(|c| Self::ident(c)).collect();
-        let sql = format!(
-            "SELECT {} FROM {} WHERE {} = ?1",
-            if cols.is_empty() {
-                "1".to_string()
-            } else {
-                cols.join(", ")
-            },
-            Self::ident(&self.cfg.table),
-            Self::ident(&self.cfg.key)
-        );
-        let conn = self.conn()?;
-        let mut stmt = conn.prepare_cached(&sql).map_err(|e| self.fail(e))?;
-        let mut rows = stmt.query([key]).map_err(|e| self.fail(e))?;
-        let Some(r) = rows.next().map_err(|e| self.fail(e))? else {
-            return Ok(None);
-        };
-        let mut attrs = Attrs::new();
-        for (i, c) in self.cfg.columns.iter().enumerate() {
-            let v: Option<String> = r
-                .get::<_, rusqlite::types::Value>(i)
-                .map(|v| match v {
-                    rusqlite::types::Value::Null => None,
-                    rusqlite::types::Value::Integer(n) => Some(n.to_string()),
-                    rusqlite::types::Value::Real(f) => Some(f.to_string()),
-                    rusqlite::types::Value::Text(t) => Some(t),
-                    rusqlite::types::Value::Blob(_) => None,
-                })
-                .map_err(|e| self.fail(e))?;
-            if let Some(v) = v.filter(|v| !v.is_empty()) {
-                attrs.insert(c.clone(), split(&v));
-            }
-        }
-        Ok(Some(attrs))
+        Ok(self.table()?.row(key)?.map(|values| {
+            self.cfg
+                .columns
+                .iter()
+                .zip(values)
+                .filter_map(|(c, v)| v.filter(|v| !v.is_empty()).map(|v| (c.clone(), split(&v))))
+                .collect()
+        }))
     }
 
-    /// Writes `attrs` (all of the flows' columns: absent ones as NULL) to
-    /// the row `key`.
-    fn write(&self, key: &str, to: &str, attrs: &Attrs) -> Result<usize, ExportError> {
-        let mut sets = vec![format!("{} = ?1", Self::ident(&self.cfg.key))];
-        let mut vals: Vec<Option<String>> = vec![Some(to.to_string())];
-        for c in &self.cfg.columns {
-            sets.push(format!("{} = ?{}", Self::ident(c), vals.len() + 1));
-            vals.push(attrs.get(c).map(|v| join(v)));
-        }
-        let sql = format!(
-            "UPDATE {} SET {} WHERE {} = ?{}",
-            Self::ident(&self.cfg.table),
-            sets.join(", "),
-            Self::ident(&self.cfg.key),
-            vals.len() + 1
-        );
-        vals.push(Some(key.to_string()));
-        let conn = self.conn()?;
-        let mut stmt = conn.prepare_cached(&sql).map_err(|e| self.fail(e))?;
-        stmt.execute(rusqlite::params_from_iter(vals))
-            .map_err(|e| self.fail(e))
+    /// The flows' columns of `attrs`, in the table's order; absent ones NULL.
+    fn values(&self, attrs: &Attrs) -> Vec<Option<String>> {
+        self.cfg
+            .columns
+            .iter()
+            .map(|c| attrs.get(c).map(|v| join(v)))
+            .collect()
     }
 }
 
@@ -349,44 +281,10 @@ impl Target for SqlTarget {
     }
 
     fn connect(&mut self) -> Result<(), ExportError> {
-        let conn = rusqlite::Connection::open_with_flags(
-            &self.cfg.path,
-            rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map_err(|e| ExportError::Transient(format!("{}: {e}", self.cfg.display)))?;
-        let _ = conn.busy_timeout(std::time::Duration::from_secs(10));
-        let mut have = Vec::new();
-        {
-            let mut stmt = conn
-                .prepare("SELECT name FROM pragma_table_info(?1)")
-                .map_err(|e| ExportError::Transient(format!("{}: {e}", self.cfg.display)))?;
-            let rows = stmt
-                .query_map([&self.cfg.table], |r| r.get::<_, String>(0))
-                .map_err(|e| ExportError::Transient(format!("{}: {e}", self.cfg.display)))?;
-            for r in rows.flatten() {
-                have.push(r);
-            }
-        }
-        if have.is_empty() {
-            return Err(ExportError::Transient(format!(
-                "{}: no table {:?}",
-                self.cfg.display, self.cfg.table
-            )));
-        }
-        let missing: Vec<&str> = std::iter::once(&self.cfg.key)
-            .chain(&self.cfg.columns)
-            .filter(|c| !have.contains(c))
-            .map(String::as_str)
-            .collect();
-        if !missing.is_empty() {
-            return Err(ExportError::Transient(format!(
-                "{}: table {:?} has no column {}",
-                self.cfg.display,
-                self.cfg.table,
-                missing.join(", ")
-            )));
-        }
-        self.conn = Some(conn);
+        let c = &self.cfg;
+        self.table = Some(AccountTable::open(
+            &c.path, &c.display, &c.table, &c.key, &c.columns,
+        )?);
         Ok(())
     }
 
@@ -397,22 +295,7 @@ impl Target for SqlTarget {
                 self.cfg.table
             )));
         }
-        let sql = format!(
-            "SELECT {} FROM {} WHERE {} = ?1 LIMIT 2",
-            Self::ident(&self.cfg.key),
-            Self::ident(&self.cfg.table),
-            Self::ident(attr)
-        );
-        let keys: Vec<String> = {
-            let conn = self.conn()?;
-            let mut stmt = conn.prepare_cached(&sql).map_err(|e| self.fail(e))?;
-            let rows = stmt
-                .query_map([value], |r| r.get::<_, String>(0))
-                .map_err(|e| self.fail(e))?;
-            rows.collect::<rusqlite::Result<_>>()
-                .map_err(|e| self.fail(e))?
-        };
-        match keys.as_slice() {
+        match self.table()?.keys_where(attr, value)?.as_slice() {
             [] => Ok(None),
             [k] => Ok(self
                 .row(k)?
@@ -425,34 +308,14 @@ impl Target for SqlTarget {
     }
 
     fn apply(&mut self, op: &ExportOp) -> Result<Applied, ExportError> {
-        match op {
+        let table = self.table()?;
+        let to = match op {
             ExportOp::Create { name, attrs } => {
-                if self.exists(name)? {
+                if table.exists(name)? {
                     return Err(ExportError::Exists(name.clone()));
                 }
-                let mut cols = vec![Self::ident(&self.cfg.key)];
-                let mut vals: Vec<Option<String>> = vec![Some(name.clone())];
-                for c in &self.cfg.columns {
-                    cols.push(Self::ident(c));
-                    vals.push(attrs.get(c).map(|v| join(v)));
-                }
-                let sql = format!(
-                    "INSERT INTO {}({}) VALUES ({})",
-                    Self::ident(&self.cfg.table),
-                    cols.join(", "),
-                    (1..=vals.len())
-                        .map(|i| format!("?{i}"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                );
-                let conn = self.conn()?;
-                let mut stmt = conn.prepare_cached(&sql).map_err(|e| self.fail(e))?;
-                stmt.execute(rusqlite::params_from_iter(vals))
-                    .map_err(|e| self.fail(e))?;
-                Ok(Applied {
-                    id: name.clone(),
-                    name: name.clone(),
-                })
+                table.insert(name, self.values(attrs))?;
+                name.clone()
             }
             ExportOp::Update {
                 id,
@@ -464,53 +327,30 @@ impl Target for SqlTarget {
                     return Err(ExportError::NotFound(id.clone()));
                 };
                 let to = rename.clone().unwrap_or_else(|| id.clone());
-                if to != *id && self.exists(&to)? {
+                if to != *id && table.exists(&to)? {
                     return Err(ExportError::Exists(to));
                 }
                 apply_changes(&mut row, changes);
-                if self.write(id, &to, &row)? == 0 {
+                if table.update(id, &to, self.values(&row))? == 0 {
                     return Err(ExportError::NotFound(id.clone()));
                 }
-                Ok(Applied {
-                    id: to.clone(),
-                    name: to,
-                })
+                to
             }
             ExportOp::Delete { id, .. } => {
-                let sql = format!(
-                    "DELETE FROM {} WHERE {} = ?1",
-                    Self::ident(&self.cfg.table),
-                    Self::ident(&self.cfg.key)
-                );
-                let conn = self.conn()?;
-                let n = conn.execute(&sql, [id]).map_err(|e| self.fail(e))?;
-                if n == 0 {
+                if table.delete(id)? == 0 {
                     return Err(ExportError::NotFound(id.clone()));
                 }
-                Ok(Applied {
-                    id: id.clone(),
-                    name: id.clone(),
-                })
+                id.clone()
             }
-        }
+        };
+        Ok(Applied {
+            id: to.clone(),
+            name: to,
+        })
     }
 
     fn read_all(&mut self, each: &mut dyn FnMut(RemoteObject)) -> Result<(), ExportError> {
-        let sql = format!(
-            "SELECT {} FROM {} ORDER BY 1",
-            Self::ident(&self.cfg.key),
-            Self::ident(&self.cfg.table)
-        );
-        let keys: Vec<String> = {
-            let conn = self.conn()?;
-            let mut stmt = conn.prepare(&sql).map_err(|e| self.fail(e))?;
-            let rows = stmt
-                .query_map([], |r| r.get::<_, String>(0))
-                .map_err(|e| self.fail(e))?;
-            rows.collect::<rusqlite::Result<_>>()
-                .map_err(|e| self.fail(e))?
-        };
-        for k in keys {
+        for k in self.table()?.keys()? {
             if let Some(attrs) = self.row(&k)? {
                 each(remote(&self.cfg.key, k, attrs));
             }
@@ -581,55 +421,6 @@ mod tests {
                 ("name", &["Ann, Lee"]),
                 ("phones", &["2"])
             ])
-        );
-    }
-
-    #[test]
-    fn a_table_target_writes_rows_and_says_what_is_missing() {
-        let dir = tempfile::tempdir().expect("tmp");
-        let db = dir.path().join("app.db");
-        let conn = rusqlite::Connection::open(&db).expect("open");
-        conn.execute_batch("CREATE TABLE accounts(login TEXT PRIMARY KEY, mail TEXT, dept TEXT)")
-            .expect("create");
-        let cfg = |cols: &[&str]| SqlTargetConfig {
-            path: db.clone(),
-            display: "app.db".into(),
-            table: "accounts".into(),
-            key: "login".into(),
-            columns: cols.iter().map(|c| c.to_string()).collect(),
-        };
-        let mut bad = SqlTarget::new(cfg(&["mail", "office"]));
-        let e = bad.connect().expect_err("no column");
-        assert!(e.to_string().contains("office"), "{e}");
-
-        let mut t = SqlTarget::new(cfg(&["mail", "dept"]));
-        t.connect().expect("connect");
-        t.apply(&ExportOp::Create {
-            name: "alee".into(),
-            attrs: attrs(&[("mail", &["a@x"]), ("dept", &["IT"])]),
-        })
-        .expect("insert");
-        let found = t.find("mail", "a@x").expect("find").expect("found");
-        assert_eq!(found.id, "alee");
-        t.apply(&ExportOp::Update {
-            id: "alee".into(),
-            name: "alee".into(),
-            rename: Some("ann.lee".into()),
-            changes: vec![Change::Replace("dept".into(), vec![])],
-        })
-        .expect("update");
-        let row: (String, Option<String>) = conn
-            .query_row("SELECT login, dept FROM accounts", [], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })
-            .expect("row");
-        assert_eq!(row, ("ann.lee".into(), None));
-        assert_eq!(
-            t.apply(&ExportOp::Delete {
-                id: "alee".into(),
-                name: "alee".into()
-            }),
-            Err(ExportError::NotFound("alee".into()))
         );
     }
 }

@@ -1,10 +1,12 @@
 //! SQLite files that belong to connected systems, not to idsync: writing a
-//! table (the generator's contractor database) and reading one back whole
-//! (checks that a database and its SQL source agree). With the SQL
+//! table (the generator's contractor database), reading one back whole
+//! (checks that a database and its SQL source agree), and an application's
+//! account table a SQL target keeps (`AccountTable`). With the SQL
 //! connector, the only code outside `store/` that talks SQL, and only ever
 //! to databases that are not the store.
 
 use super::ConnectorError;
+use super::target::ExportError;
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags, params_from_iter};
 use std::path::Path;
@@ -82,6 +84,16 @@ pub struct TableDump {
     pub rows: Vec<Vec<Option<String>>>,
 }
 
+/// A stored value as text (numbers as written); NULL as none.
+fn text_of(v: ValueRef) -> Option<String> {
+    match v {
+        ValueRef::Null => None,
+        ValueRef::Integer(n) => Some(n.to_string()),
+        ValueRef::Real(x) => Some(x.to_string()),
+        ValueRef::Text(t) | ValueRef::Blob(t) => Some(String::from_utf8_lossy(t).into_owned()),
+    }
+}
+
 fn dump_conn(conn: &Connection, table: &str, path: &Path) -> Result<TableDump, ConnectorError> {
     let e = |x| err(path, x);
     let mut stmt = conn
@@ -102,16 +114,7 @@ fn dump_conn(conn: &Connection, table: &str, path: &Path) -> Result<TableDump, C
     let rows = stmt
         .query_map([], |r| {
             (0..n)
-                .map(|i| {
-                    Ok(match r.get_ref(i)? {
-                        ValueRef::Null => None,
-                        ValueRef::Integer(n) => Some(n.to_string()),
-                        ValueRef::Real(x) => Some(x.to_string()),
-                        ValueRef::Text(t) | ValueRef::Blob(t) => {
-                            Some(String::from_utf8_lossy(t).into_owned())
-                        }
-                    })
-                })
+                .map(|i| Ok(text_of(r.get_ref(i)?)))
                 .collect::<rusqlite::Result<Vec<_>>>()
         })
         .map_err(e)?
@@ -133,6 +136,215 @@ pub fn dump_script(sql: &str, table: &str) -> Result<TableDump, ConnectorError> 
     let conn = Connection::open_in_memory().map_err(|e| err(here, e))?;
     conn.execute_batch(sql).map_err(|e| err(here, e))?;
     dump_conn(&conn, table, here)
+}
+
+/// An application's table of accounts, keyed by one column, with the
+/// columns a SQL target writes. Values are text; NULL is no value. Every
+/// call is one statement, so one transaction of its own.
+pub struct AccountTable {
+    conn: Connection,
+    /// `path table`, for messages.
+    display: String,
+    table: String,
+    key: String,
+    columns: Vec<String>,
+}
+
+fn ident(s: &str) -> String {
+    format!("\"{}\"", s.replace('"', "\"\""))
+}
+
+impl AccountTable {
+    /// Opens the table; it must exist with `key` and every one of `columns`.
+    pub fn open(
+        path: &Path,
+        display: &str,
+        table: &str,
+        key: &str,
+        columns: &[String],
+    ) -> Result<AccountTable, ExportError> {
+        let down = |e: rusqlite::Error| ExportError::Transient(format!("{display}: {e}"));
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(down)?;
+        let _ = conn.busy_timeout(std::time::Duration::from_secs(10));
+        let have: Vec<String> = {
+            let mut stmt = conn
+                .prepare("SELECT name FROM pragma_table_info(?1)")
+                .map_err(down)?;
+            let rows = stmt
+                .query_map([table], |r| r.get::<_, String>(0))
+                .map_err(down)?;
+            rows.collect::<rusqlite::Result<_>>().map_err(down)?
+        };
+        if have.is_empty() {
+            return Err(ExportError::Transient(format!(
+                "{display}: no table {table:?}"
+            )));
+        }
+        let missing: Vec<&str> = std::iter::once(key)
+            .chain(columns.iter().map(String::as_str))
+            .filter(|c| !have.iter().any(|h| h == c))
+            .collect();
+        if !missing.is_empty() {
+            return Err(ExportError::Transient(format!(
+                "{display}: table {table:?} has no column {}",
+                missing.join(", ")
+            )));
+        }
+        Ok(AccountTable {
+            conn,
+            display: format!("{display} table {table}"),
+            table: table.to_string(),
+            key: key.to_string(),
+            columns: columns.to_vec(),
+        })
+    }
+
+    /// A locked database is worth trying later; anything else is this
+    /// row's problem.
+    fn fail(&self, e: rusqlite::Error) -> ExportError {
+        let msg = format!("{}: {e}", self.display);
+        match e {
+            rusqlite::Error::SqliteFailure(f, _)
+                if matches!(
+                    f.code,
+                    rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+                ) =>
+            {
+                ExportError::Transient(msg)
+            }
+            _ => ExportError::Rejected(msg),
+        }
+    }
+
+    fn run(&self, sql: &str, values: Vec<Option<String>>) -> Result<usize, ExportError> {
+        let mut stmt = self.conn.prepare_cached(sql).map_err(|e| self.fail(e))?;
+        stmt.execute(params_from_iter(values))
+            .map_err(|e| self.fail(e))
+    }
+
+    fn strings(&self, sql: &str, arg: &str) -> Result<Vec<String>, ExportError> {
+        let mut stmt = self.conn.prepare_cached(sql).map_err(|e| self.fail(e))?;
+        let rows = stmt
+            .query_map([arg], |r| r.get::<_, String>(0))
+            .map_err(|e| self.fail(e))?;
+        rows.collect::<rusqlite::Result<_>>()
+            .map_err(|e| self.fail(e))
+    }
+
+    pub fn exists(&self, key: &str) -> Result<bool, ExportError> {
+        let sql = format!(
+            "SELECT 1 FROM {} WHERE {} = ?1",
+            ident(&self.table),
+            ident(&self.key)
+        );
+        let mut stmt = self.conn.prepare_cached(&sql).map_err(|e| self.fail(e))?;
+        stmt.exists([key]).map_err(|e| self.fail(e))
+    }
+
+    /// The values of the columns (in their order) of row `key`.
+    pub fn row(&self, key: &str) -> Result<Option<Vec<Option<String>>>, ExportError> {
+        let cols: Vec<String> = self.columns.iter().map(|c| ident(c)).collect();
+        let sql = format!(
+            "SELECT {} FROM {} WHERE {} = ?1",
+            if cols.is_empty() {
+                "1".to_string()
+            } else {
+                cols.join(", ")
+            },
+            ident(&self.table),
+            ident(&self.key)
+        );
+        let mut stmt = self.conn.prepare_cached(&sql).map_err(|e| self.fail(e))?;
+        let mut rows = stmt.query([key]).map_err(|e| self.fail(e))?;
+        let Some(r) = rows.next().map_err(|e| self.fail(e))? else {
+            return Ok(None);
+        };
+        (0..self.columns.len())
+            .map(|i| r.get_ref(i).map(text_of).map_err(|e| self.fail(e)))
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some)
+    }
+
+    /// A new row: `key` and the columns' values in their order.
+    pub fn insert(&self, key: &str, values: Vec<Option<String>>) -> Result<(), ExportError> {
+        let cols: Vec<String> = std::iter::once(&self.key)
+            .chain(&self.columns)
+            .map(|c| ident(c))
+            .collect();
+        let sql = format!(
+            "INSERT INTO {}({}) VALUES ({})",
+            ident(&self.table),
+            cols.join(", "),
+            (1..=cols.len())
+                .map(|i| format!("?{i}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let mut all = vec![Some(key.to_string())];
+        all.extend(values);
+        self.run(&sql, all).map(|_| ())
+    }
+
+    /// Writes row `key` whole, under key `to`; how many rows it changed.
+    pub fn update(
+        &self,
+        key: &str,
+        to: &str,
+        values: Vec<Option<String>>,
+    ) -> Result<usize, ExportError> {
+        let sets: Vec<String> = std::iter::once(&self.key)
+            .chain(&self.columns)
+            .enumerate()
+            .map(|(i, c)| format!("{} = ?{}", ident(c), i + 1))
+            .collect();
+        let sql = format!(
+            "UPDATE {} SET {} WHERE {} = ?{}",
+            ident(&self.table),
+            sets.join(", "),
+            ident(&self.key),
+            sets.len() + 1
+        );
+        let mut all = vec![Some(to.to_string())];
+        all.extend(values);
+        all.push(Some(key.to_string()));
+        self.run(&sql, all)
+    }
+
+    /// How many rows it deleted.
+    pub fn delete(&self, key: &str) -> Result<usize, ExportError> {
+        let sql = format!(
+            "DELETE FROM {} WHERE {} = ?1",
+            ident(&self.table),
+            ident(&self.key)
+        );
+        self.run(&sql, vec![Some(key.to_string())])
+    }
+
+    /// Keys of rows whose `column` holds `value`, at most two (one is a
+    /// match, two say it is not unique).
+    pub fn keys_where(&self, column: &str, value: &str) -> Result<Vec<String>, ExportError> {
+        let sql = format!(
+            "SELECT {} FROM {} WHERE {} = ?1 LIMIT 2",
+            ident(&self.key),
+            ident(&self.table),
+            ident(column)
+        );
+        self.strings(&sql, value)
+    }
+
+    /// Every key, in order.
+    pub fn keys(&self) -> Result<Vec<String>, ExportError> {
+        let sql = format!(
+            "SELECT {} FROM {} WHERE ?1 = ?1 ORDER BY 1",
+            ident(&self.key),
+            ident(&self.table)
+        );
+        self.strings(&sql, "")
+    }
 }
 
 #[cfg(test)]
@@ -161,5 +373,64 @@ mod tests {
             format!("{ddl};\nINSERT INTO t VALUES ('b', NULL);\nINSERT INTO t VALUES ('a', 'x');");
         assert_eq!(dump_script(&script, "t")?, dump);
         Ok(())
+    }
+
+    #[test]
+    fn a_table_target_writes_rows_and_says_what_is_missing() {
+        use crate::connector::file_target::SqlTarget;
+        use crate::connector::target::{
+            Attrs, Change, ExportError, ExportOp, SqlTargetConfig, Target,
+        };
+        let attrs = |pairs: &[(&str, &[&str])]| -> Attrs {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.iter().map(|s| s.to_string()).collect()))
+                .collect()
+        };
+        let dir = tempfile::tempdir().expect("tmp");
+        let db = dir.path().join("app.db");
+        let conn = rusqlite::Connection::open(&db).expect("open");
+        conn.execute_batch("CREATE TABLE accounts(login TEXT PRIMARY KEY, mail TEXT, dept TEXT)")
+            .expect("create");
+        let cfg = |cols: &[&str]| SqlTargetConfig {
+            path: db.clone(),
+            display: "app.db".into(),
+            table: "accounts".into(),
+            key: "login".into(),
+            columns: cols.iter().map(|c| c.to_string()).collect(),
+        };
+        let mut bad = SqlTarget::new(cfg(&["mail", "office"]));
+        let e = bad.connect().expect_err("no column");
+        assert!(e.to_string().contains("office"), "{e}");
+
+        let mut t = SqlTarget::new(cfg(&["mail", "dept"]));
+        t.connect().expect("connect");
+        t.apply(&ExportOp::Create {
+            name: "alee".into(),
+            attrs: attrs(&[("mail", &["a@x"]), ("dept", &["IT"])]),
+        })
+        .expect("insert");
+        let found = t.find("mail", "a@x").expect("find").expect("found");
+        assert_eq!(found.id, "alee");
+        t.apply(&ExportOp::Update {
+            id: "alee".into(),
+            name: "alee".into(),
+            rename: Some("ann.lee".into()),
+            changes: vec![Change::Replace("dept".into(), vec![])],
+        })
+        .expect("update");
+        let row: (String, Option<String>) = conn
+            .query_row("SELECT login, dept FROM accounts", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .expect("row");
+        assert_eq!(row, ("ann.lee".into(), None));
+        assert_eq!(
+            t.apply(&ExportOp::Delete {
+                id: "alee".into(),
+                name: "alee".into()
+            }),
+            Err(ExportError::NotFound("alee".into()))
+        );
     }
 }
