@@ -209,13 +209,6 @@ fn open_writer(cli: &Cli, holder: &str) -> Result<(App, LockGuard)> {
 pub fn run(cli: Cli) -> Result<i32> {
     match &cli.command {
         Command::Check => check(&cli),
-        Command::Import { agent, delta } if !*delta && is_target(&cli, agent) => {
-            let holder = format!("import {agent}");
-            let (mut app, _lock) = open_writer(&cli, &holder)?;
-            let report =
-                app.one_step_run(&holder, |app, run| app.confirm(agent, run, 1, clock(&cli)))?;
-            emit(&cli, &report, print_confirm)
-        }
         Command::Export { agent, dry_run } => {
             if *dry_run {
                 let app = open(&cli)?;
@@ -261,6 +254,12 @@ pub fn run(cli: Cli) -> Result<i32> {
             };
             let holder = format!("{verb} {agent}");
             let (mut app, _lock) = open_writer(&cli, &holder)?;
+            // A target's import is the confirming import.
+            if mode == ImportMode::Full && app.rules.target(agent).is_some() {
+                let report =
+                    app.one_step_run(&holder, |app, run| app.confirm(agent, run, 1, clock(&cli)))?;
+                return emit(&cli, &report, print_confirm);
+            }
             let report = app.one_step_run(&holder, |app, run| {
                 app.import(agent, mode, run, 1, clock(&cli))
             })?;
@@ -555,15 +554,6 @@ fn eval(cli: &Cli, agent: &str, anchor: Option<&str>, set: &[String], text: &str
             Ok(1)
         }
     }
-}
-
-/// Whether `name` is a target of the rules (an import of it is a
-/// confirming import). Rules that do not load say no; the command then
-/// reports their errors.
-fn is_target(cli: &Cli, name: &str) -> bool {
-    rules::load(&cli.rules, &|_| None)
-        .map(|r| r.target(name).is_some())
-        .unwrap_or(false)
 }
 
 fn print_export(r: &crate::export::ExportReport) {

@@ -642,6 +642,35 @@ fn unconfirmed(old: Option<&str>, op: &ExportOp, now_holds: &Attrs) -> Option<St
 }
 
 impl App {
+    /// Starts step `verb <agent>` of a target; its index and the step.
+    fn begin_target_step(
+        &mut self,
+        verb: &str,
+        agent: &str,
+        run: RunId,
+        ordinal: usize,
+        now: DateTime<Utc>,
+    ) -> Result<(usize, i64)> {
+        let ti = self.target_index(agent)?;
+        let step = self.store.begin_step(
+            run,
+            ordinal,
+            &format!("{verb} {agent}"),
+            Some(agent),
+            &stamp(now),
+        )?;
+        Ok((ti, step))
+    }
+
+    /// Records a target step that failed before writing; the error to return.
+    fn fail_target_step(&mut self, step: i64, agent: &str, message: String) -> Result<AppError> {
+        self.store.fail_step(step, &message, &stamp(Utc::now()))?;
+        Ok(AppError::Export {
+            agent: agent.to_string(),
+            message,
+        })
+    }
+
     fn target_index(&self, agent: &str) -> Result<usize> {
         self.rules
             .targets
@@ -714,32 +743,16 @@ impl App {
         ordinal: usize,
         now: DateTime<Utc>,
     ) -> Result<ExportReport> {
-        let ti = self.target_index(agent)?;
-        let step = self.store.begin_step(
-            run,
-            ordinal,
-            &format!("export {agent}"),
-            Some(agent),
-            &stamp(now),
-        )?;
+        let (ti, step) = self.begin_target_step("export", agent, run, ordinal, now)?;
         let fail = |app: &mut App, message: String| -> Result<ExportReport> {
-            app.store.fail_step(step, &message, &stamp(Utc::now()))?;
-            Err(AppError::Export {
-                agent: agent.to_string(),
-                message,
-            })
+            Err(app.fail_target_step(step, agent, message)?)
         };
         let t = &self.rules.targets[ti];
         // The deletion guard: a run that would delete many accounts (a
         // scope rule gone wrong, an HR file cut short two steps earlier)
         // stops before touching the target.
-        let pending = self.store.pending_exports(agent)?;
-        let deletes = pending
-            .iter()
-            .filter(|r| r.state == State::Delete.as_str() && r.remote_id.is_some())
-            .count() as u64;
-        let accounts = self.store.export_counts(agent)?.accounts;
-        drop(pending);
+        let counts = self.store.export_counts(agent)?;
+        let (deletes, accounts) = (counts.deleting, counts.accounts);
         let guard = self.rules.metaverse.guard;
         if !guard.allows(deletes, accounts, self.allow_deletes) {
             let message = crate::app::guard_message(
@@ -1136,14 +1149,7 @@ impl App {
         ordinal: usize,
         now: DateTime<Utc>,
     ) -> Result<ConfirmReport> {
-        let ti = self.target_index(agent)?;
-        let step = self.store.begin_step(
-            run,
-            ordinal,
-            &format!("import {agent}"),
-            Some(agent),
-            &stamp(now),
-        )?;
+        let (ti, step) = self.begin_target_step("import", agent, run, ordinal, now)?;
         let t = &self.rules.targets[ti];
         let read = crate::connector::open_target(&t.connection).and_then(|mut target| {
             target.connect()?;
@@ -1158,11 +1164,7 @@ impl App {
             Ok(r) => r,
             Err(e) => {
                 let message = format!("cannot read the target: {e}");
-                self.store.fail_step(step, &message, &stamp(Utc::now()))?;
-                return Err(AppError::Export {
-                    agent: agent.to_string(),
-                    message,
-                });
+                return Err(self.fail_target_step(step, agent, message)?);
             }
         };
         let mut report = ConfirmReport {

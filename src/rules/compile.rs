@@ -481,6 +481,32 @@ impl Compiler {
         (mv, order)
     }
 
+    /// A single-character setting (a delimiter, a quote; `\t` is a tab).
+    fn one_byte(
+        &mut self,
+        src: &SourceFile,
+        v: &Option<Spanned<String>>,
+        default: u8,
+        what: &str,
+    ) -> u8 {
+        let Some(s) = v else {
+            return default;
+        };
+        let t = s.get_ref();
+        let t = if t == "\\t" { "\t" } else { t.as_str() };
+        if t.len() == 1 {
+            t.as_bytes()[0]
+        } else {
+            self.err(
+                src,
+                s.span(),
+                format!("{what} must be a single ASCII character"),
+                None,
+            );
+            default
+        }
+    }
+
     /// The metaverse type `name` names, or an error at it.
     fn object_type(
         &mut self,
@@ -1244,27 +1270,6 @@ impl Compiler {
         let base = src.path.parent().unwrap_or(Path::new("."));
         let path = lexical(&base.join(ra.path.get_ref()));
         let display = path.to_string_lossy().into_owned();
-        let one_byte =
-            |this: &mut Compiler, v: &Option<Spanned<String>>, default: u8, what: &str| -> u8 {
-                match v {
-                    None => default,
-                    Some(s) => {
-                        let t = s.get_ref();
-                        let t = if t == "\\t" { "\t" } else { t.as_str() };
-                        if t.len() == 1 {
-                            t.as_bytes()[0]
-                        } else {
-                            this.err(
-                                src,
-                                s.span(),
-                                format!("{what} must be a single ASCII character"),
-                                None,
-                            );
-                            default
-                        }
-                    }
-                }
-            };
         match ra.kind.get_ref().as_str() {
             "csv" => {
                 for (v, key) in [(&ra.table, "table"), (&ra.query, "query")] {
@@ -1283,8 +1288,8 @@ impl Compiler {
                         ),
                     );
                 }
-                let delimiter = one_byte(self, &ra.delimiter, b',', "delimiter");
-                let quote = one_byte(self, &ra.quote, b'"', "quote");
+                let delimiter = self.one_byte(src, &ra.delimiter, b',', "delimiter");
+                let quote = self.one_byte(src, &ra.quote, b'"', "quote");
                 let encoding = match &ra.encoding {
                     None => Encoding::Utf8,
                     Some(e) => match Encoding::parse(e.get_ref()) {

@@ -554,24 +554,7 @@ impl Compiler {
             _ => {
                 let path = need(self, &rt.path, "path");
                 let key = need(self, &rt.key, "key");
-                let delimiter = match &rt.delimiter {
-                    None => b',',
-                    Some(d) => {
-                        let t = d.get_ref();
-                        let t = if t == "\\t" { "\t" } else { t.as_str() };
-                        if t.len() == 1 {
-                            t.as_bytes()[0]
-                        } else {
-                            self.err(
-                                src,
-                                d.span(),
-                                "delimiter must be a single ASCII character",
-                                None,
-                            );
-                            b','
-                        }
-                    }
-                };
+                let delimiter = self.one_byte(src, &rt.delimiter, b',', "delimiter");
                 let path = lexical(&dir.join(path));
                 TargetConnection::Csv(CsvTargetConfig {
                     display: path.to_string_lossy().into_owned(),

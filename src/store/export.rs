@@ -46,6 +46,8 @@ pub struct ExportCounts {
     pub accounts: u64,
     /// Accounts the target has (created or joined).
     pub accounts_created: u64,
+    /// Accounts the target has that wait to be deleted.
+    pub deleting: u64,
     pub pending: u64,
     pub failing: u64,
     pub disabled: u64,
@@ -73,6 +75,14 @@ fn export_row(r: &rusqlite::Row) -> rusqlite::Result<ExportRow> {
 }
 
 impl Store {
+    /// The identity ids a query gives, in its order.
+    fn mv_ids(&self, sql: &str, p: impl rusqlite::Params) -> Result<Vec<MvId>> {
+        let mut stmt = self.conn.prepare_cached(sql).map_err(|e| self.err(e))?;
+        let rows = stmt.query_map(p, |r| r.get(0)).map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<Vec<MvId>>>()
+            .map_err(|e| self.err(e))
+    }
+
     pub fn target_state(&self, agent: &str) -> Result<TargetState> {
         Ok(self
             .conn
@@ -108,47 +118,28 @@ impl Store {
                 0,
             ),
         };
-        let mut stmt = self.conn.prepare(sql).map_err(|e| self.err(e))?;
-        let rows = stmt
-            .query_map(params![object_type, arg], |r| r.get(0))
-            .map_err(|e| self.err(e))?;
-        rows.collect::<rusqlite::Result<Vec<MvId>>>()
-            .map_err(|e| self.err(e))
+        self.mv_ids(sql, params![object_type, arg])
     }
 
     /// Identities deleted by syncs of runs after `run`, as their change
     /// records say: what a pass since then must forget, without comparing
     /// its tables with the whole metaverse.
     pub fn mv_deleted_since(&self, run: RunId) -> Result<Vec<MvId>> {
-        let mut stmt = self
-            .conn
-            .prepare(
-                // Through the step index: the planner would scan every change.
-                "SELECT c.mv_id FROM change c WHERE c.step IN (SELECT id FROM step WHERE run > ?1)
-                 AND c.kind = 'identity-deleted' AND c.mv_id IS NOT NULL",
-            )
-            .map_err(|e| self.err(e))?;
-        let rows = stmt
-            .query_map(params![run], |r| r.get(0))
-            .map_err(|e| self.err(e))?;
-        rows.collect::<rusqlite::Result<Vec<MvId>>>()
-            .map_err(|e| self.err(e))
+        self.mv_ids(
+            // Through the step index: the planner would scan every change.
+            "SELECT c.mv_id FROM change c WHERE c.step IN (SELECT id FROM step WHERE run > ?1)
+             AND c.kind = 'identity-deleted' AND c.mv_id IS NOT NULL",
+            params![run],
+        )
     }
 
     /// Identities of a target's accounts that are no longer in the metaverse.
     pub fn exports_without_identity(&self, agent: &str) -> Result<Vec<MvId>> {
-        let mut stmt = self
-            .conn
-            .prepare(
-                "SELECT e.mv_id FROM export_object e WHERE e.agent = ?1
-                 AND NOT EXISTS (SELECT 1 FROM mv_object m WHERE m.id = e.mv_id) ORDER BY e.mv_id",
-            )
-            .map_err(|e| self.err(e))?;
-        let rows = stmt
-            .query_map(params![agent], |r| r.get(0))
-            .map_err(|e| self.err(e))?;
-        rows.collect::<rusqlite::Result<Vec<MvId>>>()
-            .map_err(|e| self.err(e))
+        self.mv_ids(
+            "SELECT e.mv_id FROM export_object e WHERE e.agent = ?1
+             AND NOT EXISTS (SELECT 1 FROM mv_object m WHERE m.id = e.mv_id) ORDER BY e.mv_id",
+            params![agent],
+        )
     }
 
     /// The accounts of these identities in `agent` (those that exist).
@@ -200,7 +191,8 @@ fn export_counts(conn: &rusqlite::Connection, agent: &str) -> rusqlite::Result<E
     conn.query_row(
         "SELECT count(*), coalesce(sum(pending), 0), coalesce(sum(error IS NOT NULL), 0),
                 coalesce(sum(state = 'disabled'), 0), coalesce(sum(unconfirmed IS NOT NULL), 0),
-                coalesce(sum(remote_id IS NOT NULL), 0)
+                coalesce(sum(remote_id IS NOT NULL), 0),
+                coalesce(sum(state = 'delete' AND remote_id IS NOT NULL), 0)
          FROM export_object WHERE agent = ?1",
         params![agent],
         |r| {
@@ -211,6 +203,7 @@ fn export_counts(conn: &rusqlite::Connection, agent: &str) -> rusqlite::Result<E
                 disabled: r.get::<_, i64>(3)? as u64,
                 awaiting_confirmation: r.get::<_, i64>(4)? as u64,
                 accounts_created: r.get::<_, i64>(5)? as u64,
+                deleting: r.get::<_, i64>(6)? as u64,
             })
         },
     )
@@ -460,18 +453,11 @@ impl Store {
 
     /// Members under `rule` that are no longer in the metaverse.
     pub fn group_members_gone(&self, rule: &str) -> Result<Vec<MvId>> {
-        let mut stmt = self
-            .conn
-            .prepare(
-                "SELECT g.mv_id FROM group_member g WHERE g.rule = ?1
-                 AND NOT EXISTS (SELECT 1 FROM mv_object m WHERE m.id = g.mv_id)",
-            )
-            .map_err(|e| self.err(e))?;
-        let rows = stmt
-            .query_map(params![rule], |r| r.get(0))
-            .map_err(|e| self.err(e))?;
-        rows.collect::<rusqlite::Result<Vec<MvId>>>()
-            .map_err(|e| self.err(e))
+        self.mv_ids(
+            "SELECT g.mv_id FROM group_member g WHERE g.rule = ?1
+             AND NOT EXISTS (SELECT 1 FROM mv_object m WHERE m.id = g.mv_id)",
+            params![rule],
+        )
     }
 }
 
