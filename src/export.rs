@@ -130,6 +130,25 @@ fn shown(attr: &str, values: &[String]) -> String {
     }
 }
 
+impl Work {
+    /// The account's export now: the operation (none when the target holds
+    /// what is wanted), the wanted values with references written out, and
+    /// whether a reference waits for its account.
+    fn operation(&self, t: &TargetAgent, refs: &RefMap) -> (Option<ExportOp>, Attrs, bool) {
+        let (want, unresolved) = outbound::resolve(t, &self.desired, &|tg, m| refs.lookup(tg, m));
+        let op = outbound::operation(
+            t,
+            self.state,
+            self.row.remote_id.as_deref(),
+            self.row.name.as_deref(),
+            &self.desired,
+            &want,
+            &self.exported,
+        );
+        (op, want, unresolved)
+    }
+}
+
 fn describe(op: &ExportOp) -> Vec<String> {
     use crate::connector::target::Change;
     match op {
@@ -711,16 +730,8 @@ impl App {
         )?;
         for i in order(t, &works) {
             let w = &works[i];
-            let (want, unresolved) = outbound::resolve(t, &w.desired, &|tg, m| refs.lookup(tg, m));
-            let Some(op) = outbound::operation(
-                t,
-                w.state,
-                w.row.remote_id.as_deref(),
-                w.row.name.as_deref(),
-                &w.desired,
-                &want,
-                &w.exported,
-            ) else {
+            let (op, _, unresolved) = w.operation(t, &refs);
+            let Some(op) = op else {
                 continue;
             };
             match verb(&op, w.state) {
@@ -845,17 +856,8 @@ impl App {
                     break;
                 }
                 let w = &mut works[i];
-                let (want, unresolved) =
-                    outbound::resolve(t, &w.desired, &|tg, m| refs.lookup(tg, m));
-                let Some(op) = outbound::operation(
-                    t,
-                    w.state,
-                    w.row.remote_id.as_deref(),
-                    w.row.name.as_deref(),
-                    &w.desired,
-                    &want,
-                    &w.exported,
-                ) else {
+                let (op, want, unresolved) = w.operation(t, &refs);
+                let Some(op) = op else {
                     if w.row.pending != unresolved || w.row.error.is_some() {
                         w.row.pending = unresolved;
                         w.row.error = None;

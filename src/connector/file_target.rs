@@ -364,12 +364,7 @@ mod tests {
     use super::*;
     use crate::connector::target::Change;
 
-    fn attrs(pairs: &[(&str, &[&str])]) -> Attrs {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.iter().map(|s| s.to_string()).collect()))
-            .collect()
-    }
+    use crate::connector::target::attrs_of as attrs;
 
     #[test]
     fn a_file_target_creates_renames_updates_and_deletes_then_writes_once() {

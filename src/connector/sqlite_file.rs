@@ -378,15 +378,8 @@ mod tests {
     #[test]
     fn a_table_target_writes_rows_and_says_what_is_missing() {
         use crate::connector::file_target::SqlTarget;
-        use crate::connector::target::{
-            Attrs, Change, ExportError, ExportOp, SqlTargetConfig, Target,
-        };
-        let attrs = |pairs: &[(&str, &[&str])]| -> Attrs {
-            pairs
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.iter().map(|s| s.to_string()).collect()))
-                .collect()
-        };
+        use crate::connector::target::attrs_of as attrs;
+        use crate::connector::target::{Change, ExportError, ExportOp, SqlTargetConfig, Target};
         let dir = tempfile::tempdir().expect("tmp");
         let db = dir.path().join("app.db");
         let conn = rusqlite::Connection::open(&db).expect("open");

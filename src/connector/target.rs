@@ -276,3 +276,12 @@ pub struct CsvTargetConfig {
     /// The other columns, in the order written.
     pub columns: Vec<String>,
 }
+
+/// Attributes from `(name, values)` pairs, for tests.
+#[cfg(test)]
+pub(crate) fn attrs_of(pairs: &[(&str, &[&str])]) -> Attrs {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.iter().map(|s| s.to_string()).collect()))
+        .collect()
+}

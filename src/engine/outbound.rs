@@ -476,12 +476,7 @@ pub fn export_order(items: &[(MvId, Vec<MvId>)]) -> Vec<usize> {
 mod tests {
     use super::*;
 
-    fn attrs(pairs: &[(&str, &[&str])]) -> Attrs {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.iter().map(|s| s.to_string()).collect()))
-            .collect()
-    }
+    use crate::connector::target::attrs_of as attrs;
 
     #[test]
     fn diff_replaces_single_values_and_adds_and_removes_multi_values() {
