@@ -206,6 +206,74 @@ const MIGRATIONS: &[&str] = &[
         mv_id INTEGER NOT NULL,
         PRIMARY KEY(rule, key)
      ) WITHOUT ROWID;",
+    // 5: reconciliation, history and the audit log.
+    "-- History: the values an identity update changed, as JSON
+     -- {attribute: [before, after]}; an identity's deletion keeps its last
+     -- values here too. Read per identity, so indexed by it.
+     ALTER TABLE change ADD COLUMN data TEXT;
+     CREATE INDEX change_mv ON change(mv_id) WHERE mv_id IS NOT NULL;
+     -- Drift: a value a target holds that differs from what idsync last
+     -- exported there. Open while `outcome` is pending (a corrective export
+     -- is queued) or reported; closed when rolled back, when the target
+     -- agrees again (resolved), or when the rollback failed for good.
+     CREATE TABLE drift(
+        id INTEGER PRIMARY KEY,
+        agent TEXT NOT NULL,
+        mv_id INTEGER NOT NULL,
+        account TEXT,
+        attr TEXT NOT NULL,
+        expected TEXT NOT NULL,
+        found TEXT NOT NULL,
+        policy TEXT NOT NULL,
+        detected_run INTEGER NOT NULL,
+        detected_at TEXT NOT NULL,
+        last_run INTEGER NOT NULL,
+        outcome TEXT NOT NULL,
+        outcome_run INTEGER,
+        outcome_at TEXT,
+        message TEXT
+     );
+     CREATE INDEX drift_open ON drift(agent, mv_id) WHERE outcome IN ('pending', 'reported');
+     CREATE INDEX drift_run ON drift(last_run);
+     -- Accounts a target holds that no identity owns. `action` is the
+     -- target's orphan policy when found; `state` open (reported), pending
+     -- (to disable or delete at the next export), disabled, deleted, failed,
+     -- or gone (no longer in the target, or joined to an identity since).
+     CREATE TABLE orphan(
+        agent TEXT NOT NULL,
+        remote_id TEXT NOT NULL,
+        name TEXT NOT NULL,
+        attrs TEXT,
+        action TEXT NOT NULL,
+        state TEXT NOT NULL,
+        first_run INTEGER NOT NULL,
+        first_at TEXT NOT NULL,
+        last_run INTEGER NOT NULL,
+        done_run INTEGER,
+        error TEXT,
+        PRIMARY KEY(agent, remote_id)
+     ) WITHOUT ROWID;
+     -- The audit log: append-only, each record's hash the SHA-256 of its
+     -- canonical text and the previous record's hash.
+     CREATE TABLE audit(
+        seq INTEGER PRIMARY KEY,
+        at TEXT NOT NULL,
+        run INTEGER,
+        actor TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        target TEXT,
+        subject TEXT,
+        detail TEXT NOT NULL,
+        prev TEXT NOT NULL,
+        hash TEXT NOT NULL
+     );
+     -- The last record removed by retention: verification starts from it.
+     CREATE TABLE audit_anchor(
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        seq INTEGER NOT NULL,
+        hash TEXT NOT NULL,
+        at TEXT NOT NULL
+     );",
 ];
 
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {

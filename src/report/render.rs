@@ -1,0 +1,1 @@
+//! The report's renderings: HTML, CSV and JSON.
