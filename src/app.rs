@@ -106,7 +106,7 @@ pub struct StepOutcome {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub export: Option<crate::export::ExportReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub confirm: Option<crate::export::ConfirmReport>,
+    pub confirm: Option<crate::reconcile::ConfirmReport>,
 }
 
 impl StepOutcome {

@@ -118,6 +118,11 @@ pub enum Command {
     },
     /// Connector space and metaverse sizes, ambiguous joins waiting.
     Status,
+    /// Reports for auditors.
+    Report {
+        #[command(subcommand)]
+        sub: ReportCommand,
+    },
     /// Evaluate an expression over a staged object (or given attributes).
     Eval {
         /// The agent whose attributes the expression reads.
@@ -139,6 +144,25 @@ pub enum Command {
         seed: u64,
         /// Files go to OUT/fixtures/hr/.
         #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReportCommand {
+    /// What each target holds against what it should: drift rolled back
+    /// and reported, orphans, missing accounts, leavers still enabled,
+    /// ambiguous joins, export errors, quarantined targets. Writes
+    /// reconcile.html, reconcile.json and one CSV file per section.
+    Reconcile {
+        /// Drift and orphans of this run only.
+        #[arg(long, conflicts_with = "since")]
+        run: Option<RunId>,
+        /// Drift and orphans of the runs started since (`2026-11-01` or RFC 3339).
+        #[arg(long, value_name = "DATE", value_parser = parse_as_of)]
+        since: Option<chrono::DateTime<Utc>>,
+        /// The directory the files are written to.
+        #[arg(long, default_value = "reconcile-report")]
         out: PathBuf,
     },
 }
@@ -317,6 +341,9 @@ pub fn run(cli: Cli) -> Result<i32> {
         } => search(&cli, mv, object_type.as_deref(), *limit),
         Command::Runs { sub, limit } => runs(&cli, sub.as_ref(), *limit),
         Command::Status => status(&cli),
+        Command::Report {
+            sub: ReportCommand::Reconcile { run, since, out },
+        } => report_reconcile(&cli, *run, *since, out),
         Command::Eval {
             agent,
             anchor,
@@ -569,6 +596,12 @@ fn print_export(r: &crate::export::ExportReport) {
         r.failed,
         r.deferred
     );
+    if r.rolled_back + r.orphans_disabled + r.orphans_deleted > 0 {
+        println!(
+            "  drift rolled back in {} accounts; orphans disabled {}, deleted {}",
+            r.rolled_back, r.orphans_disabled, r.orphans_deleted
+        );
+    }
     if let Some(q) = &r.quarantined {
         println!("  quarantined: {q}");
     }
@@ -609,10 +642,14 @@ fn print_plan(reports: &Vec<crate::export::ExportReport>) {
     }
 }
 
-fn print_confirm(r: &crate::export::ConfirmReport) {
+fn print_confirm(r: &crate::reconcile::ConfirmReport) {
     println!(
-        "import {} (confirming): read {}, confirmed {}, not re-imported {}, missing {}, orphans {}",
-        r.agent, r.read, r.confirmed, r.not_reimported, r.missing, r.orphans
+        "import {} (confirming): read {}, confirmed {}, not re-imported {}, missing {}, orphans {} ({} new)",
+        r.agent, r.read, r.confirmed, r.not_reimported, r.missing, r.orphans, r.orphans_new
+    );
+    println!(
+        "  drift: {} new, {} open, {} accounts queued for rollback, {} resolved",
+        r.drift_found, r.drift_open, r.rollbacks_queued, r.drift_resolved
     );
 }
 
@@ -1306,4 +1343,85 @@ fn parse_as_of(s: &str) -> std::result::Result<chrono::DateTime<Utc>, String> {
         .and_then(|d| d.and_hms_opt(0, 0, 0))
         .map(|t| t.and_utc())
         .ok_or_else(|| format!("{s:?} is not a date (2026-12-01) or an RFC 3339 time"))
+}
+
+fn report_reconcile(
+    cli: &Cli,
+    run: Option<RunId>,
+    since: Option<chrono::DateTime<Utc>>,
+    out: &std::path::Path,
+) -> Result<i32> {
+    use crate::store::RunRange;
+    let app = open(cli)?;
+    let (range, period) = match (run, since) {
+        (Some(r), _) => {
+            if app.store.run(r)?.is_none() {
+                bail!("no run {r}");
+            }
+            (RunRange { from: r, to: r }, format!("run {r}"))
+        }
+        (None, Some(t)) => {
+            let from = app
+                .store
+                .first_run_since(&crate::app::stamp(t))?
+                .unwrap_or(RunId::MAX);
+            (
+                RunRange {
+                    from,
+                    to: RunId::MAX - 1,
+                },
+                format!(
+                    "since {}",
+                    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                ),
+            )
+        }
+        (None, None) => (RunRange::ALL, "every run".to_string()),
+    };
+    let report = app.reconcile_report(range, &period, clock(cli))?;
+    let written = crate::report::render::write_all(&report, out)
+        .with_context(|| format!("writing the report to {}", out.display()))?;
+    if cli.json {
+        print_json(&json!({
+            "out": out,
+            "period": report.period,
+            "html": written.html,
+            "json": written.json,
+            "summary_csv": written.summary_csv,
+            "sections": written.sections.iter().map(|s| json!({"key": s.key, "rows": s.rows, "csv": s.csv})).collect::<Vec<_>>(),
+        }))?;
+        return Ok(0);
+    }
+    println!(
+        "reconciliation report ({}) written to {}",
+        report.period,
+        out.display()
+    );
+    for t in &report.targets {
+        let findings: Vec<String> = t
+            .counts
+            .iter()
+            .filter(|(_, n)| *n > 0)
+            .map(|(k, n)| format!("{k} {n}"))
+            .collect();
+        let q = t
+            .quarantined
+            .as_deref()
+            .map(|q| format!(" [quarantined: {q}]"))
+            .unwrap_or_default();
+        println!(
+            "  {:<20} {:>7} accounts  {}{q}",
+            t.target,
+            t.accounts,
+            if findings.is_empty() {
+                "clean".to_string()
+            } else {
+                findings.join(", ")
+            }
+        );
+    }
+    for s in &report.sections {
+        println!("  {:<20} {:>7} rows", s.key, s.rows.len());
+    }
+    Ok(0)
 }

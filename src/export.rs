@@ -73,6 +73,11 @@ pub struct ExportReport {
     pub disabled: u64,
     pub deleted: u64,
     pub failed: u64,
+    /// Values changed in the target by hand, set back (accounts).
+    pub rolled_back: u64,
+    /// Accounts no identity owns, disabled or deleted by the orphan policy.
+    pub orphans_disabled: u64,
+    pub orphans_deleted: u64,
     /// Not tried this run: the target was down or quarantined.
     pub deferred: u64,
     pub passes: u64,
@@ -81,18 +86,6 @@ pub struct ExportReport {
     pub errors: Vec<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub plan: Vec<PlannedOp>,
-}
-
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct ConfirmReport {
-    pub agent: String,
-    pub read: u64,
-    pub confirmed: u64,
-    pub not_reimported: u64,
-    /// Accounts idsync created that the target no longer has.
-    pub missing: u64,
-    /// Objects in the target that are no identity's account.
-    pub orphans: u64,
 }
 
 /// An account being exported, parsed from its row.
@@ -122,7 +115,7 @@ impl Work {
 }
 
 /// Values of attributes named like passwords are not printed or recorded.
-fn shown(attr: &str, values: &[String]) -> String {
+pub(crate) fn shown(attr: &str, values: &[String]) -> String {
     if attr.to_ascii_lowercase().contains("password") {
         "(hidden)".to_string()
     } else {
@@ -662,7 +655,7 @@ fn unconfirmed(old: Option<&str>, op: &ExportOp, now_holds: &Attrs) -> Option<St
 
 impl App {
     /// Starts step `verb <agent>` of a target; its index and the step.
-    fn begin_target_step(
+    pub(crate) fn begin_target_step(
         &mut self,
         verb: &str,
         agent: &str,
@@ -682,7 +675,12 @@ impl App {
     }
 
     /// Records a target step that failed before writing; the error to return.
-    fn fail_target_step(&mut self, step: i64, agent: &str, message: String) -> Result<AppError> {
+    pub(crate) fn fail_target_step(
+        &mut self,
+        step: i64,
+        agent: &str,
+        message: String,
+    ) -> Result<AppError> {
         self.store.fail_step(step, &message, &stamp(Utc::now()))?;
         Ok(AppError::Export {
             agent: agent.to_string(),
@@ -690,7 +688,7 @@ impl App {
         })
     }
 
-    fn target_index(&self, agent: &str) -> Result<usize> {
+    pub(crate) fn target_index(&self, agent: &str) -> Result<usize> {
         self.rules
             .targets
             .iter()
@@ -763,7 +761,11 @@ impl App {
         // scope rule gone wrong, an HR file cut short two steps earlier)
         // stops before touching the target.
         let counts = self.store.export_counts(agent)?;
-        let (deletes, accounts) = (counts.deleting, counts.accounts);
+        let orphan_deletes = self.store.orphan_deletes(agent)?;
+        let (deletes, accounts) = (
+            counts.deleting + orphan_deletes,
+            counts.accounts + orphan_deletes,
+        );
         let guard = self.rules.metaverse.guard;
         if !guard.allows(deletes, accounts, self.allow_deletes) {
             let message = crate::app::guard_message(
@@ -782,6 +784,9 @@ impl App {
             return fail(self, format!("cannot connect: {e}"));
         }
         let was_quarantined = self.store.target_state(agent)?.quarantined;
+        // Accounts whose export is the rollback of drift: few, so a set.
+        let rollbacks: rustc_hash::FxHashSet<MvId> =
+            self.store.drift_pending(agent)?.into_iter().collect();
         let App { rules, store, .. } = self;
         let t = &rules.targets[ti];
         let mut report = ExportReport {
@@ -917,6 +922,10 @@ impl App {
                             }
                             Done::Vanished => ("account-missing", false),
                         };
+                        if rollbacks.contains(&mv) && !matches!(done, Done::Vanished) {
+                            report.rolled_back += 1;
+                            tx.drift_exported(agent, mv, run, &stamp(Utc::now()), None)?;
+                        }
                         if let Done::Deleted = done {
                             tx.remove_export(agent, mv)?;
                             refs.accounts.remove(&(agent.to_string(), mv));
@@ -925,8 +934,13 @@ impl App {
                             w.row.exported = Some(attrs_to_json(&w.exported));
                             w.row.unconfirmed =
                                 unconfirmed(old_unconfirmed.as_deref(), &op, &w.exported);
-                            w.row.pending = unresolved || matches!(done, Done::Vanished);
-                            w.row.error = None;
+                            let vanished = matches!(done, Done::Vanished);
+                            // Deleted by hand: created again unless the
+                            // target's policy only reports it.
+                            w.row.pending = unresolved || vanished && t.reconcile.recreate_missing;
+                            w.row.error = (vanished && !t.reconcile.recreate_missing).then(|| {
+                                format!("deleted in the target outside idsync (found in run {run}); missing = \"report\" keeps it so")
+                            });
                             w.row.attempts = 0;
                             w.row.updated_run = run;
                             tx.record_export(&w.row)?;
@@ -967,6 +981,10 @@ impl App {
                         w.row.error = Some(e.to_string());
                         w.row.attempts += 1;
                         tx.record_export(&w.row)?;
+                        if rollbacks.contains(&w.row.mv_id) {
+                            let now = stamp(Utc::now());
+                            tx.drift_exported(agent, w.row.mv_id, run, &now, Some(&e.to_string()))?;
+                        }
                         let kind = if e.is_transient() {
                             "export-unreachable"
                         } else {
@@ -999,6 +1017,18 @@ impl App {
             if down || stopped || probing || progress == 0 {
                 break;
             }
+        }
+        if !down && !stopped && !probing {
+            orphans(
+                target.as_mut(),
+                t,
+                &tx,
+                run,
+                step,
+                &mut report,
+                &mut step_errors,
+                now,
+            )?;
         }
         if let Err(e) = target.finish() {
             drop(tx);
@@ -1075,6 +1105,101 @@ impl App {
     }
 }
 
+/// Applies the orphan policy to the orphans the last confirming import
+/// queued: disables them (the `[deprovision]` disable values, evaluated
+/// with no identity) or deletes them. Each succeeds or fails on its own.
+#[allow(clippy::too_many_arguments)]
+fn orphans(
+    target: &mut dyn Target,
+    t: &TargetAgent,
+    tx: &crate::store::Tx,
+    run: RunId,
+    step: i64,
+    report: &mut ExportReport,
+    step_errors: &mut Vec<StepErrorRow>,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    use crate::connector::target::Change;
+    use crate::rules::DeprovisionAction;
+    let pending = tx.pending_orphans(&t.name)?;
+    if pending.is_empty() {
+        return Ok(());
+    }
+    let empty = Record::default();
+    let ctx = Context {
+        now,
+        object_key: "",
+        unique: None,
+    };
+    let set: Vec<Change> = match &t.deprovision.action {
+        DeprovisionAction::Disable { set, .. } => set
+            .iter()
+            .filter_map(|(attr, e)| {
+                let v = e.eval(&empty, &ctx).ok()?.to_strings();
+                Some(Change::Replace(attr.clone(), v))
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    for o in pending {
+        let (op, done, kind) = match o.action.as_str() {
+            "delete" => (
+                ExportOp::Delete {
+                    id: o.remote_id.clone(),
+                    name: o.name.clone(),
+                },
+                "deleted",
+                "orphan-deleted",
+            ),
+            "disable" if !set.is_empty() => (
+                ExportOp::Update {
+                    id: o.remote_id.clone(),
+                    name: o.name.clone(),
+                    rename: None,
+                    changes: set.clone(),
+                },
+                "disabled",
+                "orphan-disabled",
+            ),
+            _ => continue,
+        };
+        match target.apply(&op) {
+            Ok(_) | Err(ExportError::NotFound(_)) => {
+                tx.set_orphan_state(&t.name, &o.remote_id, done, run, None)?;
+                if done == "deleted" {
+                    report.orphans_deleted += 1;
+                } else {
+                    report.orphans_disabled += 1;
+                }
+                tx.add_change(
+                    step,
+                    &NewChange {
+                        kind,
+                        agent: Some(&t.name),
+                        cs_id: None,
+                        anchor: Some(&o.name),
+                        mv_id: None,
+                        detail: Some(&describe(&op).join("; ")),
+                    },
+                )?;
+            }
+            Err(e) => {
+                report.failed += 1;
+                tx.set_orphan_state(&t.name, &o.remote_id, "failed", run, Some(&e.to_string()))?;
+                step_errors.push(StepErrorRow {
+                    kind: "export-failed".into(),
+                    agent: Some(t.name.clone()),
+                    anchor: Some(o.name.clone()),
+                    source: None,
+                    line: None,
+                    message: format!("orphan {}: {e}", o.action),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
 fn export_error(t: &TargetAgent, w: Option<&Work>, kind: &str, message: String) -> StepErrorRow {
     StepErrorRow {
         kind: kind.into(),
@@ -1123,150 +1248,5 @@ fn planned(op: &ExportOp, w: &Work, unresolved: bool) -> PlannedOp {
         rename,
         changes: describe(op),
         waits_for_reference: unresolved,
-    }
-}
-
-/// The same values, in any order; case is ignored, as directories do for
-/// most attributes.
-fn same_values(a: &[String], b: &[String]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    let mut x: Vec<String> = a.iter().map(|v| v.to_lowercase()).collect();
-    let mut y: Vec<String> = b.iter().map(|v| v.to_lowercase()).collect();
-    x.sort();
-    y.sort();
-    x == y
-}
-
-impl App {
-    /// A confirming import of a target: reads every account back, confirms
-    /// each exported change that arrived, flags each that did not
-    /// (`exported-change-not-reimported`), notes accounts renamed by hand,
-    /// and marks accounts that are gone to be created again.
-    pub fn confirm(
-        &mut self,
-        agent: &str,
-        run: RunId,
-        ordinal: usize,
-        now: DateTime<Utc>,
-    ) -> Result<ConfirmReport> {
-        let (ti, step) = self.begin_target_step("import", agent, run, ordinal, now)?;
-        let t = &self.rules.targets[ti];
-        let read = crate::connector::open_target(&t.connection).and_then(|mut target| {
-            target.connect()?;
-            let mut remote: FxHashMap<String, crate::connector::target::RemoteObject> =
-                FxHashMap::default();
-            target.read_all(&mut |o| {
-                remote.insert(o.id.clone(), o);
-            })?;
-            Ok(remote)
-        });
-        let mut remote = match read {
-            Ok(r) => r,
-            Err(e) => {
-                let message = format!("cannot read the target: {e}");
-                return Err(self.fail_target_step(step, agent, message)?);
-            }
-        };
-        let mut report = ConfirmReport {
-            agent: agent.to_string(),
-            read: remote.len() as u64,
-            ..ConfirmReport::default()
-        };
-        let mut rows = Vec::new();
-        self.store.each_export(agent, &mut |r| rows.push(r))?;
-        let mut errors = Vec::new();
-        let tx = self.store.begin()?;
-        for mut row in rows {
-            let Some(id) = row.remote_id.clone() else {
-                continue;
-            };
-            let Some(obj) = remote.remove(&id) else {
-                if row.state == State::Delete.as_str() {
-                    tx.remove_export(agent, row.mv_id)?;
-                    continue;
-                }
-                report.missing += 1;
-                errors.push(StepErrorRow {
-                    kind: "account-missing".into(),
-                    agent: Some(agent.to_string()),
-                    anchor: row.name.clone(),
-                    source: None,
-                    line: Some(row.mv_id),
-                    message: "the target no longer has this account; it is created again at the next export".into(),
-                });
-                row.remote_id = None;
-                row.name = None;
-                row.exported = None;
-                row.unconfirmed = None;
-                row.pending = true;
-                tx.put_export(&row)?;
-                continue;
-            };
-            let mut changed = false;
-            if row.name.as_deref() != Some(obj.name.as_str()) {
-                // Renamed outside idsync: the next export renames it back
-                // if the rules say otherwise.
-                row.name = Some(obj.name.clone());
-                row.pending = true;
-                changed = true;
-            }
-            let waiting: Option<Vec<String>> = row
-                .unconfirmed
-                .as_deref()
-                .and_then(|u| serde_json::from_str(u).ok());
-            if let Some(waiting) = waiting {
-                let exported: Attrs = row
-                    .exported
-                    .as_deref()
-                    .and_then(|e| attrs_from_json(e).ok())
-                    .unwrap_or_default();
-                let mut left = Vec::new();
-                for attr in waiting {
-                    let want = exported.get(&attr).cloned().unwrap_or_default();
-                    let found = obj
-                        .attrs
-                        .iter()
-                        .find(|(k, _)| k.eq_ignore_ascii_case(&attr))
-                        .map(|(_, v)| v.clone())
-                        .unwrap_or_default();
-                    if same_values(&want, &found) {
-                        report.confirmed += 1;
-                    } else {
-                        report.not_reimported += 1;
-                        errors.push(StepErrorRow {
-                            kind: "exported-change-not-reimported".into(),
-                            agent: Some(agent.to_string()),
-                            anchor: Some(obj.name.clone()),
-                            source: None,
-                            line: Some(row.mv_id),
-                            message: format!(
-                                "{attr}: exported {want:?}, the target holds {found:?}"
-                            ),
-                        });
-                        left.push(attr);
-                    }
-                }
-                row.unconfirmed =
-                    (!left.is_empty()).then(|| serde_json::to_string(&left).unwrap_or_default());
-                changed = true;
-            }
-            if changed {
-                tx.put_export(&row)?;
-            }
-        }
-        report.orphans = remote.len() as u64;
-        let counters = serde_json::to_value(&report).unwrap_or_default();
-        tx.finish_step(
-            step,
-            "success",
-            &counters,
-            None,
-            &errors,
-            &stamp(Utc::now()),
-        )?;
-        tx.commit()?;
-        Ok(report)
     }
 }

@@ -14,6 +14,7 @@ pub mod r#gen;
 pub mod groups;
 pub mod import;
 pub mod model;
+pub mod reconcile;
 pub mod report;
 pub mod rules;
 pub mod ruletest;

@@ -5,6 +5,7 @@
 //! with rayon; a fixed order (agent sync order, then anchor) applies them, so
 //! the same inputs give the same plan on any number of threads.
 
+pub mod drift;
 mod flow;
 mod index;
 mod join;

@@ -251,10 +251,11 @@ impl Compiler {
                 target_names.push(name);
                 continue;
             }
-            if f.raw.provision.is_some() || f.raw.deprovision.is_some() {
+            if f.raw.provision.is_some() || f.raw.deprovision.is_some() || f.raw.reconcile.is_some()
+            {
                 self.errors.push(RuleError::file(
                     &f.src.path,
-                    "[provision] and [deprovision] belong to a [target]",
+                    "[provision], [deprovision] and [reconcile] belong to a [target]",
                 ));
             }
             let Some(agent) = &f.raw.agent else {
@@ -867,8 +868,18 @@ impl Compiler {
                 }
             }
         }
+        let leaver = t.leaver.as_ref().and_then(|text| {
+            match expr::Expr::compile(text.get_ref(), &SchemaScope(&schema)) {
+                Ok(e) => Some(e),
+                Err(errs) => {
+                    self.expr_errors(src, text, "leaver", errs);
+                    None
+                }
+            }
+        });
         MvType {
             name: tname.get_ref().clone(),
+            leaver,
             schema,
             attrs,
             deletion,

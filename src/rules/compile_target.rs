@@ -43,6 +43,7 @@ impl Compiler {
         let object_type = self.object_type(src, &rt.object_type, mv, "")?;
         let t = &mv.types[object_type];
         let scope = SchemaScope(&t.schema);
+        let reconcile = self.reconcile(src, raw);
 
         let mut flows = Vec::new();
         if let Some(fl) = &raw.flows {
@@ -56,7 +57,9 @@ impl Compiler {
                 );
             }
             for (attr, value) in &fl.export {
-                if let Some(f) = self.export_flow(src, attr, value, &scope, t, &name) {
+                if let Some(f) =
+                    self.export_flow(src, attr, value, &scope, t, &name, reconcile.drift)
+                {
                     flows.push(f);
                 }
             }
@@ -111,6 +114,20 @@ impl Compiler {
         }
         let (scope_expr, name_expr, match_attr) = provision?;
         let (deprovision, connection) = (deprovision?, connection?);
+        if reconcile.orphans == OrphanAction::Disable
+            && !matches!(&deprovision.action, DeprovisionAction::Disable { set, .. } if !set.is_empty())
+            && let Some(o) = raw
+                .reconcile
+                .as_ref()
+                .and_then(|r| r.get_ref().orphans.as_ref())
+        {
+            self.err(
+                src,
+                o.span(),
+                "orphans = \"disable\" sets the [deprovision] disable values, and there are none",
+                Some("add [deprovision] action = \"disable\" with set = { ... }".into()),
+            );
+        }
         let mut quarantine = Quarantine::default();
         if let Some(q) = &rt.quarantine {
             let q = q.get_ref();
@@ -139,7 +156,55 @@ impl Compiler {
             flows,
             deprovision,
             quarantine,
+            reconcile,
         })
+    }
+
+    /// `[reconcile]`; each bad value is reported and the default kept, so
+    /// the rest of the target is still checked.
+    fn reconcile(&mut self, src: &SourceFile, raw: &RawFile) -> Reconcile {
+        let mut r = Reconcile::default();
+        let Some(rr) = raw.reconcile.as_ref().map(|r| r.get_ref()) else {
+            return r;
+        };
+        if let Some(d) = &rr.drift {
+            match DriftPolicy::parse(d.get_ref()) {
+                Some(p) => r.drift = p,
+                None => self.bad_choice(
+                    src,
+                    d,
+                    "drift policy",
+                    &["authoritative", "report", "tolerate"],
+                ),
+            }
+        }
+        if let Some(o) = &rr.orphans {
+            match o.get_ref().as_str() {
+                "report" => r.orphans = OrphanAction::Report,
+                "disable" => r.orphans = OrphanAction::Disable,
+                "delete" => r.orphans = OrphanAction::Delete,
+                _ => self.bad_choice(src, o, "orphan policy", &["report", "disable", "delete"]),
+            }
+        }
+        if let Some(m) = &rr.missing {
+            match m.get_ref().as_str() {
+                "recreate" => r.recreate_missing = true,
+                "report" => r.recreate_missing = false,
+                _ => self.bad_choice(src, m, "missing-account policy", &["recreate", "report"]),
+            }
+        }
+        r
+    }
+
+    fn bad_choice(&mut self, src: &SourceFile, v: &Spanned<String>, what: &str, choices: &[&str]) {
+        let help = suggest(v.get_ref(), choices.iter().copied())
+            .or_else(|| Some(format!("one of: {}", choices.join(", "))));
+        self.err(
+            src,
+            v.span(),
+            format!("unknown {what} {:?}", v.get_ref()),
+            help,
+        );
     }
 
     fn mv_expr(
@@ -263,6 +328,7 @@ impl Compiler {
         scope: &SchemaScope,
         t: &MvType,
         own: &str,
+        drift_default: DriftPolicy,
     ) -> Option<ExportFlow> {
         let context = format!("export flow {:?}", attr.get_ref());
         match value.get_ref() {
@@ -280,11 +346,13 @@ impl Compiler {
                     value: ExportValue::Expr(e),
                     create_only: false,
                     multi,
+                    drift: drift_default,
                 })
             }
             toml::Value::Table(table) => {
                 let (mut text, mut reference, mut target) = (None, None, None);
                 let (mut create_only, mut multi) = (false, None);
+                let mut drift = drift_default;
                 for (k, v) in table {
                     match (k.as_str(), v) {
                         ("expr", toml::Value::String(s)) => text = Some(s.clone()),
@@ -292,9 +360,23 @@ impl Compiler {
                         ("in", toml::Value::String(s)) => target = Some(s.clone()),
                         ("create_only", toml::Value::Boolean(b)) => create_only = *b,
                         ("multi", toml::Value::Boolean(b)) => multi = Some(*b),
+                        ("drift", toml::Value::String(s)) if DriftPolicy::parse(s).is_some() => {
+                            drift = DriftPolicy::parse(s).unwrap_or(drift_default);
+                        }
+                        ("drift", toml::Value::String(s)) => {
+                            let help = suggest(s, ["authoritative", "report", "tolerate"]);
+                            self.err(
+                                src,
+                                value.span(),
+                                format!("{context}: unknown drift policy {s:?}"),
+                                help,
+                            );
+                        }
                         (other, _) => {
-                            let help =
-                                suggest(other, ["expr", "ref", "in", "create_only", "multi"]);
+                            let help = suggest(
+                                other,
+                                ["expr", "ref", "in", "create_only", "multi", "drift"],
+                            );
                             self.err(
                                 src,
                                 value.span(),
@@ -364,6 +446,12 @@ impl Compiler {
                     value: value_of,
                     create_only,
                     multi: multi.unwrap_or(false),
+                    // A create-only value is the target's from then on.
+                    drift: if create_only {
+                        DriftPolicy::Tolerate
+                    } else {
+                        drift
+                    },
                 })
             }
             _ => {

@@ -146,6 +146,9 @@ pub struct MvType {
     pub retained: Vec<(u32, String)>,
     /// Date attributes whose arrival re-evaluates the identity.
     pub wake_on: Vec<u32>,
+    /// True for an identity that has left (the reconciliation report's
+    /// leavers still enabled).
+    pub leaver: Option<Expr>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -338,6 +341,7 @@ pub struct TargetAgent {
     pub flows: Vec<ExportFlow>,
     pub deprovision: Deprovision,
     pub quarantine: Quarantine,
+    pub reconcile: Reconcile,
 }
 
 impl TargetAgent {
@@ -369,6 +373,81 @@ pub struct ExportFlow {
     /// Several values, changed by adding and removing values rather than
     /// replacing them all (group members).
     pub multi: bool,
+    /// What a confirming import does when the target holds another value.
+    pub drift: DriftPolicy,
+}
+
+/// What a confirming import does about a value changed in the target by
+/// someone other than idsync.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DriftPolicy {
+    /// Recorded and rolled back by a corrective export (values added by
+    /// hand to a multi-valued attribute are removed).
+    Authoritative,
+    /// Recorded; the target keeps the value until the flow's value changes.
+    Report,
+    /// Not compared: the target manages the value too.
+    Tolerate,
+}
+
+impl DriftPolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DriftPolicy::Authoritative => "authoritative",
+            DriftPolicy::Report => "report",
+            DriftPolicy::Tolerate => "tolerate",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<DriftPolicy> {
+        Some(match s {
+            "authoritative" => DriftPolicy::Authoritative,
+            "report" => DriftPolicy::Report,
+            "tolerate" => DriftPolicy::Tolerate,
+            _ => return None,
+        })
+    }
+}
+
+/// A target's reconciliation policies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reconcile {
+    /// The flows' policy unless a flow has its own.
+    pub drift: DriftPolicy,
+    pub orphans: OrphanAction,
+    /// Re-create an account deleted in the target by hand at the next export
+    /// (`true`), or only report it.
+    pub recreate_missing: bool,
+}
+
+impl Default for Reconcile {
+    fn default() -> Reconcile {
+        Reconcile {
+            drift: DriftPolicy::Authoritative,
+            orphans: OrphanAction::Report,
+            recreate_missing: true,
+        }
+    }
+}
+
+/// What happens to an account in a target that no identity owns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OrphanAction {
+    Report,
+    /// Set the `[deprovision]` disable values (constants) at the next export.
+    Disable,
+    /// Delete it at the next export, within the deletion guard.
+    Delete,
+}
+
+impl OrphanAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OrphanAction::Report => "report",
+            OrphanAction::Disable => "disable",
+            OrphanAction::Delete => "delete",
+        }
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -24,6 +24,9 @@ pub struct RawFile {
     pub target: Option<Spanned<RawTarget>>,
     pub provision: Option<Spanned<RawProvision>>,
     pub deprovision: Option<Spanned<RawDeprovision>>,
+    /// `[reconcile]`: what a confirming import does about drift, orphans
+    /// and missing accounts.
+    pub reconcile: Option<Spanned<RawReconcile>>,
     pub metaverse: Option<Spanned<RawMetaverse>>,
     #[serde(default)]
     pub profile: Vec<Spanned<RawProfile>>,
@@ -216,6 +219,19 @@ pub struct RawDeprovision {
     pub skip_out_of_scope_deletions: bool,
 }
 
+/// `[reconcile]` in a target file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawReconcile {
+    /// The flows' drift policy unless a flow says its own:
+    /// `authoritative`, `report` or `tolerate`.
+    pub drift: Option<Spanned<String>>,
+    /// Accounts no identity owns: `report`, `disable` or `delete`.
+    pub orphans: Option<Spanned<String>>,
+    /// Accounts deleted in the target by hand: `recreate` or `report`.
+    pub missing: Option<Spanned<String>>,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawMetaverse {
@@ -277,6 +293,9 @@ pub struct RawMvType {
     /// source changed (a hire or end date reached).
     #[serde(default)]
     pub wake_on: Vec<Spanned<String>>,
+    /// An expression saying an identity is a leaver: the reconciliation
+    /// report lists leavers whose accounts are still enabled.
+    pub leaver: Option<Spanned<String>>,
     /// Attribute -> type name, or a table `{ type, multi, precedence, null }`.
     #[serde(default)]
     pub attributes: BTreeMap<Spanned<String>, Spanned<toml::Value>>,

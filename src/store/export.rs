@@ -76,7 +76,7 @@ fn export_row(r: &rusqlite::Row) -> rusqlite::Result<ExportRow> {
 
 impl Store {
     /// The identity ids a query gives, in its order.
-    fn mv_ids(&self, sql: &str, p: impl rusqlite::Params) -> Result<Vec<MvId>> {
+    pub(super) fn mv_ids(&self, sql: &str, p: impl rusqlite::Params) -> Result<Vec<MvId>> {
         let mut stmt = self.conn.prepare_cached(sql).map_err(|e| self.err(e))?;
         let rows = stmt.query_map(p, |r| r.get(0)).map_err(|e| self.err(e))?;
         rows.collect::<rusqlite::Result<Vec<MvId>>>()

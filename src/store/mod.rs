@@ -15,6 +15,7 @@ mod export;
 mod lock;
 mod migrate;
 mod mv;
+mod recon;
 mod runs;
 mod space;
 mod stage;
@@ -23,6 +24,9 @@ pub use cs::{CsRow, SourceMarks};
 pub use export::{AccountRef, ExportCounts, ExportRow, TargetState};
 pub use lock::{HEARTBEAT_EVERY, LockGuard, LockHolder, STALE_AFTER_SECS, hostname, stale_reason};
 pub use mv::{AmbiguousRow, KeyReader, LinkRow, MvRow, SchemaOf};
+pub use recon::{
+    DriftRow, EnabledAccount, FailingExport, MissingAccount, NewDrift, OrphanRow, RunRange,
+};
 pub use runs::{ChangeRow, NewChange, RunRow, StepErrorRow, StepRow};
 pub use stage::{ImportCounts, Printed, StageRefusal, Stager};
 

@@ -1,0 +1,257 @@
+//! Reconciliation against a real directory: the bundled example's
+//! `directory` target on a private slapd, changed by hand with ldapmodify,
+//! ldapadd and ldapdelete between idsync's runs.
+
+mod common;
+use common::slapd::Slapd;
+use common::*;
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+const DAY1: &str = "2026-11-23T02:00:00Z";
+const DAY2: &str = "2026-11-24T02:00:00Z";
+
+type Entry = (String, BTreeMap<String, Vec<String>>);
+
+struct Setup {
+    e: Env,
+    ldap: Slapd,
+}
+
+fn setup() -> Setup {
+    let e = example_env();
+    let ldap = Slapd::start();
+    for f in ["directory", "directory_groups"] {
+        let p = e.path(&format!("rules/targets/{f}.toml"));
+        let text = std::fs::read_to_string(&p).expect("read");
+        std::fs::write(&p, text.replace("ldap://127.0.0.1:3389", &ldap.url())).expect("write");
+    }
+    Setup { e, ldap }
+}
+
+impl Setup {
+    fn ok_json(&self, args: &[&str]) -> Value {
+        let mut all = vec!["--json"];
+        all.extend_from_slice(args);
+        let out = self
+            .e
+            .idsync_env(&all, &[("IDSYNC_LDAP_PASSWORD", self.ldap.password())]);
+        assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+        serde_json::from_slice(&out.stdout).expect("json")
+    }
+
+    fn one(&self, uid: &str) -> Entry {
+        let mut v = self.ldap.search(
+            "dc=example,dc=com",
+            &format!("(&(objectClass=inetOrgPerson)(uid={uid}))"),
+            &["*", "entryUUID"],
+        );
+        assert_eq!(v.len(), 1, "{uid}: {v:?}");
+        v.remove(0)
+    }
+
+    /// The report's sections by key, as the JSON file has them.
+    fn report(&self, extra: &[&str]) -> BTreeMap<String, Vec<Value>> {
+        let out = self.e.path("report");
+        let mut args = vec!["report", "reconcile", "--out", out.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        self.ok_json(&args);
+        let text = std::fs::read_to_string(out.join("reconcile.json")).expect("report json");
+        let v: Value = serde_json::from_str(&text).expect("parse");
+        v["sections"]
+            .as_array()
+            .expect("sections")
+            .iter()
+            .map(|s| {
+                (
+                    s["key"].as_str().unwrap_or_default().to_string(),
+                    s["rows"].as_array().cloned().unwrap_or_default(),
+                )
+            })
+            .collect()
+    }
+}
+
+fn values<'a>(e: &'a Entry, attr: &str) -> Vec<&'a str> {
+    e.1.get(attr)
+        .map(|v| v.iter().map(String::as_str).collect())
+        .unwrap_or_default()
+}
+
+/// A row's cell by column name (the JSON rows are objects).
+fn cell<'a>(row: &'a Value, col: &str) -> &'a str {
+    row[col].as_str().unwrap_or_default()
+}
+
+#[test]
+fn changes_by_hand_are_rolled_back_or_reported_and_strangers_and_gaps_are_found() {
+    let s = setup();
+    s.ok_json(&["--as-of", DAY1, "run", "nightly"]);
+    let r = s.ok_json(&["--as-of", DAY1, "export", "directory"]);
+    assert_eq!(r["failed"], 0, "{r}");
+
+    // Straight after an export the directory is exactly as exported.
+    let c = s.ok_json(&["--as-of", DAY1, "import", "directory"]);
+    assert_eq!(c["drift_found"], 0, "no drift out of nothing: {c}");
+    assert_eq!(c["orphans"], 0, "{c}");
+    assert_eq!(c["missing"], 0, "{c}");
+
+    let sophie = s.one("sdubois");
+    let dn = sophie.0.clone();
+    let title = values(&sophie, "title")[0].to_string();
+    // By hand: a title changed (authoritative), a number added (report),
+    // a stranger's account added, a colleague's account deleted.
+    s.ldap.ldapmodify(&format!(
+        "dn: {dn}\nchangetype: modify\nreplace: title\ntitle: Chief Everything Officer\n-\nadd: telephoneNumber\ntelephoneNumber: +1 555 0199\n"
+    ));
+    s.ldap.ldapadd(
+        "dn: uid=intruder,ou=people,dc=example,dc=com\nobjectClass: inetOrgPerson\nuid: intruder\ncn: Not Hired\nsn: Hired\n",
+    );
+    let amara = s.one("aokafor");
+    let amara_uuid = values(&amara, "entryUUID")[0].to_string();
+    let out = std::process::Command::new("ldapdelete")
+        .args([
+            "-x",
+            "-H",
+            &s.ldap.url(),
+            "-D",
+            s.ldap.admin_dn(),
+            "-w",
+            s.ldap.password(),
+            &amara.0,
+        ])
+        .output()
+        .expect("ldapdelete");
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    let c = s.ok_json(&["--as-of", DAY2, "import", "directory"]);
+    assert_eq!(c["drift_found"], 2, "title and telephoneNumber: {c}");
+    assert_eq!(c["rollbacks_queued"], 1, "{c}");
+    assert_eq!(c["orphans_new"], 1, "{c}");
+    assert_eq!(c["missing"], 1, "{c}");
+    let confirm_run = s.ok_json(&["runs", "--limit", "1"])[0]["run"]["id"]
+        .as_i64()
+        .unwrap();
+
+    // The plan shows the rollback and the re-creation before anything runs.
+    let plan = s.ok_json(&["export", "directory", "--dry-run"]);
+    let ops = plan[0]["plan"].as_array().unwrap();
+    assert!(ops.iter().any(|o| o["name"] == dn.as_str()), "{plan}");
+    assert!(
+        ops.iter()
+            .any(|o| o["verb"] == "create" && o["name"].as_str().unwrap().contains("aokafor")),
+        "{plan}"
+    );
+
+    let r = s.ok_json(&["--as-of", DAY2, "export", "directory"]);
+    assert_eq!(r["failed"], 0, "{r}");
+    assert_eq!(r["rolled_back"], 1, "{r}");
+    assert_eq!(r["created"], 1, "{r}");
+    let sophie = s.one("sdubois");
+    assert_eq!(
+        values(&sophie, "title"),
+        vec![title.as_str()],
+        "rolled back"
+    );
+    assert!(
+        values(&sophie, "telephoneNumber").contains(&"+1 555 0199"),
+        "a reported value stays: {sophie:?}"
+    );
+    let amara = s.one("aokafor");
+    assert_ne!(values(&amara, "entryUUID")[0], amara_uuid, "created again");
+    // The stranger is only reported (the example's policy).
+    assert_eq!(s.ldap.count("(uid=intruder)"), 1);
+
+    let c = s.ok_json(&["--as-of", DAY2, "import", "directory"]);
+    assert_eq!(c["drift_found"], 0, "{c}");
+    assert_eq!(c["drift_open"], 1, "the reported number: {c}");
+    assert_eq!(c["missing"], 0, "{c}");
+    assert_eq!(c["orphans"], 1, "{c}");
+
+    let report = s.report(&[]);
+    let rolled = &report["drift-rolled-back"];
+    assert_eq!(rolled.len(), 1, "{rolled:?}");
+    assert_eq!(cell(&rolled[0], "attribute"), "title");
+    assert_eq!(cell(&rolled[0], "found"), "Chief Everything Officer");
+    assert_eq!(cell(&rolled[0], "expected"), title);
+    assert_eq!(cell(&rolled[0], "outcome"), "rolled-back");
+    assert!(cell(&rolled[0], "detected in run").starts_with(&confirm_run.to_string()));
+    let reported = &report["drift-reported"];
+    assert_eq!(reported.len(), 1, "{reported:?}");
+    assert_eq!(cell(&reported[0], "attribute"), "telephoneNumber");
+    assert_eq!(cell(&reported[0], "outcome"), "reported");
+    assert_eq!(cell(&reported[0], "account"), dn);
+    let orphans = &report["orphans"];
+    assert_eq!(orphans.len(), 1, "{orphans:?}");
+    assert_eq!(
+        cell(&orphans[0], "account"),
+        "uid=intruder,ou=people,dc=example,dc=com"
+    );
+    assert!(
+        report["missing"]
+            .iter()
+            .all(|r| cell(r, "target") != "directory")
+    );
+    // --run narrows the events to one run: the export run rolled nothing
+    // back in the confirm run's numbering, and the confirm run has both.
+    let only = s.report(&["--run", &confirm_run.to_string()]);
+    assert_eq!(only["drift-rolled-back"].len(), 1);
+    assert_eq!(only["drift-reported"].len(), 1);
+}
+
+#[test]
+fn a_leaver_still_enabled_shows_until_the_export_disables_them() {
+    let s = setup();
+    s.ok_json(&["--as-of", DAY1, "run", "nightly"]);
+    s.ok_json(&["--as-of", DAY1, "export", "directory"]);
+    hr_day(&s.e, "fixtures/hr/day2");
+    // The HR day makes José and Yusuf leavers; the directory has not been
+    // told yet.
+    s.ok_json(&["--as-of", DAY2, "run", "nightly"]);
+    let report = s.report(&[]);
+    let mut leavers: Vec<&Value> = report["leavers-enabled"]
+        .iter()
+        .filter(|r| cell(r, "target") == "directory")
+        .collect();
+    leavers.sort_by_key(|r| cell(r, "account").to_string());
+    assert_eq!(leavers.len(), 2, "{leavers:?}");
+    assert!(
+        cell(leavers[0], "account").contains("uid=jhernandez"),
+        "{leavers:?}"
+    );
+    assert!(
+        cell(leavers[1], "account").contains("uid=ydemir"),
+        "{leavers:?}"
+    );
+    assert!(
+        cell(leavers[0], "why").contains("next export"),
+        "{leavers:?}"
+    );
+
+    s.ok_json(&["--as-of", DAY2, "export", "directory"]);
+    let report = s.report(&[]);
+    assert!(
+        report["leavers-enabled"]
+            .iter()
+            .all(|r| cell(r, "target") != "directory"),
+        "{:?}",
+        report["leavers-enabled"]
+    );
+
+    // Re-enabled by hand in the directory: drift on the disable value,
+    // rolled back by the next export. (Changed before the export was
+    // confirmed, it would be an exported change not re-imported instead.)
+    s.ok_json(&["--as-of", DAY2, "import", "directory"]);
+    let jose = s.one("jhernandez");
+    s.ldap.ldapmodify(&format!(
+        "dn: {}\nchangetype: modify\nreplace: employeeType\nemployeeType: Employee\n",
+        jose.0
+    ));
+    let c = s.ok_json(&["--as-of", DAY2, "import", "directory"]);
+    assert_eq!(c["drift_found"], 1, "{c}");
+    s.ok_json(&["--as-of", DAY2, "export", "directory"]);
+    assert_eq!(
+        values(&s.one("jhernandez"), "employeeType"),
+        vec!["disabled"]
+    );
+}
