@@ -252,3 +252,47 @@ fn target_errors_name_their_place() {
     }
     assert!(err.contains("unknown target \"directory\""), "{err}");
 }
+
+const BAD_RECONCILE: &str = r#"[target]
+name = "app"
+kind = "scim"
+object_type = "person"
+url = "http://127.0.0.1:1/v2"
+token_env = "T"
+
+[provision]
+name = "login"
+
+[reconcile]
+drift = "authoritive"
+orphans = "disable"
+missing = "ignore"
+
+[flows.export]
+userName = "login"
+displayName = { expr = "login", drift = "reprot" }
+"#;
+
+#[test]
+fn reconcile_policies_are_checked_at_their_place() {
+    let e = Env::new();
+    e.write("rules/mv.toml", GOOD_MV);
+    e.write("rules/app.toml", BAD_RECONCILE);
+    let out = e.idsync(&["check"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    let app = e.rules().join("app.toml").display().to_string();
+    for want in [
+        format!(
+            "error: {app}:12:9: unknown drift policy \"authoritive\" (did you mean \"authoritative\"?)"
+        ),
+        // Disabling an orphan needs the disable values of [deprovision].
+        format!("error: {app}:13:11: orphans = \"disable\" sets the [deprovision] disable values"),
+        format!("error: {app}:14:11: unknown missing-account policy \"ignore\""),
+        format!(
+            "error: {app}:18:15: export flow \"displayName\": unknown drift policy \"reprot\" (did you mean \"report\"?)"
+        ),
+    ] {
+        assert!(err.contains(&want), "missing {want:?} in:\n{err}");
+    }
+}
