@@ -1258,6 +1258,7 @@ fn status(cli: &Cli) -> Result<i32> {
     for t in loaded.iter().flat_map(|r| &r.targets) {
         let c = store.export_counts(&t.name)?;
         let st = store.target_state(&t.name)?;
+        let (drift, orphans) = store.open_findings(&t.name)?;
         targets.push(json!({
             "target": t.name,
             "kind": t.kind(),
@@ -1266,6 +1267,8 @@ fn status(cli: &Cli) -> Result<i32> {
             "failing": c.failing,
             "disabled": c.disabled,
             "awaiting_confirmation": c.awaiting_confirmation,
+            "drift_open": drift,
+            "orphans_open": orphans,
             "quarantined": st.quarantined,
         }));
     }
@@ -1301,13 +1304,15 @@ fn status(cli: &Cli) -> Result<i32> {
         println!("targets:");
         for t in &targets {
             println!(
-                "  {:14} {:>9} accounts  {:>7} pending exports  {:>5} failing  {:>5} disabled  {:>7} awaiting confirmation{}",
+                "  {:14} {:>9} accounts  {:>7} pending exports  {:>5} failing  {:>5} disabled  {:>7} awaiting confirmation  {:>5} drifting  {:>5} orphans{}",
                 t["target"].as_str().unwrap_or(""),
                 t["accounts"],
                 t["pending_exports"],
                 t["failing"],
                 t["disabled"],
                 t["awaiting_confirmation"],
+                t["drift_open"],
+                t["orphans_open"],
                 t["quarantined"]
                     .as_str()
                     .map(|q| format!("  QUARANTINED: {q}"))

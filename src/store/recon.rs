@@ -345,6 +345,18 @@ impl Store {
         Ok(out)
     }
 
+    /// A target's open drift (values) and orphans not yet dealt with.
+    pub fn open_findings(&self, agent: &str) -> Result<(u64, u64)> {
+        self.conn
+            .query_row(
+                "SELECT (SELECT count(*) FROM drift WHERE agent = ?1 AND outcome IN ('pending', 'reported')),
+                        (SELECT count(*) FROM orphan WHERE agent = ?1 AND state IN ('open', 'pending', 'failed'))",
+                params![agent],
+                |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64)),
+            )
+            .map_err(|e| self.err(e))
+    }
+
     /// Orphans waiting to be deleted: counted by the deletion guard.
     pub fn orphan_deletes(&self, agent: &str) -> Result<u64> {
         self.conn
