@@ -141,6 +141,25 @@ ldapadd -x -H "ldap://127.0.0.1:$ldap2" -D cn=admin,dc=example,dc=com -w secret 
 t1=$(now)
 ldap_plain=$(secs "$t0" "$t1")
 
+# The confirming import reads every account back and compares it with the
+# flows (drift, orphans); against reading the same entries with ldapsearch.
+t0=$(now)
+run --json import directory > "$out/confirm-ldap.json"
+t1=$(now)
+ldap_confirm=$(secs "$t0" "$t1")
+t0=$(now)
+ldapsearch -x -LLL -o ldif-wrap=no -H "ldap://127.0.0.1:$ldap1" -D cn=admin,dc=example,dc=com -w secret \
+    -b dc=example,dc=com "(objectClass=inetOrgPerson)" '*' entryUUID > /dev/null
+t1=$(now)
+ldap_search=$(secs "$t0" "$t1")
+python3 - "$out/confirm-ldap.json" <<PY
+import json, sys
+c = json.load(open(sys.argv[1]))
+print(f"LDAP: confirming import of {c['read']:,} accounts $ldap_confirm s "
+      f"(drift {c['drift_found']}, orphans {c['orphans']}, not re-imported {c['not_reimported']}); "
+      f"ldapsearch of the same $ldap_search s")
+PY
+
 if [ "${ONLY:-}" = ldap ]; then
     python3 -c "print(f'LDAP: idsync export {$ldap_n:,} new accounts {$ldap_idsync:.2f} s; ldapadd -f people.ldif {$ldap_plain:.2f} s; ratio {$ldap_idsync / $ldap_plain:.2f}x')"
     exit 0
