@@ -56,13 +56,16 @@ impl AuditRecord {
             prev: &self.prev,
         })
     }
+}
 
-    /// The record as one JSON object, the detail as JSON (as a string if the
-    /// stored text is not JSON, which only an edit of the file can cause).
-    pub fn to_json(&self) -> serde_json::Value {
+/// A record as one JSON object, fields in the order the hash covers them,
+/// the detail as JSON (as a string if the stored text is not JSON, which
+/// only an edit of the file can cause).
+impl Serialize for AuditRecord {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let detail = serde_json::from_str(&self.detail)
             .unwrap_or_else(|_| serde_json::Value::String(self.detail.clone()));
-        serde_json::to_value(Exported {
+        Exported {
             seq: self.seq,
             at: &self.at,
             run: self.run,
@@ -73,8 +76,8 @@ impl AuditRecord {
             detail,
             prev: &self.prev,
             hash: &self.hash,
-        })
-        .unwrap_or_default()
+        }
+        .serialize(s)
     }
 }
 
@@ -253,9 +256,27 @@ pub enum ProblemKind {
     BadStart,
 }
 
+impl ProblemKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProblemKind::Altered => "altered",
+            ProblemKind::Relinked => "relinked",
+            ProblemKind::Removed => "removed",
+            ProblemKind::Inserted => "inserted",
+            ProblemKind::BadStart => "bad-start",
+        }
+    }
+}
+
 impl std::fmt::Display for Problem {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "record {}: {}", self.seq, self.message)
+        write!(
+            f,
+            "record {} ({}): {}",
+            self.seq,
+            self.kind.as_str(),
+            self.message
+        )
     }
 }
 
@@ -337,14 +358,14 @@ impl Verifier {
             return Err(problem(
                 missing,
                 ProblemKind::Removed,
-                format!("{span} (the next record is {}): removed", r.seq),
+                format!("{span} (the next record is {})", r.seq),
             ));
         }
         if r.computed_hash() != r.hash {
             return Err(problem(
                 r.seq,
                 ProblemKind::Altered,
-                "its contents do not match its hash: altered".to_string(),
+                "its contents do not match its hash".to_string(),
             ));
         }
         if r.prev != self.prev_hash {
@@ -353,7 +374,7 @@ impl Verifier {
                     p,
                     ProblemKind::Relinked,
                     format!(
-                        "its hash is not the prev that record {} holds: rewritten with a new hash, or replaced",
+                        "its hash is not the prev that record {} holds: it was rewritten with a new hash, or replaced",
                         r.seq
                     ),
                 ),
@@ -393,7 +414,7 @@ impl Verifier {
             && !self.anchor_recorded
         {
             let message = if self.checked == 0 {
-                "every record after the anchor is missing: removed".to_string()
+                "every record after the anchor is missing".to_string()
             } else {
                 format!(
                     "the log starts after an anchor at seq {} that no {PRUNED} record accounts for: records up to it were removed outside `audit prune`, or the anchor was rewritten",

@@ -15,6 +15,7 @@ pub use chain::{Anchor, AuditRecord, Problem, ProblemKind, Verified, Verifier};
 pub use log::{AuditError, Pruned, prune, verify};
 
 use crate::model::RunId;
+use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
 /// What a record says happened. Stored as its kebab-case name.
@@ -200,9 +201,61 @@ fn os_uid() -> Option<String> {
     None
 }
 
+/// The meta key holding the rule files' digests as of the last run.
+pub const RULE_FILES_META: &str = "audit_rule_files";
+
+/// The detail of a `rules-changed` record when `files` (name -> digest)
+/// differ from `previous` (the same map as JSON, from the run before);
+/// None when they are the same. No previous map: every file is added.
+pub fn rules_changed(
+    previous: Option<&str>,
+    files: &BTreeMap<String, String>,
+    rules_hash: &str,
+) -> Option<serde_json::Value> {
+    let before: BTreeMap<String, String> = previous
+        .and_then(|p| serde_json::from_str(p).ok())
+        .unwrap_or_default();
+    if &before == files {
+        return None;
+    }
+    let added: Vec<&String> = files.keys().filter(|f| !before.contains_key(*f)).collect();
+    let removed: Vec<&String> = before.keys().filter(|f| !files.contains_key(*f)).collect();
+    let changed: Vec<&String> = files
+        .iter()
+        .filter(|(f, d)| before.get(*f).is_some_and(|b| b != *d))
+        .map(|(f, _)| f)
+        .collect();
+    Some(serde_json::json!({
+        "rules_hash": rules_hash,
+        "added": added,
+        "changed": changed,
+        "removed": removed,
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rule_changes_name_the_files_added_changed_and_removed() {
+        let files = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+            pairs
+                .iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect()
+        };
+        let before = files(&[("a.toml", "1"), ("b.toml", "2"), ("c.toml", "3")]);
+        let text = serde_json::to_string(&before).expect("json");
+        assert_eq!(rules_changed(Some(&text), &before, "h"), None);
+        let after = files(&[("a.toml", "1"), ("b.toml", "9"), ("d.toml", "4")]);
+        let d = rules_changed(Some(&text), &after, "h").expect("changed");
+        assert_eq!(d["added"], serde_json::json!(["d.toml"]));
+        assert_eq!(d["changed"], serde_json::json!(["b.toml"]));
+        assert_eq!(d["removed"], serde_json::json!(["c.toml"]));
+        let first = rules_changed(None, &after, "h").expect("first run");
+        assert_eq!(first["added"].as_array().map(Vec::len), Some(3));
+    }
 
     #[test]
     fn kinds_have_distinct_kebab_case_names() {
