@@ -2,6 +2,7 @@
 //! public method is one step or one query the CLI offers; the clock is a
 //! parameter so runs are reproducible in tests.
 
+use crate::audit::{self, AuditEntry, AuditKind};
 use crate::connector;
 use crate::engine::{KeyKinds, Sync, SyncCounters, SyncPlan};
 use crate::model::{CsId, MvId, RunId};
@@ -181,9 +182,27 @@ impl App {
         now: DateTime<Utc>,
     ) -> Result<RunId> {
         let threads = rayon::current_num_threads();
-        Ok(self
-            .store
-            .begin_run(profile, command, &stamp(now), &self.rules.hash, threads)?)
+        let seen_files = self.store.meta(audit::RULE_FILES_META)?;
+        let rules = &self.rules;
+        let tx = self.store.begin()?;
+        let run = tx.begin_run(profile, command, &stamp(now), &rules.hash, threads)?;
+        tx.audit(
+            &AuditEntry::now(AuditKind::RunStarted, Some(run)).detail(serde_json::json!({
+                "command": command,
+                "profile": profile,
+                "rules_hash": rules.hash,
+                "threads": threads,
+                "clock": stamp(now),
+            })),
+        )?;
+        if let Some(detail) = audit::rules_changed(seen_files.as_deref(), &rules.files, &rules.hash)
+        {
+            tx.audit(&AuditEntry::now(AuditKind::RulesChanged, Some(run)).detail(detail))?;
+            let files = serde_json::to_string(&rules.files).unwrap_or_default();
+            tx.set_meta(audit::RULE_FILES_META, &files)?;
+        }
+        tx.commit()?;
+        Ok(run)
     }
 
     /// A command that is one step: a run of its own, finished with the
@@ -205,7 +224,19 @@ impl App {
 
     /// Finishes a run with any status: `success`, `failed`, `stopped`.
     pub fn finish_run_as(&mut self, run: RunId, status: &str, now: DateTime<Utc>) -> Result<()> {
-        Ok(self.store.finish_run(run, status, &stamp(now))?)
+        let row = self.store.run(run)?;
+        let tx = self.store.begin()?;
+        tx.finish_run(run, status, &stamp(now))?;
+        tx.audit(
+            &AuditEntry::now(AuditKind::RunFinished, Some(run)).detail(serde_json::json!({
+                "command": row.as_ref().map(|r| &r.command),
+                "profile": row.as_ref().and_then(|r| r.profile.as_ref()),
+                "status": status,
+                "rules_hash": row.as_ref().and_then(|r| r.rules_hash.as_ref()),
+            })),
+        )?;
+        tx.commit()?;
+        Ok(())
     }
 
     /// Computes a sync without writing anything.
@@ -419,10 +450,13 @@ impl App {
             self.store.fail_step(step, message, &stamp(Utc::now()))?;
             return Err(AppError::Stopped);
         }
-        if let Err(message) = self.check_sync_guard(&plan) {
-            self.store.fail_step(step, &message, &stamp(Utc::now()))?;
-            return Err(AppError::Guard(message));
-        }
+        let allowed_deletes = match self.check_sync_guard(&plan) {
+            Ok(allowed) => allowed,
+            Err(message) => {
+                self.store.fail_step(step, &message, &stamp(Utc::now()))?;
+                return Err(AppError::Guard(message));
+            }
+        };
         let errors: Vec<StepErrorRow> = plan
             .errors
             .iter()
@@ -482,6 +516,11 @@ impl App {
             if ran == SyncMode::Full {
                 tx.set_meta("last_full_sync_rules_hash", &rules.hash)?;
             }
+            for detail in &allowed_deletes {
+                tx.audit(
+                    &AuditEntry::now(AuditKind::DeletesAllowed, Some(run)).detail(detail.clone()),
+                )?;
+            }
             let mut counters = serde_json::to_value(plan.counters).unwrap_or_default();
             if let Some(c) = counters.as_object_mut() {
                 c.insert("mode".into(), serde_json::to_value(ran).unwrap_or_default());
@@ -540,31 +579,43 @@ impl App {
 
     /// The deletion guard for a sync: identities deleted (or retained) and
     /// connectors removed per agent, against the rules' limits and what the
-    /// admin allowed.
-    fn check_sync_guard(&self, plan: &SyncPlan) -> std::result::Result<(), String> {
+    /// admin allowed. Passing, it says what passed only thanks to
+    /// `--allow-deletes` (each an audit record's detail).
+    fn check_sync_guard(
+        &self,
+        plan: &SyncPlan,
+    ) -> std::result::Result<Vec<serde_json::Value>, String> {
         let guard = self.rules.metaverse.guard;
         let removed = plan.deletes.len() as u64 + plan.counters.mv_retained;
         // Counting what is there costs a scan; most syncs remove nothing.
         if removed == 0 && plan.disconnects_by_agent.iter().all(|&n| n == 0) {
-            return Ok(());
+            return Ok(Vec::new());
         }
         let total = self.store.mv_count().map_err(|e| e.to_string())?;
         let mut over = Vec::new();
-        if !guard.allows(removed, total, self.allow_deletes) {
-            over.push((removed, format!("delete {removed} of {total} identities")));
-        }
+        let mut allowed = Vec::new();
+        let mut weigh = |n: u64, of: u64, what: String| {
+            if !guard.allows(n, of, self.allow_deletes) {
+                over.push((n, what));
+            } else if !guard.allows(n, of, None) {
+                allowed.push(allowed_detail("sync", &what, n, &guard, self.allow_deletes));
+            }
+        };
+        weigh(
+            removed,
+            total,
+            format!("delete {removed} of {total} identities"),
+        );
         for (a, &n) in plan.disconnects_by_agent.iter().enumerate() {
             if n == 0 {
                 continue;
             }
             let agent = &self.rules.agents[a].name;
             let size = self.store.live_objects(agent).map_err(|e| e.to_string())? as u64;
-            if !guard.allows(n, size, self.allow_deletes) {
-                over.push((n, format!("disconnect {n} of {size} {agent} objects")));
-            }
+            weigh(n, size, format!("disconnect {n} of {size} {agent} objects"));
         }
         if over.is_empty() {
-            return Ok(());
+            return Ok(allowed);
         }
         let most = over.iter().map(|(n, _)| *n).max().unwrap_or(0);
         Err(guard_message(
@@ -804,6 +855,25 @@ pub(crate) fn guard_message(what: &str, guard: &crate::rules::DeletionGuard, mos
          intended, run it again with --allow-deletes {most}",
         guard.max_deletes, guard.max_delete_percent
     )
+}
+
+/// The detail of a `deletes-allowed` audit record: a step that went past
+/// the deletion guard's limits because `--allow-deletes` let it.
+pub(crate) fn allowed_detail(
+    step: &str,
+    what: &str,
+    deletes: u64,
+    guard: &crate::rules::DeletionGuard,
+    allowed: Option<u64>,
+) -> serde_json::Value {
+    serde_json::json!({
+        "step": step,
+        "what": what,
+        "deletes": deletes,
+        "allowed": allowed,
+        "max_deletes": guard.max_deletes,
+        "max_delete_percent": guard.max_delete_percent,
+    })
 }
 
 /// Keys and due dates of every identity a first sync writes, gathered as

@@ -2,6 +2,7 @@
 //! printed, as text for people or JSON (`--json`) for scripts.
 
 use crate::app::{App, AppError, ImportMode, ImportReport, ProfileReport, SyncMode, SyncReport};
+use crate::audit::{AuditEntry, AuditKind};
 use crate::model::{MvId, RunId};
 use crate::rules::{self, AttrType};
 use crate::store::{LockGuard, Store, StoreError};
@@ -10,6 +11,9 @@ use chrono::Utc;
 use clap::{Parser, Subcommand};
 use serde_json::json;
 use std::path::PathBuf;
+
+#[path = "cli_audit.rs"]
+mod audit;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -78,6 +82,11 @@ pub enum Command {
     Quarantine {
         #[command(subcommand)]
         sub: QuarantineCommand,
+    },
+    /// The hash-chained audit log: verify, export, list, prune.
+    Audit {
+        #[command(subcommand)]
+        sub: audit::AuditCommand,
     },
     /// Run a profile's steps (profiles are rule data).
     Run { profile: String },
@@ -263,6 +272,13 @@ pub fn run(cli: Cli) -> Result<i32> {
             let was = app.store.target_state(agent)?.quarantined;
             let tx = app.store.begin()?;
             tx.set_quarantine(agent, None, 0)?;
+            if let Some(reason) = &was {
+                tx.audit(
+                    &AuditEntry::now(AuditKind::QuarantineCleared, None)
+                        .target(agent.as_str())
+                        .detail(json!({"was": reason})),
+                )?;
+            }
             tx.commit()?;
             match was {
                 Some(r) => println!("{agent}: quarantine cleared (was: {r})"),
@@ -270,6 +286,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             }
             Ok(0)
         }
+        Command::Audit { sub } => audit::run(&cli, sub),
         Command::Import { agent, delta } => {
             let (mode, verb) = if *delta {
                 (ImportMode::Delta, "delta-import")

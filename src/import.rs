@@ -218,7 +218,7 @@ impl App {
                 }
                 r
             });
-            let staged = self.stage(&agent.name, &schema, how, rx, want_send, step);
+            let staged = self.stage(&agent.name, &schema, how, rx, want_send, (run, step));
             let result = reader.join();
             (result, staged)
         });
@@ -388,7 +388,7 @@ impl App {
         how: ImportHow,
         rx: mpsc::Receiver<Msg>,
         want: mpsc::Sender<Vec<RowPlace>>,
-        step: i64,
+        (run, step): (RunId, i64),
     ) -> Result<Option<(ImportCounts, Vec<StepErrorRow>)>> {
         let source = source_name(&self.rules, agent);
         let t0 = std::time::Instant::now();
@@ -513,15 +513,25 @@ impl App {
         counts.read += unread_rejects;
         counts.rejected = rejected.len() as u64;
         let space = space_before.unwrap_or(counts.unchanged + counts.updates + counts.deletes);
+        let what = format!(
+            "stage {} deletes of {space} {agent} objects",
+            counts.deletes
+        );
         if !guard.allows(counts.deletes, space, allowed) {
             return Err(AppError::Guard(crate::app::guard_message(
-                &format!(
-                    "stage {} deletes of {space} {agent} objects (an empty or cut-short source?)",
-                    counts.deletes
-                ),
+                &format!("{what} (an empty or cut-short source?)"),
                 &guard,
                 counts.deletes,
             )));
+        }
+        if !guard.allows(counts.deletes, space, None) {
+            let detail =
+                crate::app::allowed_detail("import", &what, counts.deletes, &guard, allowed);
+            tx.audit(
+                &crate::audit::AuditEntry::now(crate::audit::AuditKind::DeletesAllowed, Some(run))
+                    .target(agent)
+                    .detail(detail),
+            )?;
         }
         tx.record_import_changes(step, agent)?;
         for m in &marks {

@@ -5,6 +5,7 @@
 //! attribute precedence and lineage. See `ARCHITECTURE.md` for the map.
 
 pub mod app;
+pub mod audit;
 pub mod cli;
 pub mod connector;
 pub mod engine;

@@ -62,6 +62,7 @@ pub fn load(
     }
 
     let mut hasher = crate::model::Fnv::default();
+    let mut digests = BTreeMap::new();
     let mut broken = Vec::new();
     let mut files = Vec::new();
     for path in paths {
@@ -83,6 +84,7 @@ pub fn load(
         let mut own = crate::model::Fnv::default();
         own.write(name.as_bytes());
         own.write(text.as_bytes());
+        digests.insert(name.clone(), own.hex());
         let src = SourceFile { path, text };
         match toml::from_str::<RawFile>(&src.text) {
             Ok(raw) => {
@@ -127,7 +129,8 @@ pub fn load(
         target_names: Vec::new(),
         target_refs: Vec::new(),
     };
-    let set = c.compile(dir, files, hasher.hex(), known_schema);
+    let mut set = c.compile(dir, files, hasher.hex(), known_schema);
+    set.files = digests;
     if c.errors.is_empty() {
         Ok(set)
     } else {
@@ -391,6 +394,8 @@ impl Compiler {
             }
         }
 
+        let audit = self.audit_settings(&files);
+
         RuleSet {
             dir: dir.to_path_buf(),
             hash,
@@ -400,7 +405,45 @@ impl Compiler {
             profiles,
             schedules,
             tests,
+            audit,
+            files: BTreeMap::new(),
         }
+    }
+
+    /// `[audit]`, in at most one file.
+    fn audit_settings(&mut self, files: &[Loaded]) -> AuditSettings {
+        let mut settings = AuditSettings::default();
+        let mut seen = false;
+        for f in files {
+            let Some(a) = &f.raw.audit else { continue };
+            if seen {
+                self.err(
+                    &f.src,
+                    a.span(),
+                    "a second [audit] table; the audit settings belong in one file",
+                    None,
+                );
+                continue;
+            }
+            seen = true;
+            if let Some(days) = &a.get_ref().retention_days {
+                match u32::try_from(*days.get_ref()) {
+                    Ok(d) if (1..=AuditSettings::MAX_RETENTION_DAYS).contains(&d) => {
+                        settings.retention_days = Some(d)
+                    }
+                    _ => self.err(
+                        &f.src,
+                        days.span(),
+                        format!(
+                            "retention_days must be between 1 and {}",
+                            AuditSettings::MAX_RETENTION_DAYS
+                        ),
+                        Some("leave it out to keep the audit log forever".into()),
+                    ),
+                }
+            }
+        }
+        settings
     }
 
     /// The metaverse types, and the agents' sync order (indexes into `self.agents`).

@@ -33,6 +33,23 @@ pub struct RuleSet {
     /// In the order written (files by path).
     pub schedules: Vec<Schedule>,
     pub tests: Vec<RuleTest>,
+    pub audit: AuditSettings,
+    /// Every rule file (named relative to `dir`) and the digest of its
+    /// name and bytes: what the audit log compares to say which changed.
+    pub files: BTreeMap<String, String>,
+}
+
+/// `[audit]`: how long the audit log keeps records.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AuditSettings {
+    /// Records older than this are removed by `idsync audit prune`; None:
+    /// kept forever.
+    pub retention_days: Option<u32>,
+}
+
+impl AuditSettings {
+    /// A century: beyond it a retention is a typing mistake, not a policy.
+    pub const MAX_RETENTION_DAYS: u32 = 36_500;
 }
 
 impl RuleSet {

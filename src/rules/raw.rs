@@ -7,8 +7,9 @@ use std::collections::BTreeMap;
 use toml::Spanned;
 
 /// One rule file. A file holds an agent (with its columns, joins, projection,
-/// scope and flows), the metaverse definition, run profiles and schedules, or
-/// tests; the loader tells which from the tables present.
+/// scope and flows), the metaverse definition, run profiles and schedules,
+/// tests, or the audit log's settings; the loader tells which from the
+/// tables present.
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct RawFile {
@@ -34,6 +35,16 @@ pub struct RawFile {
     pub schedule: Vec<Spanned<RawSchedule>>,
     #[serde(default)]
     pub test: Vec<Spanned<RawTest>>,
+    /// How long the audit log keeps its records; in any one file.
+    pub audit: Option<Spanned<RawAudit>>,
+}
+
+/// `[audit]`: the audit log's retention. Absent: records are kept forever.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAudit {
+    /// `idsync audit prune` removes records older than this many days.
+    pub retention_days: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -1,5 +1,5 @@
 //! The store: all persistent state (connector spaces, metaverse, links,
-//! lineage, run history) in one SQLite database. This module is the only one
+//! lineage, run history, audit log) in one SQLite database. This module is the only one
 //! that issues SQL against it; everything above sees typed rows. Every step
 //! writes through one [`Tx`], so a crash mid-step leaves the previous state.
 //!
@@ -10,6 +10,7 @@
 //!
 //! One process writes at a time: writers hold the run lock (`lock.rs`).
 
+mod audit;
 mod cs;
 mod export;
 mod lock;
@@ -20,6 +21,7 @@ mod runs;
 mod space;
 mod stage;
 
+pub use audit::{AuditQuery, AuditReader};
 pub use cs::{CsRow, SourceMarks};
 pub use export::{AccountRef, ExportCounts, ExportRow, TargetState};
 pub use lock::{HEARTBEAT_EVERY, LockGuard, LockHolder, STALE_AFTER_SECS, hostname, stale_reason};
@@ -122,7 +124,11 @@ impl Store {
                 path: path.clone(),
                 source,
             })?;
-        Ok(Tx { tx, path })
+        Ok(Tx {
+            tx,
+            path,
+            audit_head: std::cell::RefCell::new(None),
+        })
     }
 
     /// The connector-space attribute names seen at the agent's last import.
@@ -154,6 +160,9 @@ impl Store {
 pub struct Tx<'a> {
     tx: rusqlite::Transaction<'a>,
     path: String,
+    /// The audit chain's last seq and hash once this transaction has read
+    /// or written it (`audit.rs`).
+    audit_head: std::cell::RefCell<Option<(i64, String)>>,
 }
 
 impl Tx<'_> {

@@ -1,11 +1,14 @@
 //! Run history: every run and step with times, counters and errors. A run
 //! row is written when it starts, so a run killed mid-way stays visible as
 //! `running` (shown as interrupted); a step's outcome is written inside the
-//! step's own transaction, so it is recorded exactly when its work is.
+//! step's own transaction, so it is recorded exactly when its work is, and
+//! so is its audit record.
 
 use super::{Result, Store, Tx};
+use crate::audit::{AuditEntry, AuditKind};
 use crate::model::RunId;
 use rusqlite::{OptionalExtension, params};
+use serde_json::json;
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct RunRow {
@@ -47,33 +50,6 @@ pub struct StepErrorRow {
 }
 
 impl Store {
-    pub fn begin_run(
-        &mut self,
-        profile: Option<&str>,
-        command: &str,
-        now: &str,
-        rules_hash: &str,
-        threads: usize,
-    ) -> Result<RunId> {
-        self.conn
-            .execute(
-                "INSERT INTO run(profile, command, started_at, status, rules_hash, threads) VALUES (?1, ?2, ?3, 'running', ?4, ?5)",
-                params![profile, command, now, rules_hash, threads as i64],
-            )
-            .map_err(|e| self.err(e))?;
-        Ok(self.conn.last_insert_rowid())
-    }
-
-    pub fn finish_run(&mut self, run: RunId, status: &str, now: &str) -> Result<()> {
-        self.conn
-            .execute(
-                "UPDATE run SET status = ?2, finished_at = ?3 WHERE id = ?1",
-                params![run, status, now],
-            )
-            .map(|_| ())
-            .map_err(|e| self.err(e))
-    }
-
     pub fn begin_step(
         &mut self,
         run: RunId,
@@ -212,7 +188,36 @@ fn run_row(r: &rusqlite::Row) -> rusqlite::Result<RunRow> {
 }
 
 impl Tx<'_> {
-    /// Writes a step's outcome and errors; commits with the step's work.
+    /// Records a run as started; its audit record goes in the same transaction.
+    pub fn begin_run(
+        &self,
+        profile: Option<&str>,
+        command: &str,
+        now: &str,
+        rules_hash: &str,
+        threads: usize,
+    ) -> Result<RunId> {
+        self.tx
+            .execute(
+                "INSERT INTO run(profile, command, started_at, status, rules_hash, threads) VALUES (?1, ?2, ?3, 'running', ?4, ?5)",
+                params![profile, command, now, rules_hash, threads as i64],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(self.tx.last_insert_rowid())
+    }
+
+    pub fn finish_run(&self, run: RunId, status: &str, now: &str) -> Result<()> {
+        self.tx
+            .execute(
+                "UPDATE run SET status = ?2, finished_at = ?3 WHERE id = ?1",
+                params![run, status, now],
+            )
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+
+    /// Writes a step's outcome and errors, and its audit record; commits
+    /// with the step's work.
     pub fn finish_step(
         &self,
         step: i64,
@@ -228,7 +233,26 @@ impl Tx<'_> {
                 params![step, status, counters.to_string(), message, now],
             )
             .map_err(|e| self.err(e))?;
-        self.add_step_errors(step, errors)
+        self.add_step_errors(step, errors)?;
+        let (run, ordinal, name, agent): (RunId, i64, String, Option<String>) = self
+            .tx
+            .query_row(
+                "SELECT run, ordinal, name, agent FROM step WHERE id = ?1",
+                params![step],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+            .map_err(|e| self.err(e))?;
+        let mut entry = AuditEntry::now(AuditKind::StepFinished, Some(run)).detail(json!({
+            "step": name,
+            "ordinal": ordinal,
+            "status": status,
+            "counters": counters,
+            "message": message,
+            "errors": errors.len(),
+        }));
+        entry.target = agent;
+        self.audit(&entry)?;
+        Ok(())
     }
 }
 
