@@ -10,6 +10,7 @@
 //! update recomputes its difference, a delete of a missing account is done.
 
 use crate::app::{App, AppError, Result, stamp};
+use crate::audit::{AuditEntry, AuditKind};
 use crate::connector::target::{Attrs, ExportError, ExportOp, RefBy, Target};
 use crate::engine::outbound::{
     self, Account, Decision, Desired, State, attrs_from_json, attrs_to_json,
@@ -22,6 +23,7 @@ use chrono::{DateTime, Utc};
 use rayon::prelude::*;
 use rustc_hash::FxHashMap;
 use serde::Serialize;
+use serde_json::json;
 use tracing::{info, warn};
 
 /// Identities evaluated at a time: bounded memory on a first provisioning.
@@ -767,15 +769,25 @@ impl App {
             counts.accounts + orphan_deletes,
         );
         let guard = self.rules.metaverse.guard;
+        let what = format!("delete {deletes} of the {accounts} accounts in target {agent:?}");
         if !guard.allows(deletes, accounts, self.allow_deletes) {
-            let message = crate::app::guard_message(
-                &format!("delete {deletes} of the {accounts} accounts in target {agent:?}"),
-                &guard,
-                deletes,
-            );
+            let message = crate::app::guard_message(&what, &guard, deletes);
             self.store.fail_step(step, &message, &stamp(Utc::now()))?;
             return Err(AppError::Guard(message));
         }
+        // Recorded with the step's first batch: the deletes it lets through
+        // happen in that transaction or later ones of the step.
+        let past_guard = (!guard.allows(deletes, accounts, None)).then(|| {
+            crate::audit::AuditEntry::now(crate::audit::AuditKind::DeletesAllowed, Some(run))
+                .target(agent)
+                .detail(crate::app::allowed_detail(
+                    "export",
+                    &what,
+                    deletes,
+                    &guard,
+                    self.allow_deletes,
+                ))
+        });
         let mut target = match crate::connector::open_target(&t.connection) {
             Ok(x) => x,
             Err(e) => return fail(self, e.to_string()),
@@ -806,6 +818,9 @@ impl App {
         // records as exported is true, so its export is one transaction.
         let at_finish = target.kind() == "csv";
         let mut tx = store.begin()?;
+        if let Some(entry) = &past_guard {
+            tx.audit(entry)?;
+        }
         for _pass in 0..PASSES {
             let mut works = Vec::new();
             // Reads see the transaction's own writes: the same connection.
@@ -922,9 +937,39 @@ impl App {
                             }
                             Done::Vanished => ("account-missing", false),
                         };
+                        let account = w.row.name.clone().unwrap_or_else(|| w.desired.name.clone());
+                        let audit_kind = match (&done, kind) {
+                            (Done::Created | Done::Joined, _) => AuditKind::AccountCreated,
+                            (Done::Deleted, _) => AuditKind::AccountDeleted,
+                            (Done::Vanished, _) => AuditKind::AccountMissing,
+                            (_, "exported-rename") => AuditKind::AccountRenamed,
+                            (_, "exported-disable") => AuditKind::AccountDisabled,
+                            _ => AuditKind::AccountUpdated,
+                        };
+                        tx.audit(
+                            &AuditEntry::now(audit_kind, Some(run))
+                                .target(agent)
+                                .subject(account.clone())
+                                .detail(json!({
+                                    "identity": mv,
+                                    "joined": matches!(done, Done::Joined),
+                                    "rename": match &op {
+                                        ExportOp::Update { rename, .. } => rename.clone(),
+                                        _ => None,
+                                    },
+                                    "changes": describe(&op),
+                                })),
+                        )?;
                         if rollbacks.contains(&mv) && !matches!(done, Done::Vanished) {
                             report.rolled_back += 1;
-                            tx.drift_exported(agent, mv, run, &stamp(Utc::now()), None)?;
+                            let settled =
+                                tx.drift_exported(agent, mv, run, &stamp(Utc::now()), None)?;
+                            tx.audit(
+                                &AuditEntry::now(AuditKind::DriftRolledBack, Some(run))
+                                    .target(agent)
+                                    .subject(account)
+                                    .detail(json!({"identity": mv, "attributes": settled})),
+                            )?;
                         }
                         if let Done::Deleted = done {
                             tx.remove_export(agent, mv)?;
@@ -1166,6 +1211,17 @@ fn orphans(
         match target.apply(&op) {
             Ok(_) | Err(ExportError::NotFound(_)) => {
                 tx.set_orphan_state(&t.name, &o.remote_id, done, run, None)?;
+                let audit_kind = if done == "deleted" {
+                    AuditKind::OrphanDeleted
+                } else {
+                    AuditKind::OrphanDisabled
+                };
+                tx.audit(
+                    &AuditEntry::now(audit_kind, Some(run))
+                        .target(&t.name)
+                        .subject(o.name.clone())
+                        .detail(json!({"id": o.remote_id, "changes": describe(&op)})),
+                )?;
                 if done == "deleted" {
                     report.orphans_deleted += 1;
                 } else {

@@ -197,6 +197,42 @@ fn changes_by_hand_are_rolled_back_or_reported_and_strangers_and_gaps_are_found(
     let only = s.report(&["--run", &confirm_run.to_string()]);
     assert_eq!(only["drift-rolled-back"].len(), 1);
     assert_eq!(only["drift-reported"].len(), 1);
+
+    // The audit log has each finding and each correction, and is intact.
+    let v = s.ok_json(&["audit", "verify"]);
+    assert_eq!(v["intact"], true, "{v}");
+    let records = s.ok_json(&["audit", "list", "--limit", "100000"]);
+    let kinds: Vec<(&str, &str)> = records
+        .as_array()
+        .expect("records")
+        .iter()
+        .map(|r| {
+            (
+                r["kind"].as_str().unwrap_or_default(),
+                r["subject"].as_str().unwrap_or_default(),
+            )
+        })
+        .collect();
+    for (kind, subject) in [
+        ("drift-detected", dn.as_str()),
+        ("drift-rolled-back", dn.as_str()),
+        ("orphan-found", "uid=intruder,ou=people,dc=example,dc=com"),
+        ("account-missing", amara.0.as_str()),
+    ] {
+        assert!(
+            kinds
+                .iter()
+                .any(|(k, s)| *k == kind && s.eq_ignore_ascii_case(subject)),
+            "no {kind} record for {subject}"
+        );
+    }
+    assert!(
+        kinds
+            .iter()
+            .filter(|(k, _)| *k == "account-created")
+            .count()
+            > 25
+    );
 }
 
 #[test]

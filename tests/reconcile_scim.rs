@@ -31,7 +31,10 @@ fn setup() -> Setup {
             "[flows.export]",
             "[reconcile]\norphans = \"delete\"\nmissing = \"report\"\n\n[flows.export]",
         );
-    assert!(text.contains("drift = \"report\""), "the test's rule edit applies");
+    assert!(
+        text.contains("drift = \"report\""),
+        "the test's rule edit applies"
+    );
     std::fs::write(&p, text).expect("write");
     Setup { e, server }
 }
@@ -159,13 +162,19 @@ fn scim_changes_by_hand_are_rolled_back_or_reported_and_orphans_deleted_within_t
         .collect();
     assert_eq!(missing.len(), 1, "{missing:?}");
     assert_eq!(cell(missing[0], "account"), "aokafor");
-    assert!(cell(missing[0], "reason").contains("outside idsync"), "{missing:?}");
+    assert!(
+        cell(missing[0], "reason").contains("outside idsync"),
+        "{missing:?}"
+    );
     let orphans: Vec<&Value> = report["orphans"]
         .iter()
         .filter(|r| cell(r, "target") == "saas")
         .collect();
     assert_eq!(orphans.len(), 2, "{orphans:?}");
-    assert!(orphans.iter().all(|o| cell(o, "state") == "deleted"), "{orphans:?}");
+    assert!(
+        orphans.iter().all(|o| cell(o, "state") == "deleted"),
+        "{orphans:?}"
+    );
     let reported: Vec<&Value> = report["drift-reported"]
         .iter()
         .filter(|r| cell(r, "target") == "saas")
@@ -178,7 +187,11 @@ fn scim_changes_by_hand_are_rolled_back_or_reported_and_orphans_deleted_within_t
     // the account, the export creates it.
     let p = s.e.path("rules/targets/saas.toml");
     let text = std::fs::read_to_string(&p).expect("read");
-    std::fs::write(&p, text.replace("missing = \"report\"", "missing = \"recreate\"")).expect("write");
+    std::fs::write(
+        &p,
+        text.replace("missing = \"report\"", "missing = \"recreate\""),
+    )
+    .expect("write");
     s.ok_json(&["--as-of", DAY1, "import", "saas"]);
     let r = s.ok_json(&["--as-of", DAY1, "export", "saas"]);
     assert_eq!(r["created"], 1, "{r}");

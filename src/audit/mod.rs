@@ -36,6 +36,8 @@ pub enum AuditKind {
     AccountRenamed,
     AccountDisabled,
     AccountDeleted,
+    /// An account idsync made was found deleted in the target.
+    AccountMissing,
     DriftDetected,
     DriftRolledBack,
     OrphanFound,
@@ -44,7 +46,7 @@ pub enum AuditKind {
 }
 
 impl AuditKind {
-    pub const ALL: [AuditKind; 17] = [
+    pub const ALL: [AuditKind; 18] = [
         AuditKind::RunStarted,
         AuditKind::RunFinished,
         AuditKind::StepFinished,
@@ -57,6 +59,7 @@ impl AuditKind {
         AuditKind::AccountRenamed,
         AuditKind::AccountDisabled,
         AuditKind::AccountDeleted,
+        AuditKind::AccountMissing,
         AuditKind::DriftDetected,
         AuditKind::DriftRolledBack,
         AuditKind::OrphanFound,
@@ -78,6 +81,7 @@ impl AuditKind {
             AuditKind::AccountRenamed => "account-renamed",
             AuditKind::AccountDisabled => "account-disabled",
             AuditKind::AccountDeleted => "account-deleted",
+            AuditKind::AccountMissing => "account-missing",
             AuditKind::DriftDetected => "drift-detected",
             AuditKind::DriftRolledBack => "drift-rolled-back",
             AuditKind::OrphanFound => "orphan-found",

@@ -15,6 +15,7 @@
 pub mod report;
 
 use crate::app::{App, Result, stamp};
+use crate::audit::{AuditEntry, AuditKind};
 use crate::connector::target::{Attrs, RemoteObject};
 use crate::engine::drift::{self, same_values};
 use crate::engine::outbound::{Desired, State, attrs_from_json, attrs_to_json};
@@ -24,6 +25,7 @@ use crate::store::{DriftRow, NewChange, NewDrift, StepErrorRow};
 use chrono::{DateTime, Utc};
 use rustc_hash::FxHashMap;
 use serde::Serialize;
+use serde_json::json;
 
 /// The attribute name drift records use for an account renamed in the target.
 pub const NAME_ATTR: &str = "(name)";
@@ -129,6 +131,12 @@ impl App {
                     line: Some(row.mv_id),
                     message: what.into(),
                 });
+                tx.audit(
+                    &AuditEntry::now(AuditKind::AccountMissing, Some(run))
+                        .target(agent)
+                        .subject(row.name.clone().unwrap_or_default())
+                        .detail(json!({"identity": row.mv_id, "recreate": recreate})),
+                )?;
                 tx.add_change(
                     step,
                     &NewChange {
@@ -260,6 +268,18 @@ impl App {
                                 run,
                                 &at,
                             )?;
+                            tx.audit(
+                                &AuditEntry::now(AuditKind::DriftDetected, Some(run))
+                                    .target(agent)
+                                    .subject(obj.name.clone())
+                                    .detail(json!({
+                                        "identity": row.mv_id,
+                                        "attribute": d.attr,
+                                        "expected": crate::export::shown(&d.attr, &d.expected),
+                                        "found": crate::export::shown(&d.attr, &d.found),
+                                        "policy": d.policy.as_str(),
+                                    })),
+                            )?;
                             tx.add_change(
                                 step,
                                 &NewChange {
@@ -325,6 +345,12 @@ impl App {
                 &at,
             )? {
                 report.orphans_new += 1;
+                tx.audit(
+                    &AuditEntry::now(AuditKind::OrphanFound, Some(run))
+                        .target(agent)
+                        .subject(o.name.clone())
+                        .detail(json!({"id": o.id, "policy": action.as_str()})),
+                )?;
                 tx.add_change(
                     step,
                     &NewChange {
