@@ -12,6 +12,7 @@ pub mod export;
 pub mod expr;
 pub mod r#gen;
 pub mod groups;
+pub mod history;
 pub mod import;
 pub mod model;
 pub mod report;

@@ -12,6 +12,7 @@
 
 mod cs;
 mod export;
+mod history;
 mod lock;
 mod migrate;
 mod mv;
@@ -21,6 +22,7 @@ mod stage;
 
 pub use cs::{CsRow, SourceMarks};
 pub use export::{AccountRef, ExportCounts, ExportRow, TargetState};
+pub use history::HistoryRow;
 pub use lock::{HEARTBEAT_EVERY, LockGuard, LockHolder, STALE_AFTER_SECS, hostname, stale_reason};
 pub use mv::{AmbiguousRow, KeyReader, LinkRow, MvRow, SchemaOf};
 pub use runs::{ChangeRow, NewChange, RunRow, StepErrorRow, StepRow};
