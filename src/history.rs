@@ -268,6 +268,27 @@ pub fn as_of(
     AsOf::Existed { values, unknown }
 }
 
+/// Names the connector of a projection or join whose object is gone since
+/// (its record reads the anchor from the object): the anchor of the
+/// agent's next disconnection, as an identity has one connector per agent
+/// at a time.
+pub fn fill_anchors(entries: &mut [Entry]) {
+    for i in 0..entries.len() {
+        let e = &entries[i];
+        if e.anchor.is_some() || !matches!(e.kind.as_str(), "projected" | "joined") {
+            continue;
+        }
+        let found = entries[i + 1..]
+            .iter()
+            .find(|d| d.kind == "disconnected" && d.agent == e.agent)
+            .and_then(|d| d.anchor.clone());
+        if found.is_some() {
+            entries[i].anchor = found;
+            entries[i].text = describe(&entries[i]);
+        }
+    }
+}
+
 /// The run and time an identity was created, from its records: its first
 /// projection (or a computed group's creation).
 pub fn created(entries: &[Entry]) -> Option<(RunId, &str)> {
@@ -461,6 +482,19 @@ mod tests {
             values.get("department"),
             Some(&vec!["Treasury".to_string()])
         );
+    }
+
+    #[test]
+    fn a_gone_connector_is_named_by_its_disconnection() {
+        let mut h = history();
+        h[0].agent = Some("workday".into());
+        let mut d = entry(5, "disconnected", &[]);
+        d.agent = Some("workday".into());
+        d.anchor = Some("W100024".into());
+        h.push(d);
+        fill_anchors(&mut h);
+        assert_eq!(h[0].anchor.as_deref(), Some("W100024"));
+        assert_eq!(h[0].text, "created (projected) from workday W100024");
     }
 
     #[test]

@@ -8,6 +8,7 @@ pub mod app;
 pub mod cli;
 pub mod connector;
 pub mod engine;
+pub mod explain;
 pub mod export;
 pub mod expr;
 pub mod r#gen;
