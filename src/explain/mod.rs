@@ -190,10 +190,7 @@ pub fn as_of(app: &App, id: MvId, cutoff: Cutoff) -> Result<AsOfView> {
     }
     let entries = entries(app, id)?;
     let current = current(app, id)?;
-    let created = match &current {
-        Some((_, run, _)) => Some(*run),
-        None => None,
-    };
+    let created = current.as_ref().map(|(_, run, _)| *run);
     // The record of the projection has the time; an identity created
     // before change records were kept has only its run.
     let created_at;
