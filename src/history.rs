@@ -298,13 +298,22 @@ pub fn created(entries: &[Entry]) -> Option<(RunId, &str)> {
         .map(|e| (e.run, e.at.as_str()))
 }
 
-/// A value list as people read it: one value bare, several in brackets,
-/// none as `(none)`.
+/// A value list as people read it, on one line: one value bare, several
+/// in brackets, none as `(none)`; line breaks and tabs as `\n`, `\t`.
 pub fn show_values(v: &[String]) -> String {
+    let one = |s: &String| {
+        if s.contains(['\n', '\r', '\t']) {
+            s.replace('\n', "\\n")
+                .replace('\r', "\\r")
+                .replace('\t', "\\t")
+        } else {
+            s.clone()
+        }
+    };
     match v {
         [] => "(none)".into(),
-        [one] => one.clone(),
-        many => format!("[{}]", many.join(", ")),
+        [x] => one(x),
+        many => format!("[{}]", many.iter().map(one).collect::<Vec<_>>().join(", ")),
     }
 }
 
@@ -535,6 +544,10 @@ mod tests {
         e.detail = Some("by-workday-id".into());
         assert_eq!(describe(&e), "joined sap 00012001 by rule by-workday-id");
         assert_eq!(show_values(&[]), "(none)");
+        assert_eq!(
+            show_values(&["Berlin HQ\nMitte".into()]),
+            "Berlin HQ\\nMitte"
+        );
         assert_eq!(show_values(&["a".into(), "b".into()]), "[a, b]");
     }
 }

@@ -121,8 +121,11 @@ pub fn explanation(e: &Explanation) -> String {
             ));
         }
         w(format!("{pad}{}", a.reason));
+        // What a lower source would give, where it differs.
         for r in a.ranking.iter().filter(|r| !r.supplied) {
-            if let Offer::Values(v) = &r.offer {
+            if let Offer::Values(v) = &r.offer
+                && *v != a.values
+            {
                 w(format!(
                     "{pad}{} (rank {}) offers {}",
                     r.agent,
