@@ -63,7 +63,6 @@ pub(super) fn accounts(
     times: &mut RunTimes,
 ) -> Result<Vec<Account>> {
     let mut accounts = Vec::new();
-    let rows = app.store.accounts_of(row.id)?;
     // The object key provisioning evaluates with.
     let key = format!("mv/{}", row.id);
     let ctx = crate::expr::Context {
@@ -79,7 +78,9 @@ pub(super) fn accounts(
                 Err(e) => (None, Some(e.message)),
             },
         };
-        let account = match rows.iter().find(|r| r.agent == target.name) {
+        // By target and identity: the accounts table's key.
+        let rows = app.store.export_rows(&target.name, &[row.id])?;
+        let account = match rows.first() {
             None => None,
             Some(r) => Some(AccountState {
                 state: r.state.clone(),
