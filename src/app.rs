@@ -917,8 +917,14 @@ fn write_plan(
     drop(batch);
     let t_mv = t0.elapsed();
     for id in &plan.deletes {
-        tx.delete_mv(*id)?;
-        tx.add_change(step, &NewChange::identity("identity-deleted", *id, None))?;
+        // The deletion record keeps the last values, for the history.
+        let last = tx.delete_mv(*id)?;
+        let data = last.as_deref().and_then(crate::history::deleted_data);
+        tx.add_change_with(
+            step,
+            &NewChange::identity("identity-deleted", *id, None),
+            data.as_deref(),
+        )?;
     }
     for cs in &plan.unlinks {
         tx.unlink(*cs)?;
@@ -1004,12 +1010,12 @@ fn write_identities(
     gather: Option<(&KeyKinds, &str)>,
     gathered: Option<&mut Gathered>,
 ) -> Result<()> {
-    type Texts = (String, String, Vec<u64>, Vec<Box<str>>);
+    type Texts = (String, String, Vec<u64>, Vec<Box<str>>, Option<String>);
     let texts: Vec<Texts> = {
         use rayon::prelude::*;
         batch
             .par_iter()
-            .map(|(w, _)| {
+            .map(|(w, insert)| {
                 let t = &rules.metaverse.types[w.object_type];
                 let (keys, due) = match gather {
                     Some((kinds, today)) => (
@@ -1018,17 +1024,22 @@ fn write_identities(
                     ),
                     None => (Vec::new(), Vec::new()),
                 };
+                // Before and after of what changed: nothing for the rest.
+                let data = (!insert && !w.changes.is_empty()).then(|| {
+                    crate::history::update_data(&t.schema, &w.changes, &w.previous, &w.attrs)
+                });
                 (
                     crate::model::json::record_to_json(&w.attrs, &t.schema),
                     crate::engine::lineage_json(rules, w),
                     keys,
                     due,
+                    data,
                 )
             })
             .collect()
     };
     let mut gathered = gathered;
-    for ((w, insert), (attrs, lineage, keys, due)) in batch.iter().zip(texts) {
+    for ((w, insert), (attrs, lineage, keys, due, data)) in batch.iter().zip(texts) {
         let t = &rules.metaverse.types[w.object_type];
         if *insert {
             tx.insert_mv(w.id, &t.name, &attrs, &lineage, run)?;
@@ -1036,9 +1047,10 @@ fn write_identities(
             tx.update_mv(w.id, &attrs, &lineage, run)?;
             if !w.changes.is_empty() {
                 let names: Vec<&str> = w.changes.iter().map(|&a| t.schema.name(a)).collect();
-                tx.add_change(
+                tx.add_change_with(
                     step,
                     &NewChange::identity("identity-updated", w.id, Some(&names.join(","))),
+                    data.as_deref(),
                 )?;
             }
         }

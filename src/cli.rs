@@ -36,14 +36,22 @@ pub struct Cli {
     pub quiet: bool,
     /// Run with the clock at this instant (`2026-12-01` or RFC 3339): rules
     /// comparing dates with Now() see it. For previews with --dry-run, and tests.
-    #[arg(long, global = true, value_name = "DATE", value_parser = parse_as_of)]
-    pub as_of: Option<chrono::DateTime<Utc>>,
+    /// With `history`: a run number or an instant, the identity's values then.
+    #[arg(long, global = true, value_name = "DATE|RUN", value_parser = parse_as_of)]
+    pub as_of: Option<AsOf>,
     /// Let a step delete or disconnect up to N objects, past the deletion
     /// guard's limits.
     #[arg(long, global = true, value_name = "N")]
     pub allow_deletes: Option<u64>,
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// `--as-of`: an instant for the run's clock, or (for `history`) a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AsOf {
+    Time(chrono::DateTime<Utc>),
+    Run(RunId),
 }
 
 #[derive(Debug, Subcommand)]
@@ -108,6 +116,24 @@ pub enum Command {
         /// `[type] key`: a metaverse id, agent:anchor, an anchor, or an attribute value.
         #[arg(num_args = 1..=2, required = true)]
         args: Vec<String>,
+    },
+    /// Why an identity exists, why each connector joined, where each value
+    /// came from, and why each target account exists or went.
+    Explain {
+        /// `[type] key`: a metaverse id, agent:anchor, an anchor, or an attribute value.
+        #[arg(num_args = 1..=2, required = true)]
+        args: Vec<String>,
+    },
+    /// An identity's changes over time, oldest first; with --as-of RUN (or
+    /// a date), its values at the end of that run instead. Deleted
+    /// identities are found by id.
+    History {
+        /// `[type] key`: a metaverse id, agent:anchor, an anchor, or an attribute value.
+        #[arg(num_args = 1..=2, required = true)]
+        args: Vec<String>,
+        /// List the latest N changes.
+        #[arg(long, default_value_t = 1000)]
+        limit: usize,
     },
     /// Find metaverse objects: `attr = "value" [and attr = "value" ...]`.
     Search {
@@ -240,6 +266,13 @@ fn open_writer(cli: &Cli, holder: &str) -> Result<(App, LockGuard)> {
 
 /// Runs a parsed command line; the exit code is the caller's.
 pub fn run(cli: Cli) -> Result<i32> {
+    if let Some(AsOf::Run(n)) = cli.as_of
+        && !matches!(cli.command, Command::History { .. })
+    {
+        bail!(
+            "--as-of {n}: a run number is for `history`; other commands take a date (2026-12-01) or an RFC 3339 time"
+        );
+    }
     match &cli.command {
         Command::Check => check(&cli),
         Command::Export { agent, dry_run } => {
@@ -351,6 +384,8 @@ pub fn run(cli: Cli) -> Result<i32> {
             schedule(&cli, &opts)
         }
         Command::Show { args } => show(&cli, args),
+        Command::Explain { args } => explain(&cli, args),
+        Command::History { args, limit } => history(&cli, args, *limit),
         Command::Search {
             mv,
             object_type,
@@ -800,40 +835,88 @@ fn print_profile(r: &ProfileReport) {
 
 /// A short label for a referenced identity.
 fn label(app: &App, id: MvId) -> String {
-    let schema_of = |t: &str| app.rules.metaverse.get(t).map(|t| &t.schema);
-    match app.store.get_mv(id, &schema_of) {
-        Ok(Some(row)) => {
-            let t = app.rules.metaverse.get(&row.object_type);
-            let pick = |n: &str| {
-                t.and_then(|t| t.schema.get(n))
-                    .and_then(|a| row.attrs.first(a).map(str::to_string))
-            };
-            pick("displayName")
-                .or_else(|| {
-                    let g = pick("givenName")?;
-                    Some(format!("{g} {}", pick("sn").unwrap_or_default()))
-                })
-                .unwrap_or_else(|| format!("{} {id}", row.object_type))
+    crate::explain::label(app, id)
+}
+
+/// The one identity `[type] key` names for `explain` and `history`
+/// (deleted ones too); None, said on stderr, when there is not exactly one.
+fn one_identity(app: &App, args: &[String]) -> Result<Option<MvId>> {
+    let ids = crate::explain::resolve(app, args, true)?;
+    let key = args.last().map(String::as_str).unwrap_or("");
+    match ids.as_slice() {
+        [id] => Ok(Some(*id)),
+        [] => {
+            eprintln!("no identity found for {key:?}");
+            Ok(None)
         }
-        _ => format!("missing object {id}"),
+        many => {
+            let list: Vec<String> = many
+                .iter()
+                .map(|id| format!("{id} ({})", label(app, *id)))
+                .collect();
+            eprintln!(
+                "{key:?} names {} identities: {}; name one by its id",
+                many.len(),
+                list.join(", ")
+            );
+            Ok(None)
+        }
     }
+}
+
+fn explain(cli: &Cli, args: &[String]) -> Result<i32> {
+    let app = open(cli)?;
+    let Some(id) = one_identity(&app, args)? else {
+        return Ok(1);
+    };
+    let e = crate::explain::explain(&app, id, clock(cli))?;
+    if cli.json {
+        print_json(&e)?;
+    } else {
+        print!("{}", crate::explain::text::explanation(&e));
+    }
+    Ok(0)
+}
+
+fn history(cli: &Cli, args: &[String], limit: usize) -> Result<i32> {
+    let app = open(cli)?;
+    let Some(id) = one_identity(&app, args)? else {
+        return Ok(1);
+    };
+    let cutoff = match cli.as_of {
+        None => None,
+        Some(AsOf::Run(n)) => Some(crate::history::Cutoff::Run(n)),
+        Some(AsOf::Time(t)) => Some(crate::history::Cutoff::Time(crate::app::stamp(t))),
+    };
+    match cutoff {
+        Some(c) => {
+            let v = crate::explain::as_of(&app, id, c)?;
+            if cli.json {
+                print_json(&v)?;
+            } else {
+                print!("{}", crate::explain::text::as_of(&v));
+            }
+        }
+        None => {
+            let h = crate::explain::history(&app, id, limit)?;
+            if cli.json {
+                print_json(&h)?;
+            } else {
+                print!("{}", crate::explain::text::history(&h));
+            }
+        }
+    }
+    Ok(0)
 }
 
 fn show(cli: &Cli, args: &[String]) -> Result<i32> {
     let app = open(cli)?;
-    let (ty, key) = match args {
-        [t, k] => (Some(t.as_str()), k.as_str()),
-        [k] => (None, k.as_str()),
-        _ => bail!("usage: idsync show [type] key"),
-    };
-    if let Some(t) = ty
-        && app.rules.metaverse.get(t).is_none()
-    {
-        bail!("no object type {t:?} in the metaverse");
-    }
-    let ids = app.find_identity(ty, key)?;
+    let ids = crate::explain::resolve(&app, args, false)?;
     if ids.is_empty() {
-        eprintln!("no identity found for {key:?}");
+        eprintln!(
+            "no identity found for {:?}",
+            args.last().map(String::as_str).unwrap_or("")
+        );
         return Ok(1);
     }
     let schema_of = |t: &str| app.rules.metaverse.get(t).map(|t| &t.schema);
@@ -1351,20 +1434,32 @@ fn status(cli: &Cli) -> Result<i32> {
     Ok(0)
 }
 
-/// The run's clock: `--as-of` when given.
+/// The run's clock: `--as-of` when it is an instant.
 fn clock(cli: &Cli) -> chrono::DateTime<Utc> {
-    cli.as_of.unwrap_or_else(Utc::now)
+    match cli.as_of {
+        Some(AsOf::Time(t)) => t,
+        _ => Utc::now(),
+    }
 }
 
-fn parse_as_of(s: &str) -> std::result::Result<chrono::DateTime<Utc>, String> {
+fn parse_as_of(s: &str) -> std::result::Result<AsOf, String> {
+    // Dates have dashes: digits alone are a run.
+    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+        return s
+            .parse()
+            .map(AsOf::Run)
+            .map_err(|_| format!("{s:?} is not a run number"));
+    }
     if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
-        return Ok(t.with_timezone(&Utc));
+        return Ok(AsOf::Time(t.with_timezone(&Utc)));
     }
     chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
         .ok()
         .and_then(|d| d.and_hms_opt(0, 0, 0))
-        .map(|t| t.and_utc())
-        .ok_or_else(|| format!("{s:?} is not a date (2026-12-01) or an RFC 3339 time"))
+        .map(|t| AsOf::Time(t.and_utc()))
+        .ok_or_else(|| {
+            format!("{s:?} is not a date (2026-12-01), an RFC 3339 time or a run number")
+        })
 }
 
 fn report_reconcile(

@@ -47,6 +47,9 @@ pub struct MvWrite {
     pub anchors: Box<[(u16, Box<str>)]>,
     /// Attributes whose values changed (none listed for a new object).
     pub changes: Box<[u32]>,
+    /// The values `changes` had before this sync, for the history; only
+    /// those attributes, so an unchanged identity carries nothing.
+    pub previous: Record,
     /// Set while the identity is kept without connectors.
     pub retained_since: Option<Box<str>>,
     /// `retained_since` differs from what the store has.

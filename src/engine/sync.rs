@@ -1000,6 +1000,12 @@ impl<'r> Sync<'r> {
                     .filter(|&a| !o.0.values(a).eq(m.attrs.values(a)))
                     .collect(),
             };
+            let previous = match &m.orig {
+                Some(o) if !changes.is_empty() => {
+                    o.0.remap(|a| changes.binary_search(&a).is_ok().then_some(a))
+                }
+                _ => Record::default(),
+            };
             if !self.rebuild_keys {
                 let new = self.kinds.keys(m.ty, &m.attrs);
                 let old = m
@@ -1036,6 +1042,7 @@ impl<'r> Sync<'r> {
                 lineage: std::mem::take(&mut m.lin).into_boxed_slice(),
                 anchors,
                 changes,
+                previous,
                 retained_changed: m.retained != m.orig_retained,
                 retained_since: m.retained.clone(),
             };

@@ -13,6 +13,7 @@
 mod audit;
 mod cs;
 mod export;
+mod history;
 mod lock;
 mod migrate;
 mod mv;
@@ -24,6 +25,7 @@ mod stage;
 pub use audit::{AuditQuery, AuditReader};
 pub use cs::{CsRow, SourceMarks};
 pub use export::{AccountRef, ExportCounts, ExportRow, TargetState};
+pub use history::HistoryRow;
 pub use lock::{HEARTBEAT_EVERY, LockGuard, LockHolder, STALE_AFTER_SECS, hostname, stale_reason};
 pub use mv::{AmbiguousRow, KeyReader, LinkRow, MvRow, SchemaOf};
 pub use recon::{

@@ -317,9 +317,20 @@ impl Tx<'_> {
         )
     }
 
-    pub fn delete_mv(&self, id: MvId) -> Result<()> {
-        self.run_sql("DELETE FROM mv_object WHERE id = ?1", params![id])?;
-        self.run_sql("DELETE FROM mv_due WHERE mv_id = ?1", params![id])
+    /// Deletes an identity and returns the values it held (stored text):
+    /// its deletion record keeps them.
+    pub fn delete_mv(&self, id: MvId) -> Result<Option<String>> {
+        let attrs = {
+            let mut stmt = self
+                .tx
+                .prepare_cached("DELETE FROM mv_object WHERE id = ?1 RETURNING attrs")
+                .map_err(|e| self.err(e))?;
+            stmt.query_row(params![id], |r| r.get(0))
+                .optional()
+                .map_err(|e| self.err(e))?
+        };
+        self.run_sql("DELETE FROM mv_due WHERE mv_id = ?1", params![id])?;
+        Ok(attrs)
     }
 
     /// Lookup keys, best sorted so the B-tree is appended to. Rows go in

@@ -297,14 +297,19 @@ impl<'a> NewChange<'a> {
 
 impl Tx<'_> {
     pub fn add_change(&self, step: i64, c: &NewChange) -> Result<()> {
+        self.add_change_with(step, c, None)
+    }
+
+    /// A change with the values it changed (`history::Values` as JSON).
+    pub fn add_change_with(&self, step: i64, c: &NewChange, data: Option<&str>) -> Result<()> {
         let mut stmt = self
             .tx
             .prepare_cached(
-                "INSERT INTO change(step, kind, agent, cs_id, anchor, mv_id, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                "INSERT INTO change(step, kind, agent, cs_id, anchor, mv_id, detail, data) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             )
             .map_err(|e| self.err(e))?;
         stmt.execute(params![
-            step, c.kind, c.agent, c.cs_id, c.anchor, c.mv_id, c.detail
+            step, c.kind, c.agent, c.cs_id, c.anchor, c.mv_id, c.detail, data
         ])
         .map(|_| ())
         .map_err(|e| self.err(e))
