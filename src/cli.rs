@@ -194,7 +194,7 @@ pub enum ReportCommand {
         #[arg(long, conflicts_with = "since")]
         run: Option<RunId>,
         /// Drift and orphans of the runs started since (`2026-11-01` or RFC 3339).
-        #[arg(long, value_name = "DATE", value_parser = parse_as_of)]
+        #[arg(long, value_name = "DATE", value_parser = parse_date)]
         since: Option<chrono::DateTime<Utc>>,
         /// The directory the files are written to.
         #[arg(long, default_value = "reconcile-report")]
@@ -1450,16 +1450,21 @@ fn parse_as_of(s: &str) -> std::result::Result<AsOf, String> {
             .map(AsOf::Run)
             .map_err(|_| format!("{s:?} is not a run number"));
     }
+    parse_date(s)
+        .map(AsOf::Time)
+        .map_err(|_| format!("{s:?} is not a date (2026-12-01), an RFC 3339 time or a run number"))
+}
+
+/// `2026-12-01` (midnight UTC) or an RFC 3339 time.
+pub(crate) fn parse_date(s: &str) -> std::result::Result<chrono::DateTime<Utc>, String> {
     if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
-        return Ok(AsOf::Time(t.with_timezone(&Utc)));
+        return Ok(t.with_timezone(&Utc));
     }
     chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
         .ok()
         .and_then(|d| d.and_hms_opt(0, 0, 0))
-        .map(|t| AsOf::Time(t.and_utc()))
-        .ok_or_else(|| {
-            format!("{s:?} is not a date (2026-12-01), an RFC 3339 time or a run number")
-        })
+        .map(|t| t.and_utc())
+        .ok_or_else(|| format!("{s:?} is not a date (2026-12-01) or an RFC 3339 time"))
 }
 
 fn report_reconcile(

@@ -2,7 +2,7 @@
 //! lines for a SIEM, list it for people, prune it to the rules' retention.
 //! Verify, export and list only read (no run lock); prune writes.
 
-use super::{Cli, clock, open_writer, parse_as_of, print_json};
+use super::{Cli, clock, open_writer, parse_date, print_json};
 use crate::app::stamp;
 use crate::audit::{self, AuditError, AuditRecord};
 use crate::store::{AuditQuery, Store};
@@ -23,7 +23,7 @@ pub enum AuditCommand {
     /// hash, for a SIEM.
     Export {
         /// Only records written at or after this time (`2026-11-01` or RFC 3339).
-        #[arg(long, value_name = "DATE", value_parser = parse_as_of)]
+        #[arg(long, value_name = "DATE", value_parser = parse_date)]
         since: Option<DateTime<Utc>>,
         /// Write to this file instead of stdout.
         #[arg(long, value_name = "FILE")]
@@ -35,7 +35,7 @@ pub enum AuditCommand {
     /// Records for people: the latest ones, or the first from --since on.
     List {
         /// From this time on (`2026-11-01` or RFC 3339).
-        #[arg(long, value_name = "DATE", value_parser = parse_as_of)]
+        #[arg(long, value_name = "DATE", value_parser = parse_date)]
         since: Option<DateTime<Utc>>,
         #[arg(long, default_value_t = 50)]
         limit: usize,
