@@ -275,6 +275,7 @@ mod tests {
             retain_days: None,
             retained: Vec::new(),
             wake_on: Vec::new(),
+            leaver: None,
         }
     }
 
