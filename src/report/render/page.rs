@@ -9,7 +9,8 @@
 //!
 //! Hooks tests rely on: `<section id="sec-{slug}" data-rows="{n}">` per
 //! section, `<tr data-row="{i}">` per row (`i` is the row's place in the
-//! report, which sorting restores ties to), `<p data-count>` for the counter.
+//! report; rows a sort finds equal keep that order), `<p data-count>` for
+//! the counter.
 
 use super::{Table, chart, count, count_columns};
 use crate::report::Report;
