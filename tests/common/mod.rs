@@ -5,6 +5,8 @@ pub mod slapd;
 
 pub mod scim;
 
+pub mod chromium;
+
 use idsync::app::App;
 use idsync::model::{Record, Schema};
 use idsync::store::Store;
