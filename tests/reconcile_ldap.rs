@@ -3,6 +3,7 @@
 //! ldapadd and ldapdelete between idsync's runs.
 
 mod common;
+use common::chromium;
 use common::slapd::Slapd;
 use common::*;
 use serde_json::Value;
@@ -290,4 +291,98 @@ fn a_leaver_still_enabled_shows_until_the_export_disables_them() {
         values(&s.one("jhernandez"), "employeeType"),
         vec!["disabled"]
     );
+}
+
+/// The section of the rendered DOM with this id, up to its end.
+fn dom_section<'a>(dom: &'a str, key: &str) -> &'a str {
+    let open = format!("<section id=\"sec-{key}\"");
+    let start = dom
+        .find(&open)
+        .unwrap_or_else(|| panic!("no {open} in the DOM"));
+    let rest = &dom[start..];
+    &rest[..rest.find("</section>").unwrap_or(rest.len())]
+}
+
+#[test]
+fn the_report_of_a_real_run_renders_in_chromium_and_its_csv_files_agree() {
+    let s = setup();
+    s.ok_json(&["--as-of", DAY1, "run", "nightly"]);
+    s.ok_json(&["--as-of", DAY1, "export", "directory"]);
+    s.ok_json(&["--as-of", DAY1, "import", "directory"]);
+    let sophie = s.one("sdubois");
+    s.ldap.ldapmodify(&format!(
+        "dn: {}\nchangetype: modify\nreplace: title\ntitle: Chief <Everything> & Co\n-\nadd: telephoneNumber\ntelephoneNumber: +1 555 0199\n",
+        sophie.0
+    ));
+    s.ldap.ldapadd(
+        "dn: uid=intruder,ou=people,dc=example,dc=com\nobjectClass: inetOrgPerson\nuid: intruder\ncn: Not Hired\nsn: Hired\n",
+    );
+    // Day 2's leavers are not exported to the directory yet.
+    hr_day(&s.e, "fixtures/hr/day2");
+    s.ok_json(&["--as-of", DAY2, "run", "nightly"]);
+    s.ok_json(&["--as-of", DAY2, "import", "directory"]);
+
+    let out = s.e.path("report");
+    let w = s.ok_json(&[
+        "report",
+        "reconcile",
+        "--since",
+        "2026-01-01",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let expect: BTreeMap<String, usize> = w["sections"]
+        .as_array()
+        .expect("sections")
+        .iter()
+        .map(|s| {
+            (
+                s["key"].as_str().unwrap().to_string(),
+                s["rows"].as_u64().unwrap() as usize,
+            )
+        })
+        .collect();
+    // A run with something in every section but errors and quarantine.
+    for key in [
+        "drift-rolled-back",
+        "drift-reported",
+        "orphans",
+        "missing",
+        "leavers-enabled",
+        "ambiguous-joins",
+    ] {
+        assert!(expect[key] > 0, "{key} is empty: {w}");
+    }
+
+    let html = out.join("reconcile.html");
+    let dom = chromium::dump_dom(&html);
+    assert!(dom.contains("data-ready=\"1\""), "the page's script ran");
+    assert!(dom.contains("Chief &lt;Everything&gt; &amp; Co"), "escaped");
+    for (key, n) in &expect {
+        let sec = dom_section(&dom, key);
+        assert_eq!(
+            sec.matches("<tr data-row=").count(),
+            *n,
+            "{key} rows in the DOM"
+        );
+        // Each CSV has the same records as the page.
+        let mut r = csv::Reader::from_path(out.join(format!("{key}.csv"))).expect("csv");
+        assert_eq!(r.records().count(), *n, "{key}.csv");
+    }
+    let mut summary = csv::Reader::from_path(out.join("summary.csv")).expect("summary");
+    let headers = summary.headers().expect("headers").clone();
+    let col = headers
+        .iter()
+        .position(|h| h == "orphans")
+        .expect("orphans column");
+    let orphans: usize = summary
+        .records()
+        .map(|r| r.expect("record")[col].parse::<usize>().expect("count"))
+        .sum();
+    assert_eq!(orphans, expect["orphans"]);
+
+    let png = s.e.path("report.png");
+    chromium::screenshot(&html, &png, 1280, 900);
+    let bytes = std::fs::read(&png).expect("png");
+    assert_eq!(chromium::png_size(&bytes), Some((1280, 900)));
 }

@@ -111,13 +111,13 @@ impl App {
         let mut rolled = Building::new(
             DRIFT_ROLLED_BACK,
             "Drift rolled back",
-            "Values changed in a target outside idsync under an authoritative flow: each is set back by a corrective export. `pending` waits for the next export of the target; `rolled-back` names the run that restored it.",
+            "Values changed in a target outside idsync under an authoritative flow: each is set back by a corrective export. Pending: waits for the next export of the target; rolled-back: the outcome run restored it.",
             &drift_cols,
         );
         let mut reported = Building::new(
             DRIFT_REPORTED,
             "Drift reported only",
-            "Values changed in a target outside idsync under a `report` flow: recorded, left as they are. Decide whether the target or the rules are right.",
+            "Values changed in a target outside idsync under a report-only flow: recorded, left as they are. Decide whether the target or the rules are right.",
             &drift_cols,
         );
         for d in &drift {
@@ -294,7 +294,7 @@ impl App {
         let mut quarantine_sec = Building::new(
             QUARANTINED,
             "Quarantined targets",
-            "Targets idsync stopped exporting to after too many failures; `idsync quarantine clear <target>` resumes them.",
+            "Targets idsync stopped exporting to after too many failures; idsync quarantine clear <target> resumes them.",
             &["target", "identity", "reason", "since run"],
         );
         let mut targets = Vec::new();
@@ -382,6 +382,10 @@ impl App {
             let Some(&ti) = types.get(a.object_type.as_str()) else {
                 return;
             };
+            let tgt = self.rules.target(&a.agent);
+            if tgt.is_some_and(|t| !t.reconcile.grants_access) {
+                return;
+            }
             let t = &self.rules.metaverse.types[ti];
             let Some(leaver) = &t.leaver else { return };
             let record = match crate::model::json::record_from_json(&a.mv_attrs, &t.schema) {
@@ -405,13 +409,10 @@ impl App {
                 return;
             }
             let why = match (a.state.as_str(), a.pending) {
-                ("present", _) => {
-                    let tgt = self.rules.target(&a.agent);
-                    match tgt.map(|t| t.deprovision.skip_out_of_scope) {
-                        Some(true) => "kept: the target skips out-of-scope deletions".to_string(),
-                        _ => "in the target's provisioning scope".to_string(),
-                    }
-                }
+                ("present", _) => match tgt.map(|t| t.deprovision.skip_out_of_scope) {
+                    Some(true) => "kept: the target skips out-of-scope deletions".to_string(),
+                    _ => "in the target's provisioning scope".to_string(),
+                },
                 (s, true) => format!("{s} waits for the next export"),
                 (s, false) => s.to_string(),
             };

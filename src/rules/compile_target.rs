@@ -193,6 +193,9 @@ impl Compiler {
                 _ => self.bad_choice(src, m, "missing-account policy", &["recreate", "report"]),
             }
         }
+        if let Some(g) = rr.grants_access {
+            r.grants_access = g;
+        }
         r
     }
 

@@ -435,6 +435,9 @@ pub struct Reconcile {
     /// Re-create an account deleted in the target by hand at the next export
     /// (`true`), or only report it.
     pub recreate_missing: bool,
+    /// An account here gives access: a leaver's enabled account is a
+    /// finding. A write-back file gives none.
+    pub grants_access: bool,
 }
 
 impl Default for Reconcile {
@@ -443,6 +446,7 @@ impl Default for Reconcile {
             drift: DriftPolicy::Authoritative,
             orphans: OrphanAction::Report,
             recreate_missing: true,
+            grants_access: true,
         }
     }
 }

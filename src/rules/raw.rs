@@ -241,6 +241,9 @@ pub struct RawReconcile {
     pub orphans: Option<Spanned<String>>,
     /// Accounts deleted in the target by hand: `recreate` or `report`.
     pub missing: Option<Spanned<String>>,
+    /// Whether an account here gives access (default true): only then is a
+    /// leaver's account there a finding.
+    pub grants_access: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
