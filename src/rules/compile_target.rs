@@ -30,6 +30,13 @@ const SCIM_KEYS: &[&str] = &[
 const SQL_KEYS: &[&str] = &["path", "table", "key"];
 const CSV_KEYS: &[&str] = &["path", "key", "delimiter"];
 
+/// What a target's flows take from the target: its name (the default of
+/// `in`) and its drift policy.
+struct FlowOwner<'a> {
+    target: &'a str,
+    drift: DriftPolicy,
+}
+
 impl Compiler {
     pub(super) fn target(
         &mut self,
@@ -56,10 +63,12 @@ impl Compiler {
                     None,
                 );
             }
+            let owner = FlowOwner {
+                target: &name,
+                drift: reconcile.drift,
+            };
             for (attr, value) in &fl.export {
-                if let Some(f) =
-                    self.export_flow(src, attr, value, &scope, t, &name, reconcile.drift)
-                {
+                if let Some(f) = self.export_flow(src, attr, value, &scope, t, &owner) {
                     flows.push(f);
                 }
             }
@@ -330,9 +339,9 @@ impl Compiler {
         value: &Spanned<toml::Value>,
         scope: &SchemaScope,
         t: &MvType,
-        own: &str,
-        drift_default: DriftPolicy,
+        owner: &FlowOwner,
     ) -> Option<ExportFlow> {
+        let (own, drift_default) = (owner.target, owner.drift);
         let context = format!("export flow {:?}", attr.get_ref());
         match value.get_ref() {
             toml::Value::String(_) => {
