@@ -478,28 +478,14 @@ fn write_provision(
         }
         tx.add_change(
             step,
-            &NewChange {
-                kind,
-                agent: Some(&t.name),
-                cs_id: None,
-                anchor: None,
-                mv_id: Some(row.mv_id),
-                detail: None,
-            },
+            &NewChange::account(kind, &t.name, None, Some(row.mv_id), None),
         )?;
     }
     for (id, kind) in &forgets {
         tx.remove_export(&t.name, *id)?;
         tx.add_change(
             step,
-            &NewChange {
-                kind,
-                agent: Some(&t.name),
-                cs_id: None,
-                anchor: None,
-                mv_id: Some(*id),
-                detail: None,
-            },
+            &NewChange::account(kind, &t.name, None, Some(*id), None),
         )?;
     }
     tx.add_step_errors(step, &errors)?;
@@ -1010,14 +996,13 @@ impl App {
                         };
                         tx.add_change(
                             step,
-                            &NewChange {
+                            &NewChange::account(
                                 kind,
-                                agent: Some(agent),
-                                cs_id: None,
-                                anchor: w.row.name.as_deref().or(Some(&w.desired.name)),
-                                mv_id: Some(mv),
-                                detail: (!detail.is_empty()).then_some(detail.as_str()),
-                            },
+                                agent,
+                                w.row.name.as_deref().or(Some(&w.desired.name)),
+                                Some(mv),
+                                (!detail.is_empty()).then_some(detail.as_str()),
+                            ),
                         )?;
                     }
                     Err(e) => {
@@ -1229,14 +1214,13 @@ fn orphans(
                 }
                 tx.add_change(
                     step,
-                    &NewChange {
+                    &NewChange::account(
                         kind,
-                        agent: Some(&t.name),
-                        cs_id: None,
-                        anchor: Some(&o.name),
-                        mv_id: None,
-                        detail: Some(&describe(&op).join("; ")),
-                    },
+                        &t.name,
+                        Some(&o.name),
+                        None,
+                        Some(&describe(&op).join("; ")),
+                    ),
                 )?;
             }
             Err(e) => {

@@ -19,14 +19,11 @@ struct Setup {
 type Entry = (String, BTreeMap<String, Vec<String>>);
 
 fn setup() -> Setup {
-    let e = example_env();
     let ldap = Slapd::start();
-    for f in ["directory", "directory_groups"] {
-        let p = e.path(&format!("rules/targets/{f}.toml"));
-        let text = std::fs::read_to_string(&p).expect("read");
-        std::fs::write(&p, text.replace("ldap://127.0.0.1:3389", &ldap.url())).expect("write");
+    Setup {
+        e: example_with_ldap(&ldap),
+        ldap,
     }
-    Setup { e, ldap }
 }
 
 impl Setup {

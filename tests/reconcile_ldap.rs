@@ -20,14 +20,11 @@ struct Setup {
 }
 
 fn setup() -> Setup {
-    let e = example_env();
     let ldap = Slapd::start();
-    for f in ["directory", "directory_groups"] {
-        let p = e.path(&format!("rules/targets/{f}.toml"));
-        let text = std::fs::read_to_string(&p).expect("read");
-        std::fs::write(&p, text.replace("ldap://127.0.0.1:3389", &ldap.url())).expect("write");
+    Setup {
+        e: example_with_ldap(&ldap),
+        ldap,
     }
-    Setup { e, ldap }
 }
 
 impl Setup {
@@ -57,19 +54,7 @@ impl Setup {
         let mut args = vec!["report", "reconcile", "--out", out.to_str().unwrap()];
         args.extend_from_slice(extra);
         self.ok_json(&args);
-        let text = std::fs::read_to_string(out.join("reconcile.json")).expect("report json");
-        let v: Value = serde_json::from_str(&text).expect("parse");
-        v["sections"]
-            .as_array()
-            .expect("sections")
-            .iter()
-            .map(|s| {
-                (
-                    s["key"].as_str().unwrap_or_default().to_string(),
-                    s["rows"].as_array().cloned().unwrap_or_default(),
-                )
-            })
-            .collect()
+        report_sections(&out)
     }
 }
 
@@ -77,11 +62,6 @@ fn values<'a>(e: &'a Entry, attr: &str) -> Vec<&'a str> {
     e.1.get(attr)
         .map(|v| v.iter().map(String::as_str).collect())
         .unwrap_or_default()
-}
-
-/// A row's cell by column name (the JSON rows are objects).
-fn cell<'a>(row: &'a Value, col: &str) -> &'a str {
-    row[col].as_str().unwrap_or_default()
 }
 
 #[test]
@@ -293,16 +273,6 @@ fn a_leaver_still_enabled_shows_until_the_export_disables_them() {
     );
 }
 
-/// The section of the rendered DOM with this id, up to its end.
-fn dom_section<'a>(dom: &'a str, key: &str) -> &'a str {
-    let open = format!("<section id=\"sec-{key}\"");
-    let start = dom
-        .find(&open)
-        .unwrap_or_else(|| panic!("no {open} in the DOM"));
-    let rest = &dom[start..];
-    &rest[..rest.find("</section>").unwrap_or(rest.len())]
-}
-
 #[test]
 fn the_report_of_a_real_run_renders_in_chromium_and_its_csv_files_agree() {
     let s = setup();
@@ -359,7 +329,7 @@ fn the_report_of_a_real_run_renders_in_chromium_and_its_csv_files_agree() {
     assert!(dom.contains("data-ready=\"1\""), "the page's script ran");
     assert!(dom.contains("Chief &lt;Everything&gt; &amp; Co"), "escaped");
     for (key, n) in &expect {
-        let sec = dom_section(&dom, key);
+        let sec = chromium::dom_section(&dom, &format!("sec-{key}"));
         assert_eq!(
             sec.matches("<tr data-row=").count(),
             *n,

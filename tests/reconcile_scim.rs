@@ -64,24 +64,8 @@ impl Setup {
     fn report(&self) -> BTreeMap<String, Vec<Value>> {
         let out = self.e.path("report");
         self.ok_json(&["report", "reconcile", "--out", out.to_str().unwrap()]);
-        let text = std::fs::read_to_string(out.join("reconcile.json")).expect("report json");
-        let v: Value = serde_json::from_str(&text).expect("parse");
-        v["sections"]
-            .as_array()
-            .expect("sections")
-            .iter()
-            .map(|s| {
-                (
-                    s["key"].as_str().unwrap_or_default().to_string(),
-                    s["rows"].as_array().cloned().unwrap_or_default(),
-                )
-            })
-            .collect()
+        report_sections(&out)
     }
-}
-
-fn cell<'a>(row: &'a Value, col: &str) -> &'a str {
-    row[col].as_str().unwrap_or_default()
 }
 
 fn stranger(name: &str) -> Value {

@@ -262,16 +262,6 @@ fn written() -> (tempfile::TempDir, Report, Written) {
     (dir, report, written)
 }
 
-/// The serialized `<section id="{id}" ...>...</section>` from a DOM dump.
-fn dom_section<'a>(dom: &'a str, id: &str) -> &'a str {
-    let open = format!("<section id=\"{id}\"");
-    let start = dom
-        .find(&open)
-        .unwrap_or_else(|| panic!("no {open} in the DOM"));
-    let rest = &dom[start..];
-    &rest[..rest.find("</section>").unwrap_or(rest.len())]
-}
-
 fn body_tag(dom: &str) -> &str {
     let start = dom.find("<body").expect("a <body> in the DOM");
     let rest = &dom[start..];
@@ -320,7 +310,7 @@ fn page_renders_in_chromium_with_every_row_and_the_script_ran() {
         report.sections.len()
     );
     for (s, w) in report.sections.iter().zip(&written.sections) {
-        let html = dom_section(&dom, &format!("sec-{}", s.key));
+        let html = chromium::dom_section(&dom, &format!("sec-{}", s.key));
         let n = s.rows.len();
         assert_eq!(dom_rows(html), n, "rows of {} in the DOM", s.key);
         assert_eq!(w.rows, n);
@@ -344,7 +334,7 @@ fn page_renders_in_chromium_with_every_row_and_the_script_ran() {
             );
         }
     }
-    let summary = dom_section(&dom, "summary");
+    let summary = chromium::dom_section(&dom, "summary");
     assert_eq!(dom_rows(summary), report.targets.len());
     assert!(summary.contains("<td class=\"q\">Yes: 3 unreachable answers in run 12</td>"));
     assert!(summary.contains("<svg role=\"img\""));
@@ -370,7 +360,7 @@ fn page_reads_without_its_script() {
         "the script was meant to be gone"
     );
     for s in &report.sections {
-        let html = dom_section(&dom, &format!("sec-{}", s.key));
+        let html = chromium::dom_section(&dom, &format!("sec-{}", s.key));
         assert_eq!(dom_rows(html), s.rows.len(), "rows of {}", s.key);
         if !s.rows.is_empty() {
             let rows = if s.rows.len() == 1 { "row" } else { "rows" };
@@ -385,7 +375,7 @@ fn page_reads_without_its_script() {
             );
         }
     }
-    assert!(dom_section(&dom, "summary").contains("<title id=\"chart-t\">"));
+    assert!(chromium::dom_section(&dom, "summary").contains("<title id=\"chart-t\">"));
 }
 
 #[test]
@@ -502,7 +492,7 @@ fn csv_and_json_agree_with_the_rendered_page() {
             .expect("the JSON parses");
     assert_eq!(json["title"], report.title.as_str());
     for (i, (s, w)) in report.sections.iter().zip(&written.sections).enumerate() {
-        let in_page = dom_rows(dom_section(&dom, &format!("sec-{}", s.key)));
+        let in_page = dom_rows(chromium::dom_section(&dom, &format!("sec-{}", s.key)));
         assert_eq!(
             w.csv.file_name().and_then(|n| n.to_str()),
             Some(format!("{}.csv", s.key).as_str())
@@ -544,7 +534,10 @@ fn csv_and_json_agree_with_the_rendered_page() {
     expected.push("quarantined".into());
     assert_eq!(header, expected);
     let records: Vec<csv::StringRecord> = summary.records().map(|r| r.expect("a record")).collect();
-    assert_eq!(records.len(), dom_rows(dom_section(&dom, "summary")));
+    assert_eq!(
+        records.len(),
+        dom_rows(chromium::dom_section(&dom, "summary"))
+    );
     assert_eq!(&records[1][1], "scim");
     assert_eq!(
         &records[1][header.len() - 1],

@@ -139,14 +139,13 @@ impl App {
                 )?;
                 tx.add_change(
                     step,
-                    &NewChange {
-                        kind: "account-missing",
-                        agent: Some(agent),
-                        cs_id: None,
-                        anchor: row.name.as_deref(),
-                        mv_id: Some(row.mv_id),
-                        detail: Some(what),
-                    },
+                    &NewChange::account(
+                        "account-missing",
+                        agent,
+                        row.name.as_deref(),
+                        Some(row.mv_id),
+                        Some(what),
+                    ),
                 )?;
                 row.remote_id = None;
                 row.name = None;
@@ -280,22 +279,22 @@ impl App {
                                         "policy": d.policy.as_str(),
                                     })),
                             )?;
+                            let detail = format!(
+                                "{}: expected {}, found {} ({})",
+                                d.attr,
+                                crate::export::shown(&d.attr, &d.expected),
+                                crate::export::shown(&d.attr, &d.found),
+                                d.policy.as_str()
+                            );
                             tx.add_change(
                                 step,
-                                &NewChange {
-                                    kind: "drift-detected",
-                                    agent: Some(agent),
-                                    cs_id: None,
-                                    anchor: Some(&obj.name),
-                                    mv_id: Some(row.mv_id),
-                                    detail: Some(&format!(
-                                        "{}: expected {}, found {} ({})",
-                                        d.attr,
-                                        crate::export::shown(&d.attr, &d.expected),
-                                        crate::export::shown(&d.attr, &d.found),
-                                        d.policy.as_str()
-                                    )),
-                                },
+                                &NewChange::account(
+                                    "drift-detected",
+                                    agent,
+                                    Some(&obj.name),
+                                    Some(row.mv_id),
+                                    Some(&detail),
+                                ),
                             )?;
                         }
                     }
@@ -353,14 +352,13 @@ impl App {
                 )?;
                 tx.add_change(
                     step,
-                    &NewChange {
-                        kind: "orphan-found",
-                        agent: Some(agent),
-                        cs_id: None,
-                        anchor: Some(&o.name),
-                        mv_id: None,
-                        detail: Some(action.as_str()),
-                    },
+                    &NewChange::account(
+                        "orphan-found",
+                        agent,
+                        Some(&o.name),
+                        None,
+                        Some(action.as_str()),
+                    ),
                 )?;
             }
         }

@@ -153,6 +153,18 @@ pub struct EnabledAccount {
     pub mv_attrs: String,
 }
 
+/// Every row of a query, each made by `f`.
+fn collect<T>(
+    conn: &rusqlite::Connection,
+    sql: &str,
+    p: impl rusqlite::Params,
+    f: fn(&rusqlite::Row) -> rusqlite::Result<T>,
+) -> rusqlite::Result<Vec<T>> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    let rows = stmt.query_map(p, f)?;
+    rows.collect()
+}
+
 impl Store {
     fn collect<T>(
         &self,
@@ -160,10 +172,7 @@ impl Store {
         p: impl rusqlite::Params,
         f: fn(&rusqlite::Row) -> rusqlite::Result<T>,
     ) -> Result<Vec<T>> {
-        let mut stmt = self.conn.prepare(sql).map_err(|e| self.err(e))?;
-        let rows = stmt.query_map(p, f).map_err(|e| self.err(e))?;
-        rows.collect::<rusqlite::Result<Vec<T>>>()
-            .map_err(|e| self.err(e))
+        collect(&self.conn, sql, p, f).map_err(|e| self.err(e))
     }
 
     /// Drift open at some time during `runs`: detected before their end,
@@ -377,10 +386,7 @@ impl Tx<'_> {
         p: impl rusqlite::Params,
         f: fn(&rusqlite::Row) -> rusqlite::Result<T>,
     ) -> Result<Vec<T>> {
-        let mut stmt = self.tx.prepare_cached(sql).map_err(|e| self.err(e))?;
-        let rows = stmt.query_map(p, f).map_err(|e| self.err(e))?;
-        rows.collect::<rusqlite::Result<Vec<T>>>()
-            .map_err(|e| self.err(e))
+        collect(&self.tx, sql, p, f).map_err(|e| self.err(e))
     }
 
     fn exec(&self, sql: &str, p: impl rusqlite::Params) -> Result<usize> {

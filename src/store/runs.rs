@@ -293,6 +293,25 @@ impl<'a> NewChange<'a> {
             detail,
         }
     }
+
+    /// A change of an account or object in a target (`agent`), named by
+    /// `name` and owned by identity `mv` when there is one.
+    pub fn account(
+        kind: &'a str,
+        agent: &'a str,
+        name: Option<&'a str>,
+        mv: Option<i64>,
+        detail: Option<&'a str>,
+    ) -> NewChange<'a> {
+        NewChange {
+            kind,
+            agent: Some(agent),
+            cs_id: None,
+            anchor: name,
+            mv_id: mv,
+            detail,
+        }
+    }
 }
 
 impl Tx<'_> {

@@ -180,3 +180,13 @@ pub fn file_url(path: &Path) -> String {
     }
     url
 }
+
+/// The `<section id="{id}">` of a page's DOM, up to its end.
+pub fn dom_section<'a>(dom: &'a str, id: &str) -> &'a str {
+    let open = format!("<section id=\"{id}\"");
+    let start = dom
+        .find(&open)
+        .unwrap_or_else(|| panic!("no {open} in the DOM"));
+    let rest = &dom[start..];
+    &rest[..rest.find("</section>").unwrap_or(rest.len())]
+}

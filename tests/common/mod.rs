@@ -136,6 +136,50 @@ pub fn hr_day(e: &Env, dir: &str) {
     }
 }
 
+/// Rewrites, in each of an environment's target files, `from` to `to`.
+pub fn point_targets(e: &Env, files: &[&str], from: &str, to: &str) {
+    for f in files {
+        let p = e.path(&format!("rules/targets/{f}.toml"));
+        let text = std::fs::read_to_string(&p).expect("read a target file");
+        std::fs::write(&p, text.replace(from, to)).expect("write a target file");
+    }
+}
+
+/// The bundled example with its directory targets on `ldap`.
+pub fn example_with_ldap(ldap: &slapd::Slapd) -> Env {
+    let e = example_env();
+    point_targets(
+        &e,
+        &["directory", "directory_groups"],
+        "ldap://127.0.0.1:3389",
+        &ldap.url(),
+    );
+    e
+}
+
+/// The sections of a written reconciliation report, by key, each row a
+/// JSON object keyed by column (as `reconcile.json` has them).
+pub fn report_sections(dir: &Path) -> std::collections::BTreeMap<String, Vec<serde_json::Value>> {
+    let text = std::fs::read_to_string(dir.join("reconcile.json")).expect("report json");
+    let v: serde_json::Value = serde_json::from_str(&text).expect("report json parses");
+    v["sections"]
+        .as_array()
+        .expect("sections")
+        .iter()
+        .map(|s| {
+            (
+                s["key"].as_str().unwrap_or_default().to_string(),
+                s["rows"].as_array().cloned().unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
+/// A report row's cell by column name.
+pub fn cell<'a>(row: &'a serde_json::Value, col: &str) -> &'a str {
+    row[col].as_str().unwrap_or_default()
+}
+
 pub fn example_env() -> Env {
     let e = Env::new();
     copy_dir(&repo().join("rules/example"), &e.path("rules"));
