@@ -181,3 +181,58 @@ fn scim_changes_by_hand_are_rolled_back_or_reported_and_orphans_deleted_within_t
     assert_eq!(r["created"], 1, "{r}");
     assert!(s.user("aokafor").is_some());
 }
+
+#[test]
+fn a_409_on_create_is_an_export_error_in_the_report_until_match_joins_the_account() {
+    let s = setup();
+    // Without `match`, idsync does not look before creating.
+    let p = s.e.path("rules/targets/saas.toml");
+    let text = std::fs::read_to_string(&p).expect("read");
+    std::fs::write(&p, text.replace("match = \"userName\"\n", "")).expect("write");
+    let hand = s.server.post("/Users", &stranger("sdubois"));
+    s.ok_json(&["--as-of", DAY1, "run", "nightly"]);
+    let out = s.run(&["--json", "--as-of", DAY1, "export", "saas"]);
+    let r: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(r["failed"], 1, "{r}");
+    assert!(
+        r["created"].as_u64().unwrap() > 20,
+        "the others are created: {r}"
+    );
+    let e = r["errors"][0].as_str().unwrap_or_default();
+    assert!(e.contains("already exists") && e.contains("match"), "{e}");
+    assert_eq!(
+        s.server
+            .users()
+            .iter()
+            .filter(|u| u["userName"] == "sdubois")
+            .count(),
+        1,
+        "no duplicate"
+    );
+
+    let report = s.report();
+    let errors: Vec<&Value> = report["export-errors"]
+        .iter()
+        .filter(|r| cell(r, "target") == "saas")
+        .collect();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(cell(errors[0], "account"), "sdubois");
+    assert_eq!(cell(errors[0], "display name"), "Sophie Dubois");
+    assert!(
+        cell(errors[0], "error").contains("already exists"),
+        "{errors:?}"
+    );
+
+    // With match back, the next export joins the account made by hand.
+    std::fs::write(&p, text).expect("write");
+    s.ok_json(&["--as-of", DAY1, "sync", "--delta"]);
+    let r = s.ok_json(&["--as-of", DAY1, "export", "saas"]);
+    assert_eq!(r["failed"], 0, "{r}");
+    assert_eq!(r["joined"], 1, "{r}");
+    assert_eq!(s.user("sdubois").expect("sdubois")["id"], hand["id"]);
+    assert!(
+        s.report()["export-errors"]
+            .iter()
+            .all(|r| cell(r, "target") != "saas")
+    );
+}

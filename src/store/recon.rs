@@ -119,6 +119,7 @@ impl RunRange {
 pub struct FailingExport {
     pub agent: String,
     pub mv_id: MvId,
+    /// The account's name in the target, or the name it is to have.
     pub name: Option<String>,
     pub state: String,
     pub error: String,
@@ -225,8 +226,8 @@ impl Store {
     /// Accounts whose last export failed.
     pub fn failing_exports(&self) -> Result<Vec<FailingExport>> {
         self.collect(
-            "SELECT agent, mv_id, name, state, error, attempts, updated_run FROM export_object
-             WHERE error IS NOT NULL ORDER BY agent, mv_id",
+            "SELECT agent, mv_id, coalesce(name, json_extract(desired, '$.name')), state, error, attempts, updated_run
+             FROM export_object WHERE error IS NOT NULL ORDER BY agent, mv_id",
             [],
             |r| {
                 Ok(FailingExport {
