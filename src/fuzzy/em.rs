@@ -17,6 +17,9 @@ use serde::{Deserialize, Serialize};
 
 /// No probability is let below this, so every weight is finite.
 const FLOOR: f64 = 1e-6;
+/// λ over all pairs of a million records against a million is 1e-6 or
+/// less: it has a floor of its own.
+const LAMBDA_FLOOR: f64 = 1e-15;
 
 /// m and u of one field, one entry per level (the last is "else").
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -48,9 +51,25 @@ pub struct Params {
 impl Params {
     /// The prior, log2(λ / (1 - λ)).
     pub fn prior(&self) -> f64 {
-        let l = self.lambda.clamp(FLOOR, 1.0 - FLOOR);
+        let l = self.lambda.clamp(LAMBDA_FLOOR, 1.0 - FLOOR);
         (l / (1.0 - l)).log2()
     }
+}
+
+/// Where the trained model's u (and so its λ) come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum USource {
+    /// From random pairs, held fixed while EM fits m and λ (splink's way).
+    /// Weights are relative to any two records, whatever the blocking; λ is
+    /// the chance that two random records match.
+    Random,
+    /// Fitted by EM with m among the candidates (fastLink's way). Scores
+    /// are odds among these candidates: they depend on the blocking.
+    Candidates,
+    /// EM fits m and u among the candidates, as `Candidates`, which models
+    /// the non-matching candidates that blocking made alike; the model then
+    /// keeps m and takes u and λ over random pairs, as `Random`.
+    MFromCandidates,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -58,9 +77,7 @@ pub struct EmOptions {
     pub max_iterations: usize,
     /// Stop when no parameter moves by more than this.
     pub tolerance: f64,
-    /// Keep u from the random pairs (splink's way) instead of estimating it
-    /// from the candidates (fastLink's).
-    pub fix_u: bool,
+    pub u_source: USource,
     /// Random pairs drawn to start u.
     pub random_pairs: usize,
     pub seed: u64,
@@ -71,7 +88,7 @@ impl Default for EmOptions {
         EmOptions {
             max_iterations: 100,
             tolerance: 1e-6,
-            fix_u: false,
+            u_source: USource::MFromCandidates,
             random_pairs: 200_000,
             seed: 42,
         }
@@ -166,9 +183,18 @@ fn patterns(g: &Gammas) -> Vec<(Vec<u8>, u64)> {
 }
 
 /// EM over the candidates' comparison vectors, from `u` (random pairs),
-/// the starting m and λ = 10 %.
-pub fn train(fields: &[FieldSpec], g: &Gammas, u: Vec<Vec<f64>>, opts: &EmOptions) -> Training {
+/// the starting m and λ = 10 %. `all_pairs` is the number of pairs the
+/// candidates were drawn from (left rows × right rows), which turns the
+/// share of candidates that match into the chance two records do.
+pub fn train(
+    fields: &[FieldSpec],
+    g: &Gammas,
+    u: Vec<Vec<f64>>,
+    all_pairs: f64,
+    opts: &EmOptions,
+) -> Training {
     let pats = patterns(g);
+    let random_u = u.clone();
     let mut params = Params {
         lambda: 0.1,
         fields: start_m(fields)
@@ -218,7 +244,7 @@ pub fn train(fields: &[FieldSpec], g: &Gammas, u: Vec<Vec<f64>>, opts: &EmOption
         params.lambda = lambda;
         for (f, fp) in params.fields.iter_mut().enumerate() {
             let mut next = vec![(&m_acc[f], &mut fp.m)];
-            if !opts.fix_u {
+            if opts.u_source != USource::Random {
                 next.push((&u_acc[f], &mut fp.u));
             }
             for (acc, dst) in next {
@@ -227,14 +253,25 @@ pub fn train(fields: &[FieldSpec], g: &Gammas, u: Vec<Vec<f64>>, opts: &EmOption
                 if sum <= 0.0 {
                     continue;
                 }
+                // One pseudo-count per level: a level no match reached in
+                // this data is rare, not impossible, and does not weigh
+                // -20 bits on the next data.
+                let total = sum + acc.len() as f64;
                 for (d, a) in dst.iter_mut().zip(acc) {
-                    let v = (a / sum).max(FLOOR);
+                    let v = ((a + 1.0) / total).max(FLOOR);
                     moved = moved.max((v - *d).abs());
                     *d = v;
                 }
             }
         }
         converged = moved < opts.tolerance;
+    }
+    if opts.u_source != USource::Candidates {
+        let matches = params.lambda * total as f64;
+        params.lambda = (matches / all_pairs.max(total as f64)).clamp(LAMBDA_FLOOR, 1.0 - FLOOR);
+        for (fp, u) in params.fields.iter_mut().zip(random_u) {
+            fp.u = u;
+        }
     }
     Training {
         params,
@@ -318,7 +355,11 @@ mod tests {
         }
         let g = Gammas { fields: 4, levels };
         let u0 = vec![vec![1.0 / 3.0; 3]; 4];
-        let t = train(&fields, &g, u0, &EmOptions::default());
+        let opts = EmOptions {
+            u_source: USource::Candidates,
+            ..EmOptions::default()
+        };
+        let t = train(&fields, &g, u0, n as f64, &opts);
         assert!(t.converged, "{t:?}");
         assert!(
             (t.params.lambda - lambda).abs() < 0.01,
@@ -350,13 +391,17 @@ mod tests {
             levels: vec![0, 0, 2, 2, 2, 1],
         };
         let u = vec![vec![0.01, 0.09, 0.9]];
-        let opts = EmOptions {
-            fix_u: true,
-            ..EmOptions::default()
-        };
-        let t = train(&fields, &g, u.clone(), &opts);
-        assert_eq!(t.params.fields[0].u, u[0]);
-        assert_eq!(t.patterns, 3);
+        for u_source in [USource::Random, USource::MFromCandidates] {
+            let opts = EmOptions {
+                u_source,
+                ..EmOptions::default()
+            };
+            let t = train(&fields, &g, u.clone(), 600.0, &opts);
+            assert_eq!(t.params.fields[0].u, u[0]);
+            assert_eq!(t.patterns, 3);
+            // Some of the 6 candidates match; λ is over the 600 pairs.
+            assert!(t.params.lambda > 0.0 && t.params.lambda < 6.0 / 600.0);
+        }
     }
 
     #[test]
@@ -370,6 +415,7 @@ mod tests {
             &fields,
             &g,
             vec![vec![0.1, 0.2, 0.7]],
+            0.0,
             &EmOptions::default(),
         );
         assert_eq!(t.iterations, 0);

@@ -27,7 +27,7 @@ pub mod spec;
 
 pub use compare::{Gammas, MISSING, Pair};
 pub use decide::{Decision, Why, decide};
-pub use em::{EmOptions, FieldParams, Params, Training};
+pub use em::{EmOptions, FieldParams, Params, Training, USource};
 pub use prepare::{Sides, Table, prepare};
 pub use score::{Contribution, ScoredPair, Weights};
 pub use spec::{BlockKey, FieldKind, FieldSpec, KeyPart, Level, MatchSpec, Thresholds, Transform};
@@ -37,7 +37,8 @@ pub fn train(spec: &MatchSpec, sides: &Sides, opts: &EmOptions) -> Training {
     let pairs = blocking::candidates(spec, sides);
     let g = compare::compare(&spec.fields, sides, &pairs);
     let u = em::random_u(&spec.fields, sides, opts);
-    em::train(&spec.fields, &g, u, opts)
+    let all_pairs = sides.left.len() as f64 * sides.right.len() as f64;
+    em::train(&spec.fields, &g, u, all_pairs, opts)
 }
 
 /// Everything a match produced.
