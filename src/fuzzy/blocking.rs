@@ -213,6 +213,18 @@ mod tests {
     }
 
     #[test]
+    fn phonetic_keys_meet_spellings_that_sound_alike() {
+        let left = table(&[("Phillips", "19800101"), ("Meyer", "19800101")]);
+        let right = table(&[("filips", "19700101"), ("Maier", "19700101")]);
+        let spec = spec(vec![BlockKey::new(
+            "metaphone",
+            &[("surname", Transform::Metaphone)],
+        )]);
+        let sides = prepare(&spec, &left, &right).expect("prepare");
+        assert_eq!(candidates(&spec, &sides), vec![(0, 0), (1, 1)]);
+    }
+
+    #[test]
     fn no_keys_no_candidates() {
         let t = table(&[("smith", "19800101")]);
         let spec = spec(vec![]);

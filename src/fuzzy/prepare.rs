@@ -45,8 +45,11 @@ impl Table {
     }
 
     pub fn get(&self, row: usize, column: usize) -> Option<&str> {
+        if column >= self.columns.len() {
+            return None;
+        }
         self.values
-            .get(row * self.columns.len() + column)?
+            .get(row.checked_mul(self.columns.len())? + column)?
             .as_deref()
     }
 
@@ -304,6 +307,12 @@ mod tests {
         assert_eq!(t.len(), 2);
         assert_eq!(t.get(0, 1), None);
         assert_eq!(t.get(1, 1), Some("2"));
+        assert_eq!(
+            t.get(0, 2),
+            None,
+            "past the last column is not the next row"
+        );
+        assert_eq!(t.get(usize::MAX, 0), None);
         let spec = MatchSpec {
             fields: vec![super::super::spec::FieldSpec::name("c")],
             blocking: vec![],

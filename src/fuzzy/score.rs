@@ -94,11 +94,23 @@ impl Weights {
         if level == MISSING {
             return 0.0;
         }
-        let base = self.levels[f].get(level as usize).copied().unwrap_or(0.0);
-        match self.tf[f] {
+        // Weights made for another spec than the comparisons: no weight
+        // rather than a panic.
+        let base = self
+            .levels
+            .get(f)
+            .and_then(|l| l.get(level as usize))
+            .copied()
+            .unwrap_or(0.0);
+        match self.tf.get(f).copied().flatten() {
             Some((exact, mean)) if exact == level => {
-                let freq = |side: &[f32], row: u32| side.get(row as usize).copied().unwrap_or(0.0);
-                let v = freq(&sides.left.freq[f], pair.0).max(freq(&sides.right.freq[f], pair.1));
+                let freq = |side: &[Vec<f32>], row: u32| {
+                    side.get(f)
+                        .and_then(|v| v.get(row as usize))
+                        .copied()
+                        .unwrap_or(0.0)
+                };
+                let v = freq(&sides.left.freq, pair.0).max(freq(&sides.right.freq, pair.1));
                 base + (mean / (v as f64).max(TF_FLOOR)).log2()
             }
             _ => base,
