@@ -12,6 +12,7 @@ pub mod engine;
 pub mod explain;
 pub mod export;
 pub mod expr;
+pub mod fuzzy;
 pub mod r#gen;
 pub mod groups;
 pub mod history;

@@ -1,0 +1,80 @@
+//! Probabilistic record matching (Fellegi–Sunter) for records that share
+//! no key: names, dates and addresses, misspelt, swapped or missing. Pure
+//! functions over in-memory tables; parallel with rayon, and the same
+//! inputs give the same pairs, weights, scores and decisions on any number
+//! of threads.
+//!
+//! The steps, each usable on its own (join rules, `idsync check` and the
+//! review queue each need a different subset):
+//! - [`prepare`]: read both sides' values once (normalise, parse dates,
+//!   count value frequencies);
+//! - [`blocking::candidates`] (and [`blocking::estimate`], the count
+//!   without the pairs): the pairs worth comparing;
+//! - [`compare::compare`]: each pair's level per field;
+//! - [`em::random_u`] and [`em::train`]: m, u and λ from the data;
+//! - [`score::score`]: prior plus weights, every field's share kept;
+//! - [`decide::decide`]: join, review or no match.
+//!
+//! [`train`] and [`link`] run them in order.
+
+pub mod blocking;
+pub mod compare;
+pub mod decide;
+pub mod em;
+pub mod prepare;
+pub mod score;
+pub mod spec;
+
+pub use compare::{Gammas, MISSING, Pair};
+pub use decide::{Decision, Why, decide};
+pub use em::{EmOptions, FieldParams, Params, Training, USource};
+pub use prepare::{Sides, Table, prepare};
+pub use score::{Contribution, ScoredPair, Weights};
+pub use spec::{BlockKey, FieldKind, FieldSpec, KeyPart, Level, MatchSpec, Thresholds, Transform};
+
+/// Blocks, compares and trains the model's parameters by EM.
+pub fn train(spec: &MatchSpec, sides: &Sides, opts: &EmOptions) -> Training {
+    let pairs = blocking::candidates(spec, sides);
+    let g = compare::compare(&spec.fields, sides, &pairs);
+    let u = em::random_u(&spec.fields, sides, opts);
+    let all_pairs = sides.left.len() as f64 * sides.right.len() as f64;
+    em::train(&spec.fields, &g, u, all_pairs, opts)
+}
+
+/// Everything a match produced.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Linkage {
+    /// Scored candidate pairs, sorted by left then right row.
+    pub scored: Vec<ScoredPair>,
+    /// One per left row, in row order.
+    pub decisions: Vec<Decision>,
+}
+
+/// Blocks, compares, scores and decides with given parameters.
+pub fn link(spec: &MatchSpec, params: &Params, sides: &Sides) -> Linkage {
+    let pairs = blocking::candidates(spec, sides);
+    let g = compare::compare(&spec.fields, sides, &pairs);
+    let weights = Weights::new(&spec.fields, params, sides);
+    let scored = score::score(&weights, sides, &pairs, &g);
+    let decisions = decide(&scored, sides.left.len(), &spec.thresholds);
+    Linkage { scored, decisions }
+}
+
+/// A pair's score field by field, for people: field name, level, bits.
+pub fn explain(spec: &MatchSpec, pair: &ScoredPair) -> Vec<(String, String, f64)> {
+    pair.contributions
+        .iter()
+        .filter_map(|c| {
+            let f = spec.fields.get(c.field as usize)?;
+            let level = if c.level == MISSING {
+                "missing".into()
+            } else {
+                f.level_label(c.level as usize)
+            };
+            Some((f.name.clone(), level, c.weight))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests;
