@@ -256,12 +256,33 @@ impl App {
         // Computed groups are not the sync's: it neither loads nor touches them.
         let schema_of = |t: &str| rules.metaverse.synced_schema(t);
         let mut sync = Sync::new(rules, run, now, self.store.next_mv_id()?);
+        sync.set_manual(self.manual_decisions()?);
         self.store
             .load_mv(&schema_of, &mut |row| sync.add_mv(row))?;
         for a in &rules.agents {
             sync.add_cs(a.index, self.store.load_cs(&a.name, &a.schema)?);
         }
         Ok(sync)
+    }
+
+    /// The decisions people made (review queue, `join`, `disconnect`), as
+    /// the sync honours them.
+    fn manual_decisions(&self) -> Result<FxHashMap<CsId, crate::engine::Manual>> {
+        use crate::engine::Manual;
+        Ok(self
+            .store
+            .decisions()?
+            .into_iter()
+            .filter_map(|d| {
+                let m = match (d.kind.as_str(), d.mv_id) {
+                    ("join", Some(mv)) => Manual::Join(mv),
+                    ("project", _) => Manual::Project,
+                    ("disconnect", _) => Manual::Disconnect,
+                    _ => return None,
+                };
+                Some((d.cs_id, m))
+            })
+            .collect())
     }
 
     /// Whether the store's lookup keys were built for these rules; a delta
@@ -295,6 +316,7 @@ impl App {
         let cs_schema = |a: &str| rules.agent(a).map(|a| &a.schema);
         let today = now.format("%Y-%m-%d").to_string();
         let mut cs: Vec<FxHashMap<CsId, CsRow>> = vec![FxHashMap::default(); rules.agents.len()];
+        let manual = self.manual_decisions()?;
         let mut pending_ids = Vec::new();
         let mut wanted: Vec<MvId> = self.store.due_mvs(&today)?;
         let kinds = KeyKinds::of(rules);
@@ -306,6 +328,10 @@ impl App {
                 // queue, and may join an identity this sync must load.
                 if let (Some(mv), Some(crate::model::Delta::Delete)) = (row.mv, row.pending) {
                     probes.extend(kinds.referrer_probes(rules, a.object_type, mv));
+                }
+                // The identity a person joined the object to takes part.
+                if let Some(crate::engine::Manual::Join(mv)) = manual.get(&row.id) {
+                    wanted.push(*mv);
                 }
                 if row.mv.is_none() {
                     pending_ids.push(row.id);
@@ -362,6 +388,7 @@ impl App {
             }
             let mut sync = Sync::new(rules, run, now, next_id);
             sync.set_partial(&lookup);
+            sync.set_manual(manual.clone());
             let mut ids: Vec<&MvId> = mvs.keys().collect();
             ids.sort_unstable();
             for id in ids {
@@ -509,6 +536,11 @@ impl App {
             for a in &plan.ambiguous {
                 tx.set_ambiguous(a.cs, &a.agent, &a.anchor, &a.rule, &a.candidates, run)?;
             }
+            for cs in &plan.manual_applied {
+                tx.clear_ambiguous(*cs)?;
+            }
+            tx.decisions_applied(&plan.manual_applied, run)?;
+            tx.drop_decisions(&plan.removed_cs)?;
             for a in &rules.agents {
                 tx.mark_synced(&a.name)?;
             }

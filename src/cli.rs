@@ -14,6 +14,8 @@ use std::path::PathBuf;
 
 #[path = "cli_audit.rs"]
 mod audit;
+#[path = "cli_review.rs"]
+mod review;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -90,6 +92,27 @@ pub enum Command {
     Quarantine {
         #[command(subcommand)]
         sub: QuarantineCommand,
+    },
+    /// Source objects waiting for a person's decision (ambiguous joins):
+    /// list, show, accept a candidate, reject all.
+    Review {
+        #[command(subcommand)]
+        sub: review::ReviewCommand,
+    },
+    /// Join a source object to an identity by hand (an explicit connector
+    /// that every later sync keeps).
+    Join {
+        /// The source object, `agent:anchor`.
+        object: String,
+        /// The identity: a metaverse id, `agent:anchor`, an anchor or a value.
+        #[arg(num_args = 1..=2, required = true)]
+        identity: Vec<String>,
+    },
+    /// Disconnect a source object from its identity and keep it joined to
+    /// nothing (an explicit disconnector).
+    Disconnect {
+        /// The source object, `agent:anchor`.
+        object: String,
     },
     /// The hash-chained audit log: verify, export, list, prune.
     Audit {
@@ -320,6 +343,9 @@ pub fn run(cli: Cli) -> Result<i32> {
             Ok(0)
         }
         Command::Audit { sub } => audit::run(&cli, sub),
+        Command::Review { sub } => review::run(&cli, sub),
+        Command::Join { object, identity } => review::join(&cli, object, identity),
+        Command::Disconnect { object } => review::disconnect(&cli, object),
         Command::Import { agent, delta } => {
             let (mode, verb) = if *delta {
                 (ImportMode::Delta, "delta-import")

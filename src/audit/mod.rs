@@ -43,10 +43,12 @@ pub enum AuditKind {
     OrphanFound,
     OrphanDisabled,
     OrphanDeleted,
+    /// A person decided about a source object: join, project, disconnect.
+    DecisionMade,
 }
 
 impl AuditKind {
-    pub const ALL: [AuditKind; 18] = [
+    pub const ALL: [AuditKind; 19] = [
         AuditKind::RunStarted,
         AuditKind::RunFinished,
         AuditKind::StepFinished,
@@ -65,6 +67,7 @@ impl AuditKind {
         AuditKind::OrphanFound,
         AuditKind::OrphanDisabled,
         AuditKind::OrphanDeleted,
+        AuditKind::DecisionMade,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -87,6 +90,7 @@ impl AuditKind {
             AuditKind::OrphanFound => "orphan-found",
             AuditKind::OrphanDisabled => "orphan-disabled",
             AuditKind::OrphanDeleted => "orphan-deleted",
+            AuditKind::DecisionMade => "decision-made",
         }
     }
 }

@@ -75,6 +75,19 @@ pub fn lineage_json(rules: &crate::rules::RuleSet, w: &MvWrite) -> String {
     }))
 }
 
+/// A person's decision about a connector-space object, honoured before the
+/// join rules by every sync (the review queue, `idsync join`,
+/// `idsync disconnect`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Manual {
+    /// An explicit connector: the object belongs to this identity.
+    Join(MvId),
+    /// A new identity, whatever the join rules would find.
+    Project,
+    /// An explicit disconnector: joined to nothing, never projected.
+    Disconnect,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LinkWrite {
     pub cs: CsId,
@@ -148,6 +161,8 @@ pub struct SyncCounters {
 /// a fixed order, so two plans from the same inputs compare equal.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct SyncPlan {
+    /// Objects whose [`Manual`] decision this sync carried out.
+    pub manual_applied: Vec<CsId>,
     pub inserts: Vec<MvWrite>,
     pub updates: Vec<MvWrite>,
     pub deletes: Vec<MvId>,

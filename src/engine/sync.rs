@@ -91,6 +91,8 @@ pub struct Sync<'r> {
     lookup: Option<&'r dyn KeyLookup>,
     /// The run's day, `YYYY-MM-DD`: due dates and retention count in days.
     today: String,
+    /// Decisions people made, by connector-space object.
+    manual: FxHashMap<crate::model::CsId, super::Manual>,
     plan: SyncPlan,
 }
 
@@ -178,11 +180,18 @@ impl<'r> Sync<'r> {
             rebuild_keys: false,
             lookup: None,
             today: now.format("%Y-%m-%d").to_string(),
+            manual: FxHashMap::default(),
             plan: SyncPlan {
                 disconnects_by_agent: vec![0; rules.agents.len()],
                 ..SyncPlan::default()
             },
         }
+    }
+
+    /// The decisions people made about connector-space objects: they come
+    /// before the join rules.
+    pub fn set_manual(&mut self, manual: FxHashMap<crate::model::CsId, super::Manual>) {
+        self.manual = manual;
     }
 
     /// Marks this sync as covering only the identities fed to it, with
@@ -392,8 +401,18 @@ impl<'r> Sync<'r> {
                 if deleted {
                     self.plan.removed_cs.push(c.row.id);
                 }
+                // A person disconnected the object, or joined it elsewhere.
+                // (A projection decided by a person is kept once made.)
+                let undone = match self.manual.get(&c.row.id).copied() {
+                    Some(super::Manual::Disconnect) => true,
+                    Some(super::Manual::Join(m)) => c.mv.is_some_and(|p| self.mvs[p].id != m),
+                    _ => false,
+                };
+                if undone && c.mv.is_some() {
+                    self.plan.manual_applied.push(c.row.id);
+                }
                 if let Some(p) = c.mv
-                    && (deleted || !c.in_scope)
+                    && (deleted || !c.in_scope || undone)
                 {
                     self.plan.counters.disconnects += 1;
                     self.plan.disconnects_by_agent[a] += 1;
@@ -533,6 +552,7 @@ impl<'r> Sync<'r> {
                     && c.in_scope
                     && !c.settled
                     && c.row.pending != Some(crate::model::Delta::Delete)
+                    && self.manual.get(&c.row.id) != Some(&super::Manual::Disconnect)
             })
             .collect();
         if candidates.is_empty() {
@@ -606,6 +626,49 @@ impl<'r> Sync<'r> {
         let mut touched = Vec::new();
         for (&i, d) in candidates.iter().zip(decisions) {
             let cs_id = self.cs[a][i].row.id;
+            let mut forced = false;
+            let d = match self.manual.get(&cs_id).copied() {
+                Some(super::Manual::Join(m)) => {
+                    let ok = self.pos.get(&m).copied().filter(|&p| {
+                        !self.mvs[p].deleted && !self.mvs[p].conns().any(|(x, _)| x == a)
+                    });
+                    match ok {
+                        Some(p) => {
+                            self.connect(a, i, p);
+                            self.plan.counters.joins += 1;
+                            self.plan.manual_applied.push(cs_id);
+                            self.plan.links.push(LinkWrite {
+                                cs: cs_id,
+                                agent: a as u16,
+                                mv: m,
+                                kind: "joined-by-hand",
+                                rule: None,
+                                detail: Some("a person's decision".into()),
+                            });
+                            touched.push(p);
+                        }
+                        None => {
+                            self.plan.errors.push(SyncError {
+                                kind: "join-decision",
+                                agent: Some(agent.name.clone()),
+                                anchor: Some(self.cs[a][i].row.anchor.clone()),
+                                message: format!(
+                                    "a person joined this object to identity {m}, which is gone or already has a connector from {}",
+                                    agent.name
+                                ),
+                            });
+                            self.cs[a][i].settled = true;
+                        }
+                    }
+                    continue;
+                }
+                Some(super::Manual::Project) => {
+                    forced = true;
+                    self.plan.manual_applied.push(cs_id);
+                    super::join::Decision::NoMatch
+                }
+                _ => d,
+            };
             match d {
                 Decision::Join { mv, rule, key } => {
                     let p = mv as usize;
@@ -696,7 +759,7 @@ impl<'r> Sync<'r> {
                     self.cs[a][i].settled = true;
                 }
                 Decision::NoMatch => {
-                    if !self.may_project(a, i) {
+                    if !forced && !self.may_project(a, i) {
                         continue;
                     }
                     let p = self.mvs.len();

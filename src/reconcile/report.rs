@@ -230,7 +230,7 @@ impl App {
         let mut ambiguous_sec = Building::new(
             AMBIGUOUS,
             "Ambiguous joins",
-            "Source objects whose join rule found several identities: not joined, waiting for a person to decide.",
+            "Source objects whose join rule found several identities: not joined, waiting for a person to decide (idsync review show N, then accept or reject).",
             &[
                 "agent",
                 "source object",

@@ -274,6 +274,24 @@ const MIGRATIONS: &[&str] = &[
         hash TEXT NOT NULL,
         at TEXT NOT NULL
      );",
+    // 6: decisions people made about connector-space objects.
+    "-- An explicit connector (join: this object belongs to mv_id), an
+     -- explicit projection (project: a new identity, whatever the join rules
+     -- find) or an explicit disconnector (disconnect: joined to nothing).
+     -- Every sync, full or delta, honours them before the rules, so they
+     -- survive later runs and rule changes; `applied_run` is the sync that
+     -- first applied one.
+     CREATE TABLE decision(
+        cs_id INTEGER PRIMARY KEY,
+        agent TEXT NOT NULL,
+        anchor TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        mv_id INTEGER,
+        actor TEXT NOT NULL,
+        at TEXT NOT NULL,
+        note TEXT,
+        applied_run INTEGER
+     );",
 ];
 
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {

@@ -12,6 +12,7 @@
 
 mod audit;
 mod cs;
+mod decision;
 mod export;
 mod history;
 mod lock;
@@ -24,6 +25,7 @@ mod stage;
 
 pub use audit::{AuditQuery, AuditReader};
 pub use cs::{CsRow, SourceMarks};
+pub use decision::DecisionRow;
 pub use export::{AccountRef, ExportCounts, ExportRow, TargetState};
 pub use history::HistoryRow;
 pub use lock::{HEARTBEAT_EVERY, LockGuard, LockHolder, STALE_AFTER_SECS, hostname, stale_reason};

@@ -41,6 +41,7 @@ pub type SchemaOf<'s> = dyn Fn(&str) -> Option<&'s Schema> + 's;
 /// A connector-space object whose join found several candidates.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct AmbiguousRow {
+    pub cs_id: CsId,
     pub agent: String,
     pub anchor: String,
     pub rule: String,
@@ -264,12 +265,13 @@ impl Store {
     pub fn ambiguous(&self) -> Result<Vec<AmbiguousRow>> {
         let mut stmt = self
             .conn
-            .prepare("SELECT agent, anchor, rule, candidates, run FROM ambiguous_join ORDER BY agent, anchor")
+            .prepare("SELECT agent, anchor, rule, candidates, run, cs_id FROM ambiguous_join ORDER BY agent, anchor")
             .map_err(|e| self.err(e))?;
         let rows = stmt
             .query_map([], |r| {
                 let c: String = r.get(3)?;
                 Ok(AmbiguousRow {
+                    cs_id: r.get(5)?,
                     agent: r.get(0)?,
                     anchor: r.get(1)?,
                     rule: r.get(2)?,
