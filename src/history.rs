@@ -129,7 +129,10 @@ pub fn describe(e: &Entry) -> String {
             Some(rule) => format!("joined {object} by rule {rule}"),
             None => format!("joined {object}"),
         },
-        "disconnected" => format!("{object} disconnected (deleted there or out of scope)"),
+        "joined-by-hand" => format!("joined {object} by a person's decision"),
+        "disconnected" => {
+            format!("{object} disconnected (deleted there, out of scope, or by hand)")
+        }
         "identity-updated" if e.values_unrecorded => {
             format!("updated {detail} (values not recorded)")
         }

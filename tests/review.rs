@@ -120,6 +120,12 @@ fn an_accepted_candidate_is_joined_and_stays_joined_through_full_syncs_and_rule_
         .cloned()
         .expect("sap connector");
     assert_eq!(link["kind"], "joined-by-hand", "{link}");
+    let why = e.idsync(&["--as-of", DAY1, "explain", "sap:00012014"]);
+    assert!(
+        stdout(&why).contains("joined by a person's decision"),
+        "{}",
+        stdout(&why)
+    );
 
     // A full sync, and a rule change (which makes the next sync full),
     // keep the person's decision.

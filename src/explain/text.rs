@@ -81,6 +81,9 @@ pub fn explanation(e: &Explanation) -> String {
                 format!("joined by rule {rule}: {on}")
             }
             (_, "projected") => "projected: created the identity".to_string(),
+            (_, "joined-by-hand") => {
+                "joined by a person's decision (idsync review decisions)".to_string()
+            }
             (_, kind) => kind.to_string(),
         };
         let pending = c
