@@ -524,9 +524,11 @@ fn apply_one(
 ) -> std::result::Result<Done, ExportError> {
     match op {
         ExportOp::Create { name, .. } => {
+            // Matching on a table's or file's key column matches the name.
             let probe = t.match_attr.as_ref().and_then(|m| {
                 want.get(m)
                     .and_then(|v| v.first())
+                    .or((t.key_column() == Some(m.as_str())).then_some(name))
                     .map(|v| (m.clone(), v.clone()))
             });
             if let Some((m, v)) = &probe {
@@ -835,13 +837,17 @@ impl App {
                 && creates as u64 >= known_accounts / 10
             {
                 let mut k = Known::default();
+                let by_name = t.key_column() == Some(m.as_str());
                 let read = target.read_all(&mut |o| {
-                    let key = o
-                        .attrs
-                        .iter()
-                        .find(|(a, _)| a.eq_ignore_ascii_case(m))
-                        .and_then(|(_, v)| v.first())
-                        .map(|v| v.to_lowercase());
+                    let key = if by_name {
+                        Some(o.name.to_lowercase())
+                    } else {
+                        o.attrs
+                            .iter()
+                            .find(|(a, _)| a.eq_ignore_ascii_case(m))
+                            .and_then(|(_, v)| v.first())
+                            .map(|v| v.to_lowercase())
+                    };
                     if let Some(key) = key {
                         k.insert(key, o);
                     }

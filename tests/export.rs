@@ -424,3 +424,40 @@ fn a_target_failing_most_exports_is_quarantined_until_one_succeeds() {
     assert_eq!(r["created"].as_u64(), Some(failing), "{r}");
     assert_eq!(app_rows(&e).len() as u64, failing);
 }
+
+#[test]
+fn a_new_store_over_an_old_file_joins_its_rows_by_the_key_column() {
+    let e = example_env();
+    let first = json(e.idsync(&[
+        "--json",
+        "--as-of",
+        "2026-11-23T02:00:00Z",
+        "run",
+        "nightly",
+    ]));
+    assert_eq!(first["status"], "success", "{first}");
+    let before = badges(&e);
+    assert!(before.len() > 25);
+    // The store is gone; the badge file is not.
+    for f in ["idsync.db", "idsync.db-wal", "idsync.db-shm"] {
+        let _ = std::fs::remove_file(e.path(f));
+    }
+    let again = json(e.idsync(&[
+        "--json",
+        "--as-of",
+        "2026-11-23T02:00:00Z",
+        "run",
+        "nightly",
+    ]));
+    assert_eq!(again["status"], "success", "{again}");
+    let r = json(e.idsync(&["--json", "runs", "--limit", "1"]));
+    let steps = r[0]["steps"].as_array().expect("steps");
+    let badge_step = steps
+        .iter()
+        .find(|s| s["name"] == "export badges")
+        .expect("export badges");
+    let c = &badge_step["counters"];
+    assert_eq!(c["joined"].as_u64(), Some(before.len() as u64), "{c}");
+    assert_eq!(c["created"], 0, "{c}");
+    assert_eq!(badges(&e), before, "the file is the same");
+}

@@ -84,8 +84,16 @@ impl Compiler {
         let attrs: Vec<String> = flows.iter().map(|f| f.attr.clone()).collect();
 
         // Every part is checked before any is given up on: all errors at once.
+        let connection = self.connection(src, rt, &attrs);
+        // A table's or file's key column identifies an account too.
+        let mut matchable = attrs.clone();
+        match &connection {
+            Some(TargetConnection::Sql(c)) => matchable.push(c.key.clone()),
+            Some(TargetConnection::Csv(c)) => matchable.push(c.key.clone()),
+            _ => {}
+        }
         let provision = match &raw.provision {
-            Some(p) => self.provision(src, p.get_ref(), &scope, &attrs),
+            Some(p) => self.provision(src, p.get_ref(), &scope, &matchable),
             None => {
                 self.err(
                     src,
@@ -103,7 +111,6 @@ impl Compiler {
                 skip_out_of_scope: false,
             }),
         };
-        let connection = self.connection(src, rt, &attrs);
         if let ("scim", Some(fl)) = (rt.kind.get_ref().as_str(), &raw.flows) {
             let extensions = rt
                 .extensions

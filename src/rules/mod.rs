@@ -362,6 +362,16 @@ pub struct TargetAgent {
 }
 
 impl TargetAgent {
+    /// The column holding an account's name, for targets that have one
+    /// (SQL, files): `match` may name it.
+    pub fn key_column(&self) -> Option<&str> {
+        match &self.connection {
+            TargetConnection::Sql(c) => Some(&c.key),
+            TargetConnection::Csv(c) => Some(&c.key),
+            _ => None,
+        }
+    }
+
     pub fn kind(&self) -> &'static str {
         match &self.connection {
             TargetConnection::Ldap(_) => "ldap",
