@@ -161,15 +161,20 @@ fn decide(
         print_json(&d)?;
         return Ok(0);
     }
-    let what = match (kind, mv) {
-        ("join", Some(m)) => format!("joined to identity {m}"),
-        ("project", _) => "a new identity".to_string(),
-        _ => "disconnected, and joined to nothing".to_string(),
-    };
+    let what = described(kind, mv);
     println!(
         "{agent} {anchor}: {what}; the next sync (delta or full) applies it, and every sync after keeps it"
     );
     Ok(0)
+}
+
+/// A decision in words.
+fn described(kind: &str, mv: Option<MvId>) -> String {
+    match (kind, mv) {
+        ("join", Some(m)) => format!("joined to identity {m}"),
+        ("project", _) => "a new identity".to_string(),
+        _ => "disconnected, and joined to nothing".to_string(),
+    }
 }
 
 fn list(cli: &Cli) -> Result<i32> {
@@ -348,11 +353,7 @@ fn decisions(cli: &Cli) -> Result<i32> {
         println!("no decisions made");
     }
     for d in &all {
-        let what = match (d.kind.as_str(), d.mv_id) {
-            ("join", Some(m)) => format!("joined to identity {m}"),
-            ("project", _) => "a new identity".to_string(),
-            _ => "disconnected".to_string(),
-        };
+        let what = described(&d.kind, d.mv_id);
         let applied = d
             .applied_run
             .map(|r| format!("applied in run {r}"))

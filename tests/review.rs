@@ -50,6 +50,12 @@ fn identity_of(e: &Env, object: &str) -> Option<i64> {
     v.get(0)?["id"].as_i64()
 }
 
+fn queue_is_empty(e: &Env) -> bool {
+    ok_json(e, &["review", "list"])
+        .as_array()
+        .is_some_and(|a| a.is_empty())
+}
+
 struct Waiting {
     n: String,
     candidates: Vec<i64>,
@@ -105,12 +111,7 @@ fn an_accepted_candidate_is_joined_and_stays_joined_through_full_syncs_and_rule_
     );
     ok_json(&e, &["sync", "--delta"]);
     assert_eq!(identity_of(&e, "sap:00012014"), Some(chosen));
-    assert!(
-        ok_json(&e, &["review", "list"])
-            .as_array()
-            .unwrap()
-            .is_empty()
-    );
+    assert!(queue_is_empty(&e));
     let v = ok_json(&e, &["show", &chosen.to_string()]);
     let link = v[0]["connectors"]
         .as_array()
@@ -136,12 +137,7 @@ fn an_accepted_candidate_is_joined_and_stays_joined_through_full_syncs_and_rule_
     std::fs::write(&rule, format!("{text}\n# changed\n")).expect("write");
     ok_json(&e, &["sync", "--delta"]);
     assert_eq!(identity_of(&e, "sap:00012014"), Some(chosen));
-    assert!(
-        ok_json(&e, &["review", "list"])
-            .as_array()
-            .unwrap()
-            .is_empty()
-    );
+    assert!(queue_is_empty(&e));
 
     let d = ok_json(&e, &["review", "decisions"]);
     assert_eq!(d[0]["kind"], "join");
