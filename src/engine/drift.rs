@@ -158,6 +158,94 @@ mod tests {
         );
     }
 
+    /// A target compiled from rule text: the flows as `check` sees them.
+    fn target(flows: &str) -> TargetAgent {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(
+            dir.path().join("mv.toml"),
+            "[metaverse]\n[metaverse.types.person.attributes]\nlogin = \"string\"\ntitle = \"string\"\nphone = { type = \"string\", multi = true }\nmanager = \"reference\"\n",
+        )
+        .expect("write");
+        std::fs::write(
+            dir.path().join("app.toml"),
+            format!(
+                "[target]\nname = \"app\"\nkind = \"csv\"\nobject_type = \"person\"\npath = \"app.csv\"\nkey = \"login\"\n\n[provision]\nname = \"login\"\n\n[flows.export]\n{flows}"
+            ),
+        )
+        .expect("write");
+        let rules = crate::rules::load(dir.path(), &|_| None).expect("rules");
+        rules.targets.into_iter().next().expect("a target")
+    }
+
+    fn attrs(pairs: &[(&str, &[&str])]) -> Attrs {
+        pairs.iter().map(|(k, x)| (k.to_string(), v(x))).collect()
+    }
+
+    #[test]
+    fn an_account_is_compared_flow_by_flow_under_each_policy() {
+        let t = target(
+            "title = \"title\"\nphone = \"phone\"\nnote = { expr = \"title\", drift = \"tolerate\" }\npassword = { expr = \"login\", create_only = true }\nboss = { ref = \"manager\" }\nsite = { expr = \"title\", drift = \"report\" }\n",
+        );
+        let desired = attrs(&[
+            ("title", &["Engineer"]),
+            ("phone", &["1", "2"]),
+            ("note", &["Engineer"]),
+            ("site", &["Engineer"]),
+        ]);
+        let exported = attrs(&[
+            ("title", &["Engineer"]),
+            ("phone", &["1", "2"]),
+            ("note", &["Engineer"]),
+            ("boss", &["jdoe"]),
+            ("site", &["Engineer"]),
+        ]);
+        let found = attrs(&[
+            ("Title", &["Boss"]),
+            ("phone", &["1", "2", "999"]),
+            ("note", &["whatever the target says"]),
+            ("password", &["changed by the person"]),
+            ("boss", &["jdoe"]),
+            ("site", &["Elsewhere"]),
+        ]);
+        let c = check_account(&t, &desired, &exported, &found, &[]);
+        let drifted: Vec<(&str, DriftPolicy)> = c
+            .drift
+            .iter()
+            .map(|d| (d.attr.as_str(), d.policy))
+            .collect();
+        assert_eq!(
+            drifted,
+            vec![
+                ("phone", DriftPolicy::Authoritative),
+                ("site", DriftPolicy::Report),
+                ("title", DriftPolicy::Authoritative),
+            ]
+        );
+        let title = c.drift.iter().find(|d| d.attr == "title").expect("title");
+        assert_eq!(title.expected, v(&["Engineer"]));
+        assert_eq!(title.found, v(&["Boss"]));
+        // A reference is compared with what was written for it.
+        assert_eq!(c.compared, vec!["boss".to_string()]);
+
+        // Attributes waiting for confirmation are the confirmation's.
+        let c = check_account(&t, &desired, &exported, &found, &["title".into()]);
+        assert!(c.drift.iter().all(|d| d.attr != "title"));
+    }
+
+    #[test]
+    fn a_target_set_right_by_someone_else_is_in_step() {
+        let t = target("title = \"title\"\n");
+        let desired = attrs(&[("title", &["New"])]);
+        let exported = attrs(&[("title", &["Old"])]);
+        // The export of "New" is pending: the target still holding "Old" waits.
+        let c = check_account(&t, &desired, &exported, &attrs(&[("title", &["Old"])]), &[]);
+        assert!(c.drift.is_empty() && c.in_step.is_empty());
+        // Someone wrote "New" by hand: in step, and `exported` should follow.
+        let c = check_account(&t, &desired, &exported, &attrs(&[("title", &["new"])]), &[]);
+        assert!(c.drift.is_empty());
+        assert_eq!(c.in_step, vec!["title".to_string()]);
+    }
+
     #[test]
     fn found_values_ignore_the_case_of_attribute_names() {
         let mut a = Attrs::new();
