@@ -1446,7 +1446,10 @@ fn status(cli: &Cli) -> Result<i32> {
             );
         }
     }
-    println!("ambiguous joins waiting for a decision: {}", amb.len());
+    println!(
+        "ambiguous joins waiting for a decision: {} (idsync review list)",
+        amb.len()
+    );
     for a in amb.iter().take(20) {
         println!(
             "  {} {}: rule {} found {:?} (run {})",

@@ -232,6 +232,7 @@ impl App {
             "Ambiguous joins",
             "Source objects whose join rule found several identities: not joined, waiting for a person to decide (idsync review show N, then accept or reject).",
             &[
+                "review",
                 "agent",
                 "source object",
                 "rule",
@@ -251,6 +252,7 @@ impl App {
             ambiguous_sec.push(
                 None,
                 vec![
+                    a.cs_id.to_string(),
                     a.agent.clone(),
                     format!("{}:{}", a.agent, a.anchor),
                     a.rule.clone(),
