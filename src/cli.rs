@@ -1530,8 +1530,9 @@ fn report_reconcile(
         (None, None) => (RunRange::ALL, "every run".to_string()),
     };
     let report = app.reconcile_report(range, &period, clock(cli))?;
+    // The error names the file and carries its cause already.
     let written = crate::report::render::write_all(&report, out)
-        .with_context(|| format!("writing the report to {}", out.display()))?;
+        .map_err(|e| anyhow::anyhow!("writing the reconciliation report: {e}"))?;
     if cli.json {
         print_json(&json!({
             "out": out,
