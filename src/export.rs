@@ -130,7 +130,8 @@ impl Work {
     /// what is wanted), the wanted values with references written out, and
     /// whether a reference waits for its account.
     fn operation(&self, t: &TargetAgent, refs: &RefMap) -> (Option<ExportOp>, Attrs, bool) {
-        let (want, unresolved) = outbound::resolve(t, &self.desired, &|tg, m| refs.lookup(tg, m));
+        let (want, unresolved) =
+            outbound::resolve(t, &self.desired, &|tg, m, how| refs.lookup(tg, m, how));
         let op = outbound::operation(
             t,
             self.state,
@@ -194,7 +195,8 @@ impl RefMap {
     ) -> Result<RefMap> {
         let mut wanted: FxHashMap<String, Vec<MvId>> = FxHashMap::default();
         for f in &t.flows {
-            if let ExportValue::Ref { target, .. } = &f.value {
+            if let ExportValue::Ref { target, .. } | ExportValue::Account { target, .. } = &f.value
+            {
                 let ids = wanted.entry(target.clone()).or_default();
                 for w in works {
                     if let Some(v) = w.desired.refs.get(&f.attr) {
@@ -224,10 +226,12 @@ impl RefMap {
         Ok(map)
     }
 
-    fn lookup(&self, target: &str, mv: MvId) -> Option<String> {
+    fn lookup(&self, target: &str, mv: MvId, how: outbound::Written) -> Option<String> {
         let (id, name) = self.accounts.get(&(target.to_string(), mv))?;
-        Some(match self.by.get(target) {
-            Some(RefBy::Id) => id.clone(),
+        Some(match (how, self.by.get(target)) {
+            (outbound::Written::Id, _) | (outbound::Written::AsReference, Some(RefBy::Id)) => {
+                id.clone()
+            }
             _ => name.clone(),
         })
     }
@@ -296,7 +300,7 @@ impl App {
                         Some(Ok(a)) => Some(a),
                         Some(Err(e)) => return (id, Decision::Keep, vec![e]),
                     };
-                    let (d, errs) = outbound::decide(t, mvs.get(&id), account.as_ref(), &ctx);
+                    let (d, errs) = outbound::decide(t, mvs.get(&id), id, account.as_ref(), &ctx);
                     (id, d, errs)
                 })
                 .collect();
@@ -418,22 +422,23 @@ fn write_provision(
                     "account-deprovisioned" => counts.deprovisioned += 1,
                     _ => counts.updated += 1,
                 }
-                let refs: Vec<(String, MvId)> = t
-                    .flows
-                    .iter()
-                    .filter_map(|f| match &f.value {
-                        ExportValue::Ref { target, .. } => Some((target, &f.attr)),
-                        _ => None,
-                    })
-                    .flat_map(|(target, attr)| {
-                        desired
-                            .refs
-                            .get(attr)
-                            .into_iter()
-                            .flatten()
-                            .map(move |&m| (target.clone(), m))
-                    })
-                    .collect();
+                let refs: Vec<(String, MvId)> =
+                    t.flows
+                        .iter()
+                        .filter_map(|f| match &f.value {
+                            ExportValue::Ref { target, .. }
+                            | ExportValue::Account { target, .. } => Some((target, &f.attr)),
+                            _ => None,
+                        })
+                        .flat_map(|(target, attr)| {
+                            desired
+                                .refs
+                                .get(attr)
+                                .into_iter()
+                                .flatten()
+                                .map(move |&m| (target.clone(), m))
+                        })
+                        .collect();
                 let fresh = old.is_none();
                 let row = match old {
                     Some(mut r) => {

@@ -236,3 +236,66 @@ fn a_409_on_create_is_an_export_error_in_the_report_until_match_joins_the_accoun
             .all(|r| cell(r, "target") != "saas")
     );
 }
+
+/// A file for the HR system with each person's id in the SaaS application:
+/// a value the application made, flowing back through idsync.
+const SAAS_IDS: &str = r#"
+[target]
+name = "saas-ids"
+kind = "csv"
+object_type = "person"
+path = "../../out/saas_ids.csv"
+key = "Worker_ID"
+
+[provision]
+scope = 'IsPresent(employeeId)'
+name = "employeeId"
+
+[flows.export]
+Login = "accountName"
+SaaS_Id = { account = "saas" }
+SaaS_Name = { account = "saas", value = "name" }
+"#;
+
+fn rows(path: &std::path::Path) -> BTreeMap<String, (String, String)> {
+    let mut r = csv::Reader::from_path(path).expect("csv");
+    let h = r.headers().expect("header").clone();
+    let col = |n: &str| h.iter().position(|c| c == n).expect(n);
+    let (id, name) = (col("SaaS_Id"), col("SaaS_Name"));
+    r.records()
+        .map(|x| {
+            let x = x.expect("row");
+            (x[0].to_string(), (x[id].to_string(), x[name].to_string()))
+        })
+        .collect()
+}
+
+#[test]
+fn ids_the_application_made_flow_back_to_a_file_for_hr() {
+    let s = setup();
+    s.e.write("rules/targets/saas_ids.toml", SAAS_IDS);
+    s.ok_json(&["--as-of", DAY1, "run", "nightly"]);
+    // The application has no accounts yet: the rows are written without
+    // the id and wait for it.
+    let r = s.ok_json(&["--as-of", DAY1, "export", "saas-ids"]);
+    assert!(r["created"].as_u64().unwrap() > 20, "{r}");
+    let file = s.e.path("out/saas_ids.csv");
+    let before = rows(&file);
+    assert!(before.values().all(|(id, _)| id.is_empty()), "{before:?}");
+
+    s.ok_json(&["--as-of", DAY1, "export", "saas"]);
+    let r = s.ok_json(&["--as-of", DAY1, "export", "saas-ids"]);
+    assert!(r["updated"].as_u64().unwrap() > 20, "{r}");
+    let after = rows(&file);
+    let sophie = s.user("sdubois").expect("sdubois");
+    assert_eq!(
+        after["W100005"],
+        (
+            sophie["id"].as_str().unwrap().to_string(),
+            "sdubois".to_string()
+        ),
+        "the id the service made"
+    );
+    // Legal is outside the application's scope: no account, no id.
+    assert!(after.values().any(|(id, _)| id.is_empty()));
+}

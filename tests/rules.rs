@@ -271,6 +271,8 @@ missing = "ignore"
 [flows.export]
 userName = "login"
 displayName = { expr = "login", drift = "reprot" }
+selfie = { account = "app" }
+badge = { account = "badges" }
 "#;
 
 #[test]
@@ -292,7 +294,10 @@ fn reconcile_policies_are_checked_at_their_place() {
         format!(
             "error: {app}:18:15: export flow \"displayName\": unknown drift policy \"reprot\" (did you mean \"report\"?)"
         ),
+        format!("error: {app}:19:10: export flow \"selfie\": account names this target itself"),
     ] {
         assert!(err.contains(&want), "missing {want:?} in:\n{err}");
     }
+    // An account in a target the rules do not have.
+    assert!(err.contains("unknown target \"badges\""), "{err}");
 }

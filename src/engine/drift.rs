@@ -103,7 +103,7 @@ pub fn check_account(
         let last = exported.get(&f.attr).unwrap_or(&none);
         let want = match f.value {
             ExportValue::Expr(_) => desired.get(&f.attr).unwrap_or(&none),
-            ExportValue::Ref { .. } => last,
+            ExportValue::Ref { .. } | ExportValue::Account { .. } => last,
         };
         let have = found_values(found, &f.attr);
         match verdict(have, last, want) {

@@ -114,6 +114,7 @@ pub enum Decision {
 pub fn evaluate(
     t: &TargetAgent,
     mv: &Record,
+    own: MvId,
     ctx: &Context,
 ) -> (Option<Result<Desired, String>>, Vec<String>) {
     if let Some(scope) = &t.scope {
@@ -173,6 +174,10 @@ pub fn evaluate(
                 }
                 Err(e) => errors.push(format!("export flow {:?}: {}", f.attr, e.message)),
             },
+            // Written out at export time, like a reference to itself.
+            ExportValue::Account { .. } => {
+                d.refs.insert(f.attr.clone(), vec![own]);
+            }
             ExportValue::Ref { attr, .. } => {
                 let mut ids: Vec<MvId> = mv.values(*attr).filter_map(|v| v.parse().ok()).collect();
                 let mut seen = std::collections::HashSet::new();
@@ -191,11 +196,12 @@ pub fn evaluate(
 pub fn decide(
     t: &TargetAgent,
     mv: Option<&Record>,
+    own: MvId,
     account: Option<&Account>,
     ctx: &Context,
 ) -> (Decision, Vec<String>) {
     let (wanted, errors) = match mv {
-        Some(r) => evaluate(t, r, ctx),
+        Some(r) => evaluate(t, r, own, ctx),
         None => (None, Vec::new()),
     };
     let decision = match (wanted, account) {
@@ -337,6 +343,15 @@ pub fn managed(t: &TargetAgent) -> Vec<(&str, bool)> {
         .collect()
 }
 
+/// How an account in another target is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Written {
+    /// As that target's references are: ids for SCIM, names elsewhere.
+    AsReference,
+    Id,
+    Name,
+}
+
 /// `Desired::attrs` with the references written out through `lookup`
 /// (target, identity -> the value the target wants); the second value says
 /// whether any reference could not be written yet (its account does not
@@ -344,20 +359,23 @@ pub fn managed(t: &TargetAgent) -> Vec<(&str, bool)> {
 pub fn resolve(
     t: &TargetAgent,
     d: &Desired,
-    lookup: &dyn Fn(&str, MvId) -> Option<String>,
+    lookup: &dyn Fn(&str, MvId, Written) -> Option<String>,
 ) -> (Attrs, bool) {
     let mut attrs = d.attrs.clone();
     let mut unresolved = false;
     for f in &t.flows {
-        let ExportValue::Ref { target, .. } = &f.value else {
-            continue;
+        let (target, how) = match &f.value {
+            ExportValue::Ref { target, .. } => (target, Written::AsReference),
+            ExportValue::Account { target, id: true } => (target, Written::Id),
+            ExportValue::Account { target, id: false } => (target, Written::Name),
+            ExportValue::Expr(_) => continue,
         };
         let Some(ids) = d.refs.get(&f.attr) else {
             continue;
         };
         let mut vals = Vec::with_capacity(ids.len());
         for &id in ids {
-            match lookup(target, id) {
+            match lookup(target, id, how) {
                 Some(v) => vals.push(v),
                 None => unresolved = true,
             }

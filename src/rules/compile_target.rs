@@ -370,6 +370,7 @@ impl Compiler {
             }
             toml::Value::Table(table) => {
                 let (mut text, mut reference, mut target) = (None, None, None);
+                let (mut account, mut written_as) = (None, None);
                 let (mut create_only, mut multi) = (false, None);
                 let mut drift = drift_default;
                 for (k, v) in table {
@@ -377,6 +378,10 @@ impl Compiler {
                         ("expr", toml::Value::String(s)) => text = Some(s.clone()),
                         ("ref", toml::Value::String(s)) => reference = Some(s.clone()),
                         ("in", toml::Value::String(s)) => target = Some(s.clone()),
+                        ("account", toml::Value::String(s)) => account = Some(s.clone()),
+                        ("value", toml::Value::String(s)) if s == "id" || s == "name" => {
+                            written_as = Some(s.clone())
+                        }
                         ("create_only", toml::Value::Boolean(b)) => create_only = *b,
                         ("multi", toml::Value::Boolean(b)) => multi = Some(*b),
                         ("drift", toml::Value::String(s)) if DriftPolicy::parse(s).is_some() => {
@@ -394,7 +399,16 @@ impl Compiler {
                         (other, _) => {
                             let help = suggest(
                                 other,
-                                ["expr", "ref", "in", "create_only", "multi", "drift"],
+                                [
+                                    "expr",
+                                    "ref",
+                                    "in",
+                                    "account",
+                                    "value",
+                                    "create_only",
+                                    "multi",
+                                    "drift",
+                                ],
                             );
                             self.err(
                                 src,
@@ -408,8 +422,33 @@ impl Compiler {
                         }
                     }
                 }
-                let value_of = match (text, reference) {
-                    (Some(text), None) => {
+                if written_as.is_some() && account.is_none() {
+                    self.err(
+                        src,
+                        value.span(),
+                        format!("{context}: value = \"id\" or \"name\" goes with account"),
+                        None,
+                    );
+                }
+                let value_of = match (text, reference, account) {
+                    (None, None, Some(other)) => {
+                        if other == own {
+                            self.err(
+                                src,
+                                value.span(),
+                                format!("{context}: account names this target itself"),
+                                Some("an account flow reads the identity's account in another target".into()),
+                            );
+                            return None;
+                        }
+                        self.target_refs
+                            .push((src.clone(), value.span(), other.clone()));
+                        ExportValue::Account {
+                            target: other,
+                            id: written_as.as_deref() != Some("name"),
+                        }
+                    }
+                    (Some(text), None, None) => {
                         if target.is_some() {
                             self.err(
                                 src,
@@ -422,7 +461,7 @@ impl Compiler {
                             self.mv_expr(src, &Spanned::new(value.span(), text), scope, &context)?;
                         ExportValue::Expr(e)
                     }
-                    (None, Some(r)) => {
+                    (None, Some(r), None) => {
                         let Some(a) = t.schema.get(&r) else {
                             let help = suggest(&r, t.schema.names().iter().map(String::as_str));
                             self.err(
@@ -454,7 +493,7 @@ impl Compiler {
                         self.err(
                             src,
                             value.span(),
-                            format!("{context}: a table flow needs expr = \"...\" or ref = \"...\", one of them"),
+                            format!("{context}: a table flow needs one of expr = \"...\", ref = \"...\" or account = \"<target>\""),
                             None,
                         );
                         return None;

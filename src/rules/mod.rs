@@ -490,6 +490,13 @@ pub enum ExportValue {
         attr: u32,
         target: String,
     },
+    /// The identity's own account in another target, as that target knows
+    /// it: its id (`id = true`: an id the target made, such as a SCIM id
+    /// or an entryUUID) or its name (a DN, a userName).
+    Account {
+        target: String,
+        id: bool,
+    },
 }
 
 #[derive(Debug, Clone)]
