@@ -5,6 +5,7 @@
 //! end recompute everything, resolve references and diff against the store.
 
 use super::flow::{FlowOut, eval_flows};
+use super::fuzzy_join::FuzzyDecision;
 use super::index::{Key, KeyKinds, KeyLookup, diff};
 use super::join::{Decision, JoinIndex, KeySpec, decide};
 use super::precedence::{Contribution, LinEntry, compute};
@@ -618,6 +619,7 @@ impl<'r> Sync<'r> {
                 .collect()
         };
 
+        let mut fuzzy = self.fuzzy_decisions(a, &candidates, &decisions);
         tracing::debug!(
             ms = t.elapsed().as_millis() as u64,
             candidates = candidates.len(),
@@ -669,6 +671,24 @@ impl<'r> Sync<'r> {
                 }
                 _ => d,
             };
+            // What no exact rule found, the fuzzy rule may (a person's
+            // projection stands whatever it finds).
+            let d = match (&d, forced, fuzzy.remove(&i)) {
+                (Decision::NoMatch, false, Some(f)) => match f {
+                    FuzzyDecision::Join { mv, score } => Decision::Join {
+                        mv,
+                        rule: agent.joins.len(),
+                        key: format!("score {score:.2}"),
+                    },
+                    FuzzyDecision::Review(scored) => {
+                        self.defer_review(a, i, scored);
+                        continue;
+                    }
+                    FuzzyDecision::Error(message) => Decision::Error(message),
+                    FuzzyDecision::NoMatch => d,
+                },
+                _ => d,
+            };
             match d {
                 Decision::Join { mv, rule, key } => {
                     let p = mv as usize;
@@ -681,7 +701,8 @@ impl<'r> Sync<'r> {
                             anchor: Some(self.cs[a][i].row.anchor.clone()),
                             message: format!(
                                 "join rule {:?} matched metaverse object {} which {first:?} of the same agent joined first",
-                                agent.joins[rule].name, self.mvs[p].id
+                                agent.join_rule_name(rule),
+                                self.mvs[p].id
                             ),
                         };
                         self.deferred.insert((a, i), Deferred::Conflict(error));
@@ -743,6 +764,7 @@ impl<'r> Sync<'r> {
                         anchor: self.cs[a][i].row.anchor.clone(),
                         rule: agent.joins[rule].name.clone(),
                         candidates: ids,
+                        scores: Vec::new(),
                     };
                     self.deferred
                         .insert((a, i), Deferred::Ambiguous(error, amb));
@@ -796,6 +818,87 @@ impl<'r> Sync<'r> {
         let progress = !touched.is_empty();
         self.recompute(&touched, indexes);
         progress
+    }
+
+    /// The agent's fuzzy rule over the objects no exact rule found (by
+    /// position in the agent's list), against every identity of its type
+    /// that has no connector from the agent yet, in metaverse order.
+    fn fuzzy_decisions(
+        &self,
+        a: usize,
+        candidates: &[usize],
+        decisions: &[Decision],
+    ) -> FxHashMap<usize, FuzzyDecision> {
+        let agent = &self.rules.agents[a];
+        let Some(rule) = &agent.fuzzy else {
+            return FxHashMap::default();
+        };
+        let left: Vec<usize> = candidates
+            .iter()
+            .zip(decisions)
+            .filter(|(i, d)| {
+                matches!(d, Decision::NoMatch) && !self.manual.contains_key(&self.cs[a][**i].row.id)
+            })
+            .map(|(&i, _)| i)
+            .collect();
+        if left.is_empty() {
+            return FxHashMap::default();
+        }
+        let objects: Vec<(&Record, String)> = left
+            .iter()
+            .map(|&i| {
+                let c = &self.cs[a][i];
+                (&c.row.attrs, key_of(&agent.name, &c.row.anchor))
+            })
+            .collect();
+        let mvs: Vec<(u32, &Record)> = self
+            .mvs
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| {
+                !m.deleted && m.ty == agent.object_type && !m.conns().any(|(x, _)| x == a)
+            })
+            .map(|(p, m)| (p as u32, &m.attrs))
+            .collect();
+        let out = super::fuzzy_join::decide(rule, &objects, &mvs, self.now);
+        left.into_iter().zip(out).collect()
+    }
+
+    /// A fuzzy rule's grey zone: the object waits in the review queue with
+    /// its candidates' scores, as an ambiguous join does.
+    fn defer_review(&mut self, a: usize, i: usize, mut scored: Vec<super::fuzzy_join::Scored>) {
+        let agent = &self.rules.agents[a];
+        for s in &mut scored {
+            s.mv = self.mvs[s.mv as usize].id;
+        }
+        let ids: Vec<MvId> = scored.iter().map(|s| s.mv).collect();
+        let c = &self.cs[a][i];
+        let rule = agent.join_rule_name(agent.joins.len()).to_string();
+        let error = SyncError {
+            kind: "ambiguous-join",
+            agent: Some(agent.name.clone()),
+            anchor: Some(c.row.anchor.clone()),
+            message: format!(
+                "fuzzy join rule {rule:?} scored {} between review and join ({}); left unjoined for a decision",
+                scored.len(),
+                scored
+                    .iter()
+                    .map(|s| format!("identity {} at {:.2}", s.mv, s.score))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        };
+        let amb = Ambiguous {
+            cs: c.row.id,
+            agent: agent.name.clone(),
+            anchor: c.row.anchor.clone(),
+            rule,
+            candidates: ids,
+            scores: scored,
+        };
+        self.deferred
+            .insert((a, i), Deferred::Ambiguous(error, amb));
+        self.cs[a][i].settled = true;
     }
 
     fn may_project(&self, a: usize, i: usize) -> bool {

@@ -1,0 +1,169 @@
+//! The fuzzy join: what an agent's `[fuzzy_join]` decides for the objects
+//! no exact join rule found. Pure: the objects' values and the candidate
+//! identities' attributes in, one decision per object out, in the objects'
+//! order. The matcher (`crate::fuzzy`) blocks, compares, scores and
+//! decides; this module only reads both sides into its tables and turns
+//! its rows back into metaverse positions.
+
+use crate::expr::Context;
+use crate::fuzzy::{self, Decision as Fz, Table};
+use crate::model::Record;
+use crate::rules::FuzzyJoin;
+
+/// A candidate's score and each field's part of it, for the review queue.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Scored {
+    /// The identity: its position in the engine until the sync names it
+    /// by id.
+    pub mv: crate::model::MvId,
+    /// Bits: log2 of the odds that the two are one person.
+    pub score: f64,
+    pub fields: Vec<FieldShare>,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct FieldShare {
+    pub field: String,
+    pub level: String,
+    pub weight: f64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum FuzzyDecision {
+    Join {
+        mv: u32,
+        score: f64,
+    },
+    /// Candidates best first.
+    Review(Vec<Scored>),
+    NoMatch,
+    Error(String),
+}
+
+/// A field's value for the matcher: the first non-empty one. Several
+/// values (two surnames on file) would make the pair's level depend on
+/// which is read; the first is what flows and exact keys read too.
+fn first(values: Vec<String>) -> Option<String> {
+    values.into_iter().find(|v| !v.trim().is_empty())
+}
+
+/// Both sides read for the matcher: the objects' field expressions (left)
+/// and the identities' attributes (right), row for row, with the error of
+/// each object whose expression failed (its fields read as missing).
+pub fn sides<'m>(
+    rule: &FuzzyJoin,
+    objects: &[(&Record, String)],
+    mvs: impl Iterator<Item = &'m Record>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<(fuzzy::Sides, Vec<Option<String>>), String> {
+    let columns: Vec<String> = rule.spec.fields.iter().map(|f| f.name.clone()).collect();
+    let mut left = Table::new(columns.clone());
+    let mut errors: Vec<Option<String>> = vec![None; objects.len()];
+    for (i, (attrs, key)) in objects.iter().enumerate() {
+        let ctx = Context {
+            now,
+            object_key: key,
+            unique: None,
+        };
+        let mut row = Vec::with_capacity(rule.cs.len());
+        for e in &rule.cs {
+            match e.eval(*attrs, &ctx) {
+                Ok(v) => row.push(first(v.to_strings())),
+                Err(err) => {
+                    errors[i] = Some(format!("fuzzy join rule {:?}: {}", rule.name, err.message));
+                    row.push(None);
+                }
+            }
+        }
+        left.push(row);
+    }
+    let mut right = Table::new(columns);
+    for attrs in mvs {
+        right.push(
+            rule.mv
+                .iter()
+                .map(|&a| {
+                    attrs
+                        .values(a)
+                        .find(|v| !v.trim().is_empty())
+                        .map(String::from)
+                })
+                .collect(),
+        );
+    }
+    // The compiler checked the spec against these very columns.
+    let sides = fuzzy::prepare(&rule.spec, &left, &right)
+        .map_err(|e| format!("fuzzy join rule {:?}: {e:?}", rule.name))?;
+    Ok((sides, errors))
+}
+
+/// Decides each object of `objects` (connector-space attributes and their
+/// expression context keys) against the identities `mvs` (metaverse
+/// positions and attributes), which must be in a fixed order.
+pub(super) fn decide(
+    rule: &FuzzyJoin,
+    objects: &[(&Record, String)],
+    mvs: &[(u32, &Record)],
+    now: chrono::DateTime<chrono::Utc>,
+) -> Vec<FuzzyDecision> {
+    let Some(params) = &rule.params else {
+        let msg = format!(
+            "fuzzy join rule {:?} has no weights; run idsync train-join",
+            rule.name
+        );
+        return vec![FuzzyDecision::Error(msg); objects.len()];
+    };
+    let (sides, errors) = match sides(rule, objects, mvs.iter().map(|(_, r)| *r), now) {
+        Ok(s) => s,
+        Err(msg) => return vec![FuzzyDecision::Error(msg); objects.len()],
+    };
+    let linkage = fuzzy::link(&rule.spec, params, &sides);
+    let mut by_left: Vec<Vec<&fuzzy::ScoredPair>> = vec![Vec::new(); objects.len()];
+    for p in &linkage.scored {
+        if let Some(v) = by_left.get_mut(p.left as usize) {
+            v.push(p);
+        }
+    }
+    let pos = |row: u32| mvs.get(row as usize).map(|(p, _)| *p);
+    linkage
+        .decisions
+        .iter()
+        .zip(errors)
+        .map(|(d, err)| {
+            if let Some(e) = err {
+                return FuzzyDecision::Error(e);
+            }
+            match d {
+                Fz::Join { right, score, .. } => match pos(*right) {
+                    Some(mv) => FuzzyDecision::Join { mv, score: *score },
+                    None => FuzzyDecision::NoMatch,
+                },
+                Fz::Review {
+                    left, candidates, ..
+                } => {
+                    let pairs = by_left.get(*left as usize).map_or(&[][..], Vec::as_slice);
+                    let scored = candidates
+                        .iter()
+                        .filter_map(|(right, score)| {
+                            let pair = pairs.iter().find(|p| p.right == *right)?;
+                            Some(Scored {
+                                mv: i64::from(pos(*right)?),
+                                score: *score,
+                                fields: fuzzy::explain(&rule.spec, pair)
+                                    .into_iter()
+                                    .map(|(field, level, weight)| FieldShare {
+                                        field,
+                                        level,
+                                        weight,
+                                    })
+                                    .collect(),
+                            })
+                        })
+                        .collect();
+                    FuzzyDecision::Review(scored)
+                }
+                Fz::NoMatch { .. } => FuzzyDecision::NoMatch,
+            }
+        })
+        .collect()
+}
