@@ -296,3 +296,47 @@ fn a_misspelt_blocking_field_is_an_error_with_its_place() {
     assert!(err.contains("\"birthDat\""), "{err}");
     assert!(err.contains("birthDate"), "{err}");
 }
+
+#[test]
+fn train_join_writes_weights_the_rule_then_uses_and_keeps_the_rest_of_the_file() {
+    let e = env("10.0");
+    let start = SUB.find("[fuzzy_join.weights]").expect("weights");
+    let end = SUB.find("[projection]").expect("projection");
+    let text =
+        format!("{}# kept as written\n{}", &SUB[..start], &SUB[end..]).replace("JOIN", "10.0");
+    let file = e.write("rules/sub.toml", &text);
+    ok(&e, &["import", "hr"]);
+    ok(&e, &["import", "sub"]);
+    // Without weights the sync joins and projects none of sub's objects.
+    ok(&e, &["sync"]);
+    assert_eq!(identity_of(&e, "sub:904"), None);
+
+    let out = ok(&e, &["train-join", "sub"]);
+    assert!(out.contains("weights written"), "{out}");
+    let written = std::fs::read_to_string(&file).expect("rule file");
+    assert!(written.contains("# kept as written"), "{written}");
+    assert!(written.starts_with(&text[..start]), "{written}");
+    let doc: toml::Table = toml::from_str(&written).expect("toml");
+    let fields = doc["fuzzy_join"]["weights"]["fields"]
+        .as_array()
+        .expect("fields");
+    assert_eq!(fields.len(), 3);
+    for f in fields {
+        assert_eq!(f["m"].as_array().map(Vec::len), Some(4));
+        assert_eq!(f["u"].as_array().map(Vec::len), Some(4));
+    }
+    let check = ok(&e, &["check"]);
+    assert!(check.contains("blocking key dob"), "{check}");
+}
+
+#[test]
+fn train_join_names_an_agent_without_a_fuzzy_rule() {
+    let e = env("10.0");
+    let out = e.idsync(&["train-join", "hr"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("has no [fuzzy_join]"),
+        "{}",
+        stderr(&out)
+    );
+}
