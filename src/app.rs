@@ -308,9 +308,14 @@ impl App {
         // New rules must reach every identity, not only the changed ones.
         let rules_synced = self.store.meta("last_full_sync_rules_hash")?.as_deref()
             == Some(self.rules.hash.as_str());
-        // A fuzzy rule's candidates share a blocking key, which the store
-        // does not index yet: only a sync over every identity finds them.
-        let fuzzy = self.rules.agents.iter().any(|a| a.fuzzy.is_some());
+        // A term-frequency weight counts a value over every identity; a
+        // delta sync, which loads only the candidates, would weigh it
+        // otherwise than a full sync does.
+        let fuzzy = self.rules.agents.iter().any(|a| {
+            a.fuzzy
+                .as_ref()
+                .is_some_and(|f| f.spec.fields.iter().any(|x| x.term_frequency))
+        });
         if !rules_synced || !keys_current || fuzzy {
             return Ok(None);
         }

@@ -340,3 +340,28 @@ fn train_join_names_an_agent_without_a_fuzzy_rule() {
         stderr(&out)
     );
 }
+
+/// A delta sync finds a fuzzy rule's candidates through the blocking keys
+/// the store keeps, without loading every identity.
+#[test]
+fn a_delta_sync_finds_fuzzy_candidates_by_their_blocking_keys() {
+    let e = env("10.0");
+    load_and_sync(&e);
+    e.write(
+        "rules/hr.csv",
+        &format!("{HR_CSV}6,Jonas,Becker,1985-11-30\n"),
+    );
+    ok(&e, &["import", "hr", "--delta"]);
+    assert_eq!(ok_json(&e, &["sync", "--delta"])["mode"], "delta");
+    let jonas = identity_of(&e, "hr:6").expect("jonas");
+
+    e.write(
+        "rules/sub.csv",
+        &format!("{SUB_CSV}906,,Jonas,Bekcer,1985-11-30\n"),
+    );
+    ok(&e, &["import", "sub", "--delta"]);
+    let report = ok_json(&e, &["sync", "--delta"]);
+    assert_eq!(report["mode"], "delta", "{report}");
+    assert_eq!(report["counters"]["joins"], 1, "{report}");
+    assert_eq!(identity_of(&e, "sub:906"), Some(jonas));
+}

@@ -97,6 +97,73 @@ pub fn sides<'m>(
     Ok((sides, errors))
 }
 
+/// A blocking key of a fuzzy rule as the store keeps it: per part, the
+/// metaverse attribute (and so the field), how it reads and its transform.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct BlockSpec {
+    pub object_type: usize,
+    pub parts: Vec<(u32, fuzzy::FieldKind, fuzzy::Transform)>,
+    /// The rule's field of each part, for the connector-space side.
+    fields: Vec<usize>,
+}
+
+impl BlockSpec {
+    pub fn of(object_type: usize, rule: &FuzzyJoin) -> Vec<BlockSpec> {
+        rule.spec
+            .blocking
+            .iter()
+            .filter_map(|k| {
+                let mut parts = Vec::new();
+                let mut fields = Vec::new();
+                for p in &k.parts {
+                    let f = rule.spec.field_index(&p.field)?;
+                    parts.push((*rule.mv.get(f)?, rule.spec.fields[f].kind, p.transform));
+                    fields.push(f);
+                }
+                Some(BlockSpec {
+                    object_type,
+                    parts,
+                    fields,
+                })
+            })
+            .collect()
+    }
+
+    fn kinds(&self) -> Vec<(fuzzy::FieldKind, fuzzy::Transform)> {
+        self.parts.iter().map(|&(_, k, t)| (k, t)).collect()
+    }
+
+    /// The key of a metaverse object, as the matcher's right side reads it.
+    pub fn mv_key(&self, attrs: &Record) -> Option<String> {
+        let values: Vec<Option<&str>> = self
+            .parts
+            .iter()
+            .map(|&(a, _, _)| attrs.values(a).find(|v| !v.trim().is_empty()))
+            .collect();
+        fuzzy::blocking::key_text(&self.kinds(), &values)
+    }
+
+    /// The key of a connector-space object, from the rule's field values
+    /// as [`sides`] reads them.
+    pub fn cs_key(&self, values: &[Option<String>]) -> Option<String> {
+        let v: Vec<Option<&str>> = self
+            .fields
+            .iter()
+            .map(|&f| values.get(f).and_then(|v| v.as_deref()))
+            .collect();
+        fuzzy::blocking::key_text(&self.kinds(), &v)
+    }
+}
+
+/// A connector-space object's field values under a fuzzy rule (none for a
+/// field whose expression fails).
+pub(super) fn cs_values(rule: &FuzzyJoin, attrs: &Record, ctx: &Context) -> Vec<Option<String>> {
+    rule.cs
+        .iter()
+        .map(|e| e.eval(attrs, ctx).ok().and_then(|v| first(v.to_strings())))
+        .collect()
+}
+
 /// Decides each object of `objects` (connector-space attributes and their
 /// expression context keys) against the identities `mvs` (metaverse
 /// positions and attributes), which must be in a fixed order.

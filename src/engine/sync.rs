@@ -589,6 +589,7 @@ impl<'r> Sync<'r> {
                                 out.extend(keys.iter().map(|k| super::index::key(*kind, k)));
                             }
                         }
+                        out.extend(this.kinds.fuzzy_probes(agent, &c.row.attrs, &ctx));
                         out
                     })
                     .collect()
