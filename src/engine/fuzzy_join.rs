@@ -155,6 +155,49 @@ impl BlockSpec {
     }
 }
 
+/// The blocking keys of a set of objects under a fuzzy rule: which
+/// identities the rule could compare any of them with.
+pub(super) struct ObjectKeys {
+    blocks: Vec<BlockSpec>,
+    keys: rustc_hash::FxHashSet<(usize, String)>,
+}
+
+impl ObjectKeys {
+    pub fn shares_key(&self, attrs: &Record) -> bool {
+        self.blocks
+            .iter()
+            .enumerate()
+            .any(|(i, b)| b.mv_key(attrs).is_some_and(|k| self.keys.contains(&(i, k))))
+    }
+}
+
+pub(super) fn object_keys(
+    rule: &FuzzyJoin,
+    object_type: usize,
+    objects: &[(&Record, String)],
+    now: chrono::DateTime<chrono::Utc>,
+) -> ObjectKeys {
+    use rayon::prelude::*;
+    let blocks = BlockSpec::of(object_type, rule);
+    let keys = objects
+        .par_iter()
+        .flat_map_iter(|(attrs, key)| {
+            let ctx = Context {
+                now,
+                object_key: key,
+                unique: None,
+            };
+            let values = cs_values(rule, attrs, &ctx);
+            blocks
+                .iter()
+                .enumerate()
+                .filter_map(|(i, b)| Some((i, b.cs_key(&values)?)))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    ObjectKeys { blocks, keys }
+}
+
 /// A connector-space object's field values under a fuzzy rule (none for a
 /// field whose expression fails).
 pub(super) fn cs_values(rule: &FuzzyJoin, attrs: &Record, ctx: &Context) -> Vec<Option<String>> {

@@ -852,13 +852,20 @@ impl<'r> Sync<'r> {
                 (&c.row.attrs, key_of(&agent.name, &c.row.anchor))
             })
             .collect();
+        let eligible = |m: &MvState| {
+            !m.deleted && m.ty == agent.object_type && !m.conns().any(|(x, _)| x == a)
+        };
+        // Only identities sharing a blocking key with an object can be
+        // compared, so only they are read for the matcher; a
+        // term-frequency weight counts values over all of them.
+        let wanted = (!rule.spec.fields.iter().any(|f| f.term_frequency))
+            .then(|| super::fuzzy_join::object_keys(rule, agent.object_type, &objects, self.now));
         let mvs: Vec<(u32, &Record)> = self
             .mvs
-            .iter()
+            .par_iter()
             .enumerate()
-            .filter(|(_, m)| {
-                !m.deleted && m.ty == agent.object_type && !m.conns().any(|(x, _)| x == a)
-            })
+            .filter(|(_, m)| eligible(m))
+            .filter(|(_, m)| wanted.as_ref().is_none_or(|w| w.shares_key(&m.attrs)))
             .map(|(p, m)| (p as u32, &m.attrs))
             .collect();
         let out = super::fuzzy_join::decide(rule, &objects, &mvs, self.now);
