@@ -104,6 +104,7 @@ const SUB_CSV: &str = "pernr,wid,first,last,dob
 902,,Maria,Weber,1975-07-12
 903,,Lena,Fischer,1990-02-05
 904,,Paul,Weber,1975-07-12
+905,,Paul,Weber,1957-01-30
 ";
 
 fn env(join: &str) -> Env {
@@ -173,6 +174,11 @@ fn typo_joins_twins_stay_apart_and_a_swapped_date_waits_for_review() {
         "a twin of the same surname and birth date is someone else"
     );
     assert_eq!(identity_of(&e, "sub:903"), None, "a swapped date waits");
+    let other_paul = identity_of(&e, "sub:905").expect("projected");
+    assert!(
+        ![anna, paul, peter, lena, maria].contains(&other_paul),
+        "the same name with another birth date is another person"
+    );
 
     let shown = ok_json(&e, &["show", "hr:1"]);
     let link = shown[0]["connectors"]
@@ -183,9 +189,11 @@ fn typo_joins_twins_stay_apart_and_a_swapped_date_waits_for_review() {
         .cloned()
         .expect("sub connector");
     assert_eq!(link["rule"], "by-person", "{link}");
+    let detail = link["detail"].as_str().unwrap_or("");
+    assert!(detail.starts_with("score "), "{link}");
     assert!(
-        link["detail"].as_str().unwrap_or("").starts_with("score "),
-        "{link}"
+        detail.contains("sn jaro-winkler >= 0.92 +3.32") && detail.contains("birthDate exact +"),
+        "each field's part of the score: {detail}"
     );
 
     let list = ok_json(&e, &["review", "list"]);

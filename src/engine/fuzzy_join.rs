@@ -30,9 +30,11 @@ pub struct FieldShare {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum FuzzyDecision {
+    /// `detail`: the score and each field's level and bits, for `show`
+    /// and `explain`.
     Join {
         mv: u32,
-        score: f64,
+        detail: String,
     },
     /// Candidates best first.
     Review(Vec<Scored>),
@@ -244,8 +246,24 @@ pub(super) fn decide(
                 return FuzzyDecision::Error(e);
             }
             match d {
-                Fz::Join { right, score, .. } => match pos(*right) {
-                    Some(mv) => FuzzyDecision::Join { mv, score: *score },
+                Fz::Join {
+                    left, right, score, ..
+                } => match pos(*right) {
+                    Some(mv) => {
+                        let pairs = by_left.get(*left as usize).map_or(&[][..], Vec::as_slice);
+                        let fields: Vec<String> = pairs
+                            .iter()
+                            .find(|p| p.right == *right)
+                            .map(|p| fuzzy::explain(&rule.spec, p))
+                            .unwrap_or_default()
+                            .into_iter()
+                            .map(|(f, level, w)| format!("{f} {level} {w:+.2}"))
+                            .collect();
+                        FuzzyDecision::Join {
+                            mv,
+                            detail: format!("score {score:.2} ({})", fields.join(", ")),
+                        }
+                    }
                     None => FuzzyDecision::NoMatch,
                 },
                 Fz::Review {

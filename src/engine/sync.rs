@@ -676,10 +676,10 @@ impl<'r> Sync<'r> {
             // projection stands whatever it finds).
             let d = match (&d, forced, fuzzy.remove(&i)) {
                 (Decision::NoMatch, false, Some(f)) => match f {
-                    FuzzyDecision::Join { mv, score } => Decision::Join {
+                    FuzzyDecision::Join { mv, detail } => Decision::Join {
                         mv,
                         rule: agent.joins.len(),
-                        key: format!("score {score:.2}"),
+                        key: detail,
                     },
                     FuzzyDecision::Review(scored) => {
                         self.defer_review(a, i, scored);
