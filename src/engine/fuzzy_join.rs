@@ -295,3 +295,163 @@ pub(super) fn decide(
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fuzzy::{
+        BlockKey, FieldParams, FieldSpec, MatchSpec, Params, Thresholds, Transform,
+    };
+
+    /// Source and metaverse attributes share indexes here: 0 surname,
+    /// 1 given name, 2 birth date.
+    struct Names;
+    impl crate::expr::Scope for Names {
+        fn resolve(&self, name: &str) -> Option<u32> {
+            ["last", "first", "dob"]
+                .iter()
+                .position(|n| *n == name)
+                .map(|i| i as u32)
+        }
+        fn names(&self) -> Vec<String> {
+            vec!["last".into(), "first".into(), "dob".into()]
+        }
+    }
+
+    fn rule() -> FuzzyJoin {
+        let mut sn = FieldSpec::name("sn");
+        sn.term_frequency = false;
+        let mut given = FieldSpec::name("givenName");
+        given.term_frequency = false;
+        let spec = MatchSpec {
+            fields: vec![sn, given, FieldSpec::date("birthDate")],
+            blocking: vec![
+                BlockKey::new("dob", &[("birthDate", Transform::Whole)]),
+                BlockKey::new(
+                    "sound+year",
+                    &[("sn", Transform::Soundex), ("birthDate", Transform::Year)],
+                ),
+            ],
+            thresholds: Thresholds {
+                join: 10.0,
+                review: 4.0,
+                margin: 5.0,
+            },
+        };
+        let name = |m: [f64; 4], u: [f64; 4]| FieldParams {
+            m: m.to_vec(),
+            u: u.to_vec(),
+        };
+        let params = Params {
+            lambda: 0.0001,
+            fields: vec![
+                name([0.85, 0.1, 0.03, 0.02], [0.003, 0.01, 0.05, 0.937]),
+                name([0.85, 0.08, 0.065, 0.005], [0.005, 0.01, 0.02, 0.965]),
+                name([0.95, 0.02, 0.01, 0.02], [0.00005, 0.002, 0.0001, 0.99785]),
+            ],
+        };
+        let cs = ["last", "first", "dob"]
+            .iter()
+            .map(|s| crate::expr::Expr::compile(s, &Names).expect("expr"))
+            .collect();
+        FuzzyJoin {
+            name: "by-person".into(),
+            spec,
+            cs,
+            mv: vec![0, 1, 2],
+            params: Some(params),
+        }
+    }
+
+    fn rec(v: [&str; 3]) -> Record {
+        let mut b = Record::builder();
+        for (i, s) in v.iter().enumerate() {
+            if !s.is_empty() {
+                b.push(i as u32, s);
+            }
+        }
+        b.build()
+    }
+
+    fn now() -> chrono::DateTime<chrono::Utc> {
+        chrono::DateTime::from_timestamp(1_800_000_000, 0).unwrap_or_default()
+    }
+
+    #[test]
+    fn joins_a_typo_reviews_a_swap_and_leaves_a_twin_alone() {
+        let r = rule();
+        let mvs = [
+            rec(["Schneider", "Anna", "1980-03-04"]),
+            rec(["Fischer", "Lena", "1990-05-02"]),
+            rec(["Weber", "Paul", "1975-07-12"]),
+        ];
+        let objs = [
+            rec(["Schnieder", "Anna", "1980-03-04"]),
+            rec(["Fischer", "Lena", "1990-02-05"]),
+            rec(["Weber", "Maria", "1975-07-12"]),
+            rec(["", "", ""]),
+        ];
+        let objects: Vec<(&Record, String)> =
+            objs.iter().map(|o| (o, "sub/x".to_string())).collect();
+        // Positions in the engine need not be the row numbers.
+        let right: Vec<(u32, &Record)> = mvs.iter().zip([7, 3, 9]).map(|(m, p)| (p, m)).collect();
+        let d = decide(&r, &objects, &right, now());
+        assert!(
+            matches!(&d[0], FuzzyDecision::Join { mv: 7, detail } if detail.starts_with("score ")),
+            "{d:?}"
+        );
+        match &d[1] {
+            FuzzyDecision::Review(c) => {
+                assert_eq!(c.len(), 1);
+                assert_eq!(c[0].mv, 3);
+                assert_eq!(c[0].fields[2].level, "day and month swapped");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(d[2], FuzzyDecision::NoMatch);
+        assert_eq!(d[3], FuzzyDecision::NoMatch);
+
+        // Reading only the identities sharing a key decides the same.
+        let keys = object_keys(&r, 0, &objects, now());
+        let shared: Vec<(u32, &Record)> = right
+            .iter()
+            .copied()
+            .filter(|(_, m)| keys.shares_key(m))
+            .collect();
+        assert_eq!(shared.len(), 3);
+        let far = rec(["Zimmermann", "Otto", "1950-01-01"]);
+        assert!(!keys.shares_key(&far));
+        let mut with_far = right.clone();
+        with_far.push((1, &far));
+        assert_eq!(decide(&r, &objects, &with_far, now()), d);
+    }
+
+    #[test]
+    fn stored_keys_of_both_sides_agree() {
+        let r = rule();
+        let blocks = BlockSpec::of(0, &r);
+        assert_eq!(blocks.len(), 2);
+        let o = rec(["Schnieder", "Anna", "04.03.1980"]);
+        let ctx = Context {
+            now: now(),
+            object_key: "sub/x",
+            unique: None,
+        };
+        let values = cs_values(&r, &o, &ctx);
+        let m = rec(["Schneider", "Anna", "1980-03-04"]);
+        for b in &blocks {
+            assert_eq!(b.cs_key(&values), b.mv_key(&m));
+            assert!(b.mv_key(&m).is_some());
+        }
+        assert_eq!(blocks[0].mv_key(&rec(["Schneider", "Anna", ""])), None);
+    }
+
+    #[test]
+    fn a_rule_without_weights_decides_nothing() {
+        let mut r = rule();
+        r.params = None;
+        let o = rec(["Weber", "Paul", "1975-07-12"]);
+        let d = decide(&r, &[(&o, "sub/x".into())], &[(0, &o)], now());
+        assert!(matches!(&d[0], FuzzyDecision::Error(m) if m.contains("train-join")));
+    }
+}
