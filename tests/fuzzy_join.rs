@@ -373,3 +373,33 @@ fn a_delta_sync_finds_fuzzy_candidates_by_their_blocking_keys() {
     assert_eq!(report["counters"]["joins"], 1, "{report}");
     assert_eq!(identity_of(&e, "sub:906"), Some(jonas));
 }
+
+/// An object whose own worker id differs from the candidate's is another
+/// worker by the systems' own keys: however close the names and dates,
+/// the fuzzy rule sends it to review, never joins it.
+#[test]
+fn different_worker_ids_are_never_joined_by_score() {
+    let e = env("10.0");
+    e.write(
+        "rules/hr.csv",
+        &format!("{HR_CSV}8,Karl,Lehmann,1970-10-10\n"),
+    );
+    e.write(
+        "rules/sub.csv",
+        &format!("{SUB_CSV}908,77,Karl,Lehmann,1970-10-10\n"),
+    );
+    load_and_sync(&e);
+    let karl = identity_of(&e, "hr:8").expect("karl");
+    assert_eq!(identity_of(&e, "sub:908"), None, "held for a person");
+    let list = ok_json(&e, &["review", "list"]);
+    let waiting: Vec<(&str, &Value)> = list
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|i| (i["anchor"].as_str().unwrap_or(""), &i["candidates"]))
+        .collect();
+    assert!(
+        waiting.contains(&("908", &serde_json::json!([karl]))),
+        "{list}"
+    );
+}

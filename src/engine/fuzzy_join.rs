@@ -21,6 +21,29 @@ pub struct Scored {
     pub fields: Vec<FieldShare>,
 }
 
+impl Scored {
+    /// The score and each field's level and bits, as a link's detail.
+    pub fn detail(&self) -> String {
+        let fields: Vec<String> = self
+            .fields
+            .iter()
+            .map(|f| format!("{} {} {:+.2}", f.field, f.level, f.weight))
+            .collect();
+        format!("score {:.2} ({})", self.score, fields.join(", "))
+    }
+}
+
+fn shares(rule: &FuzzyJoin, pair: &fuzzy::ScoredPair) -> Vec<FieldShare> {
+    fuzzy::explain(&rule.spec, pair)
+        .into_iter()
+        .map(|(field, level, weight)| FieldShare {
+            field,
+            level,
+            weight,
+        })
+        .collect()
+}
+
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct FieldShare {
     pub field: String,
@@ -30,11 +53,10 @@ pub struct FieldShare {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum FuzzyDecision {
-    /// `detail`: the score and each field's level and bits, for `show`
-    /// and `explain`.
+    /// The identity at `mv` (a position), scored.
     Join {
         mv: u32,
-        detail: String,
+        scored: Scored,
     },
     /// Candidates best first.
     Review(Vec<Scored>),
@@ -251,17 +273,18 @@ pub(super) fn decide(
                 } => match pos(*right) {
                     Some(mv) => {
                         let pairs = by_left.get(*left as usize).map_or(&[][..], Vec::as_slice);
-                        let fields: Vec<String> = pairs
+                        let fields = pairs
                             .iter()
                             .find(|p| p.right == *right)
-                            .map(|p| fuzzy::explain(&rule.spec, p))
-                            .unwrap_or_default()
-                            .into_iter()
-                            .map(|(f, level, w)| format!("{f} {level} {w:+.2}"))
-                            .collect();
+                            .map(|p| shares(rule, p))
+                            .unwrap_or_default();
                         FuzzyDecision::Join {
                             mv,
-                            detail: format!("score {score:.2} ({})", fields.join(", ")),
+                            scored: Scored {
+                                mv: i64::from(mv),
+                                score: *score,
+                                fields,
+                            },
                         }
                     }
                     None => FuzzyDecision::NoMatch,
@@ -277,14 +300,7 @@ pub(super) fn decide(
                             Some(Scored {
                                 mv: i64::from(pos(*right)?),
                                 score: *score,
-                                fields: fuzzy::explain(&rule.spec, pair)
-                                    .into_iter()
-                                    .map(|(field, level, weight)| FieldShare {
-                                        field,
-                                        level,
-                                        weight,
-                                    })
-                                    .collect(),
+                                fields: shares(rule, pair),
                             })
                         })
                         .collect();
@@ -397,7 +413,7 @@ mod tests {
         let right: Vec<(u32, &Record)> = mvs.iter().zip([7, 3, 9]).map(|(m, p)| (p, m)).collect();
         let d = decide(&r, &objects, &right, now());
         assert!(
-            matches!(&d[0], FuzzyDecision::Join { mv: 7, detail } if detail.starts_with("score ")),
+            matches!(&d[0], FuzzyDecision::Join { mv: 7, scored } if scored.detail().starts_with("score ")),
             "{d:?}"
         );
         match &d[1] {

@@ -676,10 +676,10 @@ impl<'r> Sync<'r> {
             // projection stands whatever it finds).
             let d = match (&d, forced, fuzzy.remove(&i)) {
                 (Decision::NoMatch, false, Some(f)) => match f {
-                    FuzzyDecision::Join { mv, detail } => Decision::Join {
+                    FuzzyDecision::Join { mv, scored } => Decision::Join {
                         mv,
                         rule: agent.joins.len(),
-                        key: detail,
+                        key: scored.detail(),
                     },
                     FuzzyDecision::Review(scored) => {
                         self.defer_review(a, i, scored);
@@ -869,7 +869,31 @@ impl<'r> Sync<'r> {
             .map(|(p, m)| (p as u32, &m.attrs))
             .collect();
         let out = super::fuzzy_join::decide(rule, &objects, &mvs, self.now);
-        left.into_iter().zip(out).collect()
+        left.into_iter()
+            .zip(out)
+            .map(|(i, d)| match d {
+                FuzzyDecision::Join { mv, scored } if self.other_key(a, i, mv as usize) => {
+                    (i, FuzzyDecision::Review(vec![scored]))
+                }
+                d => (i, d),
+            })
+            .collect()
+    }
+
+    /// Whether object `i` of agent `a` and identity `p` each hold a key of
+    /// one of the agent's exact join rules, and the keys differ: two
+    /// workers by the systems' own ids, whatever their names and dates say.
+    /// A fuzzy score never merges them; a person may.
+    fn other_key(&self, a: usize, i: usize, p: usize) -> bool {
+        let agent = &self.rules.agents[a];
+        let c = &self.cs[a][i];
+        let key = key_of(&agent.name, &c.row.anchor);
+        let ctx = self.ctx(&key);
+        agent.joins.iter().any(|rule| {
+            let mine = super::join::cs_keys(rule, &c.row.attrs, &ctx).unwrap_or_default();
+            let theirs = KeySpec::of(agent, rule).mv_keys(&self.mvs[p].attrs);
+            !mine.is_empty() && !theirs.is_empty() && !mine.iter().any(|k| theirs.contains(k))
+        })
     }
 
     /// A fuzzy rule's grey zone: the object waits in the review queue with
@@ -887,7 +911,7 @@ impl<'r> Sync<'r> {
             agent: Some(agent.name.clone()),
             anchor: Some(c.row.anchor.clone()),
             message: format!(
-                "fuzzy join rule {rule:?} scored {} between review and join ({}); left unjoined for a decision",
+                "fuzzy join rule {rule:?} found {} candidate(s) it may not join on its own ({}); left unjoined for a decision",
                 scored.len(),
                 scored
                     .iter()
