@@ -338,6 +338,30 @@ fn train_join_writes_weights_the_rule_then_uses_and_keeps_the_rest_of_the_file()
 }
 
 #[test]
+fn review_from_names_a_level_by_its_label_and_an_unknown_one_is_an_error() {
+    let e = env("10.0");
+    let labelled = SUB.replace("JOIN", "10.0").replace(
+        "{ jaro-winkler = 0.8 }] },",
+        "{ jaro-winkler = 0.8 }], review_from = \"jaro-winkler >= 0.8\" },",
+    );
+    assert_ne!(labelled, SUB.replace("JOIN", "10.0"));
+    e.write("rules/sub.toml", &labelled);
+    ok(&e, &["check"]);
+    e.write(
+        "rules/sub.toml",
+        &labelled.replace("\"jaro-winkler >= 0.8\" }", "\"date-swaped\" }"),
+    );
+    let out = e.idsync(&["check"]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("review_from \"date-swaped\" is not a level"),
+        "{err}"
+    );
+    assert!(err.contains("normalised, jaro-winkler >= 0.92"), "{err}");
+}
+
+#[test]
 fn train_join_names_an_agent_without_a_fuzzy_rule() {
     let e = env("10.0");
     let out = e.idsync(&["train-join", "hr"]);

@@ -61,7 +61,11 @@ impl Compiler {
             let review_from = f.review_from.as_ref().and_then(|r| {
                 let found = level_index(&f.levels, r.get_ref());
                 if found.is_none() {
-                    let mut names: Vec<String> = f.levels.iter().filter_map(level_name).collect();
+                    let mut names: Vec<String> = f
+                        .levels
+                        .iter()
+                        .map(|l| level_name(l).unwrap_or_else(|| l.label()))
+                        .collect();
                     names.push("else".into());
                     let help = suggest(r.get_ref(), names.iter().map(String::as_str))
                         .or_else(|| Some(format!("the field's levels are: {}", names.join(", "))));
@@ -149,7 +153,8 @@ impl Compiler {
 }
 
 /// A unit level's name as written (`"date-swapped"`); none for levels
-/// with a parameter, which `review_from` names by their position instead.
+/// with a parameter, which `review_from` names by their label
+/// (`"jaro-winkler >= 0.8"`).
 fn level_name(l: &Level) -> Option<String> {
     match toml::Value::try_from(l).ok()? {
         toml::Value::String(s) => Some(s),
@@ -163,7 +168,7 @@ fn level_index(levels: &[Level], name: &str) -> Option<usize> {
     }
     levels
         .iter()
-        .position(|l| level_name(l).as_deref() == Some(name))
+        .position(|l| level_name(l).as_deref() == Some(name) || l.label() == name)
 }
 
 fn weight_problems(spec: &MatchSpec, p: &Params) -> Vec<String> {
