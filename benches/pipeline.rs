@@ -3,6 +3,9 @@
 //! writes), import flows, and the full sync plan (join, projection,
 //! precedence, references).
 //!
+//! The last benchmark plans the same sync with a fuzzy join rule added to
+//! SAP, deciding what its exact rules do not find.
+//!
 //!   cargo bench --bench pipeline
 //!   IDSYNC_BENCH_PEOPLE=200000 cargo bench --bench pipeline
 
@@ -131,8 +134,47 @@ fn benches(c: &mut Criterion) {
             )
         },
     );
+    drop(app);
+
+    // The same sources and store, SAP with a fuzzy rule after its exact ones.
+    let sap = rules.join("agents/sap.toml");
+    let text = std::fs::read_to_string(&sap).expect("sap rules");
+    std::fs::write(&sap, format!("{text}\n{SAP_FUZZY}")).expect("write");
+    let app = App::open(&rules, &store).expect("open");
+    g.bench_function("full sync plan, SAP with a fuzzy join rule", |b| {
+        b.iter_batched(
+            || app.prepare_sync(run, now).expect("load"),
+            |s| s.plan().counters,
+            BatchSize::PerIteration,
+        )
+    });
     g.finish();
 }
+
+/// Hand-set weights: a join needs surname, given name and birth date to
+/// agree closely; a swapped day and month waits for review.
+const SAP_FUZZY: &str = r#"
+[fuzzy_join]
+name = "by-person"
+fields = [
+  { cs = "NACHN", mv = "sn", kind = "name", levels = ["normalised", { jaro-winkler = 0.92 }, { jaro-winkler = 0.8 }] },
+  { cs = "VORNA", mv = "givenName", kind = "name", levels = ["normalised", { jaro-winkler = 0.92 }, "initial"] },
+  { cs = "GBDAT", mv = "birthDate", kind = "date", levels = ["exact", "date-one-off", "date-swapped"], review_from = "date-swapped" },
+]
+blocking = [
+  { name = "dob", parts = [{ field = "birthDate", transform = "whole" }] },
+  { name = "sound+year", parts = [{ field = "sn", transform = "soundex" }, { field = "birthDate", transform = "year" }] },
+]
+thresholds = { join = 10.0, review = 4.0, margin = 5.0 }
+
+[fuzzy_join.weights]
+lambda = 0.0001
+fields = [
+  { m = [0.85, 0.1, 0.03, 0.02], u = [0.003, 0.01, 0.05, 0.937] },
+  { m = [0.85, 0.08, 0.065, 0.005], u = [0.005, 0.01, 0.02, 0.965] },
+  { m = [0.95, 0.02, 0.01, 0.02], u = [0.00005, 0.002, 0.0001, 0.99785] },
+]
+"#;
 
 fn rand_suffix() -> u128 {
     std::time::SystemTime::now()

@@ -308,7 +308,15 @@ impl App {
         // New rules must reach every identity, not only the changed ones.
         let rules_synced = self.store.meta("last_full_sync_rules_hash")?.as_deref()
             == Some(self.rules.hash.as_str());
-        if !rules_synced || !keys_current {
+        // A term-frequency weight counts a value over every identity; a
+        // delta sync, which loads only the candidates, would weigh it
+        // otherwise than a full sync does.
+        let fuzzy = self.rules.agents.iter().any(|a| {
+            a.fuzzy
+                .as_ref()
+                .is_some_and(|f| f.spec.fields.iter().any(|x| x.term_frequency))
+        });
+        if !rules_synced || !keys_current || fuzzy {
             return Ok(None);
         }
         let rules = &self.rules;
@@ -534,7 +542,17 @@ impl App {
                 }
             }
             for a in &plan.ambiguous {
-                tx.set_ambiguous(a.cs, &a.agent, &a.anchor, &a.rule, &a.candidates, run)?;
+                tx.set_ambiguous(&crate::store::AmbiguousRow {
+                    cs_id: a.cs,
+                    agent: a.agent.clone(),
+                    anchor: a.anchor.clone(),
+                    rule: a.rule.clone(),
+                    candidates: a.candidates.clone(),
+                    run,
+                    scores: (!a.scores.is_empty())
+                        .then(|| serde_json::to_string(&a.scores).ok())
+                        .flatten(),
+                })?;
             }
             for cs in &plan.manual_applied {
                 tx.clear_ambiguous(*cs)?;

@@ -14,6 +14,8 @@ use std::path::PathBuf;
 
 #[path = "cli_audit.rs"]
 mod audit;
+#[path = "cli_fuzzy.rs"]
+mod fuzzy_cmd;
 #[path = "cli_review.rs"]
 mod review;
 
@@ -114,6 +116,9 @@ pub enum Command {
         /// The source object, `agent:anchor`.
         object: String,
     },
+    /// Estimate an agent's fuzzy join weights by EM over its unjoined
+    /// objects against the metaverse, and write them into its rule file.
+    TrainJoin { agent: String },
     /// The hash-chained audit log: verify, export, list, prune.
     Audit {
         #[command(subcommand)]
@@ -346,6 +351,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Review { sub } => review::run(&cli, sub),
         Command::Join { object, identity } => review::join(&cli, object, identity),
         Command::Disconnect { object } => review::disconnect(&cli, object),
+        Command::TrainJoin { agent } => fuzzy_cmd::train_join(&cli, agent),
         Command::Import { agent, delta } => {
             let (mode, verb) = if *delta {
                 (ImportMode::Delta, "delta-import")
@@ -538,6 +544,31 @@ fn check(cli: &Cli) -> Result<i32> {
             return Ok(1);
         }
     };
+    let untrained: Vec<String> = rules
+        .agents
+        .iter()
+        .filter_map(|a| {
+            let f = a.fuzzy.as_ref()?;
+            f.params.is_none().then(|| {
+                format!(
+                    "{}: fuzzy join rule {:?} has no weights; run `idsync train-join {}` (or write [fuzzy_join.weights] by hand)",
+                    a.file.display(),
+                    f.name,
+                    a.name
+                )
+            })
+        })
+        .collect();
+    for u in &untrained {
+        eprintln!("{u}");
+    }
+    if !untrained.is_empty() {
+        return Ok(1);
+    }
+    let estimates = match &store {
+        Some(s) => fuzzy_cmd::estimates(s, &rules)?,
+        None => Vec::new(),
+    };
     let results = crate::ruletest::run_all(&rules, Utc::now());
     let failed: Vec<_> = results.iter().filter(|r| !r.passed).collect();
     for f in &failed {
@@ -561,6 +592,7 @@ fn check(cli: &Cli) -> Result<i32> {
             "failed_tests": failed.iter().map(|f| &f.message).collect::<Vec<_>>(),
             "warnings": warnings,
             "rules_hash": rules.hash,
+            "fuzzy_blocking": estimates,
         }))?;
     } else {
         for w in &warnings {
@@ -584,6 +616,7 @@ fn check(cli: &Cli) -> Result<i32> {
             results.len(),
             failed.len()
         );
+        fuzzy_cmd::print_estimates(&estimates);
     }
     Ok(if failed.is_empty() { 0 } else { 1 })
 }

@@ -8,6 +8,7 @@
 use super::{Cli, open, open_writer, print_json};
 use crate::app::{App, stamp};
 use crate::audit::{AuditEntry, AuditKind};
+use crate::engine::fuzzy_join::Scored;
 use crate::model::{CsId, MvId};
 use crate::store::{AmbiguousRow, DecisionRow};
 use anyhow::{Result, bail};
@@ -245,6 +246,14 @@ fn show(cli: &Cli, n: CsId) -> Result<i32> {
             }
         }
     }
+    if let Some(f) = &agent.fuzzy {
+        for &a in &f.mv {
+            let name = t.schema.name(a).to_string();
+            if !attrs.iter().any(|(x, _)| *x == name) {
+                attrs.push((name, None));
+            }
+        }
+    }
     for a in SHOWN {
         if t.schema.get(a).is_some() && !attrs.iter().any(|(x, _)| x == a) {
             attrs.push((a.to_string(), None));
@@ -288,6 +297,12 @@ fn show(cli: &Cli, n: CsId) -> Result<i32> {
             json!({"attribute": attr, "object": mine, "candidates": theirs})
         })
         .collect();
+    // Unreadable scores (written by a later version) show as none.
+    let scores: Vec<Scored> = item
+        .scores
+        .as_deref()
+        .and_then(|s| serde_json::from_str(s).ok())
+        .unwrap_or_default();
     if cli.json {
         print_json(&json!({
             "review": n,
@@ -297,6 +312,7 @@ fn show(cli: &Cli, n: CsId) -> Result<i32> {
             "run": item.run,
             "candidates": item.candidates,
             "attributes": rows,
+            "scores": scores,
         }))?;
         return Ok(0);
     }
@@ -336,10 +352,29 @@ fn show(cli: &Cli, n: CsId) -> Result<i32> {
         println!("{line}");
     }
     println!("  (= the same value as the object)");
+    print_scores(&candidates, &scores);
     println!(
         "decide: idsync review accept {n} --candidate K   |   idsync review reject {n} (a new identity)"
     );
     Ok(0)
+}
+
+/// A fuzzy rule's score of each candidate, field by field: the level each
+/// field reached and the bits it added (negative: against a match).
+fn print_scores(candidates: &[(MvId, Option<crate::store::MvRow>)], scores: &[Scored]) {
+    if scores.is_empty() {
+        return;
+    }
+    println!("scores (bits: log2 odds of one person; each field's contribution):");
+    for (k, (id, _)) in candidates.iter().enumerate() {
+        let Some(s) = scores.iter().find(|s| s.mv == *id) else {
+            continue;
+        };
+        println!("  {}. identity {id}: score {:.2}", k + 1, s.score);
+        for f in &s.fields {
+            println!("     {:<18} {:<26} {:+.2}", f.field, f.level, f.weight);
+        }
+    }
 }
 
 fn decisions(cli: &Cli) -> Result<i32> {

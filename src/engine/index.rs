@@ -9,6 +9,7 @@
 //! give the same kinds on every run, and a rule change gives new kinds,
 //! which the store notices and a full sync rebuilds.
 
+use super::fuzzy_join::BlockSpec;
 use super::join::{KeySpec, hash_key};
 use crate::model::{Fnv, Record};
 use crate::rules::{AttrType, MvType, RuleSet};
@@ -32,6 +33,8 @@ pub trait KeyLookup: Sync {
 #[derive(Debug, Clone)]
 pub struct KeyKinds {
     specs: Vec<(KeySpec, i64)>,
+    /// Fuzzy join rules' blocking keys.
+    blocks: Vec<(BlockSpec, i64)>,
     /// The spec text of each kind, sorted: what a store's index was built for.
     signature: String,
 }
@@ -69,6 +72,15 @@ impl KeyKinds {
             .collect();
         named.sort_by(|a, b| a.0.cmp(&b.0));
         named.dedup_by(|a, b| a.0 == b.0);
+        let mut blocks: Vec<(String, BlockSpec)> = rules
+            .agents
+            .iter()
+            .filter_map(|a| Some((a.object_type, a.fuzzy.as_ref()?)))
+            .flat_map(|(ty, f)| BlockSpec::of(ty, f))
+            .map(|b| (block_text(rules, &b), b))
+            .collect();
+        blocks.sort_by(|a, b| a.0.cmp(&b.0));
+        blocks.dedup_by(|a, b| a.0 == b.0);
         let mut wake = Vec::new();
         for t in &rules.metaverse.types {
             for &a in &t.wake_on {
@@ -81,6 +93,7 @@ impl KeyKinds {
         let signature = named
             .iter()
             .map(|(t, _)| t.as_str())
+            .chain(blocks.iter().map(|(t, _)| t.as_str()))
             .chain(wake.iter().map(String::as_str))
             .collect::<Vec<_>>()
             .join("\n");
@@ -88,6 +101,10 @@ impl KeyKinds {
             specs: named
                 .into_iter()
                 .map(|(text, s)| (s, kind_id(&text)))
+                .collect(),
+            blocks: blocks
+                .into_iter()
+                .map(|(text, b)| (b, kind_id(&text)))
                 .collect(),
             signature,
         }
@@ -143,7 +160,29 @@ impl KeyKinds {
                 out.extend(keys.iter().map(|k| key(kind, k)));
             }
         }
+        out.extend(self.fuzzy_probes(a, attrs, &ctx));
         out
+    }
+
+    /// The blocking keys an unjoined object of `agent` shares with the
+    /// identities its fuzzy rule would compare it with.
+    pub(super) fn fuzzy_probes(
+        &self,
+        agent: &crate::rules::Agent,
+        attrs: &Record,
+        ctx: &crate::expr::Context,
+    ) -> Vec<Key> {
+        let Some(rule) = &agent.fuzzy else {
+            return Vec::new();
+        };
+        let values = super::fuzzy_join::cs_values(rule, attrs, ctx);
+        BlockSpec::of(agent.object_type, rule)
+            .iter()
+            .filter_map(|b| {
+                let kind = self.blocks.iter().find(|(s, _)| s == b)?.1;
+                Some(key(kind, &b.cs_key(&values)?))
+            })
+            .collect()
     }
 
     /// The keys under which identities pointing at identity `id` (of type
@@ -173,6 +212,13 @@ impl KeyKinds {
                 }
             }
         }
+        for (b, kind) in &self.blocks {
+            if b.object_type == ty
+                && let Some(k) = b.mv_key(attrs)
+            {
+                out.push(key(*kind, &k));
+            }
+        }
         out.sort_unstable();
         out.dedup();
         out
@@ -187,6 +233,16 @@ fn spec_text(rules: &RuleSet, spec: &KeySpec) -> String {
         .map(|(a, norms)| format!("{}{norms:?}", t.schema.name(*a)))
         .collect();
     format!("key:{}:{}", t.name, parts.join("+"))
+}
+
+fn block_text(rules: &RuleSet, b: &BlockSpec) -> String {
+    let t = &rules.metaverse.types[b.object_type];
+    let parts: Vec<String> = b
+        .parts
+        .iter()
+        .map(|(a, kind, tr)| format!("{}/{kind:?}/{tr:?}", t.schema.name(*a)))
+        .collect();
+    format!("block:{}:{}", t.name, parts.join("+"))
 }
 
 /// Kinds are stored as SQLite integers: 63 bits, never negative.

@@ -7,6 +7,7 @@
 
 pub mod drift;
 mod flow;
+pub mod fuzzy_join;
 mod index;
 mod join;
 pub mod outbound;
@@ -96,7 +97,8 @@ pub struct LinkWrite {
     pub mv: MvId,
     /// `projected` or `joined`.
     pub kind: &'static str,
-    /// Index into the agent's join rules.
+    /// Index into the agent's join rules; one past the last exact rule is
+    /// the fuzzy rule.
     pub rule: Option<u16>,
     /// The key values that matched, for explanations.
     pub detail: Option<Box<str>>,
@@ -105,22 +107,21 @@ pub struct LinkWrite {
 impl LinkWrite {
     pub fn rule_name<'r>(&self, rules: &'r crate::rules::RuleSet) -> Option<&'r str> {
         let r = self.rule? as usize;
-        rules
-            .agents
-            .get(self.agent as usize)?
-            .joins
-            .get(r)
-            .map(|j| j.name.as_str())
+        let name = rules.agents.get(self.agent as usize)?.join_rule_name(r);
+        (!name.is_empty()).then_some(name)
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Ambiguous {
     pub cs: CsId,
     pub agent: String,
     pub anchor: String,
     pub rule: String,
     pub candidates: Vec<MvId>,
+    /// A fuzzy rule's score of each candidate, field by field; empty for
+    /// an exact rule.
+    pub scores: Vec<fuzzy_join::Scored>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

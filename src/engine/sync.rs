@@ -5,6 +5,7 @@
 //! end recompute everything, resolve references and diff against the store.
 
 use super::flow::{FlowOut, eval_flows};
+use super::fuzzy_join::FuzzyDecision;
 use super::index::{Key, KeyKinds, KeyLookup, diff};
 use super::join::{Decision, JoinIndex, KeySpec, decide};
 use super::precedence::{Contribution, LinEntry, compute};
@@ -108,6 +109,9 @@ pub(crate) fn rss_mib() -> u64 {
         .map(|kb| kb / 1024)
         .unwrap_or(0)
 }
+
+#[path = "sync_fuzzy.rs"]
+mod fuzzy;
 
 /// Objects per slice of parallel work whose results are held until applied.
 const CHUNK: usize = 1 << 16;
@@ -588,6 +592,7 @@ impl<'r> Sync<'r> {
                                 out.extend(keys.iter().map(|k| super::index::key(*kind, k)));
                             }
                         }
+                        out.extend(this.kinds.fuzzy_probes(agent, &c.row.attrs, &ctx));
                         out
                     })
                     .collect()
@@ -618,6 +623,7 @@ impl<'r> Sync<'r> {
                 .collect()
         };
 
+        let mut fuzzy = self.fuzzy_decisions(a, &candidates, &decisions);
         tracing::debug!(
             ms = t.elapsed().as_millis() as u64,
             candidates = candidates.len(),
@@ -669,6 +675,24 @@ impl<'r> Sync<'r> {
                 }
                 _ => d,
             };
+            // What no exact rule found, the fuzzy rule may (a person's
+            // projection stands whatever it finds).
+            let d = match (&d, forced, fuzzy.remove(&i)) {
+                (Decision::NoMatch, false, Some(f)) => match f {
+                    FuzzyDecision::Join { mv, scored } => Decision::Join {
+                        mv,
+                        rule: agent.joins.len(),
+                        key: scored.detail(),
+                    },
+                    FuzzyDecision::Review(scored) => {
+                        self.defer_review(a, i, scored);
+                        continue;
+                    }
+                    FuzzyDecision::Error(message) => Decision::Error(message),
+                    FuzzyDecision::NoMatch => d,
+                },
+                _ => d,
+            };
             match d {
                 Decision::Join { mv, rule, key } => {
                     let p = mv as usize;
@@ -681,7 +705,8 @@ impl<'r> Sync<'r> {
                             anchor: Some(self.cs[a][i].row.anchor.clone()),
                             message: format!(
                                 "join rule {:?} matched metaverse object {} which {first:?} of the same agent joined first",
-                                agent.joins[rule].name, self.mvs[p].id
+                                agent.join_rule_name(rule),
+                                self.mvs[p].id
                             ),
                         };
                         self.deferred.insert((a, i), Deferred::Conflict(error));
@@ -743,6 +768,7 @@ impl<'r> Sync<'r> {
                         anchor: self.cs[a][i].row.anchor.clone(),
                         rule: agent.joins[rule].name.clone(),
                         candidates: ids,
+                        scores: Vec::new(),
                     };
                     self.deferred
                         .insert((a, i), Deferred::Ambiguous(error, amb));

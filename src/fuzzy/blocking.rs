@@ -47,6 +47,24 @@ impl Encoders {
 }
 
 /// Each row's key hash under `key` (None when a part is null or empty).
+/// The text of a blocking key on one record, field values as written
+/// (`(kind, value)` per part, in the key's order), exactly as blocking
+/// reads them: the store keeps these so a delta sync finds candidates
+/// without loading every identity. None when a part is missing.
+pub fn key_text(
+    parts: &[(super::spec::FieldKind, Transform)],
+    values: &[Option<&str>],
+) -> Option<String> {
+    let enc = Encoders::new();
+    let mut out = String::new();
+    for (&(kind, t), v) in parts.iter().zip(values) {
+        let v = Value::read(kind, (*v)?)?;
+        out.push_str(&enc.part(&v, t)?);
+        out.push(SEP as char);
+    }
+    (parts.len() == values.len() && !parts.is_empty()).then_some(out)
+}
+
 fn keys(spec: &MatchSpec, key: &BlockKey, side: &Prepared) -> Vec<Option<u64>> {
     let parts: Vec<(usize, Transform)> = key
         .parts
@@ -222,6 +240,22 @@ mod tests {
         )]);
         let sides = prepare(&spec, &left, &right).expect("prepare");
         assert_eq!(candidates(&spec, &sides), vec![(0, 0), (1, 1)]);
+    }
+
+    #[test]
+    fn stored_key_text_agrees_with_blocking() {
+        use super::super::spec::FieldKind::{Date, Name};
+        let k = |s: &str, d: &str| {
+            key_text(
+                &[(Name, Transform::Metaphone), (Date, Transform::Year)],
+                &[Some(s), Some(d)],
+            )
+        };
+        assert_eq!(k("Phillips", "1980-01-01"), k("filips", "01.02.1980"));
+        assert_ne!(k("Phillips", "1980-01-01"), k("filips", "1981-01-01"));
+        assert_eq!(k("Phillips", "nan"), None, "an unreadable date has no key");
+        assert_eq!(key_text(&[(Name, Transform::Whole)], &[None]), None);
+        assert_eq!(key_text(&[], &[]), None);
     }
 
     #[test]

@@ -19,6 +19,9 @@ use toml::Spanned;
 #[path = "compile_target.rs"]
 mod target;
 
+#[path = "compile_fuzzy.rs"]
+mod fuzzy;
+
 /// Resolves names against a schema, for expressions.
 struct SchemaScope<'a>(&'a Schema);
 
@@ -227,6 +230,7 @@ impl Compiler {
                 }
                 if !r.columns.is_empty()
                     || !r.join.is_empty()
+                    || r.fuzzy_join.is_some()
                     || r.projection.is_some()
                     || r.scope.is_some()
                 {
@@ -265,6 +269,7 @@ impl Compiler {
                 let r = &f.raw;
                 if !r.columns.is_empty()
                     || !r.join.is_empty()
+                    || r.fuzzy_join.is_some()
                     || r.projection.is_some()
                     || r.flows.is_some()
                     || r.scope.is_some()
@@ -1049,6 +1054,11 @@ impl Compiler {
             });
         }
 
+        let fuzzy = raw
+            .fuzzy_join
+            .as_ref()
+            .and_then(|f| self.fuzzy_join(src, f, &scope, mv_type, &join_names));
+
         let projection = match &raw.projection {
             None => Projection {
                 enabled: false,
@@ -1105,6 +1115,7 @@ impl Compiler {
             anchor: ra.anchor.get_ref().clone(),
             schema,
             joins,
+            fuzzy,
             projection,
             inbound,
             flows,

@@ -241,15 +241,42 @@ pub struct Agent {
     /// The connector-space schema.
     pub schema: Schema,
     pub joins: Vec<JoinRule>,
+    /// Tried for what no exact rule found.
+    pub fuzzy: Option<FuzzyJoin>,
     pub projection: Projection,
     pub inbound: Filter,
     pub flows: Vec<ImportFlow>,
+}
+
+impl Agent {
+    /// The name of join rule `i`: the exact rules in order, then the fuzzy
+    /// rule at `joins.len()`.
+    pub fn join_rule_name(&self, i: usize) -> &str {
+        match self.joins.get(i) {
+            Some(j) => &j.name,
+            None => self.fuzzy.as_ref().map_or("", |f| f.name.as_str()),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
 pub struct JoinRule {
     pub name: String,
     pub parts: Vec<JoinPart>,
+}
+
+/// `[fuzzy_join]`: a probabilistic join. Field `i` of `spec` compares
+/// `cs[i]` over the connector-space object with metaverse attribute
+/// `mv[i]`; the field is named after that attribute.
+#[derive(Debug, Clone)]
+pub struct FuzzyJoin {
+    pub name: String,
+    pub spec: crate::fuzzy::MatchSpec,
+    pub cs: Vec<Expr>,
+    pub mv: Vec<u32>,
+    /// None until `idsync train-join` (or a person) writes the weights:
+    /// `check` and every sync refuse the rule until then.
+    pub params: Option<crate::fuzzy::Params>,
 }
 
 #[derive(Debug, Clone)]

@@ -18,6 +18,8 @@ pub struct RawFile {
     pub columns: BTreeMap<Spanned<String>, Spanned<RawColumn>>,
     #[serde(default)]
     pub join: Vec<Spanned<RawJoin>>,
+    /// The probabilistic join tried after the exact ones.
+    pub fuzzy_join: Option<Spanned<RawFuzzyJoin>>,
     pub projection: Option<Spanned<RawProjection>>,
     pub scope: Option<RawScope>,
     pub flows: Option<RawFlows>,
@@ -112,6 +114,37 @@ pub struct RawJoin {
     pub name: Spanned<String>,
     #[serde(rename = "match")]
     pub matches: Vec<Spanned<RawMatch>>,
+}
+
+/// `[fuzzy_join]`: fields compared with levels, blocking keys, thresholds
+/// and the trained weights, in the matcher's own serde types.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFuzzyJoin {
+    pub name: Spanned<String>,
+    pub fields: Vec<Spanned<RawFuzzyField>>,
+    #[serde(default)]
+    pub blocking: Vec<Spanned<crate::fuzzy::BlockKey>>,
+    #[serde(default)]
+    pub thresholds: crate::fuzzy::Thresholds,
+    /// Written by `idsync train-join`, or by hand.
+    pub weights: Option<Spanned<crate::fuzzy::Params>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFuzzyField {
+    /// An expression over the connector-space object.
+    pub cs: Spanned<String>,
+    /// The metaverse attribute compared; also the field's name.
+    pub mv: Spanned<String>,
+    pub kind: crate::fuzzy::FieldKind,
+    pub levels: Vec<crate::fuzzy::Level>,
+    #[serde(default)]
+    pub term_frequency: bool,
+    /// The first level (by name, e.g. "date-swapped", or "else") that never
+    /// joins on its own.
+    pub review_from: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -292,6 +292,10 @@ const MIGRATIONS: &[&str] = &[
         note TEXT,
         applied_run INTEGER
      );",
+    // 7: a fuzzy join's scores of the candidates it sent to review.
+    "-- JSON: per candidate, its score and each field's level and weight;
+     -- null for an exact rule's ambiguous join.
+     ALTER TABLE ambiguous_join ADD COLUMN scores TEXT;",
 ];
 
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {

@@ -47,6 +47,8 @@ pub struct AmbiguousRow {
     pub rule: String,
     pub candidates: Vec<MvId>,
     pub run: RunId,
+    /// A fuzzy rule's scores, as JSON (see migration 7).
+    pub scores: Option<String>,
 }
 
 /// A connector of a metaverse object.
@@ -265,7 +267,7 @@ impl Store {
     pub fn ambiguous(&self) -> Result<Vec<AmbiguousRow>> {
         let mut stmt = self
             .conn
-            .prepare("SELECT agent, anchor, rule, candidates, run, cs_id FROM ambiguous_join ORDER BY agent, anchor")
+            .prepare("SELECT agent, anchor, rule, candidates, run, cs_id, scores FROM ambiguous_join ORDER BY agent, anchor")
             .map_err(|e| self.err(e))?;
         let rows = stmt
             .query_map([], |r| {
@@ -277,6 +279,7 @@ impl Store {
                     rule: r.get(2)?,
                     candidates: serde_json::from_str(&c).unwrap_or_default(),
                     run: r.get(4)?,
+                    scores: r.get(6)?,
                 })
             })
             .map_err(|e| self.err(e))?;
@@ -440,20 +443,13 @@ impl Tx<'_> {
         self.run_sql("DELETE FROM cs_object WHERE id = ?1", params![cs])
     }
 
-    pub fn set_ambiguous(
-        &self,
-        cs: CsId,
-        agent: &str,
-        anchor: &str,
-        rule: &str,
-        candidates: &[MvId],
-        run: RunId,
-    ) -> Result<()> {
-        let c = serde_json::to_string(candidates).unwrap_or_else(|_| "[]".into());
+    pub fn set_ambiguous(&self, a: &AmbiguousRow) -> Result<()> {
+        let c = serde_json::to_string(&a.candidates).unwrap_or_else(|_| "[]".into());
         self.run_sql(
-            "INSERT INTO ambiguous_join(cs_id, agent, anchor, rule, candidates, run) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-             ON CONFLICT(cs_id) DO UPDATE SET rule = excluded.rule, candidates = excluded.candidates, run = excluded.run",
-            params![cs, agent, anchor, rule, c, run],
+            "INSERT INTO ambiguous_join(cs_id, agent, anchor, rule, candidates, run, scores) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+             ON CONFLICT(cs_id) DO UPDATE SET rule = excluded.rule, candidates = excluded.candidates, run = excluded.run,
+                scores = excluded.scores",
+            params![a.cs_id, a.agent, a.anchor, a.rule, c, a.run, a.scores],
         )
     }
 

@@ -1,0 +1,429 @@
+//! Fuzzy join rules driven through the binary: an acquired company's HR
+//! file shares no key with the system of record, so its people are matched
+//! on surname, given name and birth date with hand-set weights. A typo'd
+//! surname joins; twins never merge; a day-month swap waits for a person,
+//! whose decision outlives full syncs and rule changes; the same inputs
+//! give the same identities on one thread or four.
+
+mod common;
+use common::*;
+use serde_json::Value;
+
+const MV: &str = r#"
+[metaverse]
+sync_order = ["hr", "sub"]
+
+[metaverse.types.person]
+precedence = ["hr", "sub"]
+deletion = "last-connector"
+
+[metaverse.types.person.attributes]
+employeeId = "string"
+subId = "string"
+givenName = "string"
+sn = "string"
+birthDate = "date"
+"#;
+
+const HR: &str = r#"
+[agent]
+name = "hr"
+kind = "csv"
+object_type = "person"
+anchor = "id"
+path = "hr.csv"
+
+[[join]]
+name = "by-id"
+match = [{ cs = "id", mv = "employeeId" }]
+
+[projection]
+enabled = true
+
+[flows.import]
+employeeId = "id"
+givenName = "first"
+sn = "last"
+birthDate = "dob"
+"#;
+
+/// The acquired company's file: no worker id, so the exact rule finds
+/// nothing and the fuzzy rule decides.
+const SUB: &str = r#"
+[agent]
+name = "sub"
+kind = "csv"
+object_type = "person"
+anchor = "pernr"
+path = "sub.csv"
+
+[[join]]
+name = "by-worker-id"
+match = [{ cs = "wid", mv = "employeeId" }]
+
+[fuzzy_join]
+name = "by-person"
+fields = [
+  { cs = "last", mv = "sn", kind = "name", levels = ["normalised", { jaro-winkler = 0.92 }, { jaro-winkler = 0.8 }] },
+  { cs = "first", mv = "givenName", kind = "name", levels = ["normalised", { jaro-winkler = 0.92 }, "initial"] },
+  { cs = "dob", mv = "birthDate", kind = "date", levels = ["exact", "date-one-off", "date-swapped"], review_from = "date-swapped" },
+]
+blocking = [
+  { name = "dob", parts = [{ field = "birthDate", transform = "whole" }] },
+  { name = "sound+year", parts = [{ field = "sn", transform = "soundex" }, { field = "birthDate", transform = "year" }] },
+]
+thresholds = { join = JOIN, review = 4.0, margin = 5.0 }
+
+[fuzzy_join.weights]
+lambda = 0.0001
+fields = [
+  { m = [0.85, 0.1, 0.03, 0.02], u = [0.003, 0.01, 0.05, 0.937] },
+  { m = [0.85, 0.08, 0.065, 0.005], u = [0.005, 0.01, 0.02, 0.965] },
+  { m = [0.95, 0.02, 0.01, 0.02], u = [0.00005, 0.002, 0.0001, 0.99785] },
+]
+
+[projection]
+enabled = true
+
+[flows.import]
+subId = "pernr"
+givenName = "first"
+sn = "last"
+birthDate = "dob"
+"#;
+
+const HR_CSV: &str = "id,first,last,dob
+1,Anna,Schneider,1980-03-04
+2,Paul,Weber,1975-07-12
+3,Peter,Weber,1975-07-12
+4,Lena,Fischer,1990-05-02
+";
+
+const SUB_CSV: &str = "pernr,wid,first,last,dob
+901,,Anna,Schnieder,1980-03-04
+902,,Maria,Weber,1975-07-12
+903,,Lena,Fischer,1990-02-05
+904,,Paul,Weber,1975-07-12
+905,,Paul,Weber,1957-01-30
+";
+
+fn env(join: &str) -> Env {
+    let e = Env::new();
+    e.write("rules/metaverse.toml", MV);
+    e.write("rules/hr.toml", HR);
+    e.write("rules/sub.toml", &SUB.replace("JOIN", join));
+    e.write("rules/hr.csv", HR_CSV);
+    e.write("rules/sub.csv", SUB_CSV);
+    e
+}
+
+fn ok(e: &Env, args: &[&str]) -> String {
+    let out = e.idsync(args);
+    assert!(
+        out.status.success(),
+        "{args:?}: {}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    stdout(&out)
+}
+
+fn ok_json(e: &Env, args: &[&str]) -> Value {
+    let mut all = vec!["--json"];
+    all.extend_from_slice(args);
+    serde_json::from_str(&ok(e, &all)).expect("json")
+}
+
+fn load_and_sync(e: &Env) {
+    ok(e, &["import", "hr"]);
+    ok(e, &["import", "sub"]);
+    ok(e, &["sync"]);
+}
+
+/// The identity a source object is joined to, if any.
+fn identity_of(e: &Env, object: &str) -> Option<i64> {
+    let out = e.idsync(&["--json", "show", object]);
+    if !out.status.success() {
+        return None;
+    }
+    let v: Value = serde_json::from_slice(&out.stdout).ok()?;
+    v.get(0)?["id"].as_i64()
+}
+
+#[test]
+fn typo_joins_twins_stay_apart_and_a_swapped_date_waits_for_review() {
+    let e = env("10.0");
+    load_and_sync(&e);
+    let anna = identity_of(&e, "hr:1").expect("anna");
+    let paul = identity_of(&e, "hr:2").expect("paul");
+    let peter = identity_of(&e, "hr:3").expect("peter");
+    let lena = identity_of(&e, "hr:4").expect("lena");
+    assert_eq!(
+        identity_of(&e, "sub:901"),
+        Some(anna),
+        "a typo'd surname joins"
+    );
+    assert_eq!(
+        identity_of(&e, "sub:904"),
+        Some(paul),
+        "the twin with his name"
+    );
+    let maria = identity_of(&e, "sub:902").expect("Maria projects");
+    assert!(
+        ![anna, paul, peter, lena].contains(&maria),
+        "a twin of the same surname and birth date is someone else"
+    );
+    assert_eq!(identity_of(&e, "sub:903"), None, "a swapped date waits");
+    let other_paul = identity_of(&e, "sub:905").expect("projected");
+    assert!(
+        ![anna, paul, peter, lena, maria].contains(&other_paul),
+        "the same name with another birth date is another person"
+    );
+
+    let shown = ok_json(&e, &["show", "hr:1"]);
+    let link = shown[0]["connectors"]
+        .as_array()
+        .expect("connectors")
+        .iter()
+        .find(|c| c["agent"] == "sub")
+        .cloned()
+        .expect("sub connector");
+    assert_eq!(link["rule"], "by-person", "{link}");
+    let detail = link["detail"].as_str().unwrap_or("");
+    assert!(detail.starts_with("score "), "{link}");
+    assert!(
+        detail.contains("sn jaro-winkler >= 0.92 +3.32") && detail.contains("birthDate exact +"),
+        "each field's part of the score: {detail}"
+    );
+
+    let list = ok_json(&e, &["review", "list"]);
+    let items = list.as_array().expect("list");
+    assert_eq!(items.len(), 1, "{list}");
+    assert_eq!(items[0]["anchor"], "903");
+    assert_eq!(items[0]["rule"], "by-person");
+    let n = items[0]["cs_id"].to_string();
+
+    let text = ok(&e, &["review", "show", &n]);
+    assert!(text.contains("scores"), "{text}");
+    assert!(text.contains("day and month swapped"), "{text}");
+    let show = ok_json(&e, &["review", "show", &n]);
+    let scores = show["scores"].as_array().expect("scores");
+    assert_eq!(scores[0]["mv"], lena);
+    let fields: Vec<(&str, &str)> = scores[0]["fields"]
+        .as_array()
+        .expect("fields")
+        .iter()
+        .map(|f| {
+            (
+                f["field"].as_str().unwrap_or(""),
+                f["level"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            ("sn", "normalised"),
+            ("givenName", "normalised"),
+            ("birthDate", "day and month swapped")
+        ]
+    );
+    let total: f64 = scores[0]["fields"]
+        .as_array()
+        .expect("fields")
+        .iter()
+        .map(|f| f["weight"].as_f64().unwrap_or(0.0))
+        .sum();
+    let prior = (0.0001f64 / 0.9999).log2();
+    let score = scores[0]["score"].as_f64().expect("score");
+    assert!((prior + total - score).abs() < 1e-9, "{score} {total}");
+
+    ok(&e, &["review", "accept", &n, "--candidate", "1"]);
+    ok(&e, &["sync"]);
+    assert_eq!(identity_of(&e, "sub:903"), Some(lena));
+    assert!(
+        ok_json(&e, &["review", "list"])
+            .as_array()
+            .expect("list")
+            .is_empty()
+    );
+
+    // A rule change that would join nothing fuzzily: the decision stands.
+    e.write("rules/sub.toml", &SUB.replace("JOIN", "90.0"));
+    ok(&e, &["sync"]);
+    assert_eq!(identity_of(&e, "sub:903"), Some(lena));
+    assert_eq!(identity_of(&e, "sub:901"), Some(anna));
+}
+
+#[test]
+fn same_identities_on_one_thread_or_four() {
+    let run = |threads: &str| -> Vec<Option<i64>> {
+        let e = env("10.0");
+        for args in [&["import", "hr"][..], &["import", "sub"], &["sync"]] {
+            let out = e.idsync_env(args, &[("RAYON_NUM_THREADS", threads)]);
+            assert!(out.status.success(), "{}", stderr(&out));
+        }
+        [
+            "hr:1", "hr:2", "hr:3", "hr:4", "sub:901", "sub:902", "sub:903", "sub:904",
+        ]
+        .iter()
+        .map(|o| identity_of(&e, o))
+        .collect()
+    };
+    let one = run("1");
+    assert_eq!(one, run("4"));
+    assert_eq!(one[4], one[0]);
+}
+
+#[test]
+fn a_rule_without_weights_is_refused_with_the_way_out() {
+    let e = env("10.0");
+    let start = SUB.find("[fuzzy_join.weights]").expect("weights");
+    let end = SUB.find("[projection]").expect("projection");
+    let text = format!("{}{}", &SUB[..start], &SUB[end..]).replace("JOIN", "10.0");
+    e.write("rules/sub.toml", &text);
+    let out = e.idsync(&["check"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("train-join sub"), "{}", stderr(&out));
+}
+
+#[test]
+fn a_misspelt_blocking_field_is_an_error_with_its_place() {
+    let e = env("10.0");
+    e.write(
+        "rules/sub.toml",
+        &SUB.replace("JOIN", "10.0").replace(
+            "{ field = \"birthDate\", transform = \"whole\" }",
+            "{ field = \"birthDat\", transform = \"whole\" }",
+        ),
+    );
+    let out = e.idsync(&["check"]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("sub.toml:"), "{err}");
+    assert!(err.contains("\"birthDat\""), "{err}");
+    assert!(err.contains("birthDate"), "{err}");
+}
+
+#[test]
+fn train_join_writes_weights_the_rule_then_uses_and_keeps_the_rest_of_the_file() {
+    let e = env("10.0");
+    let start = SUB.find("[fuzzy_join.weights]").expect("weights");
+    let end = SUB.find("[projection]").expect("projection");
+    let text =
+        format!("{}# kept as written\n{}", &SUB[..start], &SUB[end..]).replace("JOIN", "10.0");
+    let file = e.write("rules/sub.toml", &text);
+    ok(&e, &["import", "hr"]);
+    ok(&e, &["import", "sub"]);
+    // Without weights the sync joins and projects none of sub's objects.
+    ok(&e, &["sync"]);
+    assert_eq!(identity_of(&e, "sub:904"), None);
+
+    let out = ok(&e, &["train-join", "sub"]);
+    assert!(out.contains("weights written"), "{out}");
+    let written = std::fs::read_to_string(&file).expect("rule file");
+    assert!(written.contains("# kept as written"), "{written}");
+    assert!(written.starts_with(&text[..start]), "{written}");
+    let doc: toml::Table = toml::from_str(&written).expect("toml");
+    let fields = doc["fuzzy_join"]["weights"]["fields"]
+        .as_array()
+        .expect("fields");
+    assert_eq!(fields.len(), 3);
+    for f in fields {
+        assert_eq!(f["m"].as_array().map(Vec::len), Some(4));
+        assert_eq!(f["u"].as_array().map(Vec::len), Some(4));
+    }
+    let check = ok(&e, &["check"]);
+    assert!(check.contains("blocking key dob"), "{check}");
+}
+
+#[test]
+fn review_from_names_a_level_by_its_label_and_an_unknown_one_is_an_error() {
+    let e = env("10.0");
+    let labelled = SUB.replace("JOIN", "10.0").replace(
+        "{ jaro-winkler = 0.8 }] },",
+        "{ jaro-winkler = 0.8 }], review_from = \"jaro-winkler >= 0.8\" },",
+    );
+    assert_ne!(labelled, SUB.replace("JOIN", "10.0"));
+    e.write("rules/sub.toml", &labelled);
+    ok(&e, &["check"]);
+    e.write(
+        "rules/sub.toml",
+        &labelled.replace("\"jaro-winkler >= 0.8\" }", "\"date-swaped\" }"),
+    );
+    let out = e.idsync(&["check"]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("review_from \"date-swaped\" is not a level"),
+        "{err}"
+    );
+    assert!(err.contains("normalised, jaro-winkler >= 0.92"), "{err}");
+}
+
+#[test]
+fn train_join_names_an_agent_without_a_fuzzy_rule() {
+    let e = env("10.0");
+    let out = e.idsync(&["train-join", "hr"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("has no [fuzzy_join]"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+/// A delta sync finds a fuzzy rule's candidates through the blocking keys
+/// the store keeps, without loading every identity.
+#[test]
+fn a_delta_sync_finds_fuzzy_candidates_by_their_blocking_keys() {
+    let e = env("10.0");
+    load_and_sync(&e);
+    e.write(
+        "rules/hr.csv",
+        &format!("{HR_CSV}6,Jonas,Becker,1985-11-30\n"),
+    );
+    ok(&e, &["import", "hr", "--delta"]);
+    assert_eq!(ok_json(&e, &["sync", "--delta"])["mode"], "delta");
+    let jonas = identity_of(&e, "hr:6").expect("jonas");
+
+    e.write(
+        "rules/sub.csv",
+        &format!("{SUB_CSV}906,,Jonas,Bekcer,1985-11-30\n"),
+    );
+    ok(&e, &["import", "sub", "--delta"]);
+    let report = ok_json(&e, &["sync", "--delta"]);
+    assert_eq!(report["mode"], "delta", "{report}");
+    assert_eq!(report["counters"]["joins"], 1, "{report}");
+    assert_eq!(identity_of(&e, "sub:906"), Some(jonas));
+}
+
+/// An object whose own worker id differs from the candidate's is another
+/// worker by the systems' own keys: however close the names and dates,
+/// the fuzzy rule sends it to review, never joins it.
+#[test]
+fn different_worker_ids_are_never_joined_by_score() {
+    let e = env("10.0");
+    e.write(
+        "rules/hr.csv",
+        &format!("{HR_CSV}8,Karl,Lehmann,1970-10-10\n"),
+    );
+    e.write(
+        "rules/sub.csv",
+        &format!("{SUB_CSV}908,77,Karl,Lehmann,1970-10-10\n"),
+    );
+    load_and_sync(&e);
+    let karl = identity_of(&e, "hr:8").expect("karl");
+    assert_eq!(identity_of(&e, "sub:908"), None, "held for a person");
+    let list = ok_json(&e, &["review", "list"]);
+    let waiting: Vec<(&str, &Value)> = list
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|i| (i["anchor"].as_str().unwrap_or(""), &i["candidates"]))
+        .collect();
+    assert!(
+        waiting.contains(&("908", &serde_json::json!([karl]))),
+        "{list}"
+    );
+}
