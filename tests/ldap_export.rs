@@ -33,11 +33,8 @@ impl Setup {
     }
 
     fn ok_json(&self, args: &[&str]) -> Value {
-        let mut all = vec!["--json"];
-        all.extend_from_slice(args);
-        let out = self.run(&all);
-        assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
-        serde_json::from_slice(&out.stdout).expect("json")
+        self.e
+            .ok_json_env(args, &[("IDSYNC_LDAP_PASSWORD", self.ldap.password())])
     }
 
     fn person(&self, uid: &str) -> Vec<Entry> {

@@ -29,13 +29,8 @@ fn setup() -> Setup {
 
 impl Setup {
     fn ok_json(&self, args: &[&str]) -> Value {
-        let mut all = vec!["--json"];
-        all.extend_from_slice(args);
-        let out = self
-            .e
-            .idsync_env(&all, &[("IDSYNC_LDAP_PASSWORD", self.ldap.password())]);
-        assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
-        serde_json::from_slice(&out.stdout).expect("json")
+        self.e
+            .ok_json_env(args, &[("IDSYNC_LDAP_PASSWORD", self.ldap.password())])
     }
 
     fn one(&self, uid: &str) -> Entry {

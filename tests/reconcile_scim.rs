@@ -17,12 +17,11 @@ struct Setup {
 }
 
 fn setup() -> Setup {
-    let e = example_env();
     let server = ScimServer::start();
+    let e = example_with_scim(&server.url());
     let p = e.path("rules/targets/saas.toml");
     let text = std::fs::read_to_string(&p).expect("read");
     let text = text
-        .replace("http://127.0.0.1:8080/v2", &server.url())
         .replace(
             "\ntitle = \"title\"",
             "\ntitle = { expr = \"title\", drift = \"report\" }",
@@ -46,11 +45,8 @@ impl Setup {
     }
 
     fn ok_json(&self, args: &[&str]) -> Value {
-        let mut all = vec!["--json"];
-        all.extend_from_slice(args);
-        let out = self.run(&all);
-        assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
-        serde_json::from_slice(&out.stdout).expect("json")
+        self.e
+            .ok_json_env(args, &[("IDSYNC_SCIM_TOKEN", self.server.token())])
     }
 
     fn user(&self, user_name: &str) -> Option<Value> {

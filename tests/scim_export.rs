@@ -18,18 +18,13 @@ struct Setup {
 }
 
 fn setup() -> Setup {
-    let e = example_env();
     let server = ScimServer::start();
     let proxy = FaultProxy::start(server.port());
-    for f in ["saas", "saas_groups"] {
-        let p = e.path(&format!("rules/targets/{f}.toml"));
-        let text = std::fs::read_to_string(&p).expect("read");
-        let text = text
-            .replace("http://127.0.0.1:8080/v2", &proxy.url())
-            .replace("\nresource =", "\nbackoff_ms = 20\nresource =");
-        std::fs::write(&p, text).expect("write");
+    Setup {
+        e: example_with_scim(&proxy.url()),
+        server,
+        proxy,
     }
-    Setup { e, server, proxy }
 }
 
 impl Setup {
@@ -39,11 +34,8 @@ impl Setup {
     }
 
     fn ok_json(&self, args: &[&str]) -> Value {
-        let mut all = vec!["--json"];
-        all.extend_from_slice(args);
-        let out = self.run(&all);
-        assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
-        serde_json::from_slice(&out.stdout).expect("json")
+        self.e
+            .ok_json_env(args, &[("IDSYNC_SCIM_TOKEN", self.server.token())])
     }
 
     fn user(&self, user_name: &str) -> Vec<Value> {

@@ -69,20 +69,24 @@ pub fn label(app: &App, id: MvId) -> String {
     let schema_of = |t: &str| app.rules.metaverse.get(t).map(|t| &t.schema);
     match app.store.get_mv(id, &schema_of) {
         Ok(Some(row)) => {
-            let t = app.rules.metaverse.get(&row.object_type);
-            let pick = |n: &str| {
-                t.and_then(|t| t.schema.get(n))
-                    .and_then(|a| row.attrs.first(a).map(str::to_string))
-            };
-            pick("displayName")
-                .or_else(|| {
-                    let g = pick("givenName")?;
-                    Some(format!("{g} {}", pick("sn").unwrap_or_default()))
-                })
-                .unwrap_or_else(|| format!("{} {id}", row.object_type))
+            name_of(&app.rules, &row).unwrap_or_else(|| format!("{} {id}", row.object_type))
         }
         _ => format!("missing object {id}"),
     }
+}
+
+/// An identity's name for people: its display name, or given name and
+/// surname; None when it has neither.
+pub fn name_of(rules: &crate::rules::RuleSet, row: &crate::store::MvRow) -> Option<String> {
+    let t = rules.metaverse.get(&row.object_type);
+    let pick = |n: &str| {
+        t.and_then(|t| t.schema.get(n))
+            .and_then(|a| row.attrs.first(a).map(str::to_string))
+    };
+    pick("displayName").or_else(|| {
+        let g = pick("givenName")?;
+        Some(format!("{g} {}", pick("sn").unwrap_or_default()))
+    })
 }
 
 /// An identity's change records as entries, oldest first.

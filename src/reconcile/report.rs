@@ -14,9 +14,6 @@ use crate::store::{DriftRow, RunRange};
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, HashMap};
 
-/// The attributes an identity is shown by, first present wins.
-const LABEL_ATTRS: &[&str] = &["displayName", "name", "accountName", "employeeId", "mail"];
-
 pub const DRIFT_ROLLED_BACK: &str = "drift-rolled-back";
 pub const DRIFT_REPORTED: &str = "drift-reported";
 pub const ORPHANS: &str = "orphans";
@@ -90,7 +87,13 @@ impl App {
         }
         ids.sort_unstable();
         ids.dedup();
-        let labels = store.identity_labels(&ids, LABEL_ATTRS)?;
+        // One read of every identity the rows name, not one per row.
+        let schema_of = |t: &str| self.rules.metaverse.get(t).map(|t| &t.schema);
+        let labels: HashMap<MvId, String> = store
+            .load_mv_ids(&ids, &schema_of)?
+            .iter()
+            .filter_map(|row| Some((row.id, crate::explain::name_of(&self.rules, row)?)))
+            .collect();
         let label = |id: MvId| labels.get(&id).cloned().unwrap_or_default();
         let when = |run: RunId, at: &str| format!("{run} ({at})");
 

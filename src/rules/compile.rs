@@ -916,15 +916,10 @@ impl Compiler {
                 }
             }
         }
-        let leaver = t.leaver.as_ref().and_then(|text| {
-            match expr::Expr::compile(text.get_ref(), &SchemaScope(&schema)) {
-                Ok(e) => Some(e),
-                Err(errs) => {
-                    self.expr_errors(src, text, "leaver", errs);
-                    None
-                }
-            }
-        });
+        let leaver = t
+            .leaver
+            .as_ref()
+            .and_then(|text| self.mv_expr(src, text, &SchemaScope(&schema), "leaver"));
         MvType {
             name: tname.get_ref().clone(),
             leaver,

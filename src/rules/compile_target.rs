@@ -226,7 +226,7 @@ impl Compiler {
         );
     }
 
-    fn mv_expr(
+    pub(super) fn mv_expr(
         &mut self,
         src: &SourceFile,
         text: &Spanned<String>,

@@ -317,44 +317,6 @@ impl Store {
         )
     }
 
-    /// An identity's display value for reports: the first of `attrs` it has.
-    pub fn identity_labels(
-        &self,
-        ids: &[MvId],
-        attrs: &[&str],
-    ) -> Result<std::collections::HashMap<MvId, String>> {
-        let mut out = std::collections::HashMap::new();
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT attrs FROM mv_object WHERE id = ?1")
-            .map_err(|e| self.err(e))?;
-        for &id in ids {
-            let text: Option<String> = stmt
-                .query_row(params![id], |r| r.get(0))
-                .map(Some)
-                .or_else(|e| match e {
-                    rusqlite::Error::QueryReturnedNoRows => Ok(None),
-                    e => Err(e),
-                })
-                .map_err(|e| self.err(e))?;
-            let Some(text) = text else { continue };
-            let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) else {
-                continue;
-            };
-            let label = attrs.iter().find_map(|a| match v.get(*a) {
-                Some(serde_json::Value::String(s)) => Some(s.clone()),
-                Some(serde_json::Value::Array(a)) => {
-                    a.first().and_then(|x| x.as_str()).map(String::from)
-                }
-                _ => None,
-            });
-            if let Some(l) = label {
-                out.insert(id, l);
-            }
-        }
-        Ok(out)
-    }
-
     /// A target's open drift (values) and orphans not yet dealt with.
     pub fn open_findings(&self, agent: &str) -> Result<(u64, u64)> {
         self.conn

@@ -92,6 +92,16 @@ impl Env {
         }
         cmd.output().expect("run idsync")
     }
+
+    /// `--json` and `args` with `env` set; the command must succeed, and its
+    /// result is parsed.
+    pub fn ok_json_env(&self, args: &[&str], env: &[(&str, &str)]) -> serde_json::Value {
+        let mut all = vec!["--json"];
+        all.extend_from_slice(args);
+        let out = self.idsync_env(&all, env);
+        assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+        serde_json::from_slice(&out.stdout).expect("json")
+    }
 }
 
 pub fn stdout(o: &Output) -> String {
@@ -153,6 +163,25 @@ pub fn example_with_ldap(ldap: &slapd::Slapd) -> Env {
         &["directory", "directory_groups"],
         "ldap://127.0.0.1:3389",
         &ldap.url(),
+    );
+    e
+}
+
+/// The bundled example with its SaaS targets on `url` (a server or a
+/// proxy in front of one), retrying quickly.
+pub fn example_with_scim(url: &str) -> Env {
+    let e = example_env();
+    point_targets(
+        &e,
+        &["saas", "saas_groups"],
+        "http://127.0.0.1:8080/v2",
+        url,
+    );
+    point_targets(
+        &e,
+        &["saas", "saas_groups"],
+        "\nresource =",
+        "\nbackoff_ms = 20\nresource =",
     );
     e
 }
