@@ -370,7 +370,12 @@ fn print_scores(candidates: &[(MvId, Option<crate::store::MvRow>)], scores: &[Sc
         let Some(s) = scores.iter().find(|s| s.mv == *id) else {
             continue;
         };
-        println!("  {}. identity {id}: score {:.2}", k + 1, s.score);
+        let via = s
+            .via
+            .as_ref()
+            .map(|v| format!(" (best against {v}'s record)"))
+            .unwrap_or_default();
+        println!("  {}. identity {id}: score {:.2}{via}", k + 1, s.score);
         for f in &s.fields {
             println!("     {:<18} {:<26} {:+.2}", f.field, f.level, f.weight);
         }

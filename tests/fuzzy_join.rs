@@ -427,3 +427,139 @@ fn different_worker_ids_are_never_joined_by_score() {
         "{list}"
     );
 }
+
+/// A contractor database that knows people by their own number, with a
+/// worker id only for those converted to employees, which it flows but
+/// does not join on.
+const CTR: &str = r#"
+[agent]
+name = "ctr"
+kind = "csv"
+object_type = "person"
+anchor = "cid"
+path = "ctr.csv"
+
+[fuzzy_join]
+name = "by-person"
+fields = [
+  { cs = "last", mv = "sn", kind = "name", levels = ["normalised", { jaro-winkler = 0.92 }, { jaro-winkler = 0.8 }] },
+  { cs = "first", mv = "givenName", kind = "name", levels = ["normalised", { jaro-winkler = 0.92 }, "initial"] },
+  { cs = "dob", mv = "birthDate", kind = "date", levels = ["exact", "date-one-off", "date-swapped"], review_from = "date-swapped" },
+]
+blocking = [
+  { name = "dob", parts = [{ field = "birthDate", transform = "whole" }] },
+]
+thresholds = { join = 10.0, review = 4.0, margin = 5.0 }
+
+[fuzzy_join.weights]
+lambda = 0.0001
+fields = [
+  { m = [0.85, 0.1, 0.03, 0.02], u = [0.003, 0.01, 0.05, 0.937] },
+  { m = [0.85, 0.08, 0.065, 0.005], u = [0.005, 0.01, 0.02, 0.965] },
+  { m = [0.95, 0.02, 0.01, 0.02], u = [0.00005, 0.002, 0.0001, 0.99785] },
+]
+
+[projection]
+enabled = true
+
+[flows.import]
+employeeId = "emp"
+givenName = "first"
+sn = "last"
+birthDate = "dob"
+"#;
+
+/// Three sources: A~B by the subsidiary's worker id, B~C by a score the
+/// identity's own values (A's) would not reach, so C joins A and B's
+/// identity through B's record, in either sync order: with the contractors
+/// before the subsidiary, C waits to project until B has joined. A
+/// contractor whose worker id differs from the identity's is held for a
+/// person however well the names agree.
+#[test]
+fn an_identity_is_the_cluster_of_its_records_and_never_holds_two_worker_ids() {
+    for order in [r#"["hr", "sub", "ctr"]"#, r#"["hr", "ctr", "sub"]"#] {
+        cluster_in_order(order);
+    }
+}
+
+fn cluster_in_order(order: &str) {
+    let e = Env::new();
+    e.write(
+        "rules/metaverse.toml",
+        &MV.replace(
+            r#"sync_order = ["hr", "sub"]"#,
+            &format!("sync_order = {order}"),
+        )
+        .replace(r#"["hr", "sub"]"#, r#"["hr", "sub", "ctr"]"#)
+        .replace(
+            r#"deletion = "last-connector""#,
+            "deletion = \"last-connector\"\nauthoritative_keys = [\"employeeId\"]",
+        ),
+    );
+    e.write("rules/hr.toml", HR);
+    e.write("rules/sub.toml", &SUB.replace("JOIN", "10.0"));
+    e.write("rules/ctr.toml", CTR);
+    e.write(
+        "rules/hr.csv",
+        "id,first,last,dob\n10,Katharina,Mueller,1980-03-04\n11,Hans,Wagner,1965-06-15\n",
+    );
+    e.write(
+        "rules/sub.csv",
+        "pernr,wid,first,last,dob\n910,10,Katrin,Mueller-Schmidt,1980-03-04\n",
+    );
+    e.write(
+        "rules/ctr.csv",
+        "cid,emp,first,last,dob\nC1,,Katrin,Mueller-Schmidt,1980-03-04\nC2,99,Hans,Wagner,1965-06-15\n",
+    );
+    ok(&e, &["import", "hr"]);
+    ok(&e, &["import", "sub"]);
+    ok(&e, &["import", "ctr"]);
+    let report = ok_json(&e, &["sync"]);
+    let katharina = identity_of(&e, "hr:10").expect("katharina");
+    assert_eq!(identity_of(&e, "sub:910"), Some(katharina), "by worker id");
+    assert_eq!(
+        identity_of(&e, "ctr:C1"),
+        Some(katharina),
+        "{order}: joined through the subsidiary's record: {report}"
+    );
+    let shown = ok_json(&e, &["show", "ctr:C1"]);
+    let link = shown[0]["connectors"]
+        .as_array()
+        .expect("connectors")
+        .iter()
+        .find(|c| c["agent"] == "ctr")
+        .cloned()
+        .expect("ctr connector");
+    let detail = link["detail"].as_str().unwrap_or("");
+    assert!(detail.contains("via sub 910"), "{detail}");
+
+    let hans = identity_of(&e, "hr:11").expect("hans");
+    assert_eq!(identity_of(&e, "ctr:C2"), None, "held for a person");
+    let errors = report["errors"].as_array().expect("errors");
+    let why = errors
+        .iter()
+        .find(|x| x["anchor"] == "C2")
+        .and_then(|x| x["message"].as_str())
+        .unwrap_or("");
+    assert!(
+        why.contains("employeeId 11") && why.contains("would add 99"),
+        "{report}"
+    );
+    let list = ok_json(&e, &["review", "list"]);
+    assert!(
+        list.as_array()
+            .expect("list")
+            .iter()
+            .any(|i| i["anchor"] == "C2" && i["candidates"] == serde_json::json!([hans])),
+        "{list}"
+    );
+
+    // Without the key in the contractor's row, the same person joins.
+    e.write(
+        "rules/ctr.csv",
+        "cid,emp,first,last,dob\nC1,,Katrin,Mueller-Schmidt,1980-03-04\nC2,,Hans,Wagner,1965-06-15\n",
+    );
+    ok(&e, &["import", "ctr"]);
+    ok(&e, &["sync"]);
+    assert_eq!(identity_of(&e, "ctr:C2"), Some(hans));
+}

@@ -301,3 +301,36 @@ fn reconcile_policies_are_checked_at_their_place() {
     // An account in a target the rules do not have.
     assert!(err.contains("unknown target \"badges\""), "{err}");
 }
+
+#[test]
+fn authoritative_keys_are_checked_at_their_place() {
+    let e = Env::new();
+    e.write(
+        "rules/mv.toml",
+        r#"[metaverse]
+[metaverse.types.person]
+authoritative_keys = ["employeId", "manager", "phone"]
+[metaverse.types.person.attributes]
+employeeId = "string"
+manager = "reference"
+phone = { type = "string", multi = true }
+"#,
+    );
+    let out = e.idsync(&["check"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    let mv = e.rules().join("mv.toml").display().to_string();
+    for want in [
+        format!(
+            "error: {mv}:3:23: authoritative_keys: \"employeId\" is not an attribute of \"person\" (did you mean \"employeeId\"?)"
+        ),
+        format!(
+            "error: {mv}:3:36: authoritative_keys: \"manager\" must be a single-valued, non-reference attribute"
+        ),
+        format!(
+            "error: {mv}:3:47: authoritative_keys: \"phone\" must be a single-valued, non-reference attribute"
+        ),
+    ] {
+        assert!(err.contains(&want), "missing {want:?} in:\n{err}");
+    }
+}

@@ -19,6 +19,14 @@ pub struct Scored {
     /// Bits: log2 of the odds that the two are one person.
     pub score: f64,
     pub fields: Vec<FieldShare>,
+    /// The connector whose record scored best (`agent anchor`), when not
+    /// the identity's own values.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via: Option<String>,
+    /// That connector in the engine (agent, position), until the sync
+    /// names it in `via`.
+    #[serde(skip)]
+    pub at: Option<(usize, usize)>,
 }
 
 impl Scored {
@@ -29,7 +37,12 @@ impl Scored {
             .iter()
             .map(|f| format!("{} {} {:+.2}", f.field, f.level, f.weight))
             .collect();
-        format!("score {:.2} ({})", self.score, fields.join(", "))
+        let via = self
+            .via
+            .as_ref()
+            .map(|v| format!(" via {v}"))
+            .unwrap_or_default();
+        format!("score {:.2}{via} ({})", self.score, fields.join(", "))
     }
 }
 
@@ -58,8 +71,9 @@ pub enum FuzzyDecision {
         mv: u32,
         scored: Scored,
     },
-    /// Candidates best first.
-    Review(Vec<Scored>),
+    /// Candidates best first, and why a person must decide when it is not
+    /// the scores alone.
+    Review(Vec<Scored>, Option<String>),
     NoMatch,
     Error(String),
 }
@@ -231,13 +245,38 @@ pub(super) fn cs_values(rule: &FuzzyJoin, attrs: &Record, ctx: &Context) -> Vec<
         .collect()
 }
 
+/// One record the matcher compares an object with: an identity's own
+/// values, or those a connector of it brings (its import flows' output,
+/// keyed by metaverse attribute). Rows of one identity are consecutive.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Row<'a> {
+    /// The identity's position in the engine.
+    pub pos: u32,
+    pub attrs: &'a Record,
+    /// The connector the record comes from (agent, position), none for the
+    /// identity's own values.
+    pub via: Option<(usize, usize)>,
+}
+
+impl<'a> Row<'a> {
+    pub fn own(pos: u32, attrs: &'a Record) -> Row<'a> {
+        Row {
+            pos,
+            attrs,
+            via: None,
+        }
+    }
+}
+
 /// Decides each object of `objects` (connector-space attributes and their
-/// expression context keys) against the identities `mvs` (metaverse
-/// positions and attributes), which must be in a fixed order.
+/// expression context keys) against the identities whose records are
+/// `rows`, which must be in a fixed order. An object is scored against
+/// every record of an identity and the best counts: the identity is the
+/// cluster of its records, so an object resembling any of them joins it.
 pub(super) fn decide(
     rule: &FuzzyJoin,
     objects: &[(&Record, String)],
-    mvs: &[(u32, &Record)],
+    rows: &[Row],
     now: chrono::DateTime<chrono::Utc>,
 ) -> Vec<FuzzyDecision> {
     let Some(params) = &rule.params else {
@@ -247,18 +286,38 @@ pub(super) fn decide(
         );
         return vec![FuzzyDecision::Error(msg); objects.len()];
     };
-    let (sides, errors) = match sides(rule, objects, mvs.iter().map(|(_, r)| *r), now) {
+    let (sides, errors) = match sides(rule, objects, rows.iter().map(|r| r.attrs), now) {
         Ok(s) => s,
         Err(msg) => return vec![FuzzyDecision::Error(msg); objects.len()],
     };
-    let linkage = fuzzy::link(&rule.spec, params, &sides);
-    let mut by_left: Vec<Vec<&fuzzy::ScoredPair>> = vec![Vec::new(); objects.len()];
-    for p in &linkage.scored {
+    // Entities are the identities, numbered in row order.
+    let mut entity = Vec::with_capacity(rows.len());
+    let mut positions: Vec<u32> = Vec::new();
+    for r in rows {
+        if positions.last() != Some(&r.pos) {
+            positions.push(r.pos);
+        }
+        entity.push(positions.len() as u32 - 1);
+    }
+    let (linkage, from) = fuzzy::link_grouped(&rule.spec, params, &sides, &entity);
+    let mut by_left: Vec<Vec<(&fuzzy::ScoredPair, u32)>> = vec![Vec::new(); objects.len()];
+    for (p, &row) in linkage.scored.iter().zip(&from) {
         if let Some(v) = by_left.get_mut(p.left as usize) {
-            v.push(p);
+            v.push((p, row));
         }
     }
-    let pos = |row: u32| mvs.get(row as usize).map(|(p, _)| *p);
+    let pos = |e: u32| positions.get(e as usize).copied();
+    let scored = |left: u32, e: u32, score: f64| -> Option<Scored> {
+        let pairs = by_left.get(left as usize).map_or(&[][..], Vec::as_slice);
+        let (pair, row) = pairs.iter().find(|(p, _)| p.right == e)?;
+        Some(Scored {
+            mv: i64::from(pos(e)?),
+            score,
+            fields: shares(rule, pair),
+            at: rows.get(*row as usize).and_then(|r| r.via),
+            via: None,
+        })
+    };
     linkage
         .decisions
         .iter()
@@ -270,42 +329,19 @@ pub(super) fn decide(
             match d {
                 Fz::Join {
                     left, right, score, ..
-                } => match pos(*right) {
-                    Some(mv) => {
-                        let pairs = by_left.get(*left as usize).map_or(&[][..], Vec::as_slice);
-                        let fields = pairs
-                            .iter()
-                            .find(|p| p.right == *right)
-                            .map(|p| shares(rule, p))
-                            .unwrap_or_default();
-                        FuzzyDecision::Join {
-                            mv,
-                            scored: Scored {
-                                mv: i64::from(mv),
-                                score: *score,
-                                fields,
-                            },
-                        }
-                    }
-                    None => FuzzyDecision::NoMatch,
+                } => match (pos(*right), scored(*left, *right, *score)) {
+                    (Some(mv), Some(s)) => FuzzyDecision::Join { mv, scored: s },
+                    _ => FuzzyDecision::NoMatch,
                 },
                 Fz::Review {
                     left, candidates, ..
-                } => {
-                    let pairs = by_left.get(*left as usize).map_or(&[][..], Vec::as_slice);
-                    let scored = candidates
+                } => FuzzyDecision::Review(
+                    candidates
                         .iter()
-                        .filter_map(|(right, score)| {
-                            let pair = pairs.iter().find(|p| p.right == *right)?;
-                            Some(Scored {
-                                mv: i64::from(pos(*right)?),
-                                score: *score,
-                                fields: shares(rule, pair),
-                            })
-                        })
-                        .collect();
-                    FuzzyDecision::Review(scored)
-                }
+                        .filter_map(|(e, score)| scored(*left, *e, *score))
+                        .collect(),
+                    None,
+                ),
                 Fz::NoMatch { .. } => FuzzyDecision::NoMatch,
             }
         })
@@ -410,14 +446,18 @@ mod tests {
         let objects: Vec<(&Record, String)> =
             objs.iter().map(|o| (o, "sub/x".to_string())).collect();
         // Positions in the engine need not be the row numbers.
-        let right: Vec<(u32, &Record)> = mvs.iter().zip([7, 3, 9]).map(|(m, p)| (p, m)).collect();
+        let right: Vec<Row> = mvs
+            .iter()
+            .zip([7, 3, 9])
+            .map(|(m, p)| Row::own(p, m))
+            .collect();
         let d = decide(&r, &objects, &right, now());
         assert!(
             matches!(&d[0], FuzzyDecision::Join { mv: 7, scored } if scored.detail().starts_with("score ")),
             "{d:?}"
         );
         match &d[1] {
-            FuzzyDecision::Review(c) => {
+            FuzzyDecision::Review(c, _) => {
                 assert_eq!(c.len(), 1);
                 assert_eq!(c[0].mv, 3);
                 assert_eq!(c[0].fields[2].level, "day and month swapped");
@@ -429,17 +469,56 @@ mod tests {
 
         // Reading only the identities sharing a key decides the same.
         let keys = object_keys(&r, 0, &objects, now());
-        let shared: Vec<(u32, &Record)> = right
+        let shared: Vec<Row> = right
             .iter()
             .copied()
-            .filter(|(_, m)| keys.shares_key(m))
+            .filter(|r| keys.shares_key(r.attrs))
             .collect();
         assert_eq!(shared.len(), 3);
         let far = rec(["Zimmermann", "Otto", "1950-01-01"]);
         assert!(!keys.shares_key(&far));
         let mut with_far = right.clone();
-        with_far.push((1, &far));
+        with_far.push(Row::own(1, &far));
         assert_eq!(decide(&r, &objects, &with_far, now()), d);
+    }
+
+    #[test]
+    fn an_object_joins_the_identity_whose_other_record_it_resembles() {
+        let r = rule();
+        // Identity 4's own values come from its first source; its second
+        // source spells the person as the new object does. Identity 5 is
+        // someone else born the same day.
+        let own = rec(["Mueller", "Katharina", "1980-03-04"]);
+        let other = rec(["Mueller-Schmidt", "Katrin", "1980-03-04"]);
+        let stranger = rec(["Weber", "Paul", "1980-03-04"]);
+        let o = rec(["Mueller-Schmidt", "Katrin", "1980-03-04"]);
+        let objects = [(&o, "sub/x".to_string())];
+        let alone = decide(
+            &r,
+            &objects,
+            &[Row::own(4, &own), Row::own(5, &stranger)],
+            now(),
+        );
+        assert!(!matches!(alone[0], FuzzyDecision::Join { .. }), "{alone:?}");
+        let rows = [
+            Row::own(4, &own),
+            Row {
+                pos: 4,
+                attrs: &other,
+                via: Some((1, 17)),
+            },
+            Row::own(5, &stranger),
+        ];
+        match &decide(&r, &objects, &rows, now())[0] {
+            FuzzyDecision::Join { mv: 4, scored } => assert_eq!(scored.at, Some((1, 17))),
+            other => panic!("{other:?}"),
+        }
+        // The same record twice is still one identity, not two rivals.
+        let twice = [Row::own(4, &other), rows[1], Row::own(5, &stranger)];
+        assert!(matches!(
+            &decide(&r, &objects, &twice, now())[0],
+            FuzzyDecision::Join { mv: 4, .. }
+        ));
     }
 
     #[test]
@@ -467,7 +546,7 @@ mod tests {
         let mut r = rule();
         r.params = None;
         let o = rec(["Weber", "Paul", "1975-07-12"]);
-        let d = decide(&r, &[(&o, "sub/x".into())], &[(0, &o)], now());
+        let d = decide(&r, &[(&o, "sub/x".into())], &[Row::own(0, &o)], now());
         assert!(matches!(&d[0], FuzzyDecision::Error(m) if m.contains("train-join")));
     }
 }

@@ -276,6 +276,7 @@ mod tests {
             retained: Vec::new(),
             wake_on: Vec::new(),
             leaver: None,
+            authoritative_keys: Vec::new(),
         }
     }
 

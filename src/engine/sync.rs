@@ -94,6 +94,10 @@ pub struct Sync<'r> {
     today: String,
     /// Decisions people made, by connector-space object.
     manual: FxHashMap<crate::model::CsId, super::Manual>,
+    /// Objects of agents with a fuzzy rule do not project yet (see `plan`).
+    hold: bool,
+    /// Objects that waited in the current pass.
+    held: usize,
     plan: SyncPlan,
 }
 
@@ -185,6 +189,8 @@ impl<'r> Sync<'r> {
             lookup: None,
             today: now.format("%Y-%m-%d").to_string(),
             manual: FxHashMap::default(),
+            hold: false,
+            held: 0,
             plan: SyncPlan {
                 disconnects_by_agent: vec![0; rules.agents.len()],
                 ..SyncPlan::default()
@@ -316,10 +322,24 @@ impl<'r> Sync<'r> {
         // have joined (a candidate taken is no longer one), so they are tried
         // again in the next pass and only reported after the last: a second
         // full sync then has nothing left to decide differently.
-        for pass in 0..3 {
+        //
+        // An object a fuzzy rule found nothing for waits to project until
+        // no agent joins anything more: the record that links it to an
+        // identity (B, in A~B~C) may come from an agent later in the sync
+        // order. The identity is then the cluster of linked records
+        // whatever the order, not a duplicate made before B joined.
+        let fuzzy = self.rules.agents.iter().any(|a| a.fuzzy.is_some());
+        let passes = if fuzzy { 5 } else { 3 };
+        self.hold = fuzzy;
+        for pass in 0..passes {
             for (a, i) in std::mem::take(&mut self.deferred).into_keys() {
                 self.cs[a][i].settled = false;
             }
+            // The last two passes project what waited and join what that allows.
+            if pass + 2 >= passes {
+                self.hold = false;
+            }
+            self.held = 0;
             let mut progress = false;
             for a in 0..self.rules.agents.len() {
                 let t = std::time::Instant::now();
@@ -335,6 +355,10 @@ impl<'r> Sync<'r> {
                 }
             }
             if !progress {
+                if self.hold && self.held > 0 {
+                    self.hold = false;
+                    continue;
+                }
                 break;
             }
         }
@@ -684,8 +708,8 @@ impl<'r> Sync<'r> {
                         rule: agent.joins.len(),
                         key: scored.detail(),
                     },
-                    FuzzyDecision::Review(scored) => {
-                        self.defer_review(a, i, scored);
+                    FuzzyDecision::Review(scored, why) => {
+                        self.defer_review(a, i, scored, why);
                         continue;
                     }
                     FuzzyDecision::Error(message) => Decision::Error(message),
@@ -786,6 +810,10 @@ impl<'r> Sync<'r> {
                 }
                 Decision::NoMatch => {
                     if !forced && !self.may_project(a, i) {
+                        continue;
+                    }
+                    if !forced && self.hold && agent.fuzzy.is_some() {
+                        self.held += 1;
                         continue;
                     }
                     let p = self.mvs.len();

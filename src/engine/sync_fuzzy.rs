@@ -3,18 +3,20 @@
 //! leaves. Apart from `sync.rs` so the phase it joins stays readable.
 
 use super::*;
+use crate::engine::fuzzy_join::Row;
 
 impl Sync<'_> {
     /// The agent's fuzzy rule over the objects no exact rule found (by
     /// position in the agent's list), against every identity of its type
     /// that has no connector from the agent yet, in metaverse order.
     pub(super) fn fuzzy_decisions(
-        &self,
+        &mut self,
         a: usize,
         candidates: &[usize],
         decisions: &[Decision],
     ) -> FxHashMap<usize, FuzzyDecision> {
-        let agent = &self.rules.agents[a];
+        let rules = self.rules;
+        let agent = &rules.agents[a];
         let Some(rule) = &agent.fuzzy else {
             return FxHashMap::default();
         };
@@ -29,56 +31,161 @@ impl Sync<'_> {
         if left.is_empty() {
             return FxHashMap::default();
         }
-        let objects: Vec<(&Record, String)> = left
+        // Only identities sharing a blocking key with an object can be
+        // compared, so only they are read record by record; a
+        // term-frequency weight counts values over all of them.
+        let keys = crate::engine::fuzzy_join::object_keys(
+            rule,
+            agent.object_type,
+            &self.objects(a, &left),
+            self.now,
+        );
+        let tf = rule.spec.fields.iter().any(|f| f.term_frequency);
+        let picked: Vec<(usize, bool)> = self
+            .mvs
+            .par_iter()
+            .enumerate()
+            .filter(|(_, m)| {
+                !m.deleted && m.ty == agent.object_type && !m.conns().any(|(x, _)| x == a)
+            })
+            .map(|(p, m)| (p, keys.shares_key(&m.attrs)))
+            .filter(|&(_, shares)| tf || shares)
+            .collect();
+        // An identity is compared with each record its connectors bring, as
+        // well as its own values: their flows must be known.
+        let shared: Vec<usize> = picked.iter().filter(|(_, s)| *s).map(|(p, _)| *p).collect();
+        self.ensure_flows(&shared);
+        let fields = |r: &Record| -> Vec<Option<String>> {
+            rule.mv
+                .iter()
+                .map(|&x| r.values(x).find(|v| !v.trim().is_empty()).map(String::from))
+                .collect()
+        };
+        let mut rows: Vec<Row> = Vec::with_capacity(picked.len());
+        for &(p, shares) in &picked {
+            let m = &self.mvs[p];
+            rows.push(Row::own(p as u32, &m.attrs));
+            if !shares {
+                continue;
+            }
+            let mut seen = vec![fields(&m.attrs)];
+            for (x, j) in m.conns() {
+                let Some(out) = &self.cs[x][j].out else {
+                    continue;
+                };
+                let v = fields(&out.values);
+                if v.iter().any(Option::is_some) && !seen.contains(&v) {
+                    seen.push(v);
+                    rows.push(Row {
+                        pos: p as u32,
+                        attrs: &out.values,
+                        via: Some((x, j)),
+                    });
+                }
+            }
+        }
+        let out = crate::engine::fuzzy_join::decide(rule, &self.objects(a, &left), &rows, self.now);
+        left.into_iter()
+            .zip(out)
+            .map(|(i, d)| {
+                let d = match d {
+                    FuzzyDecision::Join { mv, mut scored } => {
+                        self.name_via(&mut scored);
+                        match self.conflict(a, i, mv as usize) {
+                            Some(why) => FuzzyDecision::Review(vec![scored], Some(why)),
+                            None => FuzzyDecision::Join { mv, scored },
+                        }
+                    }
+                    FuzzyDecision::Review(mut scored, why) => {
+                        for s in &mut scored {
+                            self.name_via(s);
+                        }
+                        FuzzyDecision::Review(scored, why)
+                    }
+                    d => d,
+                };
+                (i, d)
+            })
+            .collect()
+    }
+
+    /// Objects of agent `a` as the matcher reads them: attributes and the
+    /// expression context's key.
+    fn objects(&self, a: usize, which: &[usize]) -> Vec<(&Record, String)> {
+        let agent = &self.rules.agents[a];
+        which
             .iter()
             .map(|&i| {
                 let c = &self.cs[a][i];
                 (&c.row.attrs, key_of(&agent.name, &c.row.anchor))
             })
-            .collect();
-        let eligible = |m: &MvState| {
-            !m.deleted && m.ty == agent.object_type && !m.conns().any(|(x, _)| x == a)
-        };
-        // Only identities sharing a blocking key with an object can be
-        // compared, so only they are read for the matcher; a
-        // term-frequency weight counts values over all of them.
-        let wanted = (!rule.spec.fields.iter().any(|f| f.term_frequency)).then(|| {
-            crate::engine::fuzzy_join::object_keys(rule, agent.object_type, &objects, self.now)
-        });
-        let mvs: Vec<(u32, &Record)> = self
-            .mvs
-            .par_iter()
-            .enumerate()
-            .filter(|(_, m)| eligible(m))
-            .filter(|(_, m)| wanted.as_ref().is_none_or(|w| w.shares_key(&m.attrs)))
-            .map(|(p, m)| (p as u32, &m.attrs))
-            .collect();
-        let out = crate::engine::fuzzy_join::decide(rule, &objects, &mvs, self.now);
-        left.into_iter()
-            .zip(out)
-            .map(|(i, d)| match d {
-                FuzzyDecision::Join { mv, scored } if self.other_key(a, i, mv as usize) => {
-                    (i, FuzzyDecision::Review(vec![scored]))
-                }
-                d => (i, d),
-            })
             .collect()
     }
 
-    /// Whether object `i` of agent `a` and identity `p` each hold a key of
-    /// one of the agent's exact join rules, and the keys differ: two
-    /// workers by the systems' own ids, whatever their names and dates say.
-    /// A fuzzy score never merges them; a person may.
-    fn other_key(&self, a: usize, i: usize, p: usize) -> bool {
+    /// Names the connector a score was read from, for people.
+    fn name_via(&self, s: &mut crate::engine::fuzzy_join::Scored) {
+        if let Some((x, j)) = s.at {
+            s.via = Some(format!(
+                "{} {}",
+                self.rules.agents[x].name, self.cs[x][j].row.anchor
+            ));
+        }
+    }
+
+    /// Why object `i` of agent `a` may not join identity `p` on a score
+    /// alone, whatever the score: the two hold different keys of one of
+    /// the agent's exact join rules, or the identity's records and the
+    /// object together would hold two values of an authoritative key (two
+    /// workers by the systems' own ids). A person may still join them.
+    fn conflict(&self, a: usize, i: usize, p: usize) -> Option<String> {
         let agent = &self.rules.agents[a];
         let c = &self.cs[a][i];
         let key = key_of(&agent.name, &c.row.anchor);
         let ctx = self.ctx(&key);
-        agent.joins.iter().any(|rule| {
+        let m = &self.mvs[p];
+        for rule in &agent.joins {
             let mine = crate::engine::join::cs_keys(rule, &c.row.attrs, &ctx).unwrap_or_default();
-            let theirs = KeySpec::of(agent, rule).mv_keys(&self.mvs[p].attrs);
-            !mine.is_empty() && !theirs.is_empty() && !mine.iter().any(|k| theirs.contains(k))
-        })
+            let theirs = KeySpec::of(agent, rule).mv_keys(&m.attrs);
+            if !mine.is_empty() && !theirs.is_empty() && !mine.iter().any(|k| theirs.contains(k)) {
+                return Some(format!(
+                    "join rule {:?} reads {} here and {} on identity {}",
+                    rule.name,
+                    mine.join(", "),
+                    theirs.join(", "),
+                    m.id
+                ));
+            }
+        }
+        let t = &self.rules.metaverse.types[agent.object_type];
+        if t.authoritative_keys.is_empty() {
+            return None;
+        }
+        let flowed = eval_flows(agent, &c.row.attrs, &ctx);
+        for &k in &t.authoritative_keys {
+            let mine: Vec<&str> = flowed.values.values(k).filter(|v| !v.is_empty()).collect();
+            if mine.is_empty() {
+                continue;
+            }
+            let mut held: Vec<&str> = m.attrs.values(k).collect();
+            for (x, j) in m.conns() {
+                if let Some(out) = &self.cs[x][j].out {
+                    held.extend(out.values.values(k));
+                }
+            }
+            held.retain(|v| !v.is_empty());
+            if !held.is_empty() && !mine.iter().any(|v| held.contains(v)) {
+                held.sort_unstable();
+                held.dedup();
+                return Some(format!(
+                    "identity {} holds {} {} and this object would add {}",
+                    m.id,
+                    t.schema.name(k),
+                    held.join(", "),
+                    mine.join(", ")
+                ));
+            }
+        }
+        None
     }
 
     /// A fuzzy rule's grey zone: the object waits in the review queue with
@@ -88,6 +195,7 @@ impl Sync<'_> {
         a: usize,
         i: usize,
         mut scored: Vec<crate::engine::fuzzy_join::Scored>,
+        why: Option<String>,
     ) {
         let agent = &self.rules.agents[a];
         for s in &mut scored {
@@ -108,7 +216,7 @@ impl Sync<'_> {
                     .map(|s| format!("identity {} at {:.2}", s.mv, s.score))
                     .collect::<Vec<_>>()
                     .join(", ")
-            ),
+            ) + &why.map(|w| format!(": {w}")).unwrap_or_default(),
         };
         let amb = Ambiguous {
             cs: c.row.id,

@@ -60,6 +60,54 @@ pub fn link(spec: &MatchSpec, params: &Params, sides: &Sides) -> Linkage {
     Linkage { scored, decisions }
 }
 
+/// [`link`] where several right rows are records of one entity (an
+/// identity and each record its connectors bring): `entity[row]` names the
+/// entity of each right row. A left record is scored against every record
+/// of an entity and keeps the best, so it joins the entity whichever of its
+/// records it resembles (A~B and B~C put C with A). Decisions are taken
+/// between entities: two records of one identity are never rivals.
+/// In the result, `right` is the entity of a scored pair; `rows[i]` is the
+/// right row the pair `scored[i]` was read from.
+pub fn link_grouped(
+    spec: &MatchSpec,
+    params: &Params,
+    sides: &Sides,
+    entity: &[u32],
+) -> (Linkage, Vec<u32>) {
+    let pairs = blocking::candidates(spec, sides);
+    let g = compare::compare(&spec.fields, sides, &pairs);
+    let weights = Weights::new(&spec.fields, params, sides);
+    let scored = score::score(&weights, sides, &pairs, &g);
+    let (scored, rows) = best_per_entity(scored, entity);
+    let decisions = decide(&scored, sides.left.len(), &spec.thresholds);
+    (Linkage { scored, decisions }, rows)
+}
+
+/// Keeps, per left record and entity, the best pair (the lower row on a
+/// tie, so the choice does not depend on thread count), relabelled with
+/// the entity; sorted by left then entity, as [`link`]'s pairs are.
+fn best_per_entity(scored: Vec<ScoredPair>, entity: &[u32]) -> (Vec<ScoredPair>, Vec<u32>) {
+    let mut keyed: Vec<(u32, u32, ScoredPair)> = scored
+        .into_iter()
+        .filter_map(|p| Some((*entity.get(p.right as usize)?, p.right, p)))
+        .collect();
+    keyed.sort_by(|(ea, ra, a), (eb, rb, b)| {
+        a.left
+            .cmp(&b.left)
+            .then(ea.cmp(eb))
+            .then(b.score.total_cmp(&a.score))
+            .then(ra.cmp(rb))
+    });
+    keyed.dedup_by(|(e2, _, b), (e1, _, a)| a.left == b.left && e1 == e2);
+    keyed
+        .into_iter()
+        .map(|(e, row, mut p)| {
+            p.right = e;
+            (p, row)
+        })
+        .unzip()
+}
+
 /// A pair's score field by field, for people: field name, level, bits.
 pub fn explain(spec: &MatchSpec, pair: &ScoredPair) -> Vec<(String, String, f64)> {
     pair.contributions

@@ -526,3 +526,41 @@ fn same_result_on_one_and_four_threads() {
     assert_eq!(l1, l4);
     assert!(!l1.scored.is_empty());
 }
+
+#[test]
+fn an_entity_keeps_its_best_record_per_left_record() {
+    let pair = |left, right, score| ScoredPair {
+        left,
+        right,
+        score,
+        contributions: Vec::new(),
+        review_only: None,
+    };
+    // Rows 0 and 1 are records of entity 0; row 2 is entity 1. Scored out
+    // of order, with a tie on entity 0 for left record 1.
+    let scored = vec![
+        pair(1, 1, 3.0),
+        pair(0, 0, 5.0),
+        pair(0, 2, 7.0),
+        pair(0, 1, 9.0),
+        pair(1, 0, 3.0),
+    ];
+    let (best, rows) = super::best_per_entity(scored, &[0, 0, 1]);
+    let got: Vec<(u32, u32, f64)> = best.iter().map(|p| (p.left, p.right, p.score)).collect();
+    assert_eq!(got, vec![(0, 0, 9.0), (0, 1, 7.0), (1, 0, 3.0)]);
+    assert_eq!(rows, vec![1, 2, 0]);
+    // Two records of one entity are not rivals: left 0 joins entity 0.
+    let t = Thresholds {
+        join: 8.0,
+        review: 4.0,
+        margin: 1.0,
+    };
+    assert_eq!(
+        decide(&best, 2, &t)[0],
+        Decision::Join {
+            left: 0,
+            right: 0,
+            score: 9.0
+        }
+    );
+}

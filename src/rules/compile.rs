@@ -916,11 +916,31 @@ impl Compiler {
                 }
             }
         }
+        let mut authoritative_keys = Vec::new();
+        for n in &t.authoritative_keys {
+            if let Some(a) = attr_of(self, n, "authoritative_keys") {
+                let at = &attrs[a as usize];
+                if at.multi || at.kind == AttrType::Reference {
+                    self.err(
+                        src,
+                        n.span(),
+                        format!(
+                            "authoritative_keys: {:?} must be a single-valued, non-reference attribute",
+                            n.get_ref()
+                        ),
+                        None,
+                    );
+                } else if !authoritative_keys.contains(&a) {
+                    authoritative_keys.push(a);
+                }
+            }
+        }
         let leaver = t
             .leaver
             .as_ref()
             .and_then(|text| self.mv_expr(src, text, &SchemaScope(&schema), "leaver"));
         MvType {
+            authoritative_keys,
             name: tname.get_ref().clone(),
             leaver,
             schema,

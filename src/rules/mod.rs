@@ -166,6 +166,10 @@ pub struct MvType {
     /// True for an identity that has left (the reconciliation report's
     /// leavers still enabled).
     pub leaver: Option<Expr>,
+    /// Single-valued attributes of which one identity holds at most one
+    /// value across all its sources: a fuzzy join that would add a second
+    /// goes to review.
+    pub authoritative_keys: Vec<u32>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

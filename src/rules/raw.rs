@@ -343,6 +343,11 @@ pub struct RawMvType {
     /// An expression saying an identity is a leaver: the reconciliation
     /// report lists leavers whose accounts are still enabled.
     pub leaver: Option<Spanned<String>>,
+    /// Attributes that each name one person in the system issuing them (a
+    /// worker id): two different values mean two people, so no fuzzy join
+    /// may bring them onto one identity.
+    #[serde(default)]
+    pub authoritative_keys: Vec<Spanned<String>>,
     /// Attribute -> type name, or a table `{ type, multi, precedence, null }`.
     #[serde(default)]
     pub attributes: BTreeMap<Spanned<String>, Spanned<toml::Value>>,
