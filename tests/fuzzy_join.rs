@@ -554,6 +554,19 @@ fn cluster_in_order(order: &str) {
         "{list}"
     );
 
+    // The reconciliation report lists the item with its score.
+    let out = e.path("report");
+    ok(
+        &e,
+        &["report", "reconcile", "--out", out.to_str().expect("utf-8")],
+    );
+    let csv = std::fs::read_to_string(out.join("ambiguous-joins.csv")).expect("csv");
+    let row = csv.lines().find(|l| l.contains("ctr:C2")).unwrap_or("");
+    assert!(
+        row.contains(&format!("{hans} (Hans Wagner, score 16.48)")),
+        "{csv}"
+    );
+
     // Without the key in the contractor's row, the same person joins.
     e.write(
         "rules/ctr.csv",

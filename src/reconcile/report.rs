@@ -233,7 +233,7 @@ impl App {
         let mut ambiguous_sec = Building::new(
             AMBIGUOUS,
             "Ambiguous joins",
-            "Source objects whose join rule found several identities: not joined, waiting for a person to decide (idsync review show N, then accept or reject).",
+            "Source objects whose join rule found several identities, or whose fuzzy join rule scored candidates it may not join on its own (with each candidate's score): not joined, waiting for a person to decide (idsync review show N, then accept or reject).",
             &[
                 "review",
                 "agent",
@@ -244,12 +244,29 @@ impl App {
             ],
         );
         for a in &ambiguous {
+            // A fuzzy rule's item carries each candidate's score; unreadable
+            // scores (a later version's) show as none.
+            let scores: Vec<crate::engine::fuzzy_join::Scored> = a
+                .scores
+                .as_deref()
+                .and_then(|j| serde_json::from_str(j).ok())
+                .unwrap_or_default();
             let c: Vec<String> = a
                 .candidates
                 .iter()
-                .map(|&id| match labels.get(&id) {
-                    Some(l) => format!("{id} ({l})"),
-                    None => id.to_string(),
+                .map(|&id| {
+                    let mut about: Vec<String> = labels.get(&id).cloned().into_iter().collect();
+                    if let Some(s) = scores.iter().find(|s| s.mv == id) {
+                        about.push(format!("score {:.2}", s.score));
+                        if let Some(v) = &s.via {
+                            about.push(format!("via {v}"));
+                        }
+                    }
+                    if about.is_empty() {
+                        id.to_string()
+                    } else {
+                        format!("{id} ({})", about.join(", "))
+                    }
                 })
                 .collect();
             ambiguous_sec.push(
