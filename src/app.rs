@@ -308,16 +308,32 @@ impl App {
         // New rules must reach every identity, not only the changed ones.
         let rules_synced = self.store.meta("last_full_sync_rules_hash")?.as_deref()
             == Some(self.rules.hash.as_str());
+        if !rules_synced || !keys_current {
+            return Ok(None);
+        }
         // A term-frequency weight counts a value over every identity; a
-        // delta sync, which loads only the candidates, would weigh it
-        // otherwise than a full sync does.
-        let fuzzy = self.rules.agents.iter().any(|a| {
-            a.fuzzy
+        // delta sync, which loads only the candidates, weighs values by the
+        // counts of the last full sync (made under these rules, as checked
+        // above), or runs as a full one when there are none.
+        let mut frequencies = FxHashMap::default();
+        for a in &self.rules.agents {
+            if !a
+                .fuzzy
                 .as_ref()
                 .is_some_and(|f| f.spec.fields.iter().any(|x| x.term_frequency))
-        });
-        if !rules_synced || !keys_current || fuzzy {
-            return Ok(None);
+            {
+                continue;
+            }
+            let known = self
+                .store
+                .meta(&frequencies_key(&a.name))?
+                .and_then(|text| serde_json::from_str::<crate::fuzzy::Frequencies>(&text).ok());
+            match known {
+                Some(f) => {
+                    frequencies.insert(a.index, f);
+                }
+                None => return Ok(None),
+            }
         }
         let rules = &self.rules;
         let mv_schema = |t: &str| rules.metaverse.synced_schema(t);
@@ -397,6 +413,7 @@ impl App {
             let mut sync = Sync::new(rules, run, now, next_id);
             sync.set_partial(&lookup);
             sync.set_manual(manual.clone());
+            sync.set_frequencies(frequencies.clone());
             let mut ids: Vec<&MvId> = mvs.keys().collect();
             ids.sort_unstable();
             for id in ids {
@@ -565,6 +582,10 @@ impl App {
             tx.clear_due_until(&today)?;
             if ran == SyncMode::Full {
                 tx.set_meta("last_full_sync_rules_hash", &rules.hash)?;
+            }
+            for (a, f) in &plan.frequencies {
+                let text = serde_json::to_string(f).unwrap_or_default();
+                tx.set_meta(&frequencies_key(&rules.agents[*a].name), &text)?;
             }
             for detail in &allowed_deletes {
                 tx.audit(
@@ -935,6 +956,11 @@ type Gathered = (Vec<(u64, MvId)>, Vec<(MvId, Vec<Box<str>>)>);
 /// out of the plan a slice at a time and freed once written. With `gather`,
 /// every written identity's lookup keys and due dates are also returned: a
 /// first sync writes them all, so its key index needs no second read.
+/// Where the store keeps an agent's term frequencies of the last full sync.
+fn frequencies_key(agent: &str) -> String {
+    format!("fuzzy_frequencies:{agent}")
+}
+
 fn write_plan(
     tx: &Tx,
     rules: &RuleSet,

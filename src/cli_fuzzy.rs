@@ -33,7 +33,7 @@ fn agent_sides(store: &Store, rules: &RuleSet, agent: &Agent, rule: &FuzzyJoin) 
             right.push(row.attrs);
         }
     })?;
-    let (sides, _) = crate::engine::fuzzy_join::sides(rule, &left, right.iter(), Utc::now())
+    let (sides, _) = crate::engine::fuzzy_join::sides(rule, &left, right.iter(), Utc::now(), None)
         .map_err(anyhow::Error::msg)?;
     Ok(sides)
 }

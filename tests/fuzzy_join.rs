@@ -576,3 +576,74 @@ fn cluster_in_order(order: &str) {
     ok(&e, &["sync"]);
     assert_eq!(identity_of(&e, "ctr:C2"), Some(hans));
 }
+
+/// With a term-frequency field the delta sync weighs values by the counts
+/// the last full sync kept, so it stays a delta sync and decides as a full
+/// sync does; a store without those counts runs it as a full one.
+#[test]
+fn a_delta_sync_weighs_term_frequencies_as_the_last_full_sync_counted_them() {
+    let tf = |e: &Env| {
+        e.write(
+            "rules/sub.toml",
+            &SUB.replace("JOIN", "10.0").replace(
+                r#"{ jaro-winkler = 0.8 }] },"#,
+                r#"{ jaro-winkler = 0.8 }], term_frequency = true },"#,
+            ),
+        );
+    };
+    let day2_hr = format!("{HR_CSV}6,Jonas,Becker,1985-11-30\n");
+    let day2_sub = format!("{SUB_CSV}906,,Jonas,Becker,1985-11-30\n");
+    // One store syncs day 2 by delta, the other by a full sync.
+    let delta = env("10.0");
+    tf(&delta);
+    load_and_sync(&delta);
+    let full = env("10.0");
+    tf(&full);
+    load_and_sync(&full);
+    for e in [&delta, &full] {
+        e.write("rules/hr.csv", &day2_hr);
+        e.write("rules/sub.csv", &day2_sub);
+        ok(e, &["import", "hr", "--delta"]);
+        ok(e, &["import", "sub", "--delta"]);
+    }
+    let report = ok_json(&delta, &["sync", "--delta"]);
+    assert_eq!(report["mode"], "delta", "{report}");
+    assert_eq!(report["counters"]["joins"], 1, "{report}");
+    ok(&full, &["sync"]);
+    let jonas = identity_of(&delta, "hr:6").expect("jonas");
+    assert_eq!(identity_of(&delta, "sub:906"), Some(jonas));
+    let detail = |e: &Env| {
+        let shown = ok_json(e, &["show", "sub:906"]);
+        shown[0]["connectors"]
+            .as_array()
+            .and_then(|c| c.iter().find(|c| c["agent"] == "sub"))
+            .map(|c| c["detail"].to_string())
+            .unwrap_or_default()
+    };
+    let (d, f) = (detail(&delta), detail(&full));
+    assert!(d.contains("sn normalised"), "{d}");
+    assert_eq!(identity_of(&full, "sub:906"), identity_of(&full, "hr:6"));
+    // The surname's weight is its rarity: by yesterday's counts in the
+    // delta sync, by today's in the full one: on ten people, one new name
+    // moves it a little.
+    let sn = |s: &str| -> f64 {
+        s.split("sn normalised ")
+            .nth(1)
+            .and_then(|x| x.split(',').next())
+            .and_then(|x| x.parse().ok())
+            .unwrap_or(f64::NAN)
+    };
+    assert!((sn(&d) - sn(&f)).abs() < 0.5, "{d} / {f}");
+
+    // Without kept counts (a store older than them), a delta sync is full.
+    let conn = rusqlite::Connection::open(delta.store()).expect("store");
+    conn.execute("DELETE FROM meta WHERE key LIKE 'fuzzy_frequencies:%'", [])
+        .expect("delete");
+    drop(conn);
+    delta.write(
+        "rules/sub.csv",
+        &format!("{day2_sub}907,,Lena,Fischer,1990-05-02\n"),
+    );
+    ok(&delta, &["import", "sub", "--delta"]);
+    assert_eq!(ok_json(&delta, &["sync", "--delta"])["mode"], "full");
+}

@@ -93,6 +93,7 @@ pub fn sides<'m>(
     objects: &[(&Record, String)],
     mvs: impl Iterator<Item = &'m Record>,
     now: chrono::DateTime<chrono::Utc>,
+    known: Option<&fuzzy::Frequencies>,
 ) -> Result<(fuzzy::Sides, Vec<Option<String>>), String> {
     let columns: Vec<String> = rule.spec.fields.iter().map(|f| f.name.clone()).collect();
     let mut left = Table::new(columns.clone());
@@ -130,7 +131,7 @@ pub fn sides<'m>(
         );
     }
     // The compiler checked the spec against these very columns.
-    let sides = fuzzy::prepare(&rule.spec, &left, &right)
+    let sides = fuzzy::prepare_with(&rule.spec, &left, &right, known)
         .map_err(|e| format!("fuzzy join rule {:?}: {e:?}", rule.name))?;
     Ok((sides, errors))
 }
@@ -273,23 +274,28 @@ impl<'a> Row<'a> {
 /// `rows`, which must be in a fixed order. An object is scored against
 /// every record of an identity and the best counts: the identity is the
 /// cluster of its records, so an object resembling any of them joins it.
+/// Term frequencies are `known` ones, or counted over these rows; the
+/// second part of the answer is those counted, for a later delta sync.
 pub(super) fn decide(
     rule: &FuzzyJoin,
     objects: &[(&Record, String)],
     rows: &[Row],
     now: chrono::DateTime<chrono::Utc>,
-) -> Vec<FuzzyDecision> {
+    known: Option<&fuzzy::Frequencies>,
+) -> (Vec<FuzzyDecision>, Option<fuzzy::Frequencies>) {
     let Some(params) = &rule.params else {
         let msg = format!(
             "fuzzy join rule {:?} has no weights; run idsync train-join",
             rule.name
         );
-        return vec![FuzzyDecision::Error(msg); objects.len()];
+        return (vec![FuzzyDecision::Error(msg); objects.len()], None);
     };
-    let (sides, errors) = match sides(rule, objects, rows.iter().map(|r| r.attrs), now) {
+    let (sides, errors) = match sides(rule, objects, rows.iter().map(|r| r.attrs), now, known) {
         Ok(s) => s,
-        Err(msg) => return vec![FuzzyDecision::Error(msg); objects.len()],
+        Err(msg) => return (vec![FuzzyDecision::Error(msg); objects.len()], None),
     };
+    let counted = (known.is_none() && rule.spec.fields.iter().any(|f| f.term_frequency))
+        .then(|| sides.frequencies());
     // Entities are the identities, numbered in row order.
     let mut entity = Vec::with_capacity(rows.len());
     let mut positions: Vec<u32> = Vec::new();
@@ -318,7 +324,7 @@ pub(super) fn decide(
             via: None,
         })
     };
-    linkage
+    let decisions = linkage
         .decisions
         .iter()
         .zip(errors)
@@ -345,7 +351,8 @@ pub(super) fn decide(
                 Fz::NoMatch { .. } => FuzzyDecision::NoMatch,
             }
         })
-        .collect()
+        .collect();
+    (decisions, counted)
 }
 
 #[cfg(test)]
@@ -451,7 +458,7 @@ mod tests {
             .zip([7, 3, 9])
             .map(|(m, p)| Row::own(p, m))
             .collect();
-        let d = decide(&r, &objects, &right, now());
+        let d = decide(&r, &objects, &right, now(), None).0;
         assert!(
             matches!(&d[0], FuzzyDecision::Join { mv: 7, scored } if scored.detail().starts_with("score ")),
             "{d:?}"
@@ -479,7 +486,7 @@ mod tests {
         assert!(!keys.shares_key(&far));
         let mut with_far = right.clone();
         with_far.push(Row::own(1, &far));
-        assert_eq!(decide(&r, &objects, &with_far, now()), d);
+        assert_eq!(decide(&r, &objects, &with_far, now(), None).0, d);
     }
 
     #[test]
@@ -498,7 +505,9 @@ mod tests {
             &objects,
             &[Row::own(4, &own), Row::own(5, &stranger)],
             now(),
-        );
+            None,
+        )
+        .0;
         assert!(!matches!(alone[0], FuzzyDecision::Join { .. }), "{alone:?}");
         let rows = [
             Row::own(4, &own),
@@ -509,14 +518,14 @@ mod tests {
             },
             Row::own(5, &stranger),
         ];
-        match &decide(&r, &objects, &rows, now())[0] {
+        match &decide(&r, &objects, &rows, now(), None).0[0] {
             FuzzyDecision::Join { mv: 4, scored } => assert_eq!(scored.at, Some((1, 17))),
             other => panic!("{other:?}"),
         }
         // The same record twice is still one identity, not two rivals.
         let twice = [Row::own(4, &other), rows[1], Row::own(5, &stranger)];
         assert!(matches!(
-            &decide(&r, &objects, &twice, now())[0],
+            &decide(&r, &objects, &twice, now(), None).0[0],
             FuzzyDecision::Join { mv: 4, .. }
         ));
     }
@@ -546,7 +555,7 @@ mod tests {
         let mut r = rule();
         r.params = None;
         let o = rec(["Weber", "Paul", "1975-07-12"]);
-        let d = decide(&r, &[(&o, "sub/x".into())], &[Row::own(0, &o)], now());
+        let d = decide(&r, &[(&o, "sub/x".into())], &[Row::own(0, &o)], now(), None).0;
         assert!(matches!(&d[0], FuzzyDecision::Error(m) if m.contains("train-join")));
     }
 }

@@ -189,4 +189,7 @@ pub struct SyncPlan {
     /// expression chose). The caller loads them and plans again until no
     /// probe finds anyone new.
     pub probes: Vec<Key>,
+    /// A full sync's term frequencies per agent (index) with a fuzzy rule
+    /// that weighs by them, for the delta syncs until the next full one.
+    pub frequencies: Vec<(usize, crate::fuzzy::Frequencies)>,
 }

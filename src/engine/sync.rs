@@ -94,6 +94,9 @@ pub struct Sync<'r> {
     today: String,
     /// Decisions people made, by connector-space object.
     manual: FxHashMap<crate::model::CsId, super::Manual>,
+    /// Term frequencies a delta sync weighs values by (those of the last
+    /// full sync), per agent.
+    tf_known: FxHashMap<usize, crate::fuzzy::Frequencies>,
     /// Objects of agents with a fuzzy rule do not project yet (see `plan`).
     hold: bool,
     /// Objects that waited in the current pass.
@@ -189,6 +192,7 @@ impl<'r> Sync<'r> {
             lookup: None,
             today: now.format("%Y-%m-%d").to_string(),
             manual: FxHashMap::default(),
+            tf_known: FxHashMap::default(),
             hold: false,
             held: 0,
             plan: SyncPlan {
@@ -207,6 +211,13 @@ impl<'r> Sync<'r> {
     /// Marks this sync as covering only the identities fed to it, with
     /// `lookup` to ask about the others (a unique value's holder, a
     /// reference's target); see [`SyncPlan::probes`] for the rest.
+    /// The term frequencies of the last full sync, per agent: a delta sync
+    /// weighs values by them, as that sync did, instead of counting the
+    /// few identities it loads.
+    pub fn set_frequencies(&mut self, known: FxHashMap<usize, crate::fuzzy::Frequencies>) {
+        self.tf_known = known;
+    }
+
     pub fn set_partial(&mut self, lookup: &'r dyn KeyLookup) {
         self.lookup = Some(lookup);
     }
@@ -361,6 +372,9 @@ impl<'r> Sync<'r> {
                 }
                 break;
             }
+        }
+        if !self.partial() {
+            self.count_frequencies();
         }
         let mut deferred: Vec<((usize, usize), Deferred)> =
             std::mem::take(&mut self.deferred).into_iter().collect();

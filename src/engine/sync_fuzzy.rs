@@ -33,7 +33,9 @@ impl Sync<'_> {
         }
         // Only identities sharing a blocking key with an object can be
         // compared, so only they are read record by record; a
-        // term-frequency weight counts values over all of them.
+        // term-frequency weight counts values over all of them, unless a
+        // delta sync has them from the last full one.
+        let known = self.tf_known.remove(&a);
         let keys = crate::engine::fuzzy_join::object_keys(
             rule,
             agent.object_type,
@@ -49,7 +51,7 @@ impl Sync<'_> {
                 !m.deleted && m.ty == agent.object_type && !m.conns().any(|(x, _)| x == a)
             })
             .map(|(p, m)| (p, keys.shares_key(&m.attrs)))
-            .filter(|&(_, shares)| tf || shares)
+            .filter(|&(_, shares)| (tf && known.is_none()) || shares)
             .collect();
         // An identity is compared with each record its connectors bring, as
         // well as its own values: their flows must be known.
@@ -84,7 +86,16 @@ impl Sync<'_> {
                 }
             }
         }
-        let out = crate::engine::fuzzy_join::decide(rule, &self.objects(a, &left), &rows, self.now);
+        let (out, _) = crate::engine::fuzzy_join::decide(
+            rule,
+            &self.objects(a, &left),
+            &rows,
+            self.now,
+            known.as_ref(),
+        );
+        if let Some(k) = known {
+            self.tf_known.insert(a, k);
+        }
         left.into_iter()
             .zip(out)
             .map(|(i, d)| {
@@ -107,6 +118,45 @@ impl Sync<'_> {
                 (i, d)
             })
             .collect()
+    }
+
+    /// Term frequencies as a full sync ends, per agent whose fuzzy rule
+    /// weighs by them: over its objects still unjoined and the identities
+    /// it could join. Delta syncs weigh values by them until the next full
+    /// sync counts again.
+    pub(super) fn count_frequencies(&mut self) {
+        let rules = self.rules;
+        for (a, agent) in rules.agents.iter().enumerate() {
+            let Some(rule) = &agent.fuzzy else {
+                continue;
+            };
+            if !rule.spec.fields.iter().any(|f| f.term_frequency) {
+                continue;
+            }
+            let left: Vec<usize> = (0..self.cs[a].len())
+                .filter(|&i| {
+                    let c = &self.cs[a][i];
+                    c.mv.is_none()
+                        && c.in_scope
+                        && c.row.pending != Some(crate::model::Delta::Delete)
+                })
+                .collect();
+            let mvs: Vec<&Record> = self
+                .mvs
+                .iter()
+                .filter(|m| {
+                    !m.deleted && m.ty == agent.object_type && !m.conns().any(|(x, _)| x == a)
+                })
+                .map(|m| &m.attrs)
+                .collect();
+            let objects = self.objects(a, &left);
+            // The spec was checked against these columns when compiled.
+            if let Ok((sides, _)) =
+                crate::engine::fuzzy_join::sides(rule, &objects, mvs.into_iter(), self.now, None)
+            {
+                self.plan.frequencies.push((a, sides.frequencies()));
+            }
+        }
     }
 
     /// Objects of agent `a` as the matcher reads them: attributes and the

@@ -28,7 +28,7 @@ pub mod spec;
 pub use compare::{Gammas, MISSING, Pair};
 pub use decide::{Decision, Why, decide};
 pub use em::{EmOptions, FieldParams, Params, Training, USource};
-pub use prepare::{Sides, Table, prepare};
+pub use prepare::{FieldFrequencies, Frequencies, Sides, Table, prepare, prepare_with};
 pub use score::{Contribution, ScoredPair, Weights};
 pub use spec::{BlockKey, FieldKind, FieldSpec, KeyPart, Level, MatchSpec, Thresholds, Transform};
 

@@ -166,8 +166,79 @@ pub struct Sides {
     pub(crate) tf_mean: Vec<Option<f64>>,
 }
 
+/// Term frequencies as one match counted them, kept so that a later match
+/// of a few records (a delta sync's) weighs values as that one did rather
+/// than by the few records it reads. Per field of the spec; only values
+/// above [`TF_FLOOR`] are kept, since any other weighs as the floor: at most
+/// 1 / `TF_FLOOR` values per field.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Frequencies {
+    pub fields: Vec<Option<FieldFrequencies>>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct FieldFrequencies {
+    /// The chance that a random pair agrees exactly.
+    pub mean: f64,
+    /// How many values were counted (both sides): a value not kept is
+    /// counted where it is seen, out of as many.
+    #[serde(default)]
+    pub total: f64,
+    /// Normalised value -> frequency, sorted so the stored text is stable.
+    pub values: std::collections::BTreeMap<String, f32>,
+}
+
+impl Sides {
+    /// The frequencies this match weighed values by.
+    pub fn frequencies(&self) -> Frequencies {
+        let fields = self
+            .tf_mean
+            .iter()
+            .enumerate()
+            .map(|(f, mean)| {
+                let mean = (*mean)?;
+                let total = [&self.left, &self.right]
+                    .iter()
+                    .filter_map(|s| s.values.get(f))
+                    .map(|v| v.iter().flatten().count())
+                    .sum::<usize>() as f64;
+                let mut values = std::collections::BTreeMap::new();
+                for side in [&self.left, &self.right] {
+                    let (Some(vals), Some(freq)) = (side.values.get(f), side.freq.get(f)) else {
+                        continue;
+                    };
+                    for (v, &q) in vals.iter().zip(freq) {
+                        if let Some(v) = v
+                            && f64::from(q) > TF_FLOOR
+                        {
+                            values.insert(v.norm.to_string(), q);
+                        }
+                    }
+                }
+                Some(FieldFrequencies {
+                    mean,
+                    total,
+                    values,
+                })
+            })
+            .collect();
+        Frequencies { fields }
+    }
+}
+
 /// Prepares both sides of a match. Errors: every problem in the spec.
 pub fn prepare(spec: &MatchSpec, left: &Table, right: &Table) -> Result<Sides, Vec<SpecError>> {
+    prepare_with(spec, left, right, None)
+}
+
+/// [`prepare`], weighing values by `known` frequencies (those of an
+/// earlier match) for the fields it has, instead of counting these sides.
+pub fn prepare_with(
+    spec: &MatchSpec,
+    left: &Table,
+    right: &Table,
+    known: Option<&Frequencies>,
+) -> Result<Sides, Vec<SpecError>> {
     let mut errors = Vec::new();
     for t in [left, right] {
         let cols: Vec<&str> = t.columns().iter().map(String::as_str).collect();
@@ -202,7 +273,30 @@ pub fn prepare(spec: &MatchSpec, left: &Table, right: &Table) -> Result<Sides, V
             rf.push(Vec::new());
             continue;
         }
-        let (mean, l, r) = frequencies(&lv[i], &rv[i]);
+        let (mean, l, r) = match known.and_then(|k| k.fields.get(i)?.as_ref()) {
+            Some(k) => {
+                // A value the counts do not keep (new, or rare) counts as
+                // often as these sides hold it, out of the counted total:
+                // what a full count would find for a value only they hold.
+                let mut here: FxHashMap<&str, u32> = FxHashMap::default();
+                for v in lv[i].iter().chain(&rv[i]).flatten() {
+                    *here.entry(&v.norm).or_default() += 1;
+                }
+                let total = k.total.max(1.0);
+                let look = |side: &[Option<Value>]| -> Vec<f32> {
+                    side.iter()
+                        .map(|v| match v {
+                            Some(v) => k.values.get(&*v.norm).copied().unwrap_or_else(|| {
+                                (f64::from(here.get(&*v.norm).copied().unwrap_or(0)) / total) as f32
+                            }),
+                            None => 0.0,
+                        })
+                        .collect()
+                };
+                (k.mean, look(&lv[i]), look(&rv[i]))
+            }
+            None => frequencies(&lv[i], &rv[i]),
+        };
         tf_mean.push(Some(mean));
         lf.push(l);
         rf.push(r);
@@ -320,5 +414,43 @@ mod tests {
         };
         let errors = prepare(&spec, &t, &t).err().unwrap_or_default();
         assert_eq!(errors, vec![SpecError::UnknownField("c".into())]);
+    }
+
+    #[test]
+    fn known_frequencies_weigh_a_few_records_as_the_whole_match_did() {
+        let table = |v: &[&str]| {
+            let mut t = Table::new(vec!["sn".into()]);
+            for s in v {
+                t.push(vec![Some(s.to_string())]);
+            }
+            t
+        };
+        let spec = MatchSpec {
+            fields: vec![super::super::spec::FieldSpec::name("sn")],
+            blocking: vec![],
+            thresholds: Default::default(),
+        };
+        let whole = prepare(
+            &spec,
+            &table(&["smith", "zed"]),
+            &table(&["Smith", "jones", "smith", "brown"]),
+        )
+        .expect("prepare");
+        let kept = whole.frequencies();
+        let f = kept.fields[0].as_ref().expect("tf field");
+        assert_eq!(f.values.get("smith"), Some(&0.5));
+        assert_eq!(f.mean, whole.tf_mean[0].unwrap_or_default());
+        // A few records alone, with and without the kept frequencies.
+        let few = (table(&["smith", "newname"]), table(&["smith"]));
+        let own = prepare(&spec, &few.0, &few.1).expect("prepare");
+        assert_ne!(own.left.freq[0][0], 0.5);
+        let known = prepare_with(&spec, &few.0, &few.1, Some(&kept)).expect("prepare");
+        // "newname" is not kept: once here, out of the six counted.
+        assert_eq!(known.left.freq[0], vec![0.5, 1.0 / 6.0]);
+        assert_eq!(known.right.freq[0], vec![0.5]);
+        assert_eq!(known.tf_mean, whole.tf_mean);
+        // Stored and read back, the same.
+        let text = serde_json::to_string(&kept).expect("json");
+        assert_eq!(serde_json::from_str::<Frequencies>(&text).ok(), Some(kept));
     }
 }
