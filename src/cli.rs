@@ -117,8 +117,16 @@ pub enum Command {
         object: String,
     },
     /// Estimate an agent's fuzzy join weights by EM over its unjoined
-    /// objects against the metaverse, and write them into its rule file.
-    TrainJoin { agent: String },
+    /// objects (or all of them) against the identities it has no connector
+    /// to, and write them into its rule file.
+    TrainJoin {
+        agent: String,
+        /// Train on every object of the agent, joined or not, against the
+        /// identities it has no connector to (the default when none is
+        /// unjoined: a rule added after the agent's first syncs).
+        #[arg(long)]
+        all: bool,
+    },
     /// The hash-chained audit log: verify, export, list, prune.
     Audit {
         #[command(subcommand)]
@@ -351,7 +359,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Review { sub } => review::run(&cli, sub),
         Command::Join { object, identity } => review::join(&cli, object, identity),
         Command::Disconnect { object } => review::disconnect(&cli, object),
-        Command::TrainJoin { agent } => fuzzy_cmd::train_join(&cli, agent),
+        Command::TrainJoin { agent, all } => fuzzy_cmd::train_join(&cli, agent, *all),
         Command::Import { agent, delta } => {
             let (mode, verb) = if *delta {
                 (ImportMode::Delta, "delta-import")

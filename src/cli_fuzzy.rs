@@ -15,14 +15,22 @@ use chrono::Utc;
 use rustc_hash::FxHashSet;
 use serde_json::json;
 
-/// The agent's unjoined objects and the identities of its type it has no
-/// connector to, read for the rule's matcher.
-fn agent_sides(store: &Store, rules: &RuleSet, agent: &Agent, rule: &FuzzyJoin) -> Result<Sides> {
+/// The agent's unjoined objects (or `all` of them) and the identities of
+/// its type it has no connector to, read for the rule's matcher. A joined
+/// object's own identity is never on the right: it would be a match found
+/// by the rule's own sources, not by the fields.
+fn agent_sides(
+    store: &Store,
+    rules: &RuleSet,
+    agent: &Agent,
+    rule: &FuzzyJoin,
+    all: bool,
+) -> Result<Sides> {
     let objects = store.load_cs(&agent.name, &agent.schema)?;
     let joined: FxHashSet<MvId> = objects.iter().filter_map(|o| o.mv).collect();
     let left: Vec<(&Record, String)> = objects
         .iter()
-        .filter(|o| o.mv.is_none() && o.pending != Some(crate::model::Delta::Delete))
+        .filter(|o| (all || o.mv.is_none()) && o.pending != Some(crate::model::Delta::Delete))
         .map(|o| (&o.attrs, format!("{}/{}", agent.name, o.anchor)))
         .collect();
     let ty = &rules.metaverse.types[agent.object_type];
@@ -44,7 +52,7 @@ pub(super) fn estimates(store: &Store, rules: &RuleSet) -> Result<Vec<serde_json
     let mut out = Vec::new();
     for a in &rules.agents {
         let Some(rule) = &a.fuzzy else { continue };
-        let sides = agent_sides(store, rules, a, rule)?;
+        let sides = agent_sides(store, rules, a, rule, false)?;
         let keys: Vec<serde_json::Value> = fuzzy::blocking::estimate(&rule.spec, &sides)
             .into_iter()
             .map(|k| json!({"key": k.key, "pairs": k.pairs, "largest_block": k.largest_block}))
@@ -80,7 +88,7 @@ pub(super) fn print_estimates(all: &[serde_json::Value]) {
     }
 }
 
-pub(super) fn train_join(cli: &Cli, agent: &str) -> Result<i32> {
+pub(super) fn train_join(cli: &Cli, agent: &str, all: bool) -> Result<i32> {
     let app = open(cli)?;
     let Some(a) = app.rules.agent(agent) else {
         bail!(
@@ -94,10 +102,17 @@ pub(super) fn train_join(cli: &Cli, agent: &str) -> Result<i32> {
             a.file.display()
         );
     };
-    let sides = agent_sides(&app.store, &app.rules, a, rule)?;
+    let mut sides = agent_sides(&app.store, &app.rules, a, rule, all)?;
+    let mut every = all;
+    // A rule added after the agent's objects joined or projected has no
+    // unjoined object to learn from; all of them serve as well.
+    if sides.left.is_empty() && !all {
+        sides = agent_sides(&app.store, &app.rules, a, rule, true)?;
+        every = true;
+    }
     if sides.left.is_empty() || sides.right.is_empty() {
         bail!(
-            "nothing to train on: {} unjoined object(s) of {agent} against {} identities without one; import {agent} and sync the other agents first",
+            "nothing to train on: {} object(s) of {agent} against {} identities without one of its connectors; import {agent} and sync the other agents first",
             sides.left.len(),
             sides.right.len()
         );
@@ -109,6 +124,9 @@ pub(super) fn train_join(cli: &Cli, agent: &str) -> Result<i32> {
             "agent": agent,
             "rule": rule.name,
             "file": a.file,
+            "objects": sides.left.len(),
+            "every_object": every,
+            "identities": sides.right.len(),
             "iterations": training.iterations,
             "converged": training.converged,
             "weights": training.params,
@@ -116,9 +134,10 @@ pub(super) fn train_join(cli: &Cli, agent: &str) -> Result<i32> {
         return Ok(0);
     }
     println!(
-        "fuzzy join {agent} {:?}: EM over {} object(s) and {} identities, {} iteration(s){}; weights written to {}",
+        "fuzzy join {agent} {:?}: EM over {} {}object(s) and {} identities, {} iteration(s){}; weights written to {}",
         rule.name,
         sides.left.len(),
+        if every { "" } else { "unjoined " },
         sides.right.len(),
         training.iterations,
         if training.converged {

@@ -337,6 +337,32 @@ fn train_join_writes_weights_the_rule_then_uses_and_keeps_the_rest_of_the_file()
     assert!(check.contains("blocking key dob"), "{check}");
 }
 
+/// A fuzzy rule added after the agent's objects all projected: there is no
+/// unjoined object left, so training reads every object against the
+/// identities the agent has no connector to, and says so.
+#[test]
+fn train_join_after_the_agent_projected_reads_every_object() {
+    let e = env("10.0");
+    let start = SUB.find("[fuzzy_join]").expect("rule");
+    let end = SUB.find("[projection]").expect("projection");
+    let without = format!("{}{}", &SUB[..start], &SUB[end..]);
+    e.write("rules/sub.toml", &without);
+    load_and_sync(&e);
+    assert!(identity_of(&e, "sub:904").is_some(), "projected");
+    let weights = SUB.find("[fuzzy_join.weights]").expect("weights");
+    e.write(
+        "rules/sub.toml",
+        &format!("{}{}", &SUB[..weights], &SUB[end..]).replace("JOIN", "10.0"),
+    );
+    let v = ok_json(&e, &["train-join", "sub"]);
+    assert_eq!(v["every_object"], true, "{v}");
+    assert_eq!(v["objects"], 5, "{v}");
+    // The identities sub projected are not on the right: 4 from hr.
+    assert_eq!(v["identities"], 4, "{v}");
+    assert_eq!(v["weights"]["fields"].as_array().map(Vec::len), Some(3));
+    ok(&e, &["check"]);
+}
+
 #[test]
 fn review_from_names_a_level_by_its_label_and_an_unknown_one_is_an_error() {
     let e = env("10.0");
