@@ -182,8 +182,9 @@ type Write = (ExportRow, Vec<(String, MvId)>, &'static str, bool);
 /// Looks up how accounts are written in references, per target.
 struct RefMap {
     by: FxHashMap<String, RefBy>,
-    /// (target, identity) -> (id, name) of the account, when it exists.
-    accounts: FxHashMap<(String, MvId), (String, String)>,
+    /// (target, identity) -> (id, name) of the account, when it exists, and
+    /// the values other targets read back, once a confirming import read them.
+    accounts: FxHashMap<(String, MvId), (String, String, Option<Attrs>)>,
 }
 
 impl RefMap {
@@ -219,20 +220,27 @@ impl RefMap {
             map.by.insert(target.clone(), by);
             for a in read(&target, &ids)? {
                 if let (Some(id), Some(name)) = (a.remote_id, a.name) {
-                    map.accounts.insert((target.clone(), a.mv_id), (id, name));
+                    let held = a.held.as_deref().and_then(|h| attrs_from_json(h).ok());
+                    map.accounts
+                        .insert((target.clone(), a.mv_id), (id, name, held));
                 }
             }
         }
         Ok(map)
     }
 
-    fn lookup(&self, target: &str, mv: MvId, how: outbound::Written) -> Option<String> {
-        let (id, name) = self.accounts.get(&(target.to_string(), mv))?;
+    /// What a flow writes for `mv`'s account in `target`; none while there
+    /// is no account yet, or no confirming import has read back its values.
+    fn lookup(&self, target: &str, mv: MvId, how: outbound::Written) -> Option<Vec<String>> {
+        let (id, name, held) = self.accounts.get(&(target.to_string(), mv))?;
         Some(match (how, self.by.get(target)) {
             (outbound::Written::Id, _) | (outbound::Written::AsReference, Some(RefBy::Id)) => {
-                id.clone()
+                vec![id.clone()]
             }
-            _ => name.clone(),
+            (outbound::Written::Attribute(a), _) => {
+                held.as_ref()?.get(a).cloned().unwrap_or_default()
+            }
+            _ => vec![name.clone()],
         })
     }
 }
@@ -462,6 +470,7 @@ fn write_provision(
                         attempts: 0,
                         created_run: run,
                         updated_run: run,
+                        held: None,
                     },
                 };
                 writes.push((row, refs, kind, fresh));
@@ -987,8 +996,12 @@ impl App {
                             w.row.updated_run = run;
                             tx.record_export(&w.row)?;
                             if let (Some(id), Some(name)) = (&w.row.remote_id, &w.row.name) {
-                                refs.accounts
-                                    .insert((agent.to_string(), mv), (id.clone(), name.clone()));
+                                let held =
+                                    w.row.held.as_deref().and_then(|h| attrs_from_json(h).ok());
+                                refs.accounts.insert(
+                                    (agent.to_string(), mv),
+                                    (id.clone(), name.clone(), held),
+                                );
                             }
                         }
                         if touch {

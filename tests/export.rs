@@ -461,3 +461,100 @@ fn a_new_store_over_an_old_file_joins_its_rows_by_the_key_column() {
     assert_eq!(c["created"], 0, "{c}");
     assert_eq!(badges(&e), before, "the file is the same");
 }
+
+/// The application assigns each account a phone extension; a file for HR
+/// gets it back through an account flow reading that column, once a
+/// confirming import of the application has read it, and again when the
+/// application changes it.
+#[test]
+fn values_a_target_assigns_flow_back_to_a_file_for_hr() {
+    let e = env();
+    let db = rusqlite::Connection::open(e.path("app.db")).expect("app.db");
+    db.execute_batch("ALTER TABLE accounts ADD COLUMN extension TEXT")
+        .expect("column");
+    e.write(
+        "rules/targets/extensions.toml",
+        r#"
+[target]
+name = "extensions"
+kind = "csv"
+object_type = "person"
+path = "../../out/extensions.csv"
+key = "Worker_ID"
+
+[provision]
+scope = 'IsPresent(employeeId) and lifecycle <> "leaver"'
+name = "employeeId"
+
+[reconcile]
+grants_access = false
+
+[flows.export]
+Login = { account = "app", value = "name" }
+Extension = { account = "app", value = "extension" }
+"#,
+    );
+    let rows = |e: &Env| -> std::collections::BTreeMap<String, (String, String)> {
+        let Ok(mut r) = csv::Reader::from_path(e.path("out/extensions.csv")) else {
+            return Default::default();
+        };
+        let h = r.headers().expect("header").clone();
+        let col = |name: &str| h.iter().position(|c| c == name).expect("column");
+        let (login, ext) = (col("Login"), col("Extension"));
+        r.records()
+            .map(|x| {
+                let x = x.expect("row");
+                (x[0].to_string(), (x[login].to_string(), x[ext].to_string()))
+            })
+            .collect()
+    };
+    ok(e.idsync(&["--as-of", DAY1, "run", "nightly"]));
+    ok(e.idsync(&["--as-of", DAY1, "export", "app"]));
+    let logins: Vec<String> = app_rows(&e).into_keys().collect();
+    assert!(logins.len() > 3, "{logins:?}");
+    // The application numbers its accounts.
+    for (n, login) in logins.iter().enumerate() {
+        db.execute(
+            "UPDATE accounts SET extension = ?1 WHERE login = ?2",
+            rusqlite::params![format!("{}", 4100 + n), login],
+        )
+        .expect("extension");
+    }
+    // Before the application is read back, the rows wait without it.
+    ok(e.idsync(&["--as-of", DAY1, "export", "extensions"]));
+    let before = rows(&e);
+    assert!(!before.is_empty());
+    assert!(before.values().all(|(_, ext)| ext.is_empty()), "{before:?}");
+    let status = json(e.idsync(&["--as-of", DAY1, "--json", "status"]));
+    assert!(status.to_string().contains("extensions"), "{status}");
+
+    let read = json(e.idsync(&["--as-of", DAY1, "--json", "import", "app"]));
+    assert!(
+        read["read_back_changed"].as_u64().unwrap_or(0) > 3,
+        "{read}"
+    );
+    ok(e.idsync(&["--as-of", DAY1, "export", "extensions"]));
+    let after = rows(&e);
+    let first = &logins[0];
+    let (wid, (_, ext)) = after
+        .iter()
+        .find(|(_, (login, _))| login == first)
+        .expect("the first login's row");
+    assert_eq!(ext, "4100", "{after:?}");
+    assert!(
+        after.values().all(|(l, x)| !l.is_empty() && !x.is_empty()),
+        "{after:?}"
+    );
+
+    // The application changes one; the next read and export follow.
+    db.execute(
+        "UPDATE accounts SET extension = '4999' WHERE login = ?1",
+        [first],
+    )
+    .expect("change");
+    let read = json(e.idsync(&["--as-of", DAY1, "--json", "import", "app"]));
+    assert_eq!(read["read_back_changed"], 1, "{read}");
+    let export = json(e.idsync(&["--as-of", DAY1, "--json", "export", "extensions"]));
+    assert_eq!(export["updated"], 1, "{export}");
+    assert_eq!(rows(&e)[wid].1, "4999");
+}

@@ -334,3 +334,72 @@ phone = { type = "string", multi = true }
         assert!(err.contains(&want), "missing {want:?} in:\n{err}");
     }
 }
+
+/// An account flow reading an attribute back: from a file idsync writes
+/// whole there is nothing to read; a SCIM path must be one.
+#[test]
+fn read_back_account_flows_are_checked_at_their_place() {
+    let e = Env::new();
+    e.write("rules/mv.toml", GOOD_MV);
+    e.write(
+        "rules/badges.toml",
+        r#"[target]
+name = "badges"
+kind = "csv"
+object_type = "person"
+path = "badges.csv"
+key = "login"
+
+[provision]
+name = "login"
+
+[flows.export]
+owner = "employeeId"
+"#,
+    );
+    e.write(
+        "rules/saas.toml",
+        r#"[target]
+name = "saas"
+kind = "scim"
+object_type = "person"
+url = "http://127.0.0.1:1/v2"
+token_env = "T"
+
+[provision]
+name = "login"
+
+[flows.export]
+userName = "login"
+"#,
+    );
+    e.write(
+        "rules/hr.toml",
+        r#"[target]
+name = "hr-file"
+kind = "csv"
+object_type = "person"
+path = "hr.csv"
+key = "id"
+
+[provision]
+name = "employeeId"
+
+[flows.export]
+badge = { account = "badges", value = "badge_no" }
+mail = { account = "saas", value = "emails[type eq 'work'" }
+saas_id = { account = "saas" }
+"#,
+    );
+    let out = e.idsync(&["check"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    let hr = e.rules().join("hr.toml").display().to_string();
+    for want in [
+        format!("error: {hr}:12:9: account flow: target \"badges\" is a file idsync writes whole"),
+        format!("error: {hr}:13:8: account flow: \"emails[type eq 'work'\""),
+    ] {
+        assert!(err.contains(&want), "missing {want:?} in:\n{err}");
+    }
+    assert!(err.contains("2 error(s)"), "{err}");
+}

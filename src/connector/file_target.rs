@@ -237,11 +237,18 @@ impl Target for CsvTarget {
 pub struct SqlTarget {
     cfg: SqlTargetConfig,
     table: Option<AccountTable>,
+    /// The columns the application fills that other targets read back:
+    /// read, never written.
+    read_back: Option<AccountTable>,
 }
 
 impl SqlTarget {
     pub fn new(cfg: SqlTargetConfig) -> SqlTarget {
-        SqlTarget { cfg, table: None }
+        SqlTarget {
+            cfg,
+            table: None,
+            read_back: None,
+        }
     }
 
     fn table(&self) -> Result<&AccountTable, ExportError> {
@@ -285,6 +292,15 @@ impl Target for SqlTarget {
         self.table = Some(AccountTable::open(
             &c.path, &c.display, &c.table, &c.key, &c.columns,
         )?);
+        if !c.read_back.is_empty() {
+            self.read_back = Some(AccountTable::open(
+                &c.path,
+                &c.display,
+                &c.table,
+                &c.key,
+                &c.read_back,
+            )?);
+        }
         Ok(())
     }
 
@@ -351,7 +367,16 @@ impl Target for SqlTarget {
 
     fn read_all(&mut self, each: &mut dyn FnMut(RemoteObject)) -> Result<(), ExportError> {
         for k in self.table()?.keys()? {
-            if let Some(attrs) = self.row(&k)? {
+            if let Some(mut attrs) = self.row(&k)? {
+                if let Some(r) = &self.read_back
+                    && let Some(values) = r.row(&k)?
+                {
+                    for (c, v) in self.cfg.read_back.iter().zip(values) {
+                        if let Some(v) = v.filter(|v| !v.is_empty()) {
+                            attrs.entry(c.clone()).or_insert_with(|| split(&v));
+                        }
+                    }
+                }
                 each(remote(&self.cfg.key, k, attrs));
             }
         }

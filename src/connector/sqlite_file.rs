@@ -391,6 +391,7 @@ mod tests {
             table: "accounts".into(),
             key: "login".into(),
             columns: cols.iter().map(|c| c.to_string()).collect(),
+            read_back: Vec::new(),
         };
         let mut bad = SqlTarget::new(cfg(&["mail", "office"]));
         let e = bad.connect().expect_err("no column");

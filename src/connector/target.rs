@@ -263,6 +263,9 @@ pub struct SqlTargetConfig {
     pub key: String,
     /// The columns written (the export flows' targets).
     pub columns: Vec<String>,
+    /// Columns only read, by the confirming import: values the application
+    /// assigns that other targets' account flows read back.
+    pub read_back: Vec<String>,
 }
 
 /// `[target]` of a delimited file: rewritten whole after each export.

@@ -12,7 +12,7 @@ use super::truthy;
 use crate::connector::target::{Attrs, Change, ExportOp};
 use crate::expr::Context;
 use crate::model::{MvId, Record};
-use crate::rules::{DeprovisionAction, ExportValue, TargetAgent};
+use crate::rules::{AccountRead, DeprovisionAction, ExportValue, TargetAgent};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -345,12 +345,18 @@ pub fn managed(t: &TargetAgent) -> Vec<(&str, bool)> {
 
 /// How an account in another target is written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Written {
+pub enum Written<'a> {
     /// As that target's references are: ids for SCIM, names elsewhere.
     AsReference,
     Id,
     Name,
+    /// An attribute's values, as that target's confirming import found them.
+    Attribute(&'a str),
 }
+
+/// What an identity's account in a target writes for a flow: none while
+/// there is no account (or nothing read back from it yet).
+pub type Lookup<'a> = dyn Fn(&str, MvId, Written) -> Option<Vec<String>> + 'a;
 
 /// `Desired::attrs` with the references written out through `lookup`
 /// (target, identity -> the value the target wants); the second value says
@@ -359,15 +365,21 @@ pub enum Written {
 pub fn resolve(
     t: &TargetAgent,
     d: &Desired,
-    lookup: &dyn Fn(&str, MvId, Written) -> Option<String>,
+    lookup: &Lookup,
 ) -> (Attrs, bool) {
     let mut attrs = d.attrs.clone();
     let mut unresolved = false;
     for f in &t.flows {
         let (target, how) = match &f.value {
             ExportValue::Ref { target, .. } => (target, Written::AsReference),
-            ExportValue::Account { target, id: true } => (target, Written::Id),
-            ExportValue::Account { target, id: false } => (target, Written::Name),
+            ExportValue::Account { target, read } => (
+                target,
+                match read {
+                    AccountRead::Id => Written::Id,
+                    AccountRead::Name => Written::Name,
+                    AccountRead::Attribute(a) => Written::Attribute(a),
+                },
+            ),
             ExportValue::Expr(_) => continue,
         };
         let Some(ids) = d.refs.get(&f.attr) else {
@@ -376,7 +388,7 @@ pub fn resolve(
         let mut vals = Vec::with_capacity(ids.len());
         for &id in ids {
             match lookup(target, id, how) {
-                Some(v) => vals.push(v),
+                Some(v) => vals.extend(v),
                 None => unresolved = true,
             }
         }

@@ -49,6 +49,9 @@ pub struct ConfirmReport {
     /// Objects in the target that are no identity's account.
     pub orphans: u64,
     pub orphans_new: u64,
+    /// Accounts whose values other targets read back changed (their
+    /// accounts there are exported again).
+    pub read_back_changed: u64,
 }
 
 fn json_list(v: &[String]) -> String {
@@ -151,6 +154,7 @@ impl App {
                 row.name = None;
                 row.exported = None;
                 row.unconfirmed = None;
+                row.held = None;
                 row.pending = recreate;
                 row.error = (!recreate).then(|| {
                     format!("deleted in the target outside idsync (found in run {run}); missing = \"report\" keeps it so")
@@ -159,6 +163,25 @@ impl App {
                 continue;
             };
             let mut changed = false;
+            // Values the target assigned that other targets' account flows
+            // read: when they change, those accounts are exported again.
+            if !t.read_back.is_empty() {
+                let held: crate::connector::target::Attrs = t
+                    .read_back
+                    .iter()
+                    .filter_map(|a| {
+                        let v = drift::found_values(&obj.attrs, a);
+                        (!v.is_empty()).then(|| (a.clone(), v.to_vec()))
+                    })
+                    .collect();
+                let text = attrs_to_json(&held);
+                if row.held.as_deref() != Some(text.as_str()) {
+                    row.held = Some(text);
+                    changed = true;
+                    report.read_back_changed += 1;
+                    tx.touch_referrers(agent, row.mv_id)?;
+                }
+            }
             let mut drifts: Vec<drift::AttrDrift> = Vec::new();
             if row.name.as_deref() != Some(obj.name.as_str()) {
                 // Renamed outside idsync: the next export renames it back.

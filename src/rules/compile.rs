@@ -174,7 +174,9 @@ struct Compiler {
     broken: Vec<String>,
     target_names: Vec<String>,
     /// Every target a reference flow names, where it names it.
-    target_refs: Vec<(SourceFile, Range<usize>, String)>,
+    /// Flows naming another target: (file, place, target, the attribute an
+    /// account flow reads back).
+    target_refs: Vec<(SourceFile, Range<usize>, String, Option<String>)>,
 }
 
 impl Compiler {
@@ -355,7 +357,7 @@ impl Compiler {
         self.target_names = target_names.clone();
         // A reference flow may name another target (group members are the
         // people's accounts): it must exist.
-        for (src, span, target) in std::mem::take(&mut self.target_refs) {
+        for (src, span, target, attr) in std::mem::take(&mut self.target_refs) {
             if !target_names.contains(&target) {
                 let help = suggest(&target, target_names.iter().map(String::as_str));
                 self.err(
@@ -364,6 +366,50 @@ impl Compiler {
                     format!("reference flow: unknown target {target:?}"),
                     help,
                 );
+                continue;
+            }
+            // An attribute read back is read by that target's confirming
+            // import, which reads only what it is told to.
+            let (Some(attr), Some(other)) = (attr, targets.iter_mut().find(|t| t.name == target))
+            else {
+                continue;
+            };
+            let fail = match &mut other.connection {
+                TargetConnection::Ldap(c) => {
+                    c.attributes.push(attr.clone());
+                    None
+                }
+                TargetConnection::Scim(c) => {
+                    match crate::connector::scim::check_attribute(&attr, &c.extensions) {
+                        Ok(()) => {
+                            c.attributes.push(attr.clone());
+                            None
+                        }
+                        Err(e) => Some(format!("account flow: {attr:?}: {e}")),
+                    }
+                }
+                TargetConnection::Sql(c) => {
+                    c.read_back.push(attr.clone());
+                    None
+                }
+                TargetConnection::Csv(_) => Some(format!(
+                    "account flow: target {target:?} is a file idsync writes whole; it holds no values of its own to read back (value = \"id\" or \"name\" can be)"
+                )),
+            };
+            match fail {
+                Some(message) => self.err(&src, span, message, None),
+                None if !other.read_back.contains(&attr) => other.read_back.push(attr),
+                None => {}
+            }
+        }
+        for t in &mut targets {
+            if let TargetConnection::Ldap(c) = &mut t.connection {
+                c.attributes.sort();
+                c.attributes.dedup();
+            }
+            if let TargetConnection::Scim(c) = &mut t.connection {
+                c.attributes.sort();
+                c.attributes.dedup();
             }
         }
 

@@ -173,6 +173,7 @@ impl Compiler {
             deprovision,
             quarantine,
             reconcile,
+            read_back: Vec::new(),
         })
     }
 
@@ -379,8 +380,8 @@ impl Compiler {
                         ("ref", toml::Value::String(s)) => reference = Some(s.clone()),
                         ("in", toml::Value::String(s)) => target = Some(s.clone()),
                         ("account", toml::Value::String(s)) => account = Some(s.clone()),
-                        ("value", toml::Value::String(s)) if s == "id" || s == "name" => {
-                            written_as = Some(s.clone())
+                        ("value", toml::Value::String(s)) if !s.trim().is_empty() => {
+                            written_as = Some(s.trim().to_string())
                         }
                         ("create_only", toml::Value::Boolean(b)) => create_only = *b,
                         ("multi", toml::Value::Boolean(b)) => multi = Some(*b),
@@ -426,7 +427,7 @@ impl Compiler {
                     self.err(
                         src,
                         value.span(),
-                        format!("{context}: value = \"id\" or \"name\" goes with account"),
+                        format!("{context}: value = \"...\" goes with account"),
                         None,
                     );
                 }
@@ -441,11 +442,23 @@ impl Compiler {
                             );
                             return None;
                         }
-                        self.target_refs
-                            .push((src.clone(), value.span(), other.clone()));
+                        let read = match written_as.as_deref() {
+                            None | Some("id") => AccountRead::Id,
+                            Some("name") => AccountRead::Name,
+                            Some(a) => AccountRead::Attribute(a.to_string()),
+                        };
+                        self.target_refs.push((
+                            src.clone(),
+                            value.span(),
+                            other.clone(),
+                            match &read {
+                                AccountRead::Attribute(a) => Some(a.clone()),
+                                _ => None,
+                            },
+                        ));
                         ExportValue::Account {
                             target: other,
-                            id: written_as.as_deref() != Some("name"),
+                            read,
                         }
                     }
                     (Some(text), None, None) => {
@@ -486,7 +499,7 @@ impl Compiler {
                         }
                         let target = target.unwrap_or_else(|| own.to_string());
                         self.target_refs
-                            .push((src.clone(), value.span(), target.clone()));
+                            .push((src.clone(), value.span(), target.clone(), None));
                         ExportValue::Ref { attr: a, target }
                     }
                     _ => {
@@ -695,6 +708,7 @@ impl Compiler {
                     table,
                     columns: attrs.iter().filter(|a| **a != key).cloned().collect(),
                     key,
+                    read_back: Vec::new(),
                 })
             }
             _ => {

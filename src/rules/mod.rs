@@ -390,6 +390,9 @@ pub struct TargetAgent {
     pub deprovision: Deprovision,
     pub quarantine: Quarantine,
     pub reconcile: Reconcile,
+    /// Attributes other targets' account flows read from this target's
+    /// accounts: its confirming import keeps their values.
+    pub read_back: Vec<String>,
 }
 
 impl TargetAgent {
@@ -522,12 +525,23 @@ pub enum ExportValue {
         target: String,
     },
     /// The identity's own account in another target, as that target knows
-    /// it: its id (`id = true`: an id the target made, such as a SCIM id
-    /// or an entryUUID) or its name (a DN, a userName).
+    /// it.
     Account {
         target: String,
-        id: bool,
+        read: AccountRead,
     },
+}
+
+/// What an account flow reads of the account in the other target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AccountRead {
+    /// An id the target made, such as a SCIM id or an entryUUID.
+    Id,
+    /// Its name: a DN, a userName.
+    Name,
+    /// An attribute's values as the other target's last confirming import
+    /// found them: values the target assigns itself (a mail address).
+    Attribute(String),
 }
 
 #[derive(Debug, Clone)]

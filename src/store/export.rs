@@ -23,6 +23,9 @@ pub struct ExportRow {
     pub attempts: i64,
     pub created_run: RunId,
     pub updated_run: RunId,
+    /// JSON: the values of attributes other targets read back (see
+    /// migration 8).
+    pub held: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -39,6 +42,7 @@ pub struct AccountRef {
     pub mv_id: MvId,
     pub remote_id: Option<String>,
     pub name: Option<String>,
+    pub held: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
@@ -54,7 +58,7 @@ pub struct ExportCounts {
     pub awaiting_confirmation: u64,
 }
 
-const COLUMNS: &str = "agent, mv_id, state, remote_id, name, desired, exported, pending, unconfirmed, error, attempts, created_run, updated_run";
+const COLUMNS: &str = "agent, mv_id, state, remote_id, name, desired, exported, pending, unconfirmed, error, attempts, created_run, updated_run, held";
 
 fn export_row(r: &rusqlite::Row) -> rusqlite::Result<ExportRow> {
     Ok(ExportRow {
@@ -71,6 +75,7 @@ fn export_row(r: &rusqlite::Row) -> rusqlite::Result<ExportRow> {
         attempts: r.get(10)?,
         created_run: r.get(11)?,
         updated_run: r.get(12)?,
+        held: r.get(13)?,
     })
 }
 
@@ -248,7 +253,7 @@ fn account_refs(
 ) -> rusqlite::Result<Vec<AccountRef>> {
     keyed_in(
         conn,
-        "SELECT mv_id, remote_id, name FROM export_object WHERE agent = ? AND mv_id IN ({ids})",
+        "SELECT mv_id, remote_id, name, held FROM export_object WHERE agent = ? AND mv_id IN ({ids})",
         agent,
         ids,
         |r| {
@@ -256,6 +261,7 @@ fn account_refs(
                 mv_id: r.get(0)?,
                 remote_id: r.get(1)?,
                 name: r.get(2)?,
+                held: r.get(3)?,
             })
         },
     )
@@ -278,7 +284,7 @@ impl Tx<'_> {
         let mut stmt = self
             .tx
             .prepare_cached(&format!(
-                "INSERT OR REPLACE INTO export_object({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
+                "INSERT OR REPLACE INTO export_object({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
             ))
             .map_err(|e| self.err(e))?;
         stmt.execute(params![
@@ -294,7 +300,8 @@ impl Tx<'_> {
             r.error,
             r.attempts,
             r.created_run,
-            r.updated_run
+            r.updated_run,
+            r.held
         ])
         .map(|_| ())
         .map_err(|e| self.err(e))

@@ -296,6 +296,11 @@ const MIGRATIONS: &[&str] = &[
     "-- JSON: per candidate, its score and each field's level and weight;
      -- null for an exact rule's ambiguous join.
      ALTER TABLE ambiguous_join ADD COLUMN scores TEXT;",
+    // 8: values a target assigns that other targets read back.
+    "-- JSON: attribute -> values of the attributes other targets' account
+     -- flows read from this account (a mail address the target assigned),
+     -- as the last confirming import found them; null until one has.
+     ALTER TABLE export_object ADD COLUMN held TEXT;",
 ];
 
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
