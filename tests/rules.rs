@@ -403,3 +403,60 @@ saas_id = { account = "saas" }
     }
     assert!(err.contains("2 error(s)"), "{err}");
 }
+
+/// The attribute an account flow reads back from a directory is read by
+/// that directory's confirming import, once, and never written there.
+#[test]
+fn a_directory_reads_the_attributes_other_targets_read_back() {
+    let e = Env::new();
+    e.write("rules/mv.toml", GOOD_MV);
+    e.write(
+        "rules/dir.toml",
+        r#"[target]
+name = "directory"
+kind = "ldap"
+object_type = "person"
+url = "ldap://127.0.0.1:1"
+bind_dn = "cn=admin,dc=example,dc=com"
+password_env = "P"
+base = "ou=people,dc=example,dc=com"
+
+[provision]
+name = '"uid=" & login & ",ou=people,dc=example,dc=com"'
+
+[flows.export]
+uid = "login"
+"#,
+    );
+    e.write(
+        "rules/hr.toml",
+        r#"[target]
+name = "hr-file"
+kind = "csv"
+object_type = "person"
+path = "hr.csv"
+key = "id"
+
+[provision]
+name = "employeeId"
+
+[flows.export]
+mail = { account = "directory", value = "mail" }
+also = { account = "directory", value = "mail" }
+dn = { account = "directory", value = "name" }
+"#,
+    );
+    let rules = idsync::rules::load(&e.rules(), &|_| None).expect("rules");
+    let dir = rules.target("directory").expect("directory");
+    assert_eq!(dir.read_back, vec!["mail".to_string()]);
+    match &dir.connection {
+        idsync::rules::TargetConnection::Ldap(c) => {
+            assert_eq!(c.attributes, vec!["mail".to_string(), "uid".to_string()])
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        dir.flows.iter().all(|f| f.attr != "mail"),
+        "read, not written"
+    );
+}

@@ -362,11 +362,7 @@ pub type Lookup<'a> = dyn Fn(&str, MvId, Written) -> Option<Vec<String>> + 'a;
 /// (target, identity -> the value the target wants); the second value says
 /// whether any reference could not be written yet (its account does not
 /// exist), so the account must be exported again later.
-pub fn resolve(
-    t: &TargetAgent,
-    d: &Desired,
-    lookup: &Lookup,
-) -> (Attrs, bool) {
+pub fn resolve(t: &TargetAgent, d: &Desired, lookup: &Lookup) -> (Attrs, bool) {
     let mut attrs = d.attrs.clone();
     let mut unresolved = false;
     for f in &t.flows {
