@@ -456,8 +456,12 @@ fn different_worker_ids_are_never_joined_by_score() {
 
 /// A contractor database that knows people by their own number, with a
 /// worker id only for those converted to employees, which it flows but
-/// does not join on.
-const CTR: &str = r#"
+/// does not join on. Its fuzzy rule is the subsidiary's.
+fn ctr_rules() -> String {
+    let rule = &SUB
+        [SUB.find("[fuzzy_join]").expect("rule")..SUB.find("[projection]").expect("projection")];
+    format!(
+        r#"
 [agent]
 name = "ctr"
 kind = "csv"
@@ -465,26 +469,7 @@ object_type = "person"
 anchor = "cid"
 path = "ctr.csv"
 
-[fuzzy_join]
-name = "by-person"
-fields = [
-  { cs = "last", mv = "sn", kind = "name", levels = ["normalised", { jaro-winkler = 0.92 }, { jaro-winkler = 0.8 }] },
-  { cs = "first", mv = "givenName", kind = "name", levels = ["normalised", { jaro-winkler = 0.92 }, "initial"] },
-  { cs = "dob", mv = "birthDate", kind = "date", levels = ["exact", "date-one-off", "date-swapped"], review_from = "date-swapped" },
-]
-blocking = [
-  { name = "dob", parts = [{ field = "birthDate", transform = "whole" }] },
-]
-thresholds = { join = 10.0, review = 4.0, margin = 5.0 }
-
-[fuzzy_join.weights]
-lambda = 0.0001
-fields = [
-  { m = [0.85, 0.1, 0.03, 0.02], u = [0.003, 0.01, 0.05, 0.937] },
-  { m = [0.85, 0.08, 0.065, 0.005], u = [0.005, 0.01, 0.02, 0.965] },
-  { m = [0.95, 0.02, 0.01, 0.02], u = [0.00005, 0.002, 0.0001, 0.99785] },
-]
-
+{}
 [projection]
 enabled = true
 
@@ -493,7 +478,10 @@ employeeId = "emp"
 givenName = "first"
 sn = "last"
 birthDate = "dob"
-"#;
+"#,
+        rule.replace("JOIN", "10.0")
+    )
+}
 
 /// Three sources: A~B by the subsidiary's worker id, B~C by a score the
 /// identity's own values (A's) would not reach, so C joins A and B's
@@ -524,7 +512,7 @@ fn cluster_in_order(order: &str) {
     );
     e.write("rules/hr.toml", HR);
     e.write("rules/sub.toml", &SUB.replace("JOIN", "10.0"));
-    e.write("rules/ctr.toml", CTR);
+    e.write("rules/ctr.toml", &ctr_rules());
     e.write(
         "rules/hr.csv",
         "id,first,last,dob\n10,Katharina,Mueller,1980-03-04\n11,Hans,Wagner,1965-06-15\n",
