@@ -101,6 +101,12 @@ pub struct Sync<'r> {
     hold: bool,
     /// Objects that waited in the current pass.
     held: usize,
+    /// Joins and projections so far: a fuzzy decision taken when this was
+    /// the same still holds (no identity changed since).
+    generation: u64,
+    /// Per agent: the generation its fuzzy rule last decided at, and what
+    /// it decided for each object.
+    fuzzy_memo: FxHashMap<usize, (u64, FxHashMap<usize, FuzzyDecision>)>,
     plan: SyncPlan,
 }
 
@@ -195,6 +201,8 @@ impl<'r> Sync<'r> {
             tf_known: FxHashMap::default(),
             hold: false,
             held: 0,
+            generation: 0,
+            fuzzy_memo: FxHashMap::default(),
             plan: SyncPlan {
                 disconnects_by_agent: vec![0; rules.agents.len()],
                 ..SyncPlan::default()
@@ -884,6 +892,7 @@ impl<'r> Sync<'r> {
     }
 
     fn connect(&mut self, a: usize, i: usize, p: usize) {
+        self.generation += 1;
         let c = &mut self.cs[a][i];
         c.mv = Some(p);
         c.changed = true;

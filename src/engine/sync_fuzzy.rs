@@ -31,6 +31,14 @@ impl Sync<'_> {
         if left.is_empty() {
             return FxHashMap::default();
         }
+        // Nothing joined or projected since this rule last decided these
+        // objects (a pass that only let them wait): the same decisions.
+        if let Some((generation, memo)) = self.fuzzy_memo.get(&a)
+            && *generation == self.generation
+            && left.iter().all(|i| memo.contains_key(i))
+        {
+            return left.iter().map(|&i| (i, memo[&i].clone())).collect();
+        }
         // Only identities sharing a blocking key with an object can be
         // compared, so only they are read record by record; a
         // term-frequency weight counts values over all of them, unless a
@@ -96,7 +104,8 @@ impl Sync<'_> {
         if let Some(k) = known {
             self.tf_known.insert(a, k);
         }
-        left.into_iter()
+        let decided: FxHashMap<usize, FuzzyDecision> = left
+            .into_iter()
             .zip(out)
             .map(|(i, d)| {
                 let d = match d {
@@ -117,7 +126,10 @@ impl Sync<'_> {
                 };
                 (i, d)
             })
-            .collect()
+            .collect();
+        self.fuzzy_memo
+            .insert(a, (self.generation, decided.clone()));
+        decided
     }
 
     /// Term frequencies as a full sync ends, per agent whose fuzzy rule
