@@ -8,6 +8,12 @@
 //! safe because every operation is idempotent from the store's point of
 //! view: a create whose name exists joins the account found there, an
 //! update recomputes its difference, a delete of a missing account is done.
+//!
+//! A target that pipelines (LDAP) is sent creates ahead of their answers, so
+//! its round trips overlap each other and the store's writes. The answers are
+//! recorded in the order sent, so what the store holds does not depend on
+//! when they arrive; an account whose references name one still in flight
+//! waits for that answer, since its reference is written from it.
 
 use crate::app::{App, AppError, Result, stamp};
 use crate::audit::{AuditEntry, AuditKind};
