@@ -23,8 +23,10 @@ cargo build --release --quiet
 bin=$PWD/target/release/idsync
 rm -rf "$out"
 mkdir -p "$out/rules"
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
+# The servers are started in command substitutions (subshells), so their
+# pids go to a file rather than a variable.
+pids=$out/.pids
+cleanup() { [ -f "$pids" ] && kill $(cat "$pids") 2>/dev/null || true; }
 trap cleanup EXIT
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -56,7 +58,7 @@ index objectClass,uid,cn eq
 index entryUUID eq
 EOF
     /usr/sbin/slapd -d 0 -h "ldap://127.0.0.1:$port/" -f "$dir/slapd.conf" > "$dir/log" 2>&1 &
-    pids+=($!)
+    echo $! >> "$pids"
     for _ in $(seq 100); do
         ldapsearch -x -H "ldap://127.0.0.1:$port" -b "" -s base > /dev/null 2>&1 && break
         sleep 0.05
@@ -88,7 +90,7 @@ start_scim() {
     port=$(free_port)
     mkdir -p "$dir"
     "$scim_bin" --hostname 127.0.0.1 --port "$port" --bearer-token bench-token > "$dir/log" 2>&1 &
-    pids+=($!)
+    echo $! >> "$pids"
     for _ in $(seq 200); do
         curl -fs -H "Authorization: Bearer bench-token" "http://127.0.0.1:$port/v2/Users?count=1" > /dev/null 2>&1 && break
         sleep 0.05

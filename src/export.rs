@@ -8,6 +8,12 @@
 //! safe because every operation is idempotent from the store's point of
 //! view: a create whose name exists joins the account found there, an
 //! update recomputes its difference, a delete of a missing account is done.
+//!
+//! A target that pipelines (LDAP) is sent creates ahead of their answers, so
+//! its round trips overlap each other and the store's writes. The answers are
+//! recorded in the order sent, so what the store holds does not depend on
+//! when they arrive; an account whose references name one still in flight
+//! waits for that answer, since its reference is written from it.
 
 use crate::app::{App, AppError, Result, stamp};
 use crate::audit::{AuditEntry, AuditKind};
@@ -21,9 +27,10 @@ use crate::rules::{ExportValue, RuleSet, TargetAgent};
 use crate::store::{AccountRef, ExportRow, NewChange, StepErrorRow, Store};
 use chrono::{DateTime, Utc};
 use rayon::prelude::*;
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 use serde::Serialize;
 use serde_json::json;
+use std::collections::VecDeque;
 use tracing::{info, warn};
 
 /// Identities evaluated at a time: bounded memory on a first provisioning.
@@ -515,6 +522,20 @@ type Known = FxHashMap<String, crate::connector::target::RemoteObject>;
 /// than one search per create.
 const PREFETCH_MIN: usize = 64;
 
+/// An account's export on its way to the target.
+struct Sent {
+    /// The account's place in the pass's list.
+    i: usize,
+    op: ExportOp,
+    /// Its values with references written out.
+    want: Attrs,
+    /// A reference waits for its account.
+    unresolved: bool,
+    label: &'static str,
+    /// The target's answer, when `send` gave it at once.
+    answer: Option<std::result::Result<crate::connector::target::Applied, ExportError>>,
+}
+
 /// What one export did.
 enum Done {
     Created,
@@ -536,54 +557,102 @@ fn apply_one(
     want: &Attrs,
     known: Option<&mut Known>,
 ) -> std::result::Result<Done, ExportError> {
+    if let ExportOp::Create { name, .. } = op
+        && let Some((m, v)) = probe(t, name, want)
+    {
+        let found = match known {
+            Some(k) => k.remove(&v.to_lowercase()),
+            None => target.find(&m, &v)?,
+        };
+        if let Some(found) = found {
+            return join(target, t, w, found, want);
+        }
+    }
+    let answer = target.apply(op);
+    answered(target, t, w, op, want, answer)
+}
+
+/// The attribute and value a create looks for an existing account by
+/// (`[provision] match`), when the rules name one and the account has it.
+fn probe(t: &TargetAgent, name: &str, want: &Attrs) -> Option<(String, String)> {
+    // Matching on a table's or file's key column matches the name.
+    t.match_attr.as_ref().and_then(|m| {
+        want.get(m)
+            .and_then(|v| v.first())
+            .map(String::as_str)
+            .or((t.key_column() == Some(m.as_str())).then_some(name))
+            .map(|v| (m.clone(), v.to_string()))
+    })
+}
+
+/// Whether `op` can be sent while other answers are awaited: a create that
+/// needs no look-up in the target first (no `match`, or the target's
+/// accounts were read before the pass and none matches). A create that
+/// joins an existing account, and every other change, waits for them.
+fn pipelined(t: &TargetAgent, op: &ExportOp, want: &Attrs, known: Option<&Known>) -> bool {
+    let ExportOp::Create { name, .. } = op else {
+        return false;
+    };
+    match (probe(t, name, want), known) {
+        (None, _) => true,
+        (Some((_, v)), Some(k)) => !k.contains_key(&v.to_lowercase()),
+        (Some(_), None) => false,
+    }
+}
+
+/// Whether `w`'s values name an account of this target among `busy`, whose
+/// create is in flight: written now, the reference would be left out.
+fn waits_for(t: &TargetAgent, w: &Work, busy: &FxHashSet<MvId>) -> bool {
+    t.flows
+        .iter()
+        .filter(|f| {
+            matches!(&f.value, ExportValue::Ref { target, .. } | ExportValue::Account { target, .. } if *target == t.name)
+        })
+        .filter_map(|f| w.desired.refs.get(&f.attr))
+        .flatten()
+        .any(|m| busy.contains(m))
+}
+
+/// What the target's answer to `op` means for the account: `w` is brought
+/// up to date; a create whose name is taken joins the account found there.
+fn answered(
+    target: &mut dyn Target,
+    t: &TargetAgent,
+    w: &mut Work,
+    op: &ExportOp,
+    want: &Attrs,
+    answer: std::result::Result<crate::connector::target::Applied, ExportError>,
+) -> std::result::Result<Done, ExportError> {
     match op {
-        ExportOp::Create { name, .. } => {
-            // Matching on a table's or file's key column matches the name.
-            let probe = t.match_attr.as_ref().and_then(|m| {
-                want.get(m)
-                    .and_then(|v| v.first())
-                    .or((t.key_column() == Some(m.as_str())).then_some(name))
-                    .map(|v| (m.clone(), v.clone()))
-            });
-            if let Some((m, v)) = &probe {
-                let found = match known {
-                    Some(k) => k.remove(&v.to_lowercase()),
-                    None => target.find(m, v)?,
-                };
-                if let Some(found) = found {
-                    return join(target, t, w, found, want);
+        ExportOp::Create { name, .. } => match answer {
+            Ok(a) => {
+                // Create-only values are not kept in step, so not kept.
+                let managed = outbound::managed(t);
+                w.exported = outbound::after(&w.exported, op)
+                    .into_iter()
+                    .filter(|(k, _)| managed.iter().any(|(m, _)| m == k))
+                    .collect();
+                w.row.remote_id = Some(a.id.clone());
+                w.row.name = Some(a.name.clone());
+                if w.state == State::Create {
+                    w.state = State::Present;
                 }
+                Ok(Done::Created)
             }
-            match target.apply(op) {
-                Ok(a) => {
-                    // Create-only values are not kept in step, so not kept.
-                    let managed = outbound::managed(t);
-                    w.exported = outbound::after(&w.exported, op)
-                        .into_iter()
-                        .filter(|(k, _)| managed.iter().any(|(m, _)| m == k))
-                        .collect();
-                    w.row.remote_id = Some(a.id.clone());
-                    w.row.name = Some(a.name.clone());
-                    if w.state == State::Create {
-                        w.state = State::Present;
-                    }
-                    Ok(Done::Created)
-                }
-                Err(ExportError::Exists(_)) => match &probe {
-                    Some((m, v)) => match target.find(m, v)? {
-                        Some(found) => join(target, t, w, found, want),
-                        None => Err(ExportError::Rejected(format!(
-                            "{name:?} already exists in the target, and no account has {m} = {v:?} to join"
-                        ))),
-                    },
+            Err(ExportError::Exists(_)) => match probe(t, name, want) {
+                Some((m, v)) => match target.find(&m, &v)? {
+                    Some(found) => join(target, t, w, found, want),
                     None => Err(ExportError::Rejected(format!(
-                        "{name:?} already exists in the target; set match = \"<attribute>\" in [provision] to join existing accounts"
+                        "{name:?} already exists in the target, and no account has {m} = {v:?} to join"
                     ))),
                 },
-                Err(e) => Err(e),
-            }
-        }
-        ExportOp::Update { .. } => match target.apply(op) {
+                None => Err(ExportError::Rejected(format!(
+                    "{name:?} already exists in the target; set match = \"<attribute>\" in [provision] to join existing accounts"
+                ))),
+            },
+            Err(e) => Err(e),
+        },
+        ExportOp::Update { .. } => match answer {
             Ok(a) => {
                 w.exported = outbound::after(&w.exported, op);
                 w.row.remote_id = Some(a.id.clone());
@@ -598,7 +667,7 @@ fn apply_one(
             }
             Err(e) => Err(e),
         },
-        ExportOp::Delete { .. } => match target.apply(op) {
+        ExportOp::Delete { .. } => match answer {
             Ok(_) | Err(ExportError::NotFound(_)) => Ok(Done::Deleted),
             Err(e) => Err(e),
         },
@@ -876,23 +945,90 @@ impl App {
             }
             let mut progress = 0u64;
             let mut since_commit = 0usize;
-            for i in order(t, &works) {
-                if crate::shutdown::requested() {
-                    stopped = true;
-                    break;
-                }
-                let w = &mut works[i];
-                let (op, want, unresolved) = w.operation(t, &refs);
-                let Some(op) = op else {
-                    if w.row.pending != unresolved || w.row.error.is_some() {
-                        w.row.pending = unresolved;
-                        w.row.error = None;
-                        tx.put_export(&w.row)?;
+            let order = order(t, &works);
+            let mut at = 0;
+            // Creates sent and not yet answered, oldest first, and their
+            // identities. Answers are taken in the order sent, so what the
+            // store records does not depend on when they arrive.
+            let mut flight: VecDeque<Sent> = VecDeque::new();
+            let mut busy: FxHashSet<MvId> = FxHashSet::default();
+            // The next export, when it must wait until no answer is awaited.
+            let mut held: Option<Sent> = None;
+            loop {
+                // One at a time while quarantined: the first failure ends it.
+                let window = if probing { 1 } else { target.window().max(1) };
+                while held.is_none() && !stopped && at < order.len() && flight.len() < window {
+                    if crate::shutdown::requested() {
+                        stopped = true;
+                        break;
                     }
-                    continue;
+                    let i = order[at];
+                    if !busy.is_empty() && waits_for(t, &works[i], &busy) {
+                        break;
+                    }
+                    at += 1;
+                    let w = &mut works[i];
+                    let (op, want, unresolved) = w.operation(t, &refs);
+                    let Some(op) = op else {
+                        if w.row.pending != unresolved || w.row.error.is_some() {
+                            w.row.pending = unresolved;
+                            w.row.error = None;
+                            tx.put_export(&w.row)?;
+                        }
+                        continue;
+                    };
+                    let mut next = Sent {
+                        i,
+                        label: verb(&op, w.state),
+                        op,
+                        want,
+                        unresolved,
+                        answer: None,
+                    };
+                    if pipelined(t, &next.op, &next.want, known.as_ref()) {
+                        let t_op = std::time::Instant::now();
+                        next.answer = target.send(&next.op);
+                        in_target += t_op.elapsed();
+                        busy.insert(w.row.mv_id);
+                        flight.push_back(next);
+                    } else {
+                        held = Some(next);
+                    }
+                }
+                let t_op = std::time::Instant::now();
+                let (next, result) = if let Some(mut s) = flight.pop_front() {
+                    let w = &mut works[s.i];
+                    busy.remove(&w.row.mv_id);
+                    let answer = s.answer.take().or_else(|| target.receive());
+                    let answer = answer.unwrap_or_else(|| {
+                        Err(ExportError::Transient(format!(
+                            "the target lost its answer to {} {}",
+                            s.label, w.desired.name
+                        )))
+                    });
+                    let result = answered(target.as_mut(), t, w, &s.op, &s.want, answer);
+                    (s, result)
+                } else if let Some(s) = held.take() {
+                    if crate::shutdown::requested() {
+                        stopped = true;
+                        break;
+                    }
+                    let w = &mut works[s.i];
+                    let result = apply_one(target.as_mut(), t, w, &s.op, &s.want, known.as_mut());
+                    (s, result)
+                } else {
+                    break;
                 };
+                in_target += t_op.elapsed();
+                let Sent {
+                    i,
+                    op,
+                    label,
+                    unresolved,
+                    ..
+                } = next;
+                let w = &mut works[i];
                 attempts += 1;
-                let label = verb(&op, w.state);
                 let renamed = matches!(
                     &op,
                     ExportOp::Update {
@@ -901,9 +1037,6 @@ impl App {
                     }
                 );
                 let old_unconfirmed = w.row.unconfirmed.clone();
-                let t_op = std::time::Instant::now();
-                let result = apply_one(target.as_mut(), t, w, &op, &want, known.as_mut());
-                in_target += t_op.elapsed();
                 match result {
                     Ok(done) => {
                         // Tests: a crash after the target changed and before
@@ -1067,6 +1200,11 @@ impl App {
                     tx = store.begin()?;
                     since_commit = 0;
                 }
+            }
+            if !flight.is_empty() {
+                // The target stopped answering: what was sent and not
+                // answered waits for the next run with the rest.
+                target.abandon();
             }
             if down || stopped || probing || progress == 0 {
                 break;
@@ -1312,5 +1450,148 @@ fn planned(op: &ExportOp, w: &Work, unresolved: bool) -> PlannedOp {
         rename,
         changes: describe(op),
         waits_for_reference: unresolved,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::connector::target::{LdapConfig, attrs_of};
+    use crate::rules::{
+        Deprovision, DeprovisionAction, DriftPolicy, ExportFlow, Quarantine, Reconcile,
+        TargetConnection,
+    };
+
+    struct NoNames;
+
+    impl crate::expr::Scope for NoNames {
+        fn resolve(&self, _: &str) -> Option<u32> {
+            None
+        }
+
+        fn names(&self) -> Vec<String> {
+            Vec::new()
+        }
+    }
+
+    fn flow(attr: &str, target: &str) -> ExportFlow {
+        ExportFlow {
+            attr: attr.into(),
+            value: ExportValue::Ref {
+                attr: 0,
+                target: target.into(),
+            },
+            create_only: false,
+            multi: false,
+            drift: DriftPolicy::Authoritative,
+        }
+    }
+
+    /// A directory target matching on `uid` when `match_attr` says so; its
+    /// `manager` names accounts of its own, `owner` those of another target.
+    fn directory(match_attr: Option<&str>) -> TargetAgent {
+        TargetAgent {
+            name: "directory".into(),
+            file: "directory.toml".into(),
+            hash: String::new(),
+            connection: TargetConnection::Ldap(LdapConfig {
+                url: "ldap://127.0.0.1:1".into(),
+                bind_dn: "cn=admin".into(),
+                password_env: "UNUSED".into(),
+                base: "dc=x".into(),
+                filter: "(objectClass=inetOrgPerson)".into(),
+                object_classes: vec!["inetOrgPerson".into()],
+                id_attr: "entryUUID".into(),
+                attributes: vec!["uid".into()],
+                timeout_secs: 5,
+            }),
+            object_type: 0,
+            scope: None,
+            name_expr: crate::expr::Expr::compile("\"x\"", &NoNames).expect("expression"),
+            match_attr: match_attr.map(str::to_string),
+            flows: vec![flow("manager", "directory"), flow("owner", "badges")],
+            deprovision: Deprovision {
+                action: DeprovisionAction::Delete,
+                skip_out_of_scope: false,
+            },
+            quarantine: Quarantine::default(),
+            reconcile: Reconcile::default(),
+        }
+    }
+
+    fn work(refs: &[(&str, &[MvId])]) -> Work {
+        let desired = Desired {
+            name: "uid=a,dc=x".into(),
+            refs: refs
+                .iter()
+                .map(|(a, m)| (a.to_string(), m.to_vec()))
+                .collect(),
+            ..Desired::default()
+        };
+        Work {
+            row: ExportRow {
+                agent: "directory".into(),
+                mv_id: 1,
+                state: "create".into(),
+                remote_id: None,
+                name: None,
+                desired: desired.to_json(),
+                exported: None,
+                pending: true,
+                unconfirmed: None,
+                error: None,
+                attempts: 0,
+                created_run: 1,
+                updated_run: 1,
+            },
+            state: State::Create,
+            desired,
+            exported: Attrs::new(),
+        }
+    }
+
+    #[test]
+    fn a_create_goes_ahead_of_answers_unless_a_look_up_or_a_join_comes_first() {
+        let want = attrs_of(&[("uid", &["JDoe"])]);
+        let create = ExportOp::Create {
+            name: "uid=JDoe,dc=x".into(),
+            attrs: want.clone(),
+        };
+        let matching = directory(Some("uid"));
+        // Without the target's accounts read first, each create searches.
+        assert!(!pipelined(&matching, &create, &want, None));
+        let mut known = Known::default();
+        assert!(pipelined(&matching, &create, &want, Some(&known)));
+        let found = crate::connector::target::RemoteObject {
+            id: "1".into(),
+            name: "uid=jdoe,dc=x".into(),
+            attrs: Attrs::new(),
+        };
+        known.insert("jdoe".into(), found);
+        assert!(!pipelined(&matching, &create, &want, Some(&known)), "joins");
+        assert!(pipelined(&directory(None), &create, &want, None));
+        let update = ExportOp::Update {
+            id: "1".into(),
+            name: "uid=JDoe,dc=x".into(),
+            rename: None,
+            changes: vec![],
+        };
+        assert!(!pipelined(&directory(None), &update, &want, None));
+        let delete = ExportOp::Delete {
+            id: "1".into(),
+            name: "uid=JDoe,dc=x".into(),
+        };
+        assert!(!pipelined(&directory(None), &delete, &want, None));
+    }
+
+    #[test]
+    fn an_account_naming_one_whose_create_is_in_flight_waits_for_it() {
+        let t = directory(None);
+        let busy: FxHashSet<MvId> = [5, 9].into_iter().collect();
+        assert!(waits_for(&t, &work(&[("manager", &[3, 9])]), &busy));
+        assert!(!waits_for(&t, &work(&[("manager", &[3])]), &busy));
+        // Another target's accounts do not change during this export.
+        assert!(!waits_for(&t, &work(&[("owner", &[5])]), &busy));
+        assert!(!waits_for(&t, &work(&[]), &busy));
     }
 }

@@ -234,3 +234,134 @@ fn a_directory_that_stops_mid_export_loses_nothing_and_doubles_nothing() {
     assert_eq!(again["created"], 0, "{again}");
     assert_eq!(again["updated"], 0, "{again}");
 }
+
+/// A first export of a few hundred generated people: the target is read
+/// first, so the creates need no look-up and go out pipelined. Each object
+/// still succeeds or fails on its own: a value the directory refuses, a
+/// name taken by an entry idsync may not join, an account made by hand
+/// beforehand (joined), and departments whose OU does not exist yet.
+#[test]
+fn a_pipelined_first_export_keeps_each_object_to_itself() {
+    let s = setup();
+    let dir = s.e.dir.path().to_str().expect("utf-8 path").to_string();
+    let g = s.run(&["generate", "--people", "300", "--seed", "7", "--out", &dir]);
+    assert!(g.status.success(), "{}", stderr(&g));
+    // One worker's address is not ASCII, which `mail` (IA5) refuses.
+    let workday = s.e.path("fixtures/hr/workday.csv");
+    let mut r = csv::Reader::from_path(&workday).expect("workday.csv");
+    let header = r.headers().expect("header").clone();
+    let email = header
+        .iter()
+        .position(|h| h == "Work_Email")
+        .expect("email column");
+    let status = header
+        .iter()
+        .position(|h| h == "Worker_Status")
+        .expect("status column");
+    let mut rows: Vec<csv::StringRecord> = r.records().map(|x| x.expect("row")).collect();
+    let jose = rows
+        .iter()
+        .position(|x| &x[status] == "Active" && x[email].contains('@'))
+        .expect("an active worker");
+    let refused_mail = rows[jose][email].replacen('@', "é@", 1);
+    rows[jose] = rows[jose]
+        .iter()
+        .enumerate()
+        .map(|(i, v)| if i == email { refused_mail.as_str() } else { v })
+        .collect();
+    let mut w = csv::Writer::from_path(&workday).expect("write workday.csv");
+    w.write_record(&header).expect("header");
+    for x in &rows {
+        w.write_record(x).expect("row");
+    }
+    w.flush().expect("flush");
+    s.ok_json(&["--as-of", DAY1, "run", "nightly"]);
+
+    let plan = s.ok_json(&["--as-of", DAY1, "export", "directory", "--dry-run"]);
+    let creates: Vec<String> = plan[0]["plan"]
+        .as_array()
+        .expect("plan")
+        .iter()
+        .filter(|op| op["verb"] == "create" && !op["changes"].to_string().contains("é@"))
+        .map(|op| op["name"].as_str().expect("name").to_string())
+        .collect();
+    let total = plan[0]["created"].as_u64().expect("creates");
+    assert!(total >= 200, "{total} creates");
+    let uid_of = |dn: &str| dn["uid=".len()..dn.find(',').expect("rdn")].to_string();
+    // Made by hand in the wrong OU: joined, then moved.
+    let joinee = uid_of(&creates[150]);
+    s.ldap.ldapadd(&format!(
+        "dn: uid={joinee},ou=people,dc=example,dc=com\nobjectClass: inetOrgPerson\nuid: {joinee}\ncn: x\nsn: x\n"
+    ));
+    let hand_uuid = first(&s.one(&joinee), "entryUUID")
+        .expect("uuid")
+        .to_string();
+    // The name the export wants, held by an entry outside the agent's filter.
+    let taken = creates
+        .iter()
+        .skip(100)
+        .find(|dn| dn.matches(",ou=").count() == 2 && uid_of(dn) != joinee)
+        .expect("a create in a department")
+        .clone();
+    let parent = &taken[taken.find(',').expect("rdn") + 1..];
+    let ou = &parent["ou=".len()..parent.find(',').expect("ou")];
+    s.ldap.ldapadd(&format!(
+        "dn: {parent}\nobjectClass: organizationalUnit\nou: {ou}\n\ndn: {taken}\nobjectClass: account\nuid: {}\n",
+        uid_of(&taken)
+    ));
+    let ous_before = s.ldap.count("(objectClass=organizationalUnit)");
+
+    let r = s.ok_json(&["--as-of", DAY1, "export", "directory"]);
+    assert_eq!(r["failed"], 2, "{r}");
+    assert_eq!(r["joined"], 1, "{r}");
+    assert_eq!(r["created"].as_u64(), Some(total - 3), "{r}");
+    let errors: Vec<&str> = r["errors"]
+        .as_array()
+        .expect("errors")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("invalidAttributeSyntax (21)")),
+        "{errors:?}"
+    );
+    let not_joinable = format!("{taken:?} already exists in the target, and no account has uid");
+    assert!(
+        errors.iter().any(|e| e.contains(&not_joinable)),
+        "{errors:?}"
+    );
+    assert_eq!(
+        s.ldap.count("(objectClass=inetOrgPerson)") as u64,
+        total - 3 + 1
+    );
+    assert!(s.ldap.count("(objectClass=organizationalUnit)") > ous_before + 3);
+    let joined = s.one(&joinee);
+    assert_eq!(first(&joined, "entryUUID"), Some(hand_uuid.as_str()));
+    assert_eq!(joined.0, creates[150], "moved where the rules say");
+    // References are written from the answers: each manager exists.
+    let managed = s.ldap.search(
+        "dc=example,dc=com",
+        "(&(objectClass=inetOrgPerson)(manager=*))",
+        &["manager"],
+    );
+    assert!(managed.len() > 100, "{}", managed.len());
+    for (who, a) in &managed {
+        let boss = &a["manager"][0];
+        let found = s
+            .ldap
+            .search("dc=example,dc=com", &format!("(entryDN={boss})"), &["1.1"]);
+        assert_eq!(found.len(), 1, "{who}: manager {boss}");
+    }
+
+    let again = s.ok_json(&["--as-of", DAY1, "export", "directory"]);
+    assert_eq!(again["created"], 0, "{again}");
+    assert_eq!(again["joined"], 0, "{again}");
+    assert_eq!(again["failed"], 2, "{again}");
+    assert_eq!(
+        s.ldap.count("(objectClass=inetOrgPerson)") as u64,
+        total - 3 + 1,
+        "nothing doubled"
+    );
+}

@@ -573,3 +573,190 @@ fn a_connection_dropped_between_operations_is_reopened_inside_the_call() {
     t.apply(&person("b", "B")).expect("create after a restart");
     assert_eq!(slapd.count("(objectClass=inetOrgPerson)"), 2);
 }
+
+/// Sends every op before taking any answer, then takes them all: the
+/// creates are on the wire together.
+fn pipelined(t: &mut LdapTarget, ops: &[ExportOp]) -> Vec<Result<Applied, ExportError>> {
+    assert!(t.window() >= ops.len(), "all in flight at once");
+    let sent: Vec<_> = ops.iter().map(|op| t.send(op)).collect();
+    for (op, s) in ops.iter().zip(&sent) {
+        assert!(s.is_none(), "a create is not answered at once: {op:?}");
+    }
+    let answers = sent
+        .into_iter()
+        .map(|s| s.or_else(|| t.receive()).expect("an answer per op"))
+        .collect();
+    assert_eq!(t.receive(), None, "no answer left over");
+    answers
+}
+
+fn person_in(uid: &str, ou: &str) -> ExportOp {
+    ExportOp::Create {
+        name: dn(uid, ou),
+        attrs: attrs(&[("uid", &[uid]), ("cn", &[uid]), ("sn", &[uid])]),
+    }
+}
+
+#[test]
+fn pipelined_creates_are_answered_in_order_and_a_refusal_spoils_none() {
+    let slapd = Slapd::start();
+    let mut t = connected(&slapd, "pipelined_refusal");
+    let no_sn = ExportOp::Create {
+        name: dn("nosn", PEOPLE),
+        attrs: attrs(&[("uid", &["nosn"]), ("cn", &["No Surname"])]),
+    };
+    let bad_mail = ExportOp::Create {
+        name: dn("jose", PEOPLE),
+        attrs: attrs(&[
+            ("uid", &["jose"]),
+            ("cn", &["José"]),
+            ("sn", &["José"]),
+            ("mail", &["josé@example.com"]),
+        ]),
+    };
+    let ops = vec![
+        person("a", "A"),
+        person("b", "B"),
+        no_sn,
+        person("c", "C"),
+        bad_mail,
+        person("d", "D"),
+    ];
+    let answers = pipelined(&mut t, &ops);
+    for (i, uid) in [(0, "a"), (1, "b"), (3, "c"), (5, "d")] {
+        let name = dn(uid, PEOPLE);
+        assert_eq!(
+            answers[i],
+            Ok(Applied {
+                id: uuid(&slapd, &name),
+                name
+            })
+        );
+    }
+    match &answers[2] {
+        Err(ExportError::Rejected(m)) => assert!(m.contains("objectClassViolation (65)"), "{m}"),
+        other => panic!("expected a rejection, got {other:?}"),
+    }
+    match &answers[4] {
+        Err(ExportError::Rejected(m)) => {
+            assert!(m.starts_with(&format!("add {}", dn("jose", PEOPLE))), "{m}");
+            assert!(m.contains("invalidAttributeSyntax (21)"), "{m}");
+        }
+        other => panic!("expected a rejection, got {other:?}"),
+    }
+    assert_eq!(slapd.count("(objectClass=inetOrgPerson)"), 4);
+}
+
+#[test]
+fn pipelined_creates_under_a_missing_ou_make_it_once() {
+    let slapd = Slapd::start();
+    let mut t = connected(&slapd, "pipelined_parent");
+    let research = format!("ou=Research,{PEOPLE}");
+    let lab = format!("ou=Lab,{research}");
+    let ops = vec![
+        person_in("r1", &research),
+        person_in("p1", PEOPLE),
+        person_in("r2", &research),
+        person_in("l1", &lab),
+        person_in("r3", &research),
+    ];
+    let answers = pipelined(&mut t, &ops);
+    for (op, answer) in ops.iter().zip(&answers) {
+        let ExportOp::Create { name, .. } = op else {
+            unreachable!()
+        };
+        assert_eq!(
+            answer,
+            &Ok(Applied {
+                id: uuid(&slapd, name),
+                name: name.clone()
+            })
+        );
+    }
+    assert_eq!(
+        slapd.count("(&(objectClass=organizationalUnit)(ou=Research))"),
+        1
+    );
+    assert_eq!(
+        slapd.count("(&(objectClass=organizationalUnit)(ou=Lab))"),
+        1
+    );
+    assert_eq!(slapd.count("(objectClass=inetOrgPerson)"), 5);
+}
+
+#[test]
+fn a_pipelined_create_of_a_taken_name_is_exists_and_the_others_arrive() {
+    let slapd = Slapd::start();
+    let mut t = connected(&slapd, "pipelined_exists");
+    let jdoe = t.apply(&person("jdoe", "Doe")).expect("create");
+    let answers = pipelined(
+        &mut t,
+        &[person("a", "A"), person("jdoe", "Doe"), person("b", "B")],
+    );
+    assert!(answers[0].is_ok(), "{:?}", answers[0]);
+    assert_eq!(answers[1], Err(ExportError::Exists(jdoe.name)));
+    assert!(answers[2].is_ok(), "{:?}", answers[2]);
+    assert_eq!(slapd.count("(objectClass=inetOrgPerson)"), 3);
+}
+
+#[test]
+fn creates_in_flight_when_the_connection_drops_are_sent_again_and_made_once() {
+    let mut slapd = Slapd::start();
+    let mut t = connected(&slapd, "pipelined_reconnects");
+    let ops: Vec<ExportOp> = ["a", "b", "c", "d"]
+        .iter()
+        .map(|u| person(u, "X"))
+        .collect();
+    let sent: Vec<_> = ops.iter().map(|op| t.send(op)).collect();
+    assert!(sent.iter().all(Option::is_none));
+    // The adds are on the wire; the server may apply them and stop before
+    // answering. The target still holds its connection to the old process.
+    slapd.restart();
+    for op in &ops {
+        let ExportOp::Create { name, .. } = op else {
+            unreachable!()
+        };
+        // Sent again on a new connection: made there, or found made by the
+        // first attempt, whose answer was lost (the export joins it then).
+        match t.receive().expect("an answer") {
+            Ok(a) => assert_eq!(
+                a,
+                Applied {
+                    id: uuid(&slapd, name),
+                    name: name.clone()
+                }
+            ),
+            Err(e) => assert_eq!(e, ExportError::Exists(name.clone())),
+        }
+        assert!(exists(&slapd, name), "{name}");
+    }
+    assert_eq!(slapd.count("(objectClass=inetOrgPerson)"), 4);
+
+    // With the server gone, each is transient and says where.
+    slapd.stop();
+    for op in [person("e", "X"), person("f", "X")] {
+        let answer = t.send(&op).or_else(|| t.receive());
+        match answer {
+            Some(Err(e @ ExportError::Transient(_))) => {
+                assert!(e.to_string().contains(&slapd.url()), "{e}")
+            }
+            other => panic!("expected a transient error, got {other:?}"),
+        }
+    }
+    slapd.restart();
+    let answers = pipelined(&mut t, &[person("e", "X"), person("f", "X")]);
+    assert!(answers.iter().all(Result::is_ok), "{answers:?}");
+}
+
+#[test]
+fn abandoned_creates_are_not_answered_and_the_target_goes_on() {
+    let slapd = Slapd::start();
+    let mut t = connected(&slapd, "pipelined_abandon");
+    assert!(t.send(&person("a", "A")).is_none());
+    assert!(t.send(&person("b", "B")).is_none());
+    t.abandon();
+    assert_eq!(t.receive(), None);
+    t.apply(&person("c", "C")).expect("create after abandoning");
+    let answers = pipelined(&mut t, &[person("d", "D")]);
+    assert!(answers[0].is_ok(), "{answers:?}");
+}

@@ -178,6 +178,36 @@ pub trait Target: Send {
 
     fn apply(&mut self, op: &ExportOp) -> Result<Applied, ExportError>;
 
+    /// Pipelining, an optional ability: how many operations [`Target::send`]
+    /// may have sent and not yet answered. 1, the default, means none: each
+    /// is answered before the next goes.
+    fn window(&self) -> usize {
+        1
+    }
+
+    /// Sends `op` without waiting for its answer, so that the round trips of
+    /// several operations overlap. Returns the answer when it is known at
+    /// once (the default applies `op` there and then); otherwise
+    /// [`Target::receive`] gives it later. Operations sent together must
+    /// concern different objects and must not depend on each other's
+    /// answers: the caller waits for an answer before it sends an operation
+    /// that uses it. Each answer is what `apply` would have answered.
+    fn send(&mut self, op: &ExportOp) -> Option<Result<Applied, ExportError>> {
+        Some(self.apply(op))
+    }
+
+    /// The answer to the oldest operation whose `send` did not answer it;
+    /// None when there is none.
+    fn receive(&mut self) -> Option<Result<Applied, ExportError>> {
+        None
+    }
+
+    /// Stops waiting for the operations sent and not yet answered (the
+    /// target stopped answering). Whether they were applied is unknown: their
+    /// accounts stay pending, and a create that meets its own earlier entry
+    /// next time joins it.
+    fn abandon(&mut self) {}
+
     /// Every object the target holds within this agent's reach (the search
     /// base and filter, the resource type, the table, the file), for a
     /// confirming import.
