@@ -1516,6 +1516,7 @@ mod tests {
             },
             quarantine: Quarantine::default(),
             reconcile: Reconcile::default(),
+            read_back: Vec::new(),
         }
     }
 
@@ -1543,6 +1544,7 @@ mod tests {
                 attempts: 0,
                 created_run: 1,
                 updated_run: 1,
+                held: None,
             },
             state: State::Create,
             desired,
