@@ -10,6 +10,8 @@
 #   benches/fuzzy_scale.sh [PEOPLE] [RECORDS] [SEED]    (default 1000000 100000 42)
 #
 #   FRESH=1         build the base store again
+#   NAMES_KEY=1     a third blocking key, Soundex of surname and given name, which
+#                   also compares records whose birth date is missing or a year off
 #   WEIGHTS=train   train the weights by EM (`idsync train-join legacy`) after
 #                   the import instead of using the hand-set ones below (the
 #                   rules/README.md example's); see README.md for how the two
@@ -18,9 +20,11 @@
 # Output goes to target/fuzzy-scale-PEOPLE/:
 #   base/  the generated HR sources and the store after `run nightly` over the
 #          spine rules, exactly as benches/scale.sh builds it, kept for the
-#          next run of this script (it is rebuilt when the seed differs or
-#          FRESH=1). target/scale-N is not reused: scale.sh deletes it on every
-#          run and does not record its seed.
+#          next run of this script (it is rebuilt when the seed differs; after
+#          a change to the generator or the example rules, FRESH=1 rebuilds it,
+#          or the truth's anchors would name other people). target/scale-N is
+#          not reused: scale.sh deletes it on every run and does not record its
+#          seed.
 #   work/  a copy of the base with legacy.csv, its truth (legacy_truth.csv),
 #          the agent's rule file, the metaverse's sync order and precedence
 #          extended; sync.log holds the sync's per-phase timings
@@ -105,7 +109,6 @@ fields = [
 blocking = [
   { name = "dob", parts = [{ field = "birthDate", transform = "whole" }] },
   { name = "sound+year", parts = [{ field = "sn", transform = "soundex" }, { field = "birthDate", transform = "year" }] },
-  { name = "names", parts = [{ field = "sn", transform = "soundex" }, { field = "givenName", transform = "soundex" }] },
 ]
 thresholds = { join = 10.0, review = 4.0, margin = 5.0 }
 
@@ -120,6 +123,18 @@ displayName = 'PCase(FIRST_NAME) & " " & PCase(LAST_NAME)'
 # DD.MM.YYYY, DD/MM/YYYY and YYYYMMDD to ISO; ISO stays.
 birthDate = 'ReplaceRegex(ReplaceRegex(BIRTH_DATE, "^(\d\d)[./](\d\d)[./](\d{4})$", "$3-$2-$1"), "^(\d{4})(\d\d)(\d\d)$", "$1-$2-$3")'
 TOML
+if [ "${NAMES_KEY:-0}" = 1 ]; then
+    python3 - "$rules/agents/legacy.toml" <<'PY'
+import sys
+p = sys.argv[1]
+s = open(p).read()
+year = '{ field = "birthDate", transform = "year" }] },\n'
+names = '  { name = "names", parts = [{ field = "sn", transform = "soundex" }, { field = "givenName", transform = "soundex" }] },\n'
+assert year in s
+s = s.replace(year, year + names, 1)
+open(p, "w").write(s)
+PY
+fi
 if [ "${WEIGHTS:-hand}" = hand ]; then
     python3 - "$rules/agents/legacy.toml" <<'PY'
 import sys
