@@ -216,6 +216,13 @@ pub enum Command {
         /// Files go to OUT/fixtures/hr/.
         #[arg(long)]
         out: PathBuf,
+        /// Instead of the HR sources, write RECORDS unkeyed records
+        /// (legacy.csv: no worker id; names and birth dates with typos,
+        /// short forms, other spellings, swapped or missing dates) of the
+        /// people these --people and --seed generate (3 in 4) and of new
+        /// people, with the truth in legacy_truth.csv.
+        #[arg(long, value_name = "RECORDS")]
+        unkeyed: Option<usize>,
     },
 }
 
@@ -442,7 +449,44 @@ pub fn run(cli: Cli) -> Result<i32> {
             set,
             expr,
         } => eval(&cli, agent, anchor.as_deref(), set, expr),
-        Command::Generate { people, seed, out } => {
+        Command::Generate {
+            people,
+            seed,
+            out,
+            unkeyed: Some(records),
+        } => {
+            let s = crate::r#gen::write_unkeyed(out, *people, *seed, *records)
+                .with_context(|| format!("writing to {}", out.display()))?;
+            let dir = out.join("fixtures/hr");
+            if cli.json {
+                print_json(&json!({
+                    "records": s.records,
+                    "known": s.known,
+                    "noisy": s.noisy,
+                    "new": s.records - s.known,
+                    "population": s.population,
+                    "file": dir.join(crate::r#gen::UNKEYED_FILE),
+                    "truth": dir.join(crate::r#gen::TRUTH_FILE),
+                }))?;
+            } else {
+                println!(
+                    "{} unkeyed records: {} of the {} people with an identity ({} with noise), {} new; in {}",
+                    s.records,
+                    s.known,
+                    s.population,
+                    s.noisy,
+                    s.records - s.known,
+                    dir.join(crate::r#gen::UNKEYED_FILE).display()
+                );
+            }
+            Ok(0)
+        }
+        Command::Generate {
+            people,
+            seed,
+            out,
+            unkeyed: None,
+        } => {
             let summary = crate::r#gen::generate(out, *people, *seed)
                 .with_context(|| format!("writing to {}", out.display()))?;
             if cli.json {

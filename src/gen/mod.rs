@@ -10,6 +10,9 @@
 //! contractors of whom some are or became employees, plus rehires, same-name
 //! pairs and leavers arising at realistic rates.
 //!
+//! [`write_unkeyed`] describes the same people again, as a system without
+//! their worker ids would, for measuring fuzzy joins (see [`unkeyed`]).
+//!
 //! Output depends only on `(people, seed)`: the random numbers come from a
 //! SplitMix64 written out in this module, never from a library whose
 //! algorithm might change. Records are produced and written one person at a
@@ -17,13 +20,20 @@
 
 mod calendar;
 mod names;
+mod noise;
 mod org;
 mod people;
 mod rng;
 #[cfg(test)]
 mod tests;
+mod unkeyed;
 
+pub use noise::Written;
 pub use people::{ContractorRow, People, Person, SapRow, WorkdayRow, people};
+pub use unkeyed::{
+    KNOWN_PER_MILLE, TRUTH_FILE, TRUTH_HEADER, UNKEYED_FILE, UNKEYED_HEADER, Unkeyed,
+    UnkeyedSummary, unkeyed, write_unkeyed,
+};
 
 use crate::connector::sqlite_file::TableWriter;
 use std::fs::{self, File};

@@ -13,6 +13,7 @@
 use unicode_normalization::UnicodeNormalization;
 use unicode_normalization::char::is_combining_mark;
 
+#[derive(Debug)]
 pub struct Region {
     pub name: &'static str,
     /// Relative share of the workforce.

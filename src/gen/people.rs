@@ -30,6 +30,9 @@ pub struct Person {
     pub workday: Vec<WorkdayRow>,
     pub sap: Option<SapRow>,
     pub contractor: Option<ContractorRow>,
+    /// Who the person is before any system spelt it, for writers that
+    /// describe the same people again (see [`super::unkeyed`]).
+    pub(super) identity: Identity<'static>,
 }
 
 const BIRTH_FIRST: i64 = calendar::days(1955, 1, 1);
@@ -194,13 +197,15 @@ impl Iterator for People {
 impl ExactSizeIterator for People {}
 
 /// Who someone is, before any system has written it down.
-struct Identity<'a> {
-    region: &'a Region,
-    female: bool,
-    given: &'static str,
-    middle: Option<&'static str>,
-    family: &'static str,
-    birth: i64,
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Identity<'a> {
+    pub region: &'a Region,
+    pub female: bool,
+    pub given: &'static str,
+    pub middle: Option<&'static str>,
+    pub family: &'static str,
+    /// Days since 1970-01-01.
+    pub birth: i64,
 }
 
 /// One employment in Workday, as generated before it is written.
@@ -267,6 +272,7 @@ impl People {
             workday: Vec::new(),
             sap: None,
             contractor: None,
+            identity: id,
         };
         match membership {
             Membership::ContractorOnly => {
@@ -289,7 +295,7 @@ impl People {
         person
     }
 
-    fn identity(&self, r: &mut SplitMix64) -> Identity<'static> {
+    pub(super) fn identity(&self, r: &mut SplitMix64) -> Identity<'static> {
         let region = &REGIONS[r.weighted(&self.region_weights)];
         let female = r.chance(500);
         let given = *r.pick_skewed(if female { region.female } else { region.male });
