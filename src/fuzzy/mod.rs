@@ -44,7 +44,10 @@ pub fn train(spec: &MatchSpec, sides: &Sides, opts: &EmOptions) -> Training {
 /// Everything a match produced.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Linkage {
-    /// Scored candidate pairs, sorted by left then right row.
+    /// The candidate pairs that could count in a decision (scored at least
+    /// `review - margin`: a lower score is neither a candidate for review
+    /// nor close enough to rival one), sorted by left then right row. The
+    /// pairs a decision names carry each field's share of the score.
     pub scored: Vec<ScoredPair>,
     /// One per left row, in row order.
     pub decisions: Vec<Decision>,
@@ -55,9 +58,50 @@ pub fn link(spec: &MatchSpec, params: &Params, sides: &Sides) -> Linkage {
     let pairs = blocking::candidates(spec, sides);
     let g = compare::compare(&spec.fields, sides, &pairs);
     let weights = Weights::new(&spec.fields, params, sides);
-    let scored = score::score(&weights, sides, &pairs, &g);
+    let (index, mut scored): (Vec<usize>, Vec<ScoredPair>) =
+        score::score_kept(&weights, sides, &pairs, &g, floor(spec))
+            .into_iter()
+            .unzip();
     let decisions = decide(&scored, sides.left.len(), &spec.thresholds);
+    explain_decided(&mut scored, &index, &decisions, |i| {
+        weights.score(sides, pairs[i], g.row(i)).contributions
+    });
     Linkage { scored, decisions }
+}
+
+/// The lowest score that can count in a decision: a best candidate below
+/// `review` is no match, and a rival more than `margin` below a best one at
+/// or above `review` (and below `join`) rivals nothing.
+fn floor(spec: &MatchSpec) -> f64 {
+    let t = &spec.thresholds;
+    (t.review - t.margin.max(0.0)).min(t.join)
+}
+
+/// Fills in each field's share for the pairs the decisions name (joins and
+/// review candidates): the only ones a person reads.
+fn explain_decided(
+    scored: &mut [ScoredPair],
+    index: &[usize],
+    decisions: &[Decision],
+    shares: impl Fn(usize) -> Vec<Contribution>,
+) {
+    let mut named: rustc_hash::FxHashSet<(u32, u32)> = Default::default();
+    for d in decisions {
+        match d {
+            Decision::Join { left, right, .. } => {
+                named.insert((*left, *right));
+            }
+            Decision::Review {
+                left, candidates, ..
+            } => named.extend(candidates.iter().map(|(r, _)| (*left, *r))),
+            Decision::NoMatch { .. } => {}
+        }
+    }
+    for (p, &i) in scored.iter_mut().zip(index) {
+        if named.contains(&(p.left, p.right)) {
+            p.contributions = shares(i);
+        }
+    }
 }
 
 /// [`link`] where several right rows are records of one entity (an
@@ -77,35 +121,48 @@ pub fn link_grouped(
     let pairs = blocking::candidates(spec, sides);
     let g = compare::compare(&spec.fields, sides, &pairs);
     let weights = Weights::new(&spec.fields, params, sides);
-    let scored = score::score(&weights, sides, &pairs, &g);
-    let (scored, rows) = best_per_entity(scored, entity);
+    let kept = score::score_kept(&weights, sides, &pairs, &g, floor(spec));
+    let (mut scored, rows, index) = best_per_entity(kept, entity);
     let decisions = decide(&scored, sides.left.len(), &spec.thresholds);
+    explain_decided(&mut scored, &index, &decisions, |i| {
+        weights.score(sides, pairs[i], g.row(i)).contributions
+    });
     (Linkage { scored, decisions }, rows)
 }
 
 /// Keeps, per left record and entity, the best pair (the lower row on a
 /// tie, so the choice does not depend on thread count), relabelled with
-/// the entity; sorted by left then entity, as [`link`]'s pairs are.
-fn best_per_entity(scored: Vec<ScoredPair>, entity: &[u32]) -> (Vec<ScoredPair>, Vec<u32>) {
-    let mut keyed: Vec<(u32, u32, ScoredPair)> = scored
+/// the entity; sorted by left then entity, as [`link`]'s pairs are. Each
+/// pair comes with its index in the compared pairs; out come the pairs,
+/// the right row each was read from, and that index.
+fn best_per_entity(
+    scored: Vec<(usize, ScoredPair)>,
+    entity: &[u32],
+) -> (Vec<ScoredPair>, Vec<u32>, Vec<usize>) {
+    let mut keyed: Vec<(u32, u32, usize, ScoredPair)> = scored
         .into_iter()
-        .filter_map(|p| Some((*entity.get(p.right as usize)?, p.right, p)))
+        .filter_map(|(i, p)| Some((*entity.get(p.right as usize)?, p.right, i, p)))
         .collect();
-    keyed.sort_by(|(ea, ra, a), (eb, rb, b)| {
+    keyed.sort_by(|(ea, ra, _, a), (eb, rb, _, b)| {
         a.left
             .cmp(&b.left)
             .then(ea.cmp(eb))
             .then(b.score.total_cmp(&a.score))
             .then(ra.cmp(rb))
     });
-    keyed.dedup_by(|(e2, _, b), (e1, _, a)| a.left == b.left && e1 == e2);
-    keyed
-        .into_iter()
-        .map(|(e, row, mut p)| {
-            p.right = e;
-            (p, row)
-        })
-        .unzip()
+    keyed.dedup_by(|(e2, _, _, b), (e1, _, _, a)| a.left == b.left && e1 == e2);
+    let mut out = (
+        Vec::with_capacity(keyed.len()),
+        Vec::with_capacity(keyed.len()),
+        Vec::with_capacity(keyed.len()),
+    );
+    for (e, row, i, mut p) in keyed {
+        p.right = e;
+        out.0.push(p);
+        out.1.push(row);
+        out.2.push(i);
+    }
+    out
 }
 
 /// A pair's score field by field, for people: field name, level, bits.

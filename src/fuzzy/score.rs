@@ -117,6 +117,26 @@ impl Weights {
         }
     }
 
+    /// The score of one compared pair, and its first review-only field,
+    /// without keeping each field's share: what deciding needs.
+    pub fn total(&self, sides: &Sides, pair: Pair, levels: &[u8]) -> (f64, Option<u16>) {
+        let score = self.prior
+            + levels
+                .iter()
+                .enumerate()
+                .map(|(f, &level)| self.weight(sides, f, level, pair))
+                .sum::<f64>();
+        (score, self.review_only(levels))
+    }
+
+    fn review_only(&self, levels: &[u8]) -> Option<u16> {
+        levels
+            .iter()
+            .zip(&self.review_from)
+            .position(|(&l, from)| l != MISSING && from.is_some_and(|f| l as usize >= f))
+            .map(|f| f as u16)
+    }
+
     /// The score of one compared pair and its contributions.
     pub fn score(&self, sides: &Sides, pair: Pair, levels: &[u8]) -> ScoredPair {
         let contributions: Vec<Contribution> = levels
@@ -129,11 +149,7 @@ impl Weights {
             })
             .collect();
         let score = self.prior + contributions.iter().map(|c| c.weight).sum::<f64>();
-        let review_only = levels
-            .iter()
-            .zip(&self.review_from)
-            .position(|(&l, from)| l != MISSING && from.is_some_and(|f| l as usize >= f))
-            .map(|f| f as u16);
+        let review_only = self.review_only(levels);
         ScoredPair {
             left: pair.0,
             right: pair.1,
@@ -151,6 +167,40 @@ pub fn score(weights: &Weights, sides: &Sides, pairs: &[Pair], g: &Gammas) -> Ve
         .enumerate()
         .with_min_len(256)
         .map(|(i, &p)| weights.score(sides, p, g.row(i)))
+        .collect()
+}
+
+/// Scores every compared pair and keeps those at or above `floor`, each
+/// with its index in `pairs`, without the fields' shares (no allocation
+/// per pair: a million-identity match compares tens of millions of pairs,
+/// most of them strangers born the same day). [`Weights::score`] gives a
+/// kept pair's shares when a person needs them.
+pub fn score_kept(
+    weights: &Weights,
+    sides: &Sides,
+    pairs: &[Pair],
+    g: &Gammas,
+    floor: f64,
+) -> Vec<(usize, ScoredPair)> {
+    pairs
+        .par_iter()
+        .enumerate()
+        .with_min_len(256)
+        .filter_map(|(i, &p)| {
+            let (score, review_only) = weights.total(sides, p, g.row(i));
+            (score >= floor).then(|| {
+                (
+                    i,
+                    ScoredPair {
+                        left: p.0,
+                        right: p.1,
+                        score,
+                        contributions: Vec::new(),
+                        review_only,
+                    },
+                )
+            })
+        })
         .collect()
 }
 

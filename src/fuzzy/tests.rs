@@ -545,10 +545,16 @@ fn an_entity_keeps_its_best_record_per_left_record() {
         pair(0, 1, 9.0),
         pair(1, 0, 3.0),
     ];
-    let (best, rows) = super::best_per_entity(scored, &[0, 0, 1]);
+    let (best, rows, index) =
+        super::best_per_entity(scored.into_iter().enumerate().collect(), &[0, 0, 1]);
     let got: Vec<(u32, u32, f64)> = best.iter().map(|p| (p.left, p.right, p.score)).collect();
     assert_eq!(got, vec![(0, 0, 9.0), (0, 1, 7.0), (1, 0, 3.0)]);
     assert_eq!(rows, vec![1, 2, 0]);
+    assert_eq!(
+        index,
+        vec![3, 2, 4],
+        "each pair's place among those compared"
+    );
     // Two records of one entity are not rivals: left 0 joins entity 0.
     let t = Thresholds {
         join: 8.0,
@@ -563,4 +569,46 @@ fn an_entity_keeps_its_best_record_per_left_record() {
             score: 9.0
         }
     );
+}
+
+/// Keeping only the pairs that can count (at least `review - margin`)
+/// decides exactly as scoring and keeping every compared pair does.
+#[test]
+fn dropping_pairs_below_the_floor_changes_no_decision() {
+    let (left, right, _, _) = population();
+    let spec = spec();
+    let sides = prepare(&spec, &left, &right).expect("spec");
+    let t = train(&spec, &sides, &EmOptions::default());
+    let pairs = blocking::candidates(&spec, &sides);
+    let g = compare::compare(&spec.fields, &sides, &pairs);
+    let weights = Weights::new(&spec.fields, &t.params, &sides);
+    let all = score::score(&weights, &sides, &pairs, &g);
+    let linkage = link(&spec, &t.params, &sides);
+    assert!(
+        linkage.scored.len() < all.len() / 2,
+        "most pairs are strangers"
+    );
+    assert_eq!(
+        decide(&all, sides.left.len(), &spec.thresholds),
+        linkage.decisions
+    );
+    // A decided pair carries its shares, the same as scoring it alone.
+    let joined = linkage
+        .decisions
+        .iter()
+        .find_map(|d| match d {
+            Decision::Join { left, right, .. } => Some((*left, *right)),
+            _ => None,
+        })
+        .expect("a join");
+    let kept = linkage
+        .scored
+        .iter()
+        .find(|p| (p.left, p.right) == joined)
+        .expect("kept");
+    let full = all
+        .iter()
+        .find(|p| (p.left, p.right) == joined)
+        .expect("scored");
+    assert_eq!(kept, full);
 }
