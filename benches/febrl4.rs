@@ -161,9 +161,15 @@ fn run() -> Result<(), String> {
         },
         ..EmOptions::default()
     };
-    let u = em::random_u(&spec.fields, &sides, &opts);
-    let all_pairs = left.len() as f64 * right.len() as f64;
-    let training = em::train(&spec.fields, &g, u, all_pairs, &opts);
+    // As `idsync train-join` trains (one EM run per blocking key, then λ),
+    // or FEBRL4_EM=union: one run over every candidate pair.
+    let training = if std::env::var("FEBRL4_EM").as_deref() == Ok("union") {
+        let u = em::random_u(&spec.fields, &sides, &opts);
+        let all_pairs = left.len() as f64 * right.len() as f64;
+        em::train(&spec.fields, &g, u, all_pairs, &opts)
+    } else {
+        fuzzy::train(&spec, &sides, &opts)
+    };
     let em_time = t1.elapsed();
     println!(
         "EM: {} (u from {} random pairs, {} iterations over {} patterns, converged {}, λ = {:.4})",

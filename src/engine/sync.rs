@@ -101,12 +101,13 @@ pub struct Sync<'r> {
     hold: bool,
     /// Objects that waited in the current pass.
     held: usize,
-    /// Joins and projections so far: a fuzzy decision taken when this was
-    /// the same still holds (no identity changed since).
-    generation: u64,
-    /// Per agent: the generation its fuzzy rule last decided at, and what
-    /// it decided for each object.
-    fuzzy_memo: FxHashMap<usize, (u64, FxHashMap<usize, FuzzyDecision>)>,
+    /// The identities (positions) joined or projected so far, in order.
+    touched_log: Vec<u32>,
+    /// Per agent: how long `touched_log` was when its fuzzy rule last
+    /// decided, and what it decided for each object. A decision stands
+    /// while no identity changed since shares a blocking key with the
+    /// object or is among its candidates.
+    fuzzy_memo: FxHashMap<usize, (usize, FxHashMap<usize, FuzzyDecision>)>,
     plan: SyncPlan,
 }
 
@@ -201,7 +202,7 @@ impl<'r> Sync<'r> {
             tf_known: FxHashMap::default(),
             hold: false,
             held: 0,
-            generation: 0,
+            touched_log: Vec::new(),
             fuzzy_memo: FxHashMap::default(),
             plan: SyncPlan {
                 disconnects_by_agent: vec![0; rules.agents.len()],
@@ -892,7 +893,7 @@ impl<'r> Sync<'r> {
     }
 
     fn connect(&mut self, a: usize, i: usize, p: usize) {
-        self.generation += 1;
+        self.touched_log.push(p as u32);
         let c = &mut self.cs[a][i];
         c.mv = Some(p);
         c.changed = true;

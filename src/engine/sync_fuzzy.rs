@@ -31,13 +31,11 @@ impl Sync<'_> {
         if left.is_empty() {
             return FxHashMap::default();
         }
-        // Nothing joined or projected since this rule last decided these
-        // objects (a pass that only let them wait): the same decisions.
-        if let Some((generation, memo)) = self.fuzzy_memo.get(&a)
-            && *generation == self.generation
-            && left.iter().all(|i| memo.contains_key(i))
-        {
-            return left.iter().map(|&i| (i, memo[&i].clone())).collect();
+        // Decisions of an earlier pass that nothing since can change are
+        // kept; only the other objects are decided again.
+        let (kept, left) = self.still_decided(a, left);
+        if left.is_empty() {
+            return kept;
         }
         // Only identities sharing a blocking key with an object can be
         // compared, so only they are read record by record; a
@@ -104,7 +102,7 @@ impl Sync<'_> {
         if let Some(k) = known {
             self.tf_known.insert(a, k);
         }
-        let decided: FxHashMap<usize, FuzzyDecision> = left
+        let mut decided: FxHashMap<usize, FuzzyDecision> = left
             .into_iter()
             .zip(out)
             .map(|(i, d)| {
@@ -127,9 +125,85 @@ impl Sync<'_> {
                 (i, d)
             })
             .collect();
+        decided.extend(kept);
         self.fuzzy_memo
-            .insert(a, (self.generation, decided.clone()));
+            .insert(a, (self.touched_log.len(), decided.clone()));
         decided
+    }
+
+    /// Splits `left` into the objects whose last fuzzy decision still
+    /// holds (with it) and those to decide again: an object is decided
+    /// again when an identity joined or projected since shares a blocking
+    /// key with it or is among its candidates. Identities the agent itself
+    /// projected in this sync never were its candidates and change nothing.
+    /// Term frequencies moved by the changes are not followed: they weigh a
+    /// value by thousands of others.
+    fn still_decided(
+        &self,
+        a: usize,
+        left: Vec<usize>,
+    ) -> (FxHashMap<usize, FuzzyDecision>, Vec<usize>) {
+        let agent = &self.rules.agents[a];
+        let (Some(rule), Some((since, memo))) = (&agent.fuzzy, self.fuzzy_memo.get(&a)) else {
+            return (FxHashMap::default(), left);
+        };
+        let mut changed: Vec<usize> = self.touched_log[*since..]
+            .iter()
+            .map(|&p| p as usize)
+            .filter(|&p| {
+                let m = &self.mvs[p];
+                !(m.orig.is_none() && m.conns().all(|(x, _)| x == a))
+            })
+            .collect();
+        changed.sort_unstable();
+        changed.dedup();
+        let blocks = crate::engine::fuzzy_join::BlockSpec::of(agent.object_type, rule);
+        let hit: rustc_hash::FxHashSet<(usize, String)> = changed
+            .iter()
+            .flat_map(|&p| {
+                let attrs = &self.mvs[p].attrs;
+                blocks
+                    .iter()
+                    .enumerate()
+                    .filter_map(move |(b, s)| Some((b, s.mv_key(attrs)?)))
+            })
+            .collect();
+        let changed: rustc_hash::FxHashSet<i64> = changed.iter().map(|&p| p as i64).collect();
+        let names_changed = |d: &FuzzyDecision| match d {
+            FuzzyDecision::Join { scored, .. } => changed.contains(&scored.mv),
+            FuzzyDecision::Review(c, _) => c.iter().any(|s| changed.contains(&s.mv)),
+            _ => false,
+        };
+        let stands: Vec<bool> = left
+            .par_iter()
+            .map(|&i| {
+                let Some(d) = memo.get(&i) else {
+                    return false;
+                };
+                if names_changed(d) {
+                    return false;
+                }
+                let c = &self.cs[a][i];
+                let key = key_of(&agent.name, &c.row.anchor);
+                let values =
+                    crate::engine::fuzzy_join::cs_values(rule, &c.row.attrs, &self.ctx(&key));
+                !blocks
+                    .iter()
+                    .enumerate()
+                    .any(|(b, s)| s.cs_key(&values).is_some_and(|k| hit.contains(&(b, k))))
+            })
+            .collect();
+        let mut kept = FxHashMap::default();
+        let mut again = Vec::new();
+        for (i, s) in left.into_iter().zip(stands) {
+            match memo.get(&i) {
+                Some(d) if s => {
+                    kept.insert(i, d.clone());
+                }
+                _ => again.push(i),
+            }
+        }
+        (kept, again)
     }
 
     /// Term frequencies as a full sync ends, per agent whose fuzzy rule

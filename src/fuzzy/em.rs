@@ -193,11 +193,40 @@ pub fn train(
     all_pairs: f64,
     opts: &EmOptions,
 ) -> Training {
+    train_with(fields, g, u, all_pairs, opts, &Session::default())
+}
+
+/// What one EM run may use and change: fields left out (a blocking key's
+/// own fields, on which all its pairs agree by construction), and m given
+/// and held (a last run that only fits λ and u to given m).
+#[derive(Debug, Clone, Default)]
+pub struct Session {
+    /// Per field: take no part in this run (weight 0, m and u unchanged).
+    pub left_out: Vec<bool>,
+    /// Starting m instead of the fixed guesses.
+    pub m: Option<Vec<Vec<f64>>>,
+    /// Keep m as given.
+    pub hold_m: bool,
+}
+
+/// [`train`] under a [`Session`]'s restrictions.
+pub fn train_with(
+    fields: &[FieldSpec],
+    g: &Gammas,
+    u: Vec<Vec<f64>>,
+    all_pairs: f64,
+    opts: &EmOptions,
+    session: &Session,
+) -> Training {
     let pats = patterns(g);
     let random_u = u.clone();
+    let out = |f: usize| session.left_out.get(f).copied().unwrap_or(false);
     let mut params = Params {
         lambda: 0.1,
-        fields: start_m(fields)
+        fields: session
+            .m
+            .clone()
+            .unwrap_or_else(|| start_m(fields))
             .into_iter()
             .zip(u)
             .map(|(m, u)| FieldParams { m, u })
@@ -224,7 +253,7 @@ pub fn train(
             // Posterior odds in bits, then the match probability.
             let mut bits = prior;
             for (f, &l) in p.iter().enumerate() {
-                if l != MISSING {
+                if l != MISSING && !out(f) {
                     bits += params.fields[f].weight(l as usize);
                 }
             }
@@ -243,7 +272,13 @@ pub fn train(
         moved = moved.max((lambda - params.lambda).abs());
         params.lambda = lambda;
         for (f, fp) in params.fields.iter_mut().enumerate() {
-            let mut next = vec![(&m_acc[f], &mut fp.m)];
+            if out(f) {
+                continue;
+            }
+            let mut next = Vec::new();
+            if !session.hold_m {
+                next.push((&m_acc[f], &mut fp.m));
+            }
             if opts.u_source != USource::Random {
                 next.push((&u_acc[f], &mut fp.u));
             }

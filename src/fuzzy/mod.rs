@@ -33,12 +33,77 @@ pub use score::{Contribution, ScoredPair, Weights};
 pub use spec::{BlockKey, FieldKind, FieldSpec, KeyPart, Level, MatchSpec, Thresholds, Transform};
 
 /// Blocks, compares and trains the model's parameters by EM.
+///
+/// With several blocking keys, as splink does: one EM run per key over
+/// that key's pairs alone, leaving out the fields the key reads (its pairs
+/// agree on them by construction, so they would tell EM nothing about
+/// matches, and pairs from different keys differ on them by
+/// construction, which EM would otherwise take for the difference between
+/// matches and non-matches). A field's m is the mean over the runs it took
+/// part in. A last run over all the candidates holds those m and fits λ
+/// (and the candidates' u, as the options say).
 pub fn train(spec: &MatchSpec, sides: &Sides, opts: &EmOptions) -> Training {
-    let pairs = blocking::candidates(spec, sides);
-    let g = compare::compare(&spec.fields, sides, &pairs);
     let u = em::random_u(&spec.fields, sides, opts);
     let all_pairs = sides.left.len() as f64 * sides.right.len() as f64;
-    em::train(&spec.fields, &g, u, all_pairs, opts)
+    let pairs = blocking::candidates(spec, sides);
+    let g = compare::compare(&spec.fields, sides, &pairs);
+    if spec.blocking.len() < 2 {
+        return em::train(&spec.fields, &g, u, all_pairs, opts);
+    }
+    let n = spec.fields.len();
+    let mut m_sum: Vec<Vec<f64>> = em::start_m(&spec.fields)
+        .iter()
+        .map(|m| vec![0.0; m.len()])
+        .collect();
+    let mut runs = vec![0usize; n];
+    let mut iterations = 0;
+    for key in &spec.blocking {
+        let left_out: Vec<bool> = spec
+            .fields
+            .iter()
+            .map(|f| key.parts.iter().any(|p| p.field == f.name))
+            .collect();
+        if left_out.iter().all(|&x| x) {
+            continue;
+        }
+        let one = MatchSpec {
+            blocking: vec![key.clone()],
+            ..spec.clone()
+        };
+        let pairs = blocking::candidates(&one, sides);
+        if pairs.is_empty() {
+            continue;
+        }
+        let g = compare::compare(&spec.fields, sides, &pairs);
+        let session = em::Session {
+            left_out: left_out.clone(),
+            ..em::Session::default()
+        };
+        let t = em::train_with(&spec.fields, &g, u.clone(), all_pairs, opts, &session);
+        iterations += t.iterations;
+        for f in (0..n).filter(|&f| !left_out[f]) {
+            runs[f] += 1;
+            for (s, m) in m_sum[f].iter_mut().zip(&t.params.fields[f].m) {
+                *s += m;
+            }
+        }
+    }
+    let m: Vec<Vec<f64>> = em::start_m(&spec.fields)
+        .into_iter()
+        .enumerate()
+        .map(|(f, start)| match runs[f] {
+            0 => start,
+            r => m_sum[f].iter().map(|s| s / r as f64).collect(),
+        })
+        .collect();
+    let session = em::Session {
+        m: Some(m),
+        hold_m: true,
+        ..em::Session::default()
+    };
+    let mut t = em::train_with(&spec.fields, &g, u, all_pairs, opts, &session);
+    t.iterations += iterations;
+    t
 }
 
 /// Everything a match produced.
