@@ -57,6 +57,9 @@ pub fn train(spec: &MatchSpec, sides: &Sides, opts: &EmOptions) -> Training {
         .collect();
     let mut runs = vec![0usize; n];
     let mut iterations = 0;
+    // The matches each key's run expects among its pairs: every key finds
+    // most of them, so the candidates hold at least the most any finds.
+    let mut found: f64 = 0.0;
     for key in &spec.blocking {
         let left_out: Vec<bool> = spec
             .fields
@@ -81,6 +84,7 @@ pub fn train(spec: &MatchSpec, sides: &Sides, opts: &EmOptions) -> Training {
         };
         let t = em::train_with(&spec.fields, &g, u.clone(), all_pairs, opts, &session);
         iterations += t.iterations;
+        found = found.max(t.params.lambda * all_pairs);
         for f in (0..n).filter(|&f| !left_out[f]) {
             runs[f] += 1;
             for (s, m) in m_sum[f].iter_mut().zip(&t.params.fields[f].m) {
@@ -103,6 +107,9 @@ pub fn train(spec: &MatchSpec, sides: &Sides, opts: &EmOptions) -> Training {
     };
     let mut t = em::train_with(&spec.fields, &g, u, all_pairs, opts, &session);
     t.iterations += iterations;
+    if found > 0.0 && opts.u_source != USource::Candidates {
+        t.params.lambda = t.params.lambda.max(found / all_pairs.max(1.0));
+    }
     t
 }
 
