@@ -297,12 +297,7 @@ fn show(cli: &Cli, n: CsId) -> Result<i32> {
             json!({"attribute": attr, "object": mine, "candidates": theirs})
         })
         .collect();
-    // Unreadable scores (written by a later version) show as none.
-    let scores: Vec<Scored> = item
-        .scores
-        .as_deref()
-        .and_then(|s| serde_json::from_str(s).ok())
-        .unwrap_or_default();
+    let scores = Scored::list_from_json(item.scores.as_deref());
     if cli.json {
         print_json(&json!({
             "review": n,

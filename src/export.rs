@@ -463,22 +463,7 @@ fn write_provision(
                         r.updated_run = run;
                         r
                     }
-                    None => ExportRow {
-                        agent: t.name.clone(),
-                        mv_id: id,
-                        state: state.as_str().into(),
-                        remote_id: None,
-                        name: None,
-                        desired: desired.to_json(),
-                        exported: None,
-                        pending: true,
-                        unconfirmed: None,
-                        error: None,
-                        attempts: 0,
-                        created_run: run,
-                        updated_run: run,
-                        held: None,
-                    },
+                    None => ExportRow::new(&t.name, id, state.as_str(), desired.to_json(), run),
                 };
                 writes.push((row, refs, kind, fresh));
             }
@@ -1530,22 +1515,7 @@ mod tests {
             ..Desired::default()
         };
         Work {
-            row: ExportRow {
-                agent: "directory".into(),
-                mv_id: 1,
-                state: "create".into(),
-                remote_id: None,
-                name: None,
-                desired: desired.to_json(),
-                exported: None,
-                pending: true,
-                unconfirmed: None,
-                error: None,
-                attempts: 0,
-                created_run: 1,
-                updated_run: 1,
-                held: None,
-            },
+            row: ExportRow::new("directory", 1, "create", desired.to_json(), 1),
             state: State::Create,
             desired,
             exported: Attrs::new(),

@@ -117,77 +117,56 @@ fn env(join: &str) -> Env {
     e
 }
 
-fn ok(e: &Env, args: &[&str]) -> String {
-    let out = e.idsync(args);
-    assert!(
-        out.status.success(),
-        "{args:?}: {}{}",
-        stdout(&out),
-        stderr(&out)
-    );
-    stdout(&out)
-}
-
-fn ok_json(e: &Env, args: &[&str]) -> Value {
-    let mut all = vec!["--json"];
-    all.extend_from_slice(args);
-    serde_json::from_str(&ok(e, &all)).expect("json")
+/// The connector from `agent` of the identity `object` is joined to, as
+/// `show` lists it (rule, detail).
+fn link(e: &Env, object: &str, agent: &str) -> Value {
+    let shown = e.ok_json(&["show", object]);
+    shown[0]["connectors"]
+        .as_array()
+        .expect("connectors")
+        .iter()
+        .find(|c| c["agent"] == agent)
+        .cloned()
+        .unwrap_or_else(|| panic!("no {agent} connector: {shown}"))
 }
 
 fn load_and_sync(e: &Env) {
-    ok(e, &["import", "hr"]);
-    ok(e, &["import", "sub"]);
-    ok(e, &["sync"]);
-}
-
-/// The identity a source object is joined to, if any.
-fn identity_of(e: &Env, object: &str) -> Option<i64> {
-    let out = e.idsync(&["--json", "show", object]);
-    if !out.status.success() {
-        return None;
-    }
-    let v: Value = serde_json::from_slice(&out.stdout).ok()?;
-    v.get(0)?["id"].as_i64()
+    e.ok(&["import", "hr"]);
+    e.ok(&["import", "sub"]);
+    e.ok(&["sync"]);
 }
 
 #[test]
 fn typo_joins_twins_stay_apart_and_a_swapped_date_waits_for_review() {
     let e = env("10.0");
     load_and_sync(&e);
-    let anna = identity_of(&e, "hr:1").expect("anna");
-    let paul = identity_of(&e, "hr:2").expect("paul");
-    let peter = identity_of(&e, "hr:3").expect("peter");
-    let lena = identity_of(&e, "hr:4").expect("lena");
+    let anna = e.identity_of("hr:1").expect("anna");
+    let paul = e.identity_of("hr:2").expect("paul");
+    let peter = e.identity_of("hr:3").expect("peter");
+    let lena = e.identity_of("hr:4").expect("lena");
     assert_eq!(
-        identity_of(&e, "sub:901"),
+        e.identity_of("sub:901"),
         Some(anna),
         "a typo'd surname joins"
     );
     assert_eq!(
-        identity_of(&e, "sub:904"),
+        e.identity_of("sub:904"),
         Some(paul),
         "the twin with his name"
     );
-    let maria = identity_of(&e, "sub:902").expect("Maria projects");
+    let maria = e.identity_of("sub:902").expect("Maria projects");
     assert!(
         ![anna, paul, peter, lena].contains(&maria),
         "a twin of the same surname and birth date is someone else"
     );
-    assert_eq!(identity_of(&e, "sub:903"), None, "a swapped date waits");
-    let other_paul = identity_of(&e, "sub:905").expect("projected");
+    assert_eq!(e.identity_of("sub:903"), None, "a swapped date waits");
+    let other_paul = e.identity_of("sub:905").expect("projected");
     assert!(
         ![anna, paul, peter, lena, maria].contains(&other_paul),
         "the same name with another birth date is another person"
     );
 
-    let shown = ok_json(&e, &["show", "hr:1"]);
-    let link = shown[0]["connectors"]
-        .as_array()
-        .expect("connectors")
-        .iter()
-        .find(|c| c["agent"] == "sub")
-        .cloned()
-        .expect("sub connector");
+    let link = link(&e, "hr:1", "sub");
     assert_eq!(link["rule"], "by-person", "{link}");
     let detail = link["detail"].as_str().unwrap_or("");
     assert!(detail.starts_with("score "), "{link}");
@@ -196,17 +175,17 @@ fn typo_joins_twins_stay_apart_and_a_swapped_date_waits_for_review() {
         "each field's part of the score: {detail}"
     );
 
-    let list = ok_json(&e, &["review", "list"]);
+    let list = e.ok_json(&["review", "list"]);
     let items = list.as_array().expect("list");
     assert_eq!(items.len(), 1, "{list}");
     assert_eq!(items[0]["anchor"], "903");
     assert_eq!(items[0]["rule"], "by-person");
     let n = items[0]["cs_id"].to_string();
 
-    let text = ok(&e, &["review", "show", &n]);
+    let text = e.ok(&["review", "show", &n]);
     assert!(text.contains("scores"), "{text}");
     assert!(text.contains("day and month swapped"), "{text}");
-    let show = ok_json(&e, &["review", "show", &n]);
+    let show = e.ok_json(&["review", "show", &n]);
     let scores = show["scores"].as_array().expect("scores");
     assert_eq!(scores[0]["mv"], lena);
     let fields: Vec<(&str, &str)> = scores[0]["fields"]
@@ -238,11 +217,11 @@ fn typo_joins_twins_stay_apart_and_a_swapped_date_waits_for_review() {
     let score = scores[0]["score"].as_f64().expect("score");
     assert!((prior + total - score).abs() < 1e-9, "{score} {total}");
 
-    ok(&e, &["review", "accept", &n, "--candidate", "1"]);
-    ok(&e, &["sync"]);
-    assert_eq!(identity_of(&e, "sub:903"), Some(lena));
+    e.ok(&["review", "accept", &n, "--candidate", "1"]);
+    e.ok(&["sync"]);
+    assert_eq!(e.identity_of("sub:903"), Some(lena));
     assert!(
-        ok_json(&e, &["review", "list"])
+        e.ok_json(&["review", "list"])
             .as_array()
             .expect("list")
             .is_empty()
@@ -250,9 +229,9 @@ fn typo_joins_twins_stay_apart_and_a_swapped_date_waits_for_review() {
 
     // A rule change that would join nothing fuzzily: the decision stands.
     e.write("rules/sub.toml", &SUB.replace("JOIN", "90.0"));
-    ok(&e, &["sync"]);
-    assert_eq!(identity_of(&e, "sub:903"), Some(lena));
-    assert_eq!(identity_of(&e, "sub:901"), Some(anna));
+    e.ok(&["sync"]);
+    assert_eq!(e.identity_of("sub:903"), Some(lena));
+    assert_eq!(e.identity_of("sub:901"), Some(anna));
 }
 
 #[test]
@@ -267,7 +246,7 @@ fn same_identities_on_one_thread_or_four() {
             "hr:1", "hr:2", "hr:3", "hr:4", "sub:901", "sub:902", "sub:903", "sub:904",
         ]
         .iter()
-        .map(|o| identity_of(&e, o))
+        .map(|o| e.identity_of(o))
         .collect()
     };
     let one = run("1");
@@ -313,13 +292,13 @@ fn train_join_writes_weights_the_rule_then_uses_and_keeps_the_rest_of_the_file()
     let text =
         format!("{}# kept as written\n{}", &SUB[..start], &SUB[end..]).replace("JOIN", "10.0");
     let file = e.write("rules/sub.toml", &text);
-    ok(&e, &["import", "hr"]);
-    ok(&e, &["import", "sub"]);
+    e.ok(&["import", "hr"]);
+    e.ok(&["import", "sub"]);
     // Without weights the sync joins and projects none of sub's objects.
-    ok(&e, &["sync"]);
-    assert_eq!(identity_of(&e, "sub:904"), None);
+    e.ok(&["sync"]);
+    assert_eq!(e.identity_of("sub:904"), None);
 
-    let out = ok(&e, &["train-join", "sub"]);
+    let out = e.ok(&["train-join", "sub"]);
     assert!(out.contains("weights written"), "{out}");
     let written = std::fs::read_to_string(&file).expect("rule file");
     assert!(written.contains("# kept as written"), "{written}");
@@ -333,7 +312,7 @@ fn train_join_writes_weights_the_rule_then_uses_and_keeps_the_rest_of_the_file()
         assert_eq!(f["m"].as_array().map(Vec::len), Some(4));
         assert_eq!(f["u"].as_array().map(Vec::len), Some(4));
     }
-    let check = ok(&e, &["check"]);
+    let check = e.ok(&["check"]);
     assert!(check.contains("blocking key dob"), "{check}");
 }
 
@@ -348,19 +327,19 @@ fn train_join_after_the_agent_projected_reads_every_object() {
     let without = format!("{}{}", &SUB[..start], &SUB[end..]);
     e.write("rules/sub.toml", &without);
     load_and_sync(&e);
-    assert!(identity_of(&e, "sub:904").is_some(), "projected");
+    assert!(e.identity_of("sub:904").is_some(), "projected");
     let weights = SUB.find("[fuzzy_join.weights]").expect("weights");
     e.write(
         "rules/sub.toml",
         &format!("{}{}", &SUB[..weights], &SUB[end..]).replace("JOIN", "10.0"),
     );
-    let v = ok_json(&e, &["train-join", "sub"]);
+    let v = e.ok_json(&["train-join", "sub"]);
     assert_eq!(v["every_object"], true, "{v}");
     assert_eq!(v["objects"], 5, "{v}");
     // The identities sub projected are not on the right: 4 from hr.
     assert_eq!(v["identities"], 4, "{v}");
     assert_eq!(v["weights"]["fields"].as_array().map(Vec::len), Some(3));
-    ok(&e, &["check"]);
+    e.ok(&["check"]);
 }
 
 #[test]
@@ -372,7 +351,7 @@ fn review_from_names_a_level_by_its_label_and_an_unknown_one_is_an_error() {
     );
     assert_ne!(labelled, SUB.replace("JOIN", "10.0"));
     e.write("rules/sub.toml", &labelled);
-    ok(&e, &["check"]);
+    e.ok(&["check"]);
     e.write(
         "rules/sub.toml",
         &labelled.replace("\"jaro-winkler >= 0.8\" }", "\"date-swaped\" }"),
@@ -409,19 +388,19 @@ fn a_delta_sync_finds_fuzzy_candidates_by_their_blocking_keys() {
         "rules/hr.csv",
         &format!("{HR_CSV}6,Jonas,Becker,1985-11-30\n"),
     );
-    ok(&e, &["import", "hr", "--delta"]);
-    assert_eq!(ok_json(&e, &["sync", "--delta"])["mode"], "delta");
-    let jonas = identity_of(&e, "hr:6").expect("jonas");
+    e.ok(&["import", "hr", "--delta"]);
+    assert_eq!(e.ok_json(&["sync", "--delta"])["mode"], "delta");
+    let jonas = e.identity_of("hr:6").expect("jonas");
 
     e.write(
         "rules/sub.csv",
         &format!("{SUB_CSV}906,,Jonas,Bekcer,1985-11-30\n"),
     );
-    ok(&e, &["import", "sub", "--delta"]);
-    let report = ok_json(&e, &["sync", "--delta"]);
+    e.ok(&["import", "sub", "--delta"]);
+    let report = e.ok_json(&["sync", "--delta"]);
     assert_eq!(report["mode"], "delta", "{report}");
     assert_eq!(report["counters"]["joins"], 1, "{report}");
-    assert_eq!(identity_of(&e, "sub:906"), Some(jonas));
+    assert_eq!(e.identity_of("sub:906"), Some(jonas));
 }
 
 /// An object whose own worker id differs from the candidate's is another
@@ -439,9 +418,9 @@ fn different_worker_ids_are_never_joined_by_score() {
         &format!("{SUB_CSV}908,77,Karl,Lehmann,1970-10-10\n"),
     );
     load_and_sync(&e);
-    let karl = identity_of(&e, "hr:8").expect("karl");
-    assert_eq!(identity_of(&e, "sub:908"), None, "held for a person");
-    let list = ok_json(&e, &["review", "list"]);
+    let karl = e.identity_of("hr:8").expect("karl");
+    assert_eq!(e.identity_of("sub:908"), None, "held for a person");
+    let list = e.ok_json(&["review", "list"]);
     let waiting: Vec<(&str, &Value)> = list
         .as_array()
         .expect("list")
@@ -525,30 +504,23 @@ fn cluster_in_order(order: &str) {
         "rules/ctr.csv",
         "cid,emp,first,last,dob\nC1,,Katrin,Mueller-Schmidt,1980-03-04\nC2,99,Hans,Wagner,1965-06-15\n",
     );
-    ok(&e, &["import", "hr"]);
-    ok(&e, &["import", "sub"]);
-    ok(&e, &["import", "ctr"]);
-    let report = ok_json(&e, &["sync"]);
-    let katharina = identity_of(&e, "hr:10").expect("katharina");
-    assert_eq!(identity_of(&e, "sub:910"), Some(katharina), "by worker id");
+    e.ok(&["import", "hr"]);
+    e.ok(&["import", "sub"]);
+    e.ok(&["import", "ctr"]);
+    let report = e.ok_json(&["sync"]);
+    let katharina = e.identity_of("hr:10").expect("katharina");
+    assert_eq!(e.identity_of("sub:910"), Some(katharina), "by worker id");
     assert_eq!(
-        identity_of(&e, "ctr:C1"),
+        e.identity_of("ctr:C1"),
         Some(katharina),
         "{order}: joined through the subsidiary's record: {report}"
     );
-    let shown = ok_json(&e, &["show", "ctr:C1"]);
-    let link = shown[0]["connectors"]
-        .as_array()
-        .expect("connectors")
-        .iter()
-        .find(|c| c["agent"] == "ctr")
-        .cloned()
-        .expect("ctr connector");
+    let link = link(&e, "ctr:C1", "ctr");
     let detail = link["detail"].as_str().unwrap_or("");
     assert!(detail.contains("via sub 910"), "{detail}");
 
-    let hans = identity_of(&e, "hr:11").expect("hans");
-    assert_eq!(identity_of(&e, "ctr:C2"), None, "held for a person");
+    let hans = e.identity_of("hr:11").expect("hans");
+    assert_eq!(e.identity_of("ctr:C2"), None, "held for a person");
     let errors = report["errors"].as_array().expect("errors");
     let why = errors
         .iter()
@@ -559,7 +531,7 @@ fn cluster_in_order(order: &str) {
         why.contains("employeeId 11") && why.contains("would add 99"),
         "{report}"
     );
-    let list = ok_json(&e, &["review", "list"]);
+    let list = e.ok_json(&["review", "list"]);
     assert!(
         list.as_array()
             .expect("list")
@@ -570,10 +542,7 @@ fn cluster_in_order(order: &str) {
 
     // The reconciliation report lists the item with its score.
     let out = e.path("report");
-    ok(
-        &e,
-        &["report", "reconcile", "--out", out.to_str().expect("utf-8")],
-    );
+    e.ok(&["report", "reconcile", "--out", out.to_str().expect("utf-8")]);
     let csv = std::fs::read_to_string(out.join("ambiguous-joins.csv")).expect("csv");
     let row = csv.lines().find(|l| l.contains("ctr:C2")).unwrap_or("");
     assert!(
@@ -586,9 +555,9 @@ fn cluster_in_order(order: &str) {
         "rules/ctr.csv",
         "cid,emp,first,last,dob\nC1,,Katrin,Mueller-Schmidt,1980-03-04\nC2,,Hans,Wagner,1965-06-15\n",
     );
-    ok(&e, &["import", "ctr"]);
-    ok(&e, &["sync"]);
-    assert_eq!(identity_of(&e, "ctr:C2"), Some(hans));
+    e.ok(&["import", "ctr"]);
+    e.ok(&["sync"]);
+    assert_eq!(e.identity_of("ctr:C2"), Some(hans));
 }
 
 /// With a term-frequency field the delta sync weighs values by the counts
@@ -617,26 +586,19 @@ fn a_delta_sync_weighs_term_frequencies_as_the_last_full_sync_counted_them() {
     for e in [&delta, &full] {
         e.write("rules/hr.csv", &day2_hr);
         e.write("rules/sub.csv", &day2_sub);
-        ok(e, &["import", "hr", "--delta"]);
-        ok(e, &["import", "sub", "--delta"]);
+        e.ok(&["import", "hr", "--delta"]);
+        e.ok(&["import", "sub", "--delta"]);
     }
-    let report = ok_json(&delta, &["sync", "--delta"]);
+    let report = delta.ok_json(&["sync", "--delta"]);
     assert_eq!(report["mode"], "delta", "{report}");
     assert_eq!(report["counters"]["joins"], 1, "{report}");
-    ok(&full, &["sync"]);
-    let jonas = identity_of(&delta, "hr:6").expect("jonas");
-    assert_eq!(identity_of(&delta, "sub:906"), Some(jonas));
-    let detail = |e: &Env| {
-        let shown = ok_json(e, &["show", "sub:906"]);
-        shown[0]["connectors"]
-            .as_array()
-            .and_then(|c| c.iter().find(|c| c["agent"] == "sub"))
-            .map(|c| c["detail"].to_string())
-            .unwrap_or_default()
-    };
+    full.ok(&["sync"]);
+    let jonas = delta.identity_of("hr:6").expect("jonas");
+    assert_eq!(delta.identity_of("sub:906"), Some(jonas));
+    let detail = |e: &Env| link(e, "sub:906", "sub")["detail"].to_string();
     let (d, f) = (detail(&delta), detail(&full));
     assert!(d.contains("sn normalised"), "{d}");
-    assert_eq!(identity_of(&full, "sub:906"), identity_of(&full, "hr:6"));
+    assert_eq!(full.identity_of("sub:906"), full.identity_of("hr:6"));
     // The surname's weight is its rarity: by yesterday's counts in the
     // delta sync, by today's in the full one: on ten people, one new name
     // moves it a little.
@@ -658,6 +620,6 @@ fn a_delta_sync_weighs_term_frequencies_as_the_last_full_sync_counted_them() {
         "rules/sub.csv",
         &format!("{day2_sub}907,,Lena,Fischer,1990-05-02\n"),
     );
-    ok(&delta, &["import", "sub", "--delta"]);
-    assert_eq!(ok_json(&delta, &["sync", "--delta"])["mode"], "full");
+    delta.ok(&["import", "sub", "--delta"]);
+    assert_eq!(delta.ok_json(&["sync", "--delta"])["mode"], "full");
 }

@@ -11,16 +11,7 @@ use serde_json::Value;
 const DAY1: &str = "2026-11-23T02:00:00Z";
 
 fn ok_json(e: &Env, args: &[&str]) -> Value {
-    let mut all = vec!["--json", "--as-of", DAY1];
-    all.extend_from_slice(args);
-    let out = e.idsync(&all);
-    assert!(
-        out.status.success(),
-        "{args:?}: {}{}",
-        stdout(&out),
-        stderr(&out)
-    );
-    serde_json::from_slice(&out.stdout).expect("json")
+    e.ok_json(&[&["--as-of", DAY1], args].concat())
 }
 
 /// The source objects joined to identity `id`, as `agent anchor`.
@@ -38,16 +29,6 @@ fn connectors(e: &Env, id: i64) -> Vec<String> {
             )
         })
         .collect()
-}
-
-/// The identity a source object is joined to, if any.
-fn identity_of(e: &Env, object: &str) -> Option<i64> {
-    let out = e.idsync(&["--json", "show", object]);
-    if !out.status.success() {
-        return None;
-    }
-    let v: Value = serde_json::from_slice(&out.stdout).ok()?;
-    v.get(0)?["id"].as_i64()
 }
 
 fn queue_is_empty(e: &Env) -> bool {
@@ -105,12 +86,12 @@ fn an_accepted_candidate_is_joined_and_stays_joined_through_full_syncs_and_rule_
     let chosen = w.candidates[1];
     ok_json(&e, &["review", "accept", &w.n, "--candidate", "2"]);
     assert_eq!(
-        identity_of(&e, "sap:00012014"),
+        e.identity_of("sap:00012014"),
         None,
         "applied by the next sync"
     );
     ok_json(&e, &["sync", "--delta"]);
-    assert_eq!(identity_of(&e, "sap:00012014"), Some(chosen));
+    assert_eq!(e.identity_of("sap:00012014"), Some(chosen));
     assert!(queue_is_empty(&e));
     let v = ok_json(&e, &["show", &chosen.to_string()]);
     let link = v[0]["connectors"]
@@ -131,12 +112,12 @@ fn an_accepted_candidate_is_joined_and_stays_joined_through_full_syncs_and_rule_
     // A full sync, and a rule change (which makes the next sync full),
     // keep the person's decision.
     ok_json(&e, &["sync"]);
-    assert_eq!(identity_of(&e, "sap:00012014"), Some(chosen));
+    assert_eq!(e.identity_of("sap:00012014"), Some(chosen));
     let rule = e.path("rules/agents/sap.toml");
     let text = std::fs::read_to_string(&rule).expect("read");
     std::fs::write(&rule, format!("{text}\n# changed\n")).expect("write");
     ok_json(&e, &["sync", "--delta"]);
-    assert_eq!(identity_of(&e, "sap:00012014"), Some(chosen));
+    assert_eq!(e.identity_of("sap:00012014"), Some(chosen));
     assert!(queue_is_empty(&e));
 
     let d = ok_json(&e, &["review", "decisions"]);
@@ -161,7 +142,7 @@ fn a_rejected_object_becomes_a_new_identity_and_a_disconnected_one_stays_alone()
     let w = the_one_waiting(&e);
     ok_json(&e, &["review", "reject", &w.n]);
     ok_json(&e, &["sync", "--delta"]);
-    let own = identity_of(&e, "sap:00012014").expect("projected");
+    let own = e.identity_of("sap:00012014").expect("projected");
     assert!(
         !w.candidates.contains(&own),
         "a new identity, not a candidate"
@@ -169,14 +150,14 @@ fn a_rejected_object_becomes_a_new_identity_and_a_disconnected_one_stays_alone()
     assert_eq!(connectors(&e, own), vec!["sap 00012014"]);
     ok_json(&e, &["sync"]);
     assert_eq!(
-        identity_of(&e, "sap:00012014"),
+        e.identity_of("sap:00012014"),
         Some(own),
         "kept by a full sync"
     );
 
     // A wrong join by the rules, undone by hand: the Workday and SAP
     // records of one person are separated, and stay so.
-    let anna = identity_of(&e, "workday:W100006").expect("joined");
+    let anna = e.identity_of("workday:W100006").expect("joined");
     let sap: Vec<String> = connectors(&e, anna)
         .into_iter()
         .filter(|c| c.starts_with("sap "))
@@ -185,11 +166,11 @@ fn a_rejected_object_becomes_a_new_identity_and_a_disconnected_one_stays_alone()
     let sap_object = sap[0].replacen(' ', ":", 1);
     ok_json(&e, &["disconnect", &sap_object]);
     ok_json(&e, &["sync", "--delta"]);
-    assert_eq!(identity_of(&e, &sap_object), None);
+    assert_eq!(e.identity_of(&sap_object), None);
     assert!(connectors(&e, anna).iter().all(|c| !c.starts_with("sap ")));
     ok_json(&e, &["sync"]);
     assert_eq!(
-        identity_of(&e, &sap_object),
+        e.identity_of(&sap_object),
         None,
         "the rules do not join it again"
     );
@@ -197,7 +178,7 @@ fn a_rejected_object_becomes_a_new_identity_and_a_disconnected_one_stays_alone()
     // Joined back by hand.
     ok_json(&e, &["join", &sap_object, "workday:W100006"]);
     ok_json(&e, &["sync", "--delta"]);
-    assert_eq!(identity_of(&e, &sap_object), Some(anna));
+    assert_eq!(e.identity_of(&sap_object), Some(anna));
 }
 
 #[test]

@@ -30,6 +30,13 @@ pub struct Scored {
 }
 
 impl Scored {
+    /// A review item's stored scores (`ambiguous_join.scores`); none when
+    /// there are none or they cannot be read (written by a later version).
+    pub fn list_from_json(text: Option<&str>) -> Vec<Scored> {
+        text.and_then(|s| serde_json::from_str(s).ok())
+            .unwrap_or_default()
+    }
+
     /// The score and each field's level and bits, as a link's detail.
     pub fn detail(&self) -> String {
         let fields: Vec<String> = self
@@ -274,28 +281,26 @@ impl<'a> Row<'a> {
 /// `rows`, which must be in a fixed order. An object is scored against
 /// every record of an identity and the best counts: the identity is the
 /// cluster of its records, so an object resembling any of them joins it.
-/// Term frequencies are `known` ones, or counted over these rows; the
-/// second part of the answer is those counted, for a later delta sync.
+/// Term frequencies are `known` ones (a delta sync's), or counted over
+/// these rows.
 pub(super) fn decide(
     rule: &FuzzyJoin,
     objects: &[(&Record, String)],
     rows: &[Row],
     now: chrono::DateTime<chrono::Utc>,
     known: Option<&fuzzy::Frequencies>,
-) -> (Vec<FuzzyDecision>, Option<fuzzy::Frequencies>) {
+) -> Vec<FuzzyDecision> {
     let Some(params) = &rule.params else {
         let msg = format!(
             "fuzzy join rule {:?} has no weights; run idsync train-join",
             rule.name
         );
-        return (vec![FuzzyDecision::Error(msg); objects.len()], None);
+        return vec![FuzzyDecision::Error(msg); objects.len()];
     };
     let (sides, errors) = match sides(rule, objects, rows.iter().map(|r| r.attrs), now, known) {
         Ok(s) => s,
-        Err(msg) => return (vec![FuzzyDecision::Error(msg); objects.len()], None),
+        Err(msg) => return vec![FuzzyDecision::Error(msg); objects.len()],
     };
-    let counted = (known.is_none() && rule.spec.fields.iter().any(|f| f.term_frequency))
-        .then(|| sides.frequencies());
     // Entities are the identities, numbered in row order.
     let mut entity = Vec::with_capacity(rows.len());
     let mut positions: Vec<u32> = Vec::new();
@@ -324,7 +329,7 @@ pub(super) fn decide(
             via: None,
         })
     };
-    let decisions = linkage
+    linkage
         .decisions
         .iter()
         .zip(errors)
@@ -351,8 +356,7 @@ pub(super) fn decide(
                 Fz::NoMatch { .. } => FuzzyDecision::NoMatch,
             }
         })
-        .collect();
-    (decisions, counted)
+        .collect()
 }
 
 #[cfg(test)]
@@ -458,7 +462,7 @@ mod tests {
             .zip([7, 3, 9])
             .map(|(m, p)| Row::own(p, m))
             .collect();
-        let d = decide(&r, &objects, &right, now(), None).0;
+        let d = decide(&r, &objects, &right, now(), None);
         assert!(
             matches!(&d[0], FuzzyDecision::Join { mv: 7, scored } if scored.detail().starts_with("score ")),
             "{d:?}"
@@ -486,7 +490,7 @@ mod tests {
         assert!(!keys.shares_key(&far));
         let mut with_far = right.clone();
         with_far.push(Row::own(1, &far));
-        assert_eq!(decide(&r, &objects, &with_far, now(), None).0, d);
+        assert_eq!(decide(&r, &objects, &with_far, now(), None), d);
     }
 
     #[test]
@@ -506,8 +510,7 @@ mod tests {
             &[Row::own(4, &own), Row::own(5, &stranger)],
             now(),
             None,
-        )
-        .0;
+        );
         assert!(!matches!(alone[0], FuzzyDecision::Join { .. }), "{alone:?}");
         let rows = [
             Row::own(4, &own),
@@ -518,14 +521,14 @@ mod tests {
             },
             Row::own(5, &stranger),
         ];
-        match &decide(&r, &objects, &rows, now(), None).0[0] {
+        match &decide(&r, &objects, &rows, now(), None)[0] {
             FuzzyDecision::Join { mv: 4, scored } => assert_eq!(scored.at, Some((1, 17))),
             other => panic!("{other:?}"),
         }
         // The same record twice is still one identity, not two rivals.
         let twice = [Row::own(4, &other), rows[1], Row::own(5, &stranger)];
         assert!(matches!(
-            &decide(&r, &objects, &twice, now(), None).0[0],
+            &decide(&r, &objects, &twice, now(), None)[0],
             FuzzyDecision::Join { mv: 4, .. }
         ));
     }
@@ -555,7 +558,7 @@ mod tests {
         let mut r = rule();
         r.params = None;
         let o = rec(["Weber", "Paul", "1975-07-12"]);
-        let d = decide(&r, &[(&o, "sub/x".into())], &[Row::own(0, &o)], now(), None).0;
+        let d = decide(&r, &[(&o, "sub/x".into())], &[Row::own(0, &o)], now(), None);
         assert!(matches!(&d[0], FuzzyDecision::Error(m) if m.contains("train-join")));
     }
 }

@@ -92,7 +92,7 @@ impl Sync<'_> {
                 }
             }
         }
-        let (out, _) = crate::engine::fuzzy_join::decide(
+        let out = crate::engine::fuzzy_join::decide(
             rule,
             &self.objects(a, &left),
             &rows,

@@ -95,16 +95,17 @@ impl Default for EmOptions {
     }
 }
 
-/// splitmix64: a seeded stream of pair indexes, the same on every machine.
-struct Rng(u64);
+/// A seeded stream of pair indexes, the same on every machine: the
+/// generator's SplitMix64, read 32 bits at a time.
+struct Rng(crate::r#gen::rng::SplitMix64);
 
 impl Rng {
+    fn new(seed: u64) -> Rng {
+        Rng(crate::r#gen::rng::SplitMix64::new(seed))
+    }
+
     fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
+        self.0.next_u64()
     }
 
     fn below(&mut self, n: usize) -> u32 {
@@ -120,7 +121,7 @@ pub fn random_u(fields: &[FieldSpec], sides: &Sides, opts: &EmOptions) -> Vec<Ve
     let (nl, nr) = (sides.left.len(), sides.right.len());
     let mut counts: Vec<Vec<u64>> = fields.iter().map(|f| vec![1; f.level_count()]).collect();
     if nl > 0 && nr > 0 {
-        let mut rng = Rng(opts.seed);
+        let mut rng = Rng::new(opts.seed);
         let pairs: Vec<(u32, u32)> = (0..opts.random_pairs)
             .map(|_| (rng.below(nl), rng.below(nr)))
             .collect();
@@ -322,8 +323,8 @@ mod tests {
 
     #[test]
     fn rng_is_seeded_and_in_range() {
-        let mut a = Rng(7);
-        let mut b = Rng(7);
+        let mut a = Rng::new(7);
+        let mut b = Rng::new(7);
         let xs: Vec<u32> = (0..1000).map(|_| a.below(10)).collect();
         let ys: Vec<u32> = (0..1000).map(|_| b.below(10)).collect();
         assert_eq!(xs, ys);
@@ -366,7 +367,7 @@ mod tests {
             [0.10, 0.20, 0.70],
         ];
         let lambda = 0.3;
-        let mut rng = Rng(1);
+        let mut rng = Rng::new(1);
         let mut unit = || (rng.next() >> 11) as f64 / (1u64 << 53) as f64;
         let n = 50_000;
         let mut levels = Vec::with_capacity(n * 4);

@@ -125,20 +125,11 @@ pub struct Linkage {
     pub decisions: Vec<Decision>,
 }
 
-/// Blocks, compares, scores and decides with given parameters.
+/// Blocks, compares, scores and decides with given parameters: each right
+/// row is an entity of its own.
 pub fn link(spec: &MatchSpec, params: &Params, sides: &Sides) -> Linkage {
-    let pairs = blocking::candidates(spec, sides);
-    let g = compare::compare(&spec.fields, sides, &pairs);
-    let weights = Weights::new(&spec.fields, params, sides);
-    let (index, mut scored): (Vec<usize>, Vec<ScoredPair>) =
-        score::score_kept(&weights, sides, &pairs, &g, floor(spec))
-            .into_iter()
-            .unzip();
-    let decisions = decide(&scored, sides.left.len(), &spec.thresholds);
-    explain_decided(&mut scored, &index, &decisions, |i| {
-        weights.score(sides, pairs[i], g.row(i)).contributions
-    });
-    Linkage { scored, decisions }
+    let rows: Vec<u32> = (0..sides.right.len() as u32).collect();
+    link_grouped(spec, params, sides, &rows).0
 }
 
 /// The lowest score that can count in a decision: a best candidate below

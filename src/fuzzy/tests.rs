@@ -5,15 +5,12 @@
 
 use super::*;
 
-struct Rng(u64);
+/// The generator's SplitMix64, with the draws this population is made of.
+struct Rng(crate::r#gen::rng::SplitMix64);
 
 impl Rng {
     fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
+        self.0.next_u64()
     }
     fn below(&mut self, n: usize) -> usize {
         (self.next() % n as u64) as usize
@@ -403,7 +400,7 @@ fn population() -> (Table, Table, Vec<Option<u32>>, usize) {
         right.push(r.row());
     }
     let special = left.len();
-    let mut rng = Rng(2024);
+    let mut rng = Rng(crate::r#gen::rng::SplitMix64::new(2024));
     for i in 0..3000 {
         let a = person(&mut rng);
         left.push(a.row());

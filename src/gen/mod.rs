@@ -23,7 +23,7 @@ mod names;
 mod noise;
 mod org;
 mod people;
-mod rng;
+pub mod rng;
 #[cfg(test)]
 mod tests;
 mod unkeyed;

@@ -244,13 +244,8 @@ impl App {
             ],
         );
         for a in &ambiguous {
-            // A fuzzy rule's item carries each candidate's score; unreadable
-            // scores (a later version's) show as none.
-            let scores: Vec<crate::engine::fuzzy_join::Scored> = a
-                .scores
-                .as_deref()
-                .and_then(|j| serde_json::from_str(j).ok())
-                .unwrap_or_default();
+            // A fuzzy rule's item carries each candidate's score.
+            let scores = crate::engine::fuzzy_join::Scored::list_from_json(a.scores.as_deref());
             let c: Vec<String> = a
                 .candidates
                 .iter()

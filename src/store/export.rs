@@ -28,6 +28,29 @@ pub struct ExportRow {
     pub held: Option<String>,
 }
 
+impl ExportRow {
+    /// A new account of identity `mv_id` in `agent`, not in the target yet:
+    /// to be exported as `state` with the `desired` values.
+    pub fn new(agent: &str, mv_id: MvId, state: &str, desired: String, run: RunId) -> ExportRow {
+        ExportRow {
+            agent: agent.to_string(),
+            mv_id,
+            state: state.to_string(),
+            remote_id: None,
+            name: None,
+            desired,
+            exported: None,
+            pending: true,
+            unconfirmed: None,
+            error: None,
+            attempts: 0,
+            created_run: run,
+            updated_run: run,
+            held: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TargetState {
     pub rules_hash: Option<String>,

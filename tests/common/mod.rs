@@ -93,6 +93,33 @@ impl Env {
         cmd.output().expect("run idsync")
     }
 
+    /// `args` must succeed; their standard output.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.idsync(args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}{}",
+            stdout(&out),
+            stderr(&out)
+        );
+        stdout(&out)
+    }
+
+    /// `--json` and `args` must succeed; their result, parsed.
+    pub fn ok_json(&self, args: &[&str]) -> serde_json::Value {
+        self.ok_json_env(args, &[])
+    }
+
+    /// The identity a source object (`agent:anchor`) is joined to, if any.
+    pub fn identity_of(&self, object: &str) -> Option<i64> {
+        let out = self.idsync(&["--json", "show", object]);
+        if !out.status.success() {
+            return None;
+        }
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+        v.get(0)?["id"].as_i64()
+    }
+
     /// `--json` and `args` with `env` set; the command must succeed, and its
     /// result is parsed.
     pub fn ok_json_env(&self, args: &[&str], env: &[(&str, &str)]) -> serde_json::Value {
