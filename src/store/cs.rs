@@ -29,8 +29,9 @@ impl Store {
         let mut stmt = self
             .conn
             .prepare(
-                "SELECT c.id, c.anchor, c.attrs, c.op, c.seq, l.mv_id, c.prev_attrs
+                "SELECT c.id, c.anchor, c.attrs, c.op, c.seq, l.mv_id, p.attrs
                  FROM cs_object c LEFT JOIN link l ON l.cs_id = c.id
+                 LEFT JOIN cs_prev p ON p.id = c.id
                  WHERE c.agent = ?1 ORDER BY c.anchor",
             )
             .map_err(|e| self.err(e))?;
@@ -122,8 +123,9 @@ impl Store {
         let mut stmt = self
             .conn
             .prepare(
-                "SELECT c.id, c.anchor, c.attrs, c.op, c.seq, l.mv_id, c.prev_attrs
+                "SELECT c.id, c.anchor, c.attrs, c.op, c.seq, l.mv_id, p.attrs
                  FROM cs_object c LEFT JOIN link l ON l.cs_id = c.id
+                 LEFT JOIN cs_prev p ON p.id = c.id
                  WHERE c.agent = ?1 AND c.seq > ?2 ORDER BY c.anchor",
             )
             .map_err(|e| self.err(e))?;
@@ -147,8 +149,9 @@ impl Store {
         let mut raw = Vec::new();
         for chunk in mvs.chunks(super::IN_LIST) {
             let sql = format!(
-                "SELECT c.id, c.anchor, c.attrs, c.op, c.seq, l.mv_id, c.prev_attrs, c.agent, s.synced_seq
+                "SELECT c.id, c.anchor, c.attrs, c.op, c.seq, l.mv_id, p.attrs, c.agent, s.synced_seq
                  FROM link l JOIN cs_object c ON c.id = l.cs_id
+                 LEFT JOIN cs_prev p ON p.id = c.id
                  LEFT JOIN agent_state s ON s.agent = c.agent
                  WHERE l.mv_id IN ({})",
                 super::placeholders(chunk.len())
@@ -200,7 +203,7 @@ impl Store {
             .unwrap_or(0))
     }
 
-    /// A row of (id, anchor, attrs, op, seq, mv, prev_attrs, ...), unparsed.
+    /// A row of (id, anchor, attrs, op, seq, mv, previous attrs, ...), unparsed.
     fn cs_raw(&self, r: &rusqlite::Row, synced: i64) -> Result<RawCs> {
         let get = |e| self.err(e);
         let op: String = r.get(3).map_err(get)?;

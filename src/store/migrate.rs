@@ -301,6 +301,20 @@ const MIGRATIONS: &[&str] = &[
      -- flows read from this account (a mail address the target assigned),
      -- as the last confirming import found them; null until one has.
      ALTER TABLE export_object ADD COLUMN held TEXT;",
+    // 9: what the last sync saw of an object with a pending update, out of
+    // the object's row. Kept in the row, it grew a full page's rows by
+    // half on their first update after a sync: the page split, and a 1 %
+    // delta import wrote three pages per changed row instead of one.
+    "-- Rows live from an object's first update after a sync to the next
+     -- sync, which clears them.
+     CREATE TABLE cs_prev(
+        id INTEGER PRIMARY KEY,
+        attrs TEXT NOT NULL
+     );
+     INSERT INTO cs_prev(id, attrs)
+        SELECT c.id, c.prev_attrs FROM cs_object c JOIN agent_state s ON s.agent = c.agent
+        WHERE c.seq > s.synced_seq AND c.op = 'update' AND c.prev_attrs IS NOT NULL;
+     ALTER TABLE cs_object DROP COLUMN prev_attrs;",
 ];
 
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
@@ -371,6 +385,35 @@ mod tests {
                 assert_eq!(version, MIGRATIONS.len() as i64);
             }
         }
+        Ok(())
+    }
+
+    #[test]
+    fn a_pending_update_keeps_its_previous_attributes_across_migration_9() -> rusqlite::Result<()> {
+        let mut conn = Connection::open_in_memory()?;
+        for sql in &MIGRATIONS[..8] {
+            conn.execute_batch(sql)?;
+        }
+        conn.execute_batch(
+            "PRAGMA user_version = 8;
+             INSERT INTO agent_state(agent, import_seq, synced_seq) VALUES ('hr', 3, 2);
+             INSERT INTO cs_object(id, agent, anchor, attrs, prev_attrs, hash, op, seq)
+             VALUES (1, 'hr', 'a', '{\"n\":[\"new\"]}', '{\"n\":[\"old\"]}', 0, 'update', 3),
+                    (2, 'hr', 'b', '{}', '{\"n\":[\"synced\"]}', 0, 'update', 2),
+                    (3, 'hr', 'c', '{}', NULL, 0, 'add', 3);",
+        )?;
+        migrate(&mut conn)?;
+        let kept: Vec<(i64, String)> = conn
+            .prepare("SELECT id, attrs FROM cs_prev ORDER BY id")?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        assert_eq!(kept, vec![(1, "{\"n\":[\"old\"]}".to_string())]);
+        let columns: i64 = conn.query_row(
+            "SELECT count(*) FROM pragma_table_info('cs_object') WHERE name = 'prev_attrs'",
+            [],
+            |r| r.get(0),
+        )?;
+        assert_eq!(columns, 0);
         Ok(())
     }
 }

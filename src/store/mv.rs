@@ -440,6 +440,7 @@ impl Tx<'_> {
     pub fn remove_cs(&self, cs: CsId) -> Result<()> {
         self.run_sql("DELETE FROM link WHERE cs_id = ?1", params![cs])?;
         self.run_sql("DELETE FROM ambiguous_join WHERE cs_id = ?1", params![cs])?;
+        self.run_sql("DELETE FROM cs_prev WHERE id = ?1", params![cs])?;
         self.run_sql("DELETE FROM cs_object WHERE id = ?1", params![cs])
     }
 
@@ -459,6 +460,12 @@ impl Tx<'_> {
 
     /// Marks every pending import of the agent as seen by sync.
     pub fn mark_synced(&self, agent: &str) -> Result<()> {
+        self.run_sql(
+            "DELETE FROM cs_prev WHERE id IN (
+                SELECT c.id FROM cs_object c JOIN agent_state s ON s.agent = c.agent
+                WHERE c.agent = ?1 AND c.seq > s.synced_seq)",
+            params![agent],
+        )?;
         self.run_sql(
             "UPDATE agent_state SET synced_seq = import_seq WHERE agent = ?1",
             params![agent],

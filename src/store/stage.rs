@@ -61,6 +61,7 @@ pub struct Stager<'t, 'c> {
     /// not in it yet is looked up in the store.
     complete: bool,
     insert: CachedStatement<'t>,
+    keep_prev: CachedStatement<'t>,
     update: CachedStatement<'t>,
     rehash: CachedStatement<'t>,
     delete: CachedStatement<'t>,
@@ -108,9 +109,15 @@ impl<'c> Tx<'c> {
             // A staged delete that comes back is an update of what the
             // metaverse last saw, never a second object; an add not synced
             // yet stays an add.
+            // What the last sync saw: kept at an object's first change
+            // since then (a staged delete keeps the attributes, so an
+            // object that comes back keeps them too).
+            keep_prev: prepare(
+                "INSERT OR IGNORE INTO cs_prev(id, attrs)
+                 SELECT id, attrs FROM cs_object WHERE id = ?1 AND (seq <= ?2 OR op = 'delete')",
+            )?,
             update: prepare(
-                "UPDATE cs_object SET prev_attrs = CASE WHEN seq <= ?7 THEN attrs ELSE prev_attrs END,
-                    attrs = ?2, hash = ?3, raw_hash = ?4,
+                "UPDATE cs_object SET attrs = ?2, hash = ?3, raw_hash = ?4,
                     op = CASE WHEN seq > ?7 AND op = 'add' THEN 'add' ELSE 'update' END,
                     seq = ?5, line = ?6
                  WHERE id = ?1",
@@ -335,6 +342,9 @@ impl Stager<'_, '_> {
             }
             self.counts.unchanged += 1;
         } else {
+            self.keep_prev
+                .execute(params![id, self.synced])
+                .map_err(|e| self.tx.err(e))?;
             self.update
                 .execute(params![
                     id,
@@ -544,5 +554,51 @@ mod tests {
             (6, 1, 1, 1, 1)
         );
         assert_eq!(store.live_objects("hr").unwrap(), 3);
+    }
+
+    /// The name the last sync saw of each pending object (none for an add).
+    fn prev_names(store: &Store) -> Vec<(String, Option<String>)> {
+        let s = schema();
+        let name = s.get("name").unwrap_or(1);
+        store
+            .load_pending_cs("hr", &s)
+            .unwrap()
+            .into_iter()
+            .map(|r| {
+                let prev = r
+                    .prev
+                    .and_then(|p| p.values(name).next().map(str::to_string));
+                (r.anchor, prev)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn an_update_keeps_what_the_last_sync_saw_until_the_next_sync() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("s.db")).unwrap();
+        full(&mut store, &[("1", "Ann"), ("2", "Bo"), ("3", "Cy")]);
+        let tx = store.begin().unwrap();
+        tx.mark_synced("hr").unwrap();
+        tx.commit().unwrap();
+        // Two imports before a sync: the first change's "before" stands.
+        full(&mut store, &[("1", "Anne"), ("2", "Bo"), ("3", "Cy")]);
+        full(&mut store, &[("1", "Annie"), ("2", "Bo")]);
+        // A deleted object that comes back before the sync keeps what
+        // the sync saw, too.
+        full(&mut store, &[("1", "Annie"), ("2", "Bo"), ("3", "Cyd")]);
+        assert_eq!(
+            prev_names(&store),
+            vec![
+                ("1".into(), Some("Ann".into())),
+                ("3".into(), Some("Cy".into()))
+            ]
+        );
+        let tx = store.begin().unwrap();
+        tx.mark_synced("hr").unwrap();
+        tx.commit().unwrap();
+        assert!(prev_names(&store).is_empty());
+        full(&mut store, &[("1", "Ana"), ("2", "Bo"), ("3", "Cyd")]);
+        assert_eq!(prev_names(&store), vec![("1".into(), Some("Annie".into()))]);
     }
 }
