@@ -79,6 +79,7 @@ impl App {
         step: i64,
         now: DateTime<Utc>,
     ) -> Result<BTreeMap<String, GroupCounts>> {
+        let started = std::time::Instant::now();
         let App { rules, store, .. } = self;
         let groups = &rules.metaverse.groups;
         let mut found: Vec<Found> = groups.iter().map(|_| Found::default()).collect();
@@ -113,9 +114,16 @@ impl App {
                 }
             }
         }
+        tracing::debug!(ms = started.elapsed().as_millis() as u64, "Groups: evaluated.");
         let mut all = BTreeMap::new();
         for (gi, f) in found.into_iter().enumerate() {
+            let t = std::time::Instant::now();
             let c = write_groups(store, rules, gi, f, run, step)?;
+            tracing::debug!(
+                group = groups[gi].name.as_str(),
+                ms = t.elapsed().as_millis() as u64,
+                "Groups: written."
+            );
             all.insert(groups[gi].name.clone(), c);
         }
         if !all.is_empty() {
