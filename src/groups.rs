@@ -114,7 +114,10 @@ impl App {
                 }
             }
         }
-        tracing::debug!(ms = started.elapsed().as_millis() as u64, "Groups: evaluated.");
+        tracing::debug!(
+            ms = started.elapsed().as_millis() as u64,
+            "Groups: evaluated."
+        );
         let mut all = BTreeMap::new();
         for (gi, f) in found.into_iter().enumerate() {
             let t = std::time::Instant::now();

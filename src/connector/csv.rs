@@ -390,7 +390,10 @@ impl Connector for CsvConnector {
             ));
         };
         let file = File::open(&self.config.path).map_err(|e| self.io(e))?;
-        let mut reader = self.builder().buffer_capacity(FETCH_BUFFER).from_reader(file);
+        let mut reader = self
+            .builder()
+            .buffer_capacity(FETCH_BUFFER)
+            .from_reader(file);
         let mut record = csv::ByteRecord::new();
         let mut scratch = Vec::new();
         let seek = |reader: &mut csv::Reader<File>, at: u64| {
