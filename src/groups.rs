@@ -90,8 +90,17 @@ impl App {
                 .filter(|&i| groups[i].members == ty)
                 .collect();
             let mut ids = Vec::new();
+            // Rules whose last pass was the same run under the same rules
+            // look at the same identities: they are listed once.
+            let mut passes = BTreeSet::new();
             for &gi in &of_type {
                 let g = &groups[gi];
+                let st = store.target_state(&format!("group:{}", g.name))?;
+                if st.rules_hash.as_deref() == Some(rules.hash.as_str())
+                    && !passes.insert(st.provisioned_run)
+                {
+                    continue;
+                }
                 let gone = || store.group_members_gone(&g.name);
                 ids.extend(to_evaluate(
                     store,
