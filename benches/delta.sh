@@ -14,7 +14,8 @@
 # FRESH=1 builds it again), work/ the copy each cycle changes. Each cycle
 # starts from the nightly store; RUNS=N repeats each N times (the machine is
 # shared: take the best). Each cycle ends with `idsync sync --delta`; the
-# cycle's time is the imports' and the sync's together.
+# cycle's time is the imports' and the sync's together. Last, the changed
+# cycle runs as `idsync run delta`, one process, as the scheduler runs it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 people=${1:-1000000}
@@ -177,4 +178,11 @@ PY
 for run in $(seq "$runs"); do
     restore
     cycle "${percent} % changed (run $run)"
+done
+# The same cycle as the scheduler runs it: the delta profile in one
+# process, where one step's checkpoint overlaps the next step's work.
+for run in $(seq "$runs"); do
+    restore
+    : > "$work/steps.txt"
+    step "run delta (run $run)" run delta --allow-deletes 1000000
 done

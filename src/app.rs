@@ -401,6 +401,7 @@ impl App {
                     cs[a.index].entry(row.id).or_insert(row);
                 }
             }
+            let t_linked = t0.elapsed();
             // A change that reaches a large part of the metaverse costs less
             // as one full pass than as many rounds of lookups.
             if mvs.len() as u64 > total / 4 + 10_000 || round > 32 {
@@ -428,6 +429,8 @@ impl App {
             tracing::debug!(
                 pending_ms = t_pending.as_millis() as u64,
                 mv_ms = (t_mv - t_pending).as_millis() as u64,
+                connectors_ms = (t_linked - t_mv).as_millis() as u64,
+                handed_ms = (t_load - t_linked).as_millis() as u64,
                 "Delta sync: loaded."
             );
             let plan = sync.plan();

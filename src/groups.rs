@@ -225,32 +225,17 @@ fn write_groups(
     let mut next = tx.next_mv_id()?;
     let keys: BTreeSet<&String> = joined.keys().chain(left.keys()).collect();
     let none = (Vec::new(), None);
+    let member_name = group_type.schema.name(g.member_attr);
     for key in keys {
         let (ins, set) = joined.get(key).unwrap_or(&none);
         let outs = left.get(key).map(Vec::as_slice).unwrap_or(&[]);
         let existing = tx.group_object(&g.name, key)?;
-        let held = existing.as_ref().and_then(|(_, json)| {
-            crate::model::json::record_from_json(json, &group_type.schema).ok()
-        });
-        // A large group (everyone employed) changes by a few members a
-        // day: its list is the one it holds, with those who left taken
-        // out and those who joined put in.
-        let mut members: Vec<MvId> = match &held {
-            Some(h) => h
-                .values(g.member_attr)
-                .filter_map(|v| v.parse().ok())
-                .collect(),
-            None => Vec::new(),
-        };
-        if !outs.is_empty() {
-            let outs: rustc_hash::FxHashSet<MvId> = outs.iter().copied().collect();
-            members.retain(|m| !outs.contains(m));
-        }
-        members.extend(ins.iter().copied());
-        members.sort_unstable();
-        members.dedup();
-        if members.is_empty() {
-            if let Some((id, _)) = existing {
+        // The members are the rows of group_member (written above); the
+        // group's own row holds its name and the values the rule sets, so
+        // a member joining or leaving writes a small row, whatever the
+        // group's size.
+        if !tx.group_has_members(&g.name, key)? {
+            if let Some((id, _, _)) = existing {
                 tx.delete_mv(id)?;
                 tx.set_group_object(&g.name, key, None)?;
                 tx.add_change(step, &NewChange::identity("group-deleted", id, Some(key)))?;
@@ -258,11 +243,11 @@ fn write_groups(
             }
             continue;
         }
+        let held = existing.as_ref().and_then(|(_, json, _)| {
+            crate::model::json::record_from_json(json, &group_type.schema).ok()
+        });
         let mut b = Record::builder();
         b.push(g.name_attr, key);
-        for m in &members {
-            b.push_owned(g.member_attr, m.to_string());
-        }
         // Values set by the rule: from a member that joined in this
         // pass, else what the group holds.
         for (a, _) in &g.set {
@@ -283,11 +268,17 @@ fn write_groups(
         }
         let rec = b.build();
         let json = record_to_json(&rec, &group_type.schema);
-        let attrs: Vec<u32> = rec.attrs().collect();
+        let mut attrs: Vec<u32> = rec.attrs().collect();
+        attrs.push(g.member_attr);
+        attrs.sort_unstable();
+        let moved = !ins.is_empty() || !outs.is_empty();
         match existing {
-            Some((_, old)) if old == json => {}
-            Some((id, _)) => {
+            Some((_, old, listed)) if old == json && listed && !moved => {}
+            Some((id, _, listed)) => {
                 tx.update_mv(id, &json, &lineage(&attrs), run)?;
+                if !listed {
+                    tx.set_group_object(&g.name, key, Some((id, member_name)))?;
+                }
                 tx.add_change(step, &NewChange::identity("group-updated", id, Some(key)))?;
                 counts.groups_updated += 1;
             }
@@ -295,7 +286,7 @@ fn write_groups(
                 let id = next;
                 next += 1;
                 tx.insert_mv(id, &group_type.name, &json, &lineage(&attrs), run)?;
-                tx.set_group_object(&g.name, key, Some(id))?;
+                tx.set_group_object(&g.name, key, Some((id, member_name)))?;
                 tx.add_change(step, &NewChange::identity("group-created", id, Some(key)))?;
                 counts.groups_created += 1;
             }

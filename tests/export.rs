@@ -558,3 +558,65 @@ Extension = { account = "app", value = "extension" }
     assert_eq!(export["updated"], 1, "{export}");
     assert_eq!(rows(&e)[wid].1, "4999");
 }
+
+/// The members of a group, as `show` lists them.
+fn shown_members(e: &Env, group: i64) -> Vec<String> {
+    let s = json(e.idsync(&["--json", "show", &group.to_string()]));
+    s[0]["attributes"]
+        .as_array()
+        .expect("attributes")
+        .iter()
+        .find(|a| a["attribute"] == "member")
+        .map(|a| {
+            a["values"]
+                .as_array()
+                .expect("values")
+                .iter()
+                .map(|v| v.as_str().unwrap_or_default().to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_groups_row_holds_no_members_and_readers_find_them_in_its_memberships() {
+    let e = env();
+    ok(e.idsync(&["--as-of", DAY1, "run", "nightly"]));
+    let found = json(e.idsync(&["--json", "search", "--mv", r#"name = "dept-finance""#]));
+    let finance = found[0]["id"].as_i64().expect("the finance group");
+    let person = e.identity_of("workday:W100005").expect("W100005");
+    let members = shown_members(&e, finance);
+    assert!(members.contains(&person.to_string()), "{members:?}");
+    // A member joining or leaving writes the group's small row, not a
+    // list of every member.
+    let db = rusqlite::Connection::open(e.store()).expect("store");
+    let row: String = db
+        .query_row(
+            "SELECT attrs FROM mv_object WHERE id = ?1",
+            [finance],
+            |r| r.get(0),
+        )
+        .expect("group row");
+    assert!(!row.contains("member"), "{row}");
+    let holding = json(e.idsync(&[
+        "--json",
+        "search",
+        "--mv",
+        &format!(r#"member = "{person}""#),
+    ]));
+    let ids: Vec<i64> = holding
+        .as_array()
+        .expect("found")
+        .iter()
+        .filter_map(|g| g["id"].as_i64())
+        .collect();
+    assert!(ids.contains(&finance), "{holding}");
+
+    // Day 2 moves W100005 to Treasury: the lists follow the memberships.
+    day2(&e);
+    ok(e.idsync(&["--as-of", DAY2, "run", "nightly"]));
+    assert!(!shown_members(&e, finance).contains(&person.to_string()));
+    let found = json(e.idsync(&["--json", "search", "--mv", r#"name = "dept-treasury""#]));
+    let treasury = found[0]["id"].as_i64().expect("the treasury group");
+    assert_eq!(shown_members(&e, treasury), vec![person.to_string()]);
+}

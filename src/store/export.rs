@@ -511,24 +511,40 @@ impl Tx<'_> {
         .map_err(|e| self.err(e))
     }
 
-    /// The metaverse object of group `key`, and its stored attributes.
-    pub fn group_object(&self, rule: &str, key: &str) -> Result<Option<(MvId, String)>> {
+    /// The metaverse object of group `key`, its stored attributes, and
+    /// whether its members are read from `group_member` (else the stored
+    /// attributes hold them, as a group written before migration 10 does).
+    pub fn group_object(&self, rule: &str, key: &str) -> Result<Option<(MvId, String, bool)>> {
         self.tx
             .query_row(
-                "SELECT g.mv_id, m.attrs FROM group_object g JOIN mv_object m ON m.id = g.mv_id
+                "SELECT g.mv_id, m.attrs, g.member_attr IS NOT NULL
+                 FROM group_object g JOIN mv_object m ON m.id = g.mv_id
                  WHERE g.rule = ?1 AND g.key = ?2",
                 params![rule, key],
-                |r| Ok((r.get(0)?, r.get(1)?)),
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
             )
             .optional()
             .map_err(|e| self.err(e))
     }
 
-    pub fn set_group_object(&self, rule: &str, key: &str, mv: Option<MvId>) -> Result<()> {
+    /// Whether group `key` of `rule` has a member.
+    pub fn group_has_members(&self, rule: &str, key: &str) -> Result<bool> {
+        self.tx
+            .query_row(
+                "SELECT EXISTS(SELECT 1 FROM group_member WHERE rule = ?1 AND key = ?2)",
+                params![rule, key],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.err(e))
+    }
+
+    /// Records (or with `None` forgets) the metaverse object of group `key`;
+    /// its `member_attr` values are read from the group's members.
+    pub fn set_group_object(&self, rule: &str, key: &str, mv: Option<(MvId, &str)>) -> Result<()> {
         match mv {
-            Some(id) => self.tx.execute(
-                "INSERT OR REPLACE INTO group_object(rule, key, mv_id) VALUES (?1, ?2, ?3)",
-                params![rule, key, id],
+            Some((id, member_attr)) => self.tx.execute(
+                "INSERT OR REPLACE INTO group_object(rule, key, mv_id, member_attr) VALUES (?1, ?2, ?3, ?4)",
+                params![rule, key, id, member_attr],
             ),
             None => self.tx.execute(
                 "DELETE FROM group_object WHERE rule = ?1 AND key = ?2",

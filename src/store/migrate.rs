@@ -315,6 +315,14 @@ const MIGRATIONS: &[&str] = &[
         SELECT c.id, c.prev_attrs FROM cs_object c JOIN agent_state s ON s.agent = c.agent
         WHERE c.seq > s.synced_seq AND c.op = 'update' AND c.prev_attrs IS NOT NULL;
      ALTER TABLE cs_object DROP COLUMN prev_attrs;",
+    // 10: a computed group's members are read from group_member, not kept
+    // in the group's row, which every change of membership wrote whole
+    // (the group of everyone employed is 6.6 MB at a million people).
+    "-- The group's member attribute, filled from group_member when the
+     -- group is read; null for a group written before, whose row still
+     -- holds its members until its next change.
+     ALTER TABLE group_object ADD COLUMN member_attr TEXT;
+     CREATE INDEX group_object_mv ON group_object(mv_id);",
 ];
 
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {

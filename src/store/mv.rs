@@ -7,6 +7,9 @@ use crate::model::json::{lineage_entries, record_from_json};
 use crate::model::{CsId, Lineage, MvId, Origin, Record, RunId, Schema};
 use rusqlite::{OptionalExtension, params};
 
+/// Where a computed group's members are: (rule, key, member attribute).
+type MemberList = (String, String, String);
+
 #[derive(Debug, Clone)]
 pub struct MvRow {
     pub id: MvId,
@@ -87,15 +90,77 @@ impl Store {
         }))
     }
 
+    /// Computed groups whose members are read from `group_member`, by the
+    /// id of their metaverse object: (rule, key, member attribute).
+    fn member_lists(&self) -> Result<rustc_hash::FxHashMap<MvId, MemberList>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT mv_id, rule, key, member_attr FROM group_object WHERE member_attr IS NOT NULL",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?, r.get(3)?))))
+            .map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<_>>()
+            .map_err(|e| self.err(e))
+    }
+
+    /// Puts a computed group's members (in id order) into its member
+    /// attribute, in place of anything its row held there.
+    fn fill_members(
+        &self,
+        row: &mut MvRow,
+        schema: &Schema,
+        lists: &rustc_hash::FxHashMap<MvId, MemberList>,
+    ) -> Result<()> {
+        let Some((rule, key, attr)) = lists.get(&row.id) else {
+            return Ok(());
+        };
+        let Some(a) = schema.get(attr) else {
+            return Ok(());
+        };
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT mv_id FROM group_member WHERE rule = ?1 AND key = ?2 ORDER BY mv_id",
+            )
+            .map_err(|e| self.err(e))?;
+        let members = stmt
+            .query_map(params![rule, key], |r| r.get::<_, i64>(0))
+            .map_err(|e| self.err(e))?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(|e| self.err(e))?;
+        let mut b = Record::builder();
+        for (x, v) in row.attrs.iter() {
+            if x != a {
+                b.push(x, v);
+            }
+        }
+        let mut text = String::new();
+        for m in members {
+            use std::fmt::Write;
+            text.clear();
+            let _ = write!(text, "{m}");
+            b.push(a, &text);
+        }
+        row.attrs = b.build();
+        Ok(())
+    }
+
     /// Every metaverse object whose type `schema_of` knows, in id order.
     pub fn load_mv(&self, schema_of: &SchemaOf, each: &mut dyn FnMut(MvRow)) -> Result<()> {
+        let lists = self.member_lists()?;
         let mut stmt = self
             .conn
             .prepare("SELECT id, object_type, attrs, lineage, created_run, updated_run, retained_since FROM mv_object ORDER BY id")
             .map_err(|e| self.err(e))?;
         let mut rows = stmt.query([]).map_err(|e| self.err(e))?;
         while let Some(r) = rows.next().map_err(|e| self.err(e))? {
-            if let Some(row) = self.mv_row(r, schema_of)? {
+            if let Some(mut row) = self.mv_row(r, schema_of)? {
+                if let Some(schema) = schema_of(&row.object_type) {
+                    self.fill_members(&mut row, schema, &lists)?;
+                }
                 each(row);
             }
         }
@@ -108,10 +173,16 @@ impl Store {
             .prepare("SELECT id, object_type, attrs, lineage, created_run, updated_run, retained_since FROM mv_object WHERE id = ?1")
             .map_err(|e| self.err(e))?;
         let mut rows = stmt.query(params![id]).map_err(|e| self.err(e))?;
-        match rows.next().map_err(|e| self.err(e))? {
-            Some(r) => self.mv_row(r, schema_of),
-            None => Ok(None),
+        let Some(r) = rows.next().map_err(|e| self.err(e))? else {
+            return Ok(None);
+        };
+        let Some(mut row) = self.mv_row(r, schema_of)? else {
+            return Ok(None);
+        };
+        if let Some(schema) = schema_of(&row.object_type) {
+            self.fill_members(&mut row, schema, &self.member_lists()?)?;
         }
+        Ok(Some(row))
     }
 
     /// The metaverse objects with these ids (those that exist), in id order.
@@ -151,7 +222,15 @@ impl Store {
         // Parsed on every core: a delta sync reads thousands at a time.
         use rayon::prelude::*;
         let path = self.path.display().to_string();
-        out.into_par_iter()
+        let lists = self.member_lists()?;
+        let groups: Vec<(usize, &Schema)> = out
+            .iter()
+            .enumerate()
+            .filter(|(_, (row, _, _))| lists.contains_key(&row.id))
+            .map(|(i, (_, schema, _))| (i, *schema))
+            .collect();
+        let mut rows: Vec<MvRow> = out
+            .into_par_iter()
             .map(|(mut row, schema, text)| {
                 row.attrs = record_from_json(&text, schema).map_err(|e| StoreError::Corrupt {
                     path: path.clone(),
@@ -159,7 +238,13 @@ impl Store {
                 })?;
                 Ok(row)
             })
-            .collect()
+            .collect::<Result<_>>()?;
+        for (i, schema) in groups {
+            if let Some(row) = rows.get_mut(i) {
+                self.fill_members(row, schema, &lists)?;
+            }
+        }
+        Ok(rows)
     }
 
     /// Identities with a due date on or before `day` (`YYYY-MM-DD`).
@@ -189,17 +274,23 @@ impl Store {
     /// Ids of metaverse objects of a type whose attribute has exactly this value.
     pub fn find_mv_by(&self, object_type: &str, attr: &str, value: &str) -> Result<Vec<MvId>> {
         let path = format!("$.\"{}\"", attr.replace('"', ""));
+        // A computed group's members are rows of group_member.
         let mut stmt = self
             .conn
             .prepare(
                 "SELECT id FROM mv_object WHERE object_type = ?1 AND (
                     json_extract(attrs, ?2) = ?3
                     OR EXISTS (SELECT 1 FROM json_each(attrs, ?2) WHERE value = ?3))
-                 ORDER BY id",
+                 UNION
+                 SELECT o.mv_id FROM group_member g
+                    JOIN group_object o ON o.rule = g.rule AND o.key = g.key
+                    JOIN mv_object m ON m.id = o.mv_id
+                 WHERE o.member_attr = ?4 AND m.object_type = ?1 AND g.mv_id = ?3
+                 ORDER BY 1",
             )
             .map_err(|e| self.err(e))?;
         let rows = stmt
-            .query_map(params![object_type, path, value], |r| r.get(0))
+            .query_map(params![object_type, path, value, attr], |r| r.get(0))
             .map_err(|e| self.err(e))?;
         rows.collect::<rusqlite::Result<Vec<_>>>()
             .map_err(|e| self.err(e))
