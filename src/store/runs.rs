@@ -354,23 +354,6 @@ impl Tx<'_> {
     }
 }
 
-impl Tx<'_> {
-    /// Records the joins and projections of a sync: the links stamped with
-    /// its run, in one statement.
-    pub fn record_link_changes(&self, step: i64, run: RunId) -> Result<()> {
-        self.tx
-            .execute(
-                "INSERT INTO change(step, kind, agent, cs_id, mv_id, detail)
-                 SELECT ?1, l.kind, c.agent, l.cs_id, l.mv_id, l.rule
-                 FROM link l JOIN cs_object c ON c.id = l.cs_id
-                 WHERE l.run = ?2",
-                params![step, run],
-            )
-            .map(|_| ())
-            .map_err(|e| self.err(e))
-    }
-}
-
 impl Store {
     /// What a step changed, object by object, in the order it was recorded.
     pub fn step_changes(&self, step: i64, limit: usize) -> Result<Vec<ChangeRow>> {
