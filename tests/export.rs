@@ -620,3 +620,60 @@ fn a_groups_row_holds_no_members_and_readers_find_them_in_its_memberships() {
     let treasury = found[0]["id"].as_i64().expect("the treasury group");
     assert_eq!(shown_members(&e, treasury), vec![person.to_string()]);
 }
+
+#[test]
+fn a_group_that_kept_its_members_in_its_row_is_read_so_until_it_changes() {
+    let e = env();
+    ok(e.idsync(&["--as-of", DAY1, "run", "nightly"]));
+    let found = json(e.idsync(&["--json", "search", "--mv", r#"name = "dept-finance""#]));
+    let finance = found[0]["id"].as_i64().expect("the finance group");
+    let person = e.identity_of("workday:W100005").expect("W100005");
+    // The finance group as a store written before memberships were rows
+    // holds it: the list in the group's row, no member attribute recorded.
+    let db = rusqlite::Connection::open(e.store()).expect("store");
+    let members: Vec<String> = db
+        .prepare("SELECT mv_id FROM group_member WHERE rule = 'departments' AND key = 'dept-finance' ORDER BY mv_id")
+        .expect("members")
+        .query_map([], |r| r.get::<_, i64>(0))
+        .expect("members")
+        .map(|m| m.expect("member").to_string())
+        .collect();
+    assert!(members.contains(&person.to_string()), "{members:?}");
+    let row: String = db
+        .query_row(
+            "SELECT attrs FROM mv_object WHERE id = ?1",
+            [finance],
+            |r| r.get(0),
+        )
+        .expect("group row");
+    let mut attrs: serde_json::Map<String, Value> = serde_json::from_str(&row).expect("attrs");
+    attrs.insert("member".into(), Value::from(members.clone()));
+    db.execute(
+        "UPDATE mv_object SET attrs = ?1 WHERE id = ?2",
+        rusqlite::params![Value::Object(attrs).to_string(), finance],
+    )
+    .expect("old row");
+    db.execute(
+        "UPDATE group_object SET member_attr = NULL WHERE mv_id = ?1",
+        [finance],
+    )
+    .expect("old group");
+    drop(db);
+    assert_eq!(shown_members(&e, finance), members, "read from the row");
+
+    // Day 2 moves W100005 out of Finance: the group is written the new way.
+    day2(&e);
+    ok(e.idsync(&["--as-of", DAY2, "run", "nightly"]));
+    let after = shown_members(&e, finance);
+    assert!(!after.contains(&person.to_string()), "{after:?}");
+    let db = rusqlite::Connection::open(e.store()).expect("store");
+    let (row, listed): (String, Option<String>) = db
+        .query_row(
+            "SELECT m.attrs, g.member_attr FROM mv_object m JOIN group_object g ON g.mv_id = m.id WHERE m.id = ?1",
+            [finance],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .expect("group row");
+    assert!(!row.contains("member"), "{row}");
+    assert_eq!(listed.as_deref(), Some("member"));
+}
