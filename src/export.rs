@@ -292,7 +292,13 @@ impl App {
         let type_name = rules.metaverse.types[t.object_type].name.clone();
         let started = std::time::Instant::now();
         let gone = || store.exports_without_identity(&t.name);
-        let ids = to_evaluate(store, &t.name, &t.hash, &type_name, &gone)?;
+        let ids = to_evaluate(
+            store,
+            &store.target_state(&t.name)?,
+            &t.hash,
+            &type_name,
+            &gone,
+        )?;
         let mut counts = ProvisionCounts::default();
         for chunk in ids.chunks(PROVISION_CHUNK) {
             let mvs = load_of_type(store, rules, chunk, &type_name)?;
@@ -347,18 +353,17 @@ impl App {
     }
 }
 
-/// The identities of `type_name` a pass keyed `state_key` must look at:
+/// The identities of `type_name` a pass whose state is `st` must look at:
 /// those written since its last pass and those deleted since (every one,
 /// and all it knew that no longer exist, `gone`, when `hash`, the digest of
 /// the rules it applies, changed); in id order.
 pub(crate) fn to_evaluate(
     store: &Store,
-    state_key: &str,
+    st: &crate::store::TargetState,
     hash: &str,
     type_name: &str,
     gone: &dyn Fn() -> crate::store::Result<Vec<MvId>>,
 ) -> Result<Vec<MvId>> {
-    let st = store.target_state(state_key)?;
     let everything = st.rules_hash.as_deref() != Some(hash);
     let mut ids = store.mv_ids_changed(type_name, (!everything).then_some(st.provisioned_run))?;
     if everything {

@@ -62,9 +62,10 @@ fn group_of(g: &GroupRule, mv: &Record, ctx: &Context) -> (Option<String>, SetVa
 /// What one rule's pass found: who joins and leaves which group.
 #[derive(Default)]
 struct Found {
-    /// Per group: who joins, and the group values of the lowest-id one.
-    joined: BTreeMap<String, (Vec<MvId>, Option<SetValues>)>,
-    left: BTreeMap<String, Vec<MvId>>,
+    /// Groups someone joined, with the group values of the lowest-id one.
+    joined: BTreeMap<String, SetValues>,
+    /// Groups someone left.
+    left: BTreeSet<String>,
     moves: Vec<(MvId, Option<String>)>,
     counts: GroupCounts,
 }
@@ -102,13 +103,7 @@ impl App {
                     continue;
                 }
                 let gone = || store.group_members_gone(&g.name);
-                ids.extend(to_evaluate(
-                    store,
-                    &format!("group:{}", g.name),
-                    &rules.hash,
-                    type_name,
-                    &gone,
-                )?);
+                ids.extend(to_evaluate(store, &st, &rules.hash, type_name, &gone)?);
             }
             ids.sort_unstable();
             ids.dedup();
@@ -182,14 +177,10 @@ fn collect(
         }
         f.counts.memberships_changed += 1;
         if let Some(b) = before {
-            f.left.entry(b.clone()).or_default().push(id);
+            f.left.insert(b.clone());
         }
         if let Some(k) = &key {
-            let slot = f.joined.entry(k.clone()).or_default();
-            slot.0.push(id);
-            if slot.1.is_none() {
-                slot.1 = Some(set);
-            }
+            f.joined.entry(k.clone()).or_insert(set);
         }
         f.moves.push((id, key));
     }
@@ -223,12 +214,12 @@ fn write_groups(
         lineage_to_json(names.into_iter().map(|n| (n, g.name.as_str(), "", run)))
     };
     let mut next = tx.next_mv_id()?;
-    let keys: BTreeSet<&String> = joined.keys().chain(left.keys()).collect();
-    let none = (Vec::new(), None);
+    // Every group listed here had a member join or leave: its row is
+    // written (at least its run), so targets evaluate it again.
+    let keys: BTreeSet<&String> = joined.keys().chain(left.iter()).collect();
     let member_name = group_type.schema.name(g.member_attr);
     for key in keys {
-        let (ins, set) = joined.get(key).unwrap_or(&none);
-        let outs = left.get(key).map(Vec::as_slice).unwrap_or(&[]);
+        let set = joined.get(key);
         let existing = tx.group_object(&g.name, key)?;
         // The members are the rows of group_member (written above); the
         // group's own row holds its name and the values the rule sets, so
@@ -271,9 +262,7 @@ fn write_groups(
         let mut attrs: Vec<u32> = rec.attrs().collect();
         attrs.push(g.member_attr);
         attrs.sort_unstable();
-        let moved = !ins.is_empty() || !outs.is_empty();
         match existing {
-            Some((_, old, listed)) if old == json && listed && !moved => {}
             Some((id, _, listed)) => {
                 tx.update_mv(id, &json, &lineage(&attrs), run)?;
                 if !listed {

@@ -559,6 +559,14 @@ Extension = { account = "app", value = "extension" }
     assert_eq!(rows(&e)[wid].1, "4999");
 }
 
+/// The metaverse id of the group named `name`.
+fn group_id(e: &Env, name: &str) -> i64 {
+    let found = json(e.idsync(&["--json", "search", "--mv", &format!(r#"name = "{name}""#)]));
+    found[0]["id"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("no group {name}: {found}"))
+}
+
 /// The members of a group, as `show` lists them.
 fn shown_members(e: &Env, group: i64) -> Vec<String> {
     let s = json(e.idsync(&["--json", "show", &group.to_string()]));
@@ -582,8 +590,7 @@ fn shown_members(e: &Env, group: i64) -> Vec<String> {
 fn a_groups_row_holds_no_members_and_readers_find_them_in_its_memberships() {
     let e = env();
     ok(e.idsync(&["--as-of", DAY1, "run", "nightly"]));
-    let found = json(e.idsync(&["--json", "search", "--mv", r#"name = "dept-finance""#]));
-    let finance = found[0]["id"].as_i64().expect("the finance group");
+    let finance = group_id(&e, "dept-finance");
     let person = e.identity_of("workday:W100005").expect("W100005");
     let members = shown_members(&e, finance);
     assert!(members.contains(&person.to_string()), "{members:?}");
@@ -616,8 +623,7 @@ fn a_groups_row_holds_no_members_and_readers_find_them_in_its_memberships() {
     day2(&e);
     ok(e.idsync(&["--as-of", DAY2, "run", "nightly"]));
     assert!(!shown_members(&e, finance).contains(&person.to_string()));
-    let found = json(e.idsync(&["--json", "search", "--mv", r#"name = "dept-treasury""#]));
-    let treasury = found[0]["id"].as_i64().expect("the treasury group");
+    let treasury = group_id(&e, "dept-treasury");
     assert_eq!(shown_members(&e, treasury), vec![person.to_string()]);
 }
 
@@ -625,8 +631,7 @@ fn a_groups_row_holds_no_members_and_readers_find_them_in_its_memberships() {
 fn a_group_that_kept_its_members_in_its_row_is_read_so_until_it_changes() {
     let e = env();
     ok(e.idsync(&["--as-of", DAY1, "run", "nightly"]));
-    let found = json(e.idsync(&["--json", "search", "--mv", r#"name = "dept-finance""#]));
-    let finance = found[0]["id"].as_i64().expect("the finance group");
+    let finance = group_id(&e, "dept-finance");
     let person = e.identity_of("workday:W100005").expect("W100005");
     // The finance group as a store written before memberships were rows
     // holds it: the list in the group's row, no member attribute recorded.
