@@ -177,7 +177,9 @@ pub(super) fn compute(
             }
         }
     }
-    (b.build(), lin)
+    // Exactly sized: the capacity is one entry per attribute, most
+    // identities have fewer, and a full sync holds a million of these.
+    (b.build(), lin.as_slice().to_vec())
 }
 
 /// A multi-valued attribute: every connector's values, in precedence order

@@ -432,6 +432,7 @@ impl<'r> Sync<'r> {
                     match self.pos.get(&id) {
                         Some(&p) if self.mvs[p].ty == agent.object_type => {
                             c.mv = Some(p);
+                            self.mvs[p].connectors.reserve_exact(1);
                             self.mvs[p].connectors.push((a as u32, i as u32));
                         }
                         _ => {
@@ -897,6 +898,8 @@ impl<'r> Sync<'r> {
         let c = &mut self.cs[a][i];
         c.mv = Some(p);
         c.changed = true;
+        // Most identities have one or two connectors; a Vec would reserve four.
+        self.mvs[p].connectors.reserve_exact(1);
         self.mvs[p].connectors.push((a as u32, i as u32));
         self.mvs[p].fresh = false;
         if self.mvs[p].retained.take().is_some() {

@@ -192,7 +192,11 @@ impl RecordBuilder {
         if self.sorted && self.dense {
             let slots: Vec<(u32, u32)> = self.items.iter().map(|&(a, _, e)| (a, e)).collect();
             return Record {
-                buf: self.buf.into_boxed_str(),
+                // A copy, not `into_boxed_str`: mimalloc shrinks a block in
+                // place while the new size is at least half of it, so a
+                // buffer grown by doubling would keep up to twice its bytes,
+                // and a full sync holds millions of records.
+                buf: Box::from(self.buf.as_str()),
                 slots: slots.into_boxed_slice(),
             };
         }
