@@ -536,14 +536,23 @@ impl App {
             && rebuild
             && plan.updates.is_empty()
             && plan.counters.mv_unchanged == 0;
+        // The values of the identities the group rules read, as written:
+        // the groups are computed from these instead of reading them back.
+        let group_reads: Vec<bool> = (0..rules.metaverse.types.len())
+            .map(|t| {
+                let groups = &rules.metaverse.groups;
+                groups.iter().any(|g| g.members == t) && !groups.iter().any(|g| g.group_type == t)
+            })
+            .collect();
+        let mut kept = Kept::default();
         let written = (|| -> Result<()> {
             let gathered = write_plan(
                 &tx,
                 rules,
                 &mut plan,
-                run,
-                step,
+                (run, step),
                 gather_keys.then_some((&kinds, today.as_str())),
+                (&group_reads, &mut kept),
             )?;
             if let Some((mut keys, due)) = gathered {
                 {
@@ -626,7 +635,7 @@ impl App {
         if ran == SyncMode::Full && rebuild && !gather_keys {
             self.rebuild_keys(now)?;
         }
-        let groups = self.compute_groups(run, step, now)?;
+        let groups = self.compute_groups(run, step, now, kept)?;
         let provision = self.provision(run, step, now)?;
         info!(
             mode = ?ran,
@@ -954,6 +963,9 @@ pub(crate) fn allowed_detail(
 /// the identities are written (see [`write_plan`]).
 type Gathered = (Vec<(u64, MvId)>, Vec<(MvId, Vec<Box<str>>)>);
 
+/// Identities a sync wrote, by id: their object type and values.
+pub(crate) type Kept = rustc_hash::FxHashMap<MvId, (usize, crate::model::Record)>;
+
 /// Writes a sync plan's identities, links, lookup keys, due dates and
 /// change records through the step's transaction. The identities are taken
 /// out of the plan a slice at a time and freed once written. With `gather`,
@@ -968,9 +980,9 @@ fn write_plan(
     tx: &Tx,
     rules: &RuleSet,
     plan: &mut SyncPlan,
-    run: RunId,
-    step: i64,
+    (run, step): (RunId, i64),
     gather: Option<(&KeyKinds, &str)>,
+    (keep, kept): (&[bool], &mut Kept),
 ) -> Result<Option<Gathered>> {
     let t0 = std::time::Instant::now();
     let mut gathered: Option<Gathered> = gather.map(|_| (Vec::new(), Vec::new()));
@@ -992,6 +1004,11 @@ fn write_plan(
             return Err(AppError::Stopped);
         }
         write_identities(tx, rules, &batch, run, step, gather, gathered.as_mut())?;
+        for (w, _) in batch.drain(..) {
+            if keep.get(w.object_type).copied().unwrap_or(false) {
+                kept.insert(w.id, (w.object_type, w.attrs));
+            }
+        }
     }
     drop(batch);
     let t_mv = t0.elapsed();

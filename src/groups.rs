@@ -30,33 +30,39 @@ pub struct GroupCounts {
 /// Group attribute values a member gives (`set`).
 type SetValues = Vec<(u32, Vec<String>)>;
 
-/// The group an identity belongs in under `g`, and the group attributes it
-/// gives.
-fn group_of(g: &GroupRule, mv: &Record, ctx: &Context) -> (Option<String>, SetValues) {
+/// The group an identity belongs in under `g`, if any.
+fn group_key(g: &GroupRule, mv: &Record, ctx: &Context) -> Option<String> {
     if let Some(w) = &g.when
         && !w.eval(mv, ctx).map(|v| truthy(&v)).unwrap_or(false)
     {
-        return (None, Vec::new());
+        return None;
     }
-    let key = g
-        .key
+    g.key
         .eval(mv, ctx)
         .ok()
-        .and_then(|v| v.to_strings().into_iter().next());
-    let set = if key.is_some() {
-        g.set
-            .iter()
-            .map(|(a, e)| {
-                (
-                    *a,
-                    e.eval(mv, ctx).map(|v| v.to_strings()).unwrap_or_default(),
-                )
-            })
-            .collect()
-    } else {
-        Vec::new()
-    };
-    (key, set)
+        .and_then(|v| v.to_strings().into_iter().next())
+}
+
+/// The group attributes a member gives (`set`).
+fn group_set(g: &GroupRule, mv: &Record, ctx: &Context) -> SetValues {
+    g.set
+        .iter()
+        .map(|(a, e)| {
+            (
+                *a,
+                e.eval(mv, ctx).map(|v| v.to_strings()).unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
+/// An identity's key for expressions (`mv/<id>`).
+fn context_of(key: &str, now: DateTime<Utc>) -> Context<'_> {
+    Context {
+        now,
+        object_key: key,
+        unique: None,
+    }
 }
 
 /// What one rule's pass found: who joins and leaves which group.
@@ -73,19 +79,24 @@ struct Found {
 impl App {
     /// Brings every group rule's groups up to date with the identities
     /// changed since its last pass (all of them when the rules changed).
-    /// The identities are read once for all the rules over their type.
+    /// The identities are read once for all the rules over their type;
+    /// those the sync just wrote come from `written`, not the store.
     pub fn compute_groups(
         &mut self,
         run: RunId,
         step: i64,
         now: DateTime<Utc>,
+        mut written: crate::app::Kept,
     ) -> Result<BTreeMap<String, GroupCounts>> {
         let started = std::time::Instant::now();
         let App { rules, store, .. } = self;
         let groups = &rules.metaverse.groups;
         let mut found: Vec<Found> = groups.iter().map(|_| Found::default()).collect();
         let member_types: BTreeSet<usize> = groups.iter().map(|g| g.members).collect();
+        let ms = |d: std::time::Duration| d.as_millis() as u64;
+        let (mut listed, mut read, mut memberships) = Default::default();
         for ty in member_types {
+            let t_list = std::time::Instant::now();
             let type_name = &rules.metaverse.types[ty].name;
             let of_type: Vec<usize> = (0..groups.len())
                 .filter(|&i| groups[i].members == ty)
@@ -107,19 +118,43 @@ impl App {
             }
             ids.sort_unstable();
             ids.dedup();
+            listed += t_list.elapsed();
             for chunk in ids.chunks(20_000) {
-                let mvs = load_of_type(store, rules, chunk, type_name)?;
+                let t = std::time::Instant::now();
+                let mut mvs: FxHashMap<MvId, Record> = FxHashMap::default();
+                let mut unread = Vec::new();
+                for &id in chunk {
+                    match written.get(&id) {
+                        Some(&(t, _)) if t == ty => {
+                            if let Some((_, r)) = written.remove(&id) {
+                                mvs.insert(id, r);
+                            }
+                        }
+                        // Another type: not a member under these rules.
+                        Some(_) => {}
+                        None => unread.push(id),
+                    }
+                }
+                if !unread.is_empty() {
+                    mvs.extend(load_of_type(store, rules, &unread, type_name)?);
+                }
+                read += t.elapsed();
                 for &gi in &of_type {
+                    let t = std::time::Instant::now();
                     let old: FxHashMap<MvId, String> = store
                         .group_keys(&groups[gi].name, chunk)?
                         .into_iter()
                         .collect();
+                    memberships += t.elapsed();
                     collect(&groups[gi], chunk, &mvs, &old, now, &mut found[gi]);
                 }
             }
         }
         tracing::debug!(
-            ms = started.elapsed().as_millis() as u64,
+            ms = ms(started.elapsed()),
+            listed_ms = ms(listed),
+            read_ms = ms(read),
+            memberships_ms = ms(memberships),
             "Groups: evaluated."
         );
         let mut all = BTreeMap::new();
@@ -152,35 +187,35 @@ fn collect(
     f: &mut Found,
 ) {
     f.counts.evaluated += chunk.len() as u64;
-    let new: Vec<(MvId, Option<String>, SetValues)> = chunk
+    let new: Vec<Option<String>> = chunk
         .par_iter()
         .map(|&id| {
             let key = format!("mv/{id}");
-            let ctx = Context {
-                now,
-                object_key: &key,
-                unique: None,
-            };
-            match mvs.get(&id) {
-                Some(r) => {
-                    let (k, set) = group_of(g, r, &ctx);
-                    (id, k, set)
-                }
-                None => (id, None, Vec::new()),
-            }
+            mvs.get(&id)
+                .and_then(|r| group_key(g, r, &context_of(&key, now)))
         })
         .collect();
-    for (id, key, set) in new {
+    for (&id, key) in chunk.iter().zip(new) {
         let before = old.get(&id);
         if before == key.as_ref() {
             continue;
         }
         f.counts.memberships_changed += 1;
-        if let Some(b) = before {
+        if let Some(b) = before
+            && !f.left.contains(b)
+        {
             f.left.insert(b.clone());
         }
-        if let Some(k) = &key {
-            f.joined.entry(k.clone()).or_insert(set);
+        // Only the first (lowest-id) joiner's values are kept: `set` is
+        // evaluated for it alone, not for each of a million members.
+        if let Some(k) = &key
+            && !f.joined.contains_key(k)
+        {
+            let set = mvs
+                .get(&id)
+                .map(|r| group_set(g, r, &context_of(&format!("mv/{id}"), now)))
+                .unwrap_or_default();
+            f.joined.insert(k.clone(), set);
         }
         f.moves.push((id, key));
     }

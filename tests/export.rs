@@ -682,3 +682,52 @@ fn a_group_that_kept_its_members_in_its_row_is_read_so_until_it_changes() {
     assert!(!row.contains("member"), "{row}");
     assert_eq!(listed.as_deref(), Some("member"));
 }
+
+#[test]
+fn groups_come_from_the_identities_a_sync_wrote_and_from_the_store_for_the_rest() {
+    let e = env();
+    ok(e.idsync(&["--as-of", DAY1, "run", "nightly"]));
+    let finance: std::collections::BTreeSet<String> =
+        shown_members(&e, group_id(&e, "dept-finance"))
+            .into_iter()
+            .collect();
+    let person = e
+        .identity_of("workday:W100005")
+        .expect("W100005")
+        .to_string();
+    assert!(finance.contains(&person), "{finance:?}");
+
+    // A changed rule puts every identity in its group again. This sync
+    // writes none of them: each is read from the store.
+    let path = e.path("rules/metaverse.toml");
+    let text = std::fs::read_to_string(&path).expect("metaverse rules");
+    assert!(
+        text.contains(r#"key = '"dept-" & "#),
+        "the example's rule moved"
+    );
+    e.write(
+        "rules/metaverse.toml",
+        &text.replace(r#"key = '"dept-" & "#, r#"key = '"department-" & "#),
+    );
+    ok(e.idsync(&["--as-of", DAY1, "sync"]));
+    let renamed: std::collections::BTreeSet<String> =
+        shown_members(&e, group_id(&e, "department-finance"))
+            .into_iter()
+            .collect();
+    assert_eq!(renamed, finance, "the same people, under the new key");
+    let old = json(e.idsync(&["--json", "search", "--mv", r#"name = "dept-finance""#]));
+    assert_eq!(
+        old,
+        serde_json::json!([]),
+        "the old group went with its members"
+    );
+
+    // Day 2's mover is written by the sync, and grouped from those values.
+    day2(&e);
+    ok(e.idsync(&["--as-of", DAY2, "run", "nightly"]));
+    assert_eq!(
+        shown_members(&e, group_id(&e, "department-treasury")),
+        vec![person.clone()]
+    );
+    assert!(!shown_members(&e, group_id(&e, "department-finance")).contains(&person));
+}

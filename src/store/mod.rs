@@ -94,10 +94,18 @@ impl Checkpointer {
                 while commits.recv().is_ok() {
                     // Commits that came meanwhile are covered by this pass.
                     while commits.try_recv().is_ok() {}
-                    if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
-                    {
+                    let t = std::time::Instant::now();
+                    match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+                        Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
+                    }) {
+                        Ok((log, copied)) => tracing::debug!(
+                            log,
+                            copied,
+                            ms = t.elapsed().as_millis() as u64,
+                            "Background checkpoint."
+                        ),
                         // The next commit's pass, or the close, copies the pages.
-                        tracing::debug!(error = %e, "Background checkpoint failed.");
+                        Err(e) => tracing::debug!(error = %e, "Background checkpoint failed."),
                     }
                 }
             })
