@@ -994,23 +994,37 @@ fn write_plan(
                 .into_iter()
                 .map(|w| (w, false)),
         );
-    let mut batch: Vec<(crate::engine::MvWrite, bool)> = Vec::with_capacity(1 << 14);
-    let mut writes = writes.peekable();
-    while writes.peek().is_some() {
-        batch.clear();
-        batch.extend(writes.by_ref().take(1 << 14));
-        // A stop asked for mid-write drops the transaction: nothing is written.
-        if crate::shutdown::requested() {
-            return Err(AppError::Stopped);
-        }
-        write_identities(tx, rules, &batch, run, step, gather, gathered.as_mut())?;
-        for (w, _) in batch.drain(..) {
-            if keep.get(w.object_type).copied().unwrap_or(false) {
-                kept.insert(w.id, (w.object_type, w.attrs));
+    // A slice is encoded (JSON, keys) on another thread while the one
+    // before it is written: SQLite writes on one core, the encoding keeps
+    // the other busy.
+    let (send, encoded) = std::sync::mpsc::sync_channel::<Encoded>(1);
+    std::thread::scope(|scope| -> Result<()> {
+        scope.spawn(move || {
+            let mut writes = writes.peekable();
+            while writes.peek().is_some() {
+                let batch: Vec<(crate::engine::MvWrite, bool)> =
+                    writes.by_ref().take(1 << 14).collect();
+                let texts = encode_identities(rules, &batch, gather);
+                // The writer stopped (an error, a stop): so does this.
+                if send.send((batch, texts)).is_err() {
+                    break;
+                }
+            }
+        });
+        for (batch, texts) in encoded {
+            // A stop asked for mid-write drops the transaction: nothing is written.
+            if crate::shutdown::requested() {
+                return Err(AppError::Stopped);
+            }
+            write_identities(tx, rules, &batch, texts, (run, step), gathered.as_mut())?;
+            for (w, _) in batch {
+                if keep.get(w.object_type).copied().unwrap_or(false) {
+                    kept.insert(w.id, (w.object_type, w.attrs));
+                }
             }
         }
-    }
-    drop(batch);
+        Ok(())
+    })?;
     let t_mv = t0.elapsed();
     for id in &plan.deletes {
         // The deletion record keeps the last values, for the history.
@@ -1038,34 +1052,29 @@ fn write_plan(
             },
         )?;
     }
-    for l in &plan.links {
-        tx.link(
-            l.cs,
-            l.mv,
-            l.kind,
-            l.rule_name(rules),
-            run,
-            l.detail.as_deref(),
-        )?;
-    }
+    let links: Vec<_> = plan
+        .links
+        .iter()
+        .map(|l| (l.cs, l.mv, l.kind, l.rule_name(rules), l.detail.as_deref()))
+        .collect();
+    tx.links(&links, run)?;
     // The links this run wrote are its joins and projections, each as last
     // written, in object order. (Read back by their run, they cost a scan
     // of every link: 80 ms of each delta sync at a million people.)
     let written: std::collections::BTreeMap<CsId, &crate::engine::LinkWrite> =
         plan.links.iter().map(|l| (l.cs, l)).collect();
-    for l in written.values() {
-        tx.add_change(
-            step,
-            &NewChange {
-                kind: l.kind,
-                agent: Some(&rules.agents[l.agent as usize].name),
-                cs_id: Some(l.cs),
-                anchor: None,
-                mv_id: Some(l.mv),
-                detail: l.rule_name(rules),
-            },
-        )?;
-    }
+    let changes: Vec<NewChange> = written
+        .values()
+        .map(|l| NewChange {
+            kind: l.kind,
+            agent: Some(&rules.agents[l.agent as usize].name),
+            cs_id: Some(l.cs),
+            anchor: None,
+            mv_id: Some(l.mv),
+            detail: l.rule_name(rules),
+        })
+        .collect();
+    tx.add_changes(step, &changes)?;
     for cs in &plan.removed_cs {
         tx.remove_cs(*cs)?;
     }
@@ -1111,43 +1120,52 @@ impl crate::engine::KeyLookup for StoreLookup {
 /// One slice of a plan's identities: the stored text (and, when gathering,
 /// the keys and due dates) built on every core; SQLite takes the rows in
 /// order on this thread.
+/// An identity's row as text, with its keys and due dates when gathered,
+/// and its change record's values.
+type Texts = (String, String, Vec<u64>, Vec<Box<str>>, Option<String>);
+
+/// A slice of identities to write, and their texts.
+type Encoded = (Vec<(crate::engine::MvWrite, bool)>, Vec<Texts>);
+
+fn encode_identities(
+    rules: &RuleSet,
+    batch: &[(crate::engine::MvWrite, bool)],
+    gather: Option<(&KeyKinds, &str)>,
+) -> Vec<Texts> {
+    use rayon::prelude::*;
+    batch
+        .par_iter()
+        .map(|(w, insert)| {
+            let t = &rules.metaverse.types[w.object_type];
+            let (keys, due) = match gather {
+                Some((kinds, today)) => (
+                    kinds.keys(w.object_type, &w.attrs),
+                    crate::engine::due_days(t, &w.attrs, w.retained_since.as_deref(), today),
+                ),
+                None => (Vec::new(), Vec::new()),
+            };
+            // Before and after of what changed: nothing for the rest.
+            let data = (!insert && !w.changes.is_empty())
+                .then(|| crate::history::update_data(&t.schema, &w.changes, &w.previous, &w.attrs));
+            (
+                crate::model::json::record_to_json(&w.attrs, &t.schema),
+                crate::engine::lineage_json(rules, w),
+                keys,
+                due,
+                data,
+            )
+        })
+        .collect()
+}
+
 fn write_identities(
     tx: &Tx,
     rules: &RuleSet,
     batch: &[(crate::engine::MvWrite, bool)],
-    run: RunId,
-    step: i64,
-    gather: Option<(&KeyKinds, &str)>,
+    texts: Vec<Texts>,
+    (run, step): (RunId, i64),
     gathered: Option<&mut Gathered>,
 ) -> Result<()> {
-    type Texts = (String, String, Vec<u64>, Vec<Box<str>>, Option<String>);
-    let texts: Vec<Texts> = {
-        use rayon::prelude::*;
-        batch
-            .par_iter()
-            .map(|(w, insert)| {
-                let t = &rules.metaverse.types[w.object_type];
-                let (keys, due) = match gather {
-                    Some((kinds, today)) => (
-                        kinds.keys(w.object_type, &w.attrs),
-                        crate::engine::due_days(t, &w.attrs, w.retained_since.as_deref(), today),
-                    ),
-                    None => (Vec::new(), Vec::new()),
-                };
-                // Before and after of what changed: nothing for the rest.
-                let data = (!insert && !w.changes.is_empty()).then(|| {
-                    crate::history::update_data(&t.schema, &w.changes, &w.previous, &w.attrs)
-                });
-                (
-                    crate::model::json::record_to_json(&w.attrs, &t.schema),
-                    crate::engine::lineage_json(rules, w),
-                    keys,
-                    due,
-                    data,
-                )
-            })
-            .collect()
-    };
     let mut gathered = gathered;
     for ((w, insert), (attrs, lineage, keys, due, data)) in batch.iter().zip(texts) {
         let t = &rules.metaverse.types[w.object_type];

@@ -241,9 +241,7 @@ fn write_groups(
         mut counts,
     } = f;
     let tx = store.begin()?;
-    for (id, key) in &moves {
-        tx.set_group_key(&g.name, *id, key.as_deref())?;
-    }
+    tx.set_group_keys(&g.name, &moves)?;
     let lineage = |attrs: &[u32]| {
         let names: Vec<&str> = attrs.iter().map(|&a| group_type.schema.name(a)).collect();
         lineage_to_json(names.into_iter().map(|n| (n, g.name.as_str(), "", run)))

@@ -263,6 +263,33 @@ impl Tx<'_> {
         Ok(())
     }
 
+    /// Runs `head VALUES (?, ...), (?, ...) tail` over `args`, `cols`
+    /// values per row, many rows per statement: a first sync writes
+    /// millions of rows, and one statement per row costs more than the
+    /// rows themselves. Rows are applied in order, as one statement each
+    /// would be.
+    fn insert_rows(
+        &self,
+        head: &str,
+        tail: &str,
+        cols: usize,
+        args: &[&dyn rusqlite::ToSql],
+    ) -> Result<()> {
+        const ROWS: usize = 128;
+        if cols == 0 {
+            return Ok(());
+        }
+        for chunk in args.chunks(cols * ROWS) {
+            let row = format!("({})", placeholders(cols));
+            let rows = vec![row; chunk.len() / cols].join(", ");
+            self.tx
+                .prepare_cached(&format!("{head} VALUES {rows} {tail}"))
+                .and_then(|mut st| st.execute(chunk))
+                .map_err(|e| self.err(e))?;
+        }
+        Ok(())
+    }
+
     pub fn set_meta(&self, key: &str, value: &str) -> Result<()> {
         self.tx
             .execute(
@@ -294,6 +321,66 @@ pub fn fault_point(point: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::{CsId, MvId};
+
+    #[test]
+    fn many_row_statements_apply_their_rows_in_order_across_statements() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("s.db")).unwrap();
+        let tx = store.begin().unwrap();
+        // More rows than one statement takes; the last link of object 5
+        // comes in a later statement than its first, and wins.
+        let mut links: Vec<(CsId, MvId, &str, Option<&str>, Option<&str>)> = (1..=300)
+            .map(|cs| (cs, 1, "projected", None, None))
+            .collect();
+        links.push((5, 2, "joined", Some("by-id"), Some("W5")));
+        tx.links(&links, 7).unwrap();
+        let changes: Vec<NewChange> = (0..300)
+            .map(|i| NewChange {
+                kind: "joined",
+                agent: Some("workday"),
+                cs_id: Some(i),
+                anchor: None,
+                mv_id: Some(1000 + i),
+                detail: None,
+            })
+            .collect();
+        tx.add_changes(3, &changes).unwrap();
+        tx.commit().unwrap();
+        let q = |sql: &str| -> i64 { store.conn.query_row(sql, [], |r| r.get(0)).unwrap() };
+        assert_eq!(q("SELECT count(*) FROM link"), 300);
+        let five: (MvId, String, Option<String>, i64, Option<String>) = store
+            .conn
+            .query_row(
+                "SELECT mv_id, kind, rule, run, detail FROM link WHERE cs_id = 5",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+            )
+            .unwrap();
+        assert_eq!(
+            five,
+            (
+                2,
+                "joined".into(),
+                Some("by-id".into()),
+                7,
+                Some("W5".into())
+            )
+        );
+        assert_eq!(
+            q("SELECT count(*) FROM link WHERE mv_id = 1 AND run = 7"),
+            299
+        );
+        let order: Vec<i64> = store
+            .conn
+            .prepare("SELECT cs_id FROM change WHERE step = 3 AND mv_id = cs_id + 1000 ORDER BY id")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(|r| r.unwrap())
+            .collect();
+        assert_eq!(order, (0..300).collect::<Vec<i64>>());
+    }
 
     #[test]
     fn commits_reach_the_database_file_and_a_closed_store_is_one_file() {

@@ -523,6 +523,27 @@ impl Tx<'_> {
         )
     }
 
+    /// Many links at once, as [`Tx::link`] each, in order:
+    /// (object, identity, kind, rule, detail).
+    #[allow(clippy::type_complexity)]
+    pub fn links(
+        &self,
+        links: &[(CsId, MvId, &str, Option<&str>, Option<&str>)],
+        run: RunId,
+    ) -> Result<()> {
+        let mut args: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(links.len() * 6);
+        for (cs, mv, kind, rule, detail) in links {
+            args.extend([cs as &dyn rusqlite::ToSql, mv, kind, rule, &run, detail]);
+        }
+        self.insert_rows(
+            "INSERT INTO link(cs_id, mv_id, kind, rule, run, detail)",
+            "ON CONFLICT(cs_id) DO UPDATE SET mv_id = excluded.mv_id, kind = excluded.kind,
+                rule = excluded.rule, run = excluded.run, detail = excluded.detail",
+            6,
+            &args,
+        )
+    }
+
     pub fn unlink(&self, cs: CsId) -> Result<()> {
         self.run_sql("DELETE FROM link WHERE cs_id = ?1", params![cs])
     }

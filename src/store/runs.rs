@@ -319,6 +319,28 @@ impl Tx<'_> {
         self.add_change_with(step, c, None)
     }
 
+    /// Many changes at once, as [`Tx::add_change`] each, in order.
+    pub fn add_changes(&self, step: i64, changes: &[NewChange]) -> Result<()> {
+        let mut args: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(changes.len() * 7);
+        for c in changes {
+            args.extend([
+                &step as &dyn rusqlite::ToSql,
+                &c.kind,
+                &c.agent,
+                &c.cs_id,
+                &c.anchor,
+                &c.mv_id,
+                &c.detail,
+            ]);
+        }
+        self.insert_rows(
+            "INSERT INTO change(step, kind, agent, cs_id, anchor, mv_id, detail)",
+            "",
+            7,
+            &args,
+        )
+    }
+
     /// A change with the values it changed (`history::Values` as JSON).
     pub fn add_change_with(&self, step: i64, c: &NewChange, data: Option<&str>) -> Result<()> {
         let mut stmt = self
