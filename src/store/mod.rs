@@ -29,7 +29,7 @@ pub use decision::DecisionRow;
 pub use export::{AccountRef, ExportCounts, ExportRow, TargetState};
 pub use history::HistoryRow;
 pub use lock::{HEARTBEAT_EVERY, LockGuard, LockHolder, STALE_AFTER_SECS, hostname, stale_reason};
-pub use mv::{AmbiguousRow, KeyReader, LinkRow, MvRow, SchemaOf};
+pub use mv::{AmbiguousRow, KeyReader, LinkRow, MvRow, NewLink, SchemaOf};
 pub use recon::{
     DriftRow, EnabledAccount, FailingExport, MissingAccount, NewDrift, OrphanRow, RunRange,
 };
@@ -321,7 +321,7 @@ pub fn fault_point(point: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{CsId, MvId};
+    use crate::model::MvId;
 
     #[test]
     fn many_row_statements_apply_their_rows_in_order_across_statements() {
@@ -330,7 +330,7 @@ mod tests {
         let tx = store.begin().unwrap();
         // More rows than one statement takes; the last link of object 5
         // comes in a later statement than its first, and wins.
-        let mut links: Vec<(CsId, MvId, &str, Option<&str>, Option<&str>)> = (1..=300)
+        let mut links: Vec<NewLink> = (1..=300)
             .map(|cs| (cs, 1, "projected", None, None))
             .collect();
         links.push((5, 2, "joined", Some("by-id"), Some("W5")));

@@ -54,6 +54,9 @@ pub struct AmbiguousRow {
     pub scores: Option<String>,
 }
 
+/// A link to write: object, identity, kind, rule, detail.
+pub type NewLink<'a> = (CsId, MvId, &'a str, Option<&'a str>, Option<&'a str>);
+
 /// A connector of a metaverse object.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct LinkRow {
@@ -523,14 +526,8 @@ impl Tx<'_> {
         )
     }
 
-    /// Many links at once, as [`Tx::link`] each, in order:
-    /// (object, identity, kind, rule, detail).
-    #[allow(clippy::type_complexity)]
-    pub fn links(
-        &self,
-        links: &[(CsId, MvId, &str, Option<&str>, Option<&str>)],
-        run: RunId,
-    ) -> Result<()> {
+    /// Many links at once, as [`Tx::link`] each, in order.
+    pub fn links(&self, links: &[NewLink], run: RunId) -> Result<()> {
         let mut args: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(links.len() * 6);
         for (cs, mv, kind, rule, detail) in links {
             args.extend([cs as &dyn rusqlite::ToSql, mv, kind, rule, &run, detail]);
