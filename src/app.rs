@@ -966,16 +966,18 @@ type Gathered = (Vec<(u64, MvId)>, Vec<(MvId, Vec<Box<str>>)>);
 /// Identities a sync wrote, by id: their object type and values.
 pub(crate) type Kept = rustc_hash::FxHashMap<MvId, (usize, crate::model::Record)>;
 
-/// Writes a sync plan's identities, links, lookup keys, due dates and
-/// change records through the step's transaction. The identities are taken
-/// out of the plan a slice at a time and freed once written. With `gather`,
-/// every written identity's lookup keys and due dates are also returned: a
-/// first sync writes them all, so its key index needs no second read.
 /// Where the store keeps an agent's term frequencies of the last full sync.
 fn frequencies_key(agent: &str) -> String {
     format!("fuzzy_frequencies:{agent}")
 }
 
+/// Writes a sync plan's identities, links, lookup keys, due dates and
+/// change records through the step's transaction. The identities are taken
+/// out of the plan a slice at a time and freed once written, but for the
+/// values of the object types `keep` marks, which go to `kept` for the
+/// group rules. With `gather`, every written identity's lookup keys and
+/// due dates are also returned: a first sync writes them all, so its key
+/// index needs no second read.
 fn write_plan(
     tx: &Tx,
     rules: &RuleSet,

@@ -125,7 +125,7 @@ impl App {
                 let mut unread = Vec::new();
                 for &id in chunk {
                     match written.get(&id) {
-                        Some(&(t, _)) if t == ty => {
+                        Some(&(of, _)) if of == ty => {
                             if let Some((_, r)) = written.remove(&id) {
                                 mvs.insert(id, r);
                             }
