@@ -538,11 +538,9 @@ impl App {
             && plan.counters.mv_unchanged == 0;
         // The values of the identities the group rules read, as written:
         // the groups are computed from these instead of reading them back.
-        let group_reads: Vec<bool> = (0..rules.metaverse.types.len())
-            .map(|t| {
-                let groups = &rules.metaverse.groups;
-                groups.iter().any(|g| g.members == t) && !groups.iter().any(|g| g.group_type == t)
-            })
+        let mv = &rules.metaverse;
+        let group_reads: Vec<bool> = (0..mv.types.len())
+            .map(|t| !mv.computed(t) && mv.groups.iter().any(|g| g.members == t))
             .collect();
         let mut kept = Kept::default();
         let written = (|| -> Result<()> {

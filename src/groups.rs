@@ -56,13 +56,15 @@ fn group_set(g: &GroupRule, mv: &Record, ctx: &Context) -> SetValues {
         .collect()
 }
 
-/// An identity's key for expressions (`mv/<id>`).
-fn context_of(key: &str, now: DateTime<Utc>) -> Context<'_> {
-    Context {
+/// Runs `f` with the expression context of identity `id` (its key is
+/// `mv/<id>`).
+fn in_context<T>(id: MvId, now: DateTime<Utc>, f: impl FnOnce(&Context) -> T) -> T {
+    let key = format!("mv/{id}");
+    f(&Context {
         now,
-        object_key: key,
+        object_key: &key,
         unique: None,
-    }
+    })
 }
 
 /// What one rule's pass found: who joins and leaves which group.
@@ -190,9 +192,8 @@ fn collect(
     let new: Vec<Option<String>> = chunk
         .par_iter()
         .map(|&id| {
-            let key = format!("mv/{id}");
             mvs.get(&id)
-                .and_then(|r| group_key(g, r, &context_of(&key, now)))
+                .and_then(|r| in_context(id, now, |ctx| group_key(g, r, ctx)))
         })
         .collect();
     for (&id, key) in chunk.iter().zip(new) {
@@ -213,7 +214,7 @@ fn collect(
         {
             let set = mvs
                 .get(&id)
-                .map(|r| group_set(g, r, &context_of(&format!("mv/{id}"), now)))
+                .map(|r| in_context(id, now, |ctx| group_set(g, r, ctx)))
                 .unwrap_or_default();
             f.joined.insert(k.clone(), set);
         }

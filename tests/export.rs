@@ -586,6 +586,14 @@ fn shown_members(e: &Env, group: i64) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// An identity's attributes as its row in the store holds them.
+fn stored_attrs(db: &rusqlite::Connection, id: i64) -> String {
+    db.query_row("SELECT attrs FROM mv_object WHERE id = ?1", [id], |r| {
+        r.get(0)
+    })
+    .expect("identity row")
+}
+
 #[test]
 fn a_groups_row_holds_no_members_and_readers_find_them_in_its_memberships() {
     let e = env();
@@ -597,13 +605,7 @@ fn a_groups_row_holds_no_members_and_readers_find_them_in_its_memberships() {
     // A member joining or leaving writes the group's small row, not a
     // list of every member.
     let db = rusqlite::Connection::open(e.store()).expect("store");
-    let row: String = db
-        .query_row(
-            "SELECT attrs FROM mv_object WHERE id = ?1",
-            [finance],
-            |r| r.get(0),
-        )
-        .expect("group row");
+    let row = stored_attrs(&db, finance);
     assert!(!row.contains("member"), "{row}");
     let holding = json(e.idsync(&[
         "--json",
@@ -644,13 +646,7 @@ fn a_group_that_kept_its_members_in_its_row_is_read_so_until_it_changes() {
         .map(|m| m.expect("member").to_string())
         .collect();
     assert!(members.contains(&person.to_string()), "{members:?}");
-    let row: String = db
-        .query_row(
-            "SELECT attrs FROM mv_object WHERE id = ?1",
-            [finance],
-            |r| r.get(0),
-        )
-        .expect("group row");
+    let row = stored_attrs(&db, finance);
     let mut attrs: serde_json::Map<String, Value> = serde_json::from_str(&row).expect("attrs");
     attrs.insert("member".into(), Value::from(members.clone()));
     db.execute(

@@ -40,6 +40,12 @@ struct MvState {
 }
 
 impl MvState {
+    /// Most identities have one or two connectors; a Vec would reserve four.
+    fn attach(&mut self, a: usize, i: usize) {
+        self.connectors.reserve_exact(1);
+        self.connectors.push((a as u32, i as u32));
+    }
+
     fn conns(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
         self.connectors
             .iter()
@@ -432,8 +438,7 @@ impl<'r> Sync<'r> {
                     match self.pos.get(&id) {
                         Some(&p) if self.mvs[p].ty == agent.object_type => {
                             c.mv = Some(p);
-                            self.mvs[p].connectors.reserve_exact(1);
-                            self.mvs[p].connectors.push((a as u32, i as u32));
+                            self.mvs[p].attach(a, i);
                         }
                         _ => {
                             self.plan.unlinks.push(c.row.id);
@@ -898,9 +903,7 @@ impl<'r> Sync<'r> {
         let c = &mut self.cs[a][i];
         c.mv = Some(p);
         c.changed = true;
-        // Most identities have one or two connectors; a Vec would reserve four.
-        self.mvs[p].connectors.reserve_exact(1);
-        self.mvs[p].connectors.push((a as u32, i as u32));
+        self.mvs[p].attach(a, i);
         self.mvs[p].fresh = false;
         if self.mvs[p].retained.take().is_some() {
             self.plan.counters.mv_revived += 1;

@@ -123,17 +123,10 @@ impl Store {
         let Some(a) = schema.get(attr) else {
             return Ok(());
         };
-        let mut stmt = self
-            .conn
-            .prepare_cached(
-                "SELECT mv_id FROM group_member WHERE rule = ?1 AND key = ?2 ORDER BY mv_id",
-            )
-            .map_err(|e| self.err(e))?;
-        let members = stmt
-            .query_map(params![rule, key], |r| r.get::<_, i64>(0))
-            .map_err(|e| self.err(e))?
-            .collect::<rusqlite::Result<Vec<_>>>()
-            .map_err(|e| self.err(e))?;
+        let members = self.mv_ids(
+            "SELECT mv_id FROM group_member WHERE rule = ?1 AND key = ?2 ORDER BY mv_id",
+            params![rule, key],
+        )?;
         let mut b = Record::builder();
         for (x, v) in row.attrs.iter() {
             if x != a {
