@@ -310,9 +310,14 @@ impl Store {
 
     /// Ids of identities with an open drift waiting for a corrective
     /// export in `agent`.
+    ///
+    /// Here and in [`Tx::drift_exported`], the `IN` term repeats what
+    /// `outcome = 'pending'` says because SQLite uses the partial index
+    /// `drift_open` only for a query that names its condition: without it,
+    /// every call reads every drift record ever kept.
     pub fn drift_pending(&self, agent: &str) -> Result<Vec<MvId>> {
         self.mv_ids(
-            "SELECT DISTINCT mv_id FROM drift WHERE agent = ?1 AND outcome = 'pending'",
+            "SELECT DISTINCT mv_id FROM drift WHERE agent = ?1 AND outcome = 'pending' AND outcome IN ('pending', 'reported')",
             params![agent],
         )
     }
@@ -413,11 +418,11 @@ impl Tx<'_> {
         match error {
             None => self.exec(
                 "UPDATE drift SET outcome = 'rolled-back', outcome_run = ?3, outcome_at = ?4, message = NULL
-                 WHERE agent = ?1 AND mv_id = ?2 AND outcome = 'pending'",
+                 WHERE agent = ?1 AND mv_id = ?2 AND outcome = 'pending' AND outcome IN ('pending', 'reported')",
                 params![agent, mv, run, at],
             ),
             Some(e) => self.exec(
-                "UPDATE drift SET message = ?3 WHERE agent = ?1 AND mv_id = ?2 AND outcome = 'pending'",
+                "UPDATE drift SET message = ?3 WHERE agent = ?1 AND mv_id = ?2 AND outcome = 'pending' AND outcome IN ('pending', 'reported')",
                 params![agent, mv, format!("rollback failed in run {run}: {e}")],
             ),
         }

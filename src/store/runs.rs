@@ -365,8 +365,12 @@ impl Tx<'_> {
         self.tx
             .execute(
                 // A deleted object's row goes at the next sync: its anchor is kept here.
+                // Without INDEXED BY, SQLite walks the agent's whole space in
+                // anchor order (to skip the sort) and tests each row's seq: a
+                // delta import of a few thousand rows read all of them.
                 "INSERT INTO change(step, kind, agent, cs_id, anchor)
-                 SELECT ?1, op, agent, id, CASE WHEN op = 'delete' THEN anchor END FROM cs_object
+                 SELECT ?1, op, agent, id, CASE WHEN op = 'delete' THEN anchor END
+                 FROM cs_object INDEXED BY cs_pending
                  WHERE agent = ?2 AND seq = (SELECT import_seq FROM agent_state WHERE agent = ?2)
                  ORDER BY anchor",
                 params![step, agent],
