@@ -282,10 +282,16 @@ impl App {
         // Without a digest from the last import there is nothing to compare
         // the file with, and a full read records one.
         if let Some(before) = marks.digest.as_deref().and_then(SourceDigest::parse) {
+            let t = std::time::Instant::now();
             let digest = match conn.digest() {
                 Ok(d) => d,
                 Err(e) => return Ok(Err(e)),
             };
+            debug!(
+                agent = %agent.name,
+                ms = t.elapsed().as_millis() as u64,
+                "Source digest taken."
+            );
             if let Some(now) = digest {
                 return Ok(Ok(if before == now {
                     ImportPlan {
