@@ -108,7 +108,8 @@ impl Checker<'_> {
     /// Evaluates a node now when everything it depends on is known.
     fn fold(&mut self, node: Node, span: &Range<usize>) -> Node {
         let foldable = match &node {
-            Node::Const(_) | Node::Attr(_) => false,
+            // Slots exist only after checking.
+            Node::Const(_) | Node::Attr(_) | Node::Shared(_) => false,
             Node::Concat(parts) => parts.iter().all(Node::is_const),
             Node::Cmp(_, l, r) | Node::And(l, r) | Node::Or(l, r) => l.is_const() && r.is_const(),
             Node::Not(x) => x.is_const(),
@@ -122,11 +123,7 @@ impl Checker<'_> {
             object_key: "",
             unique: None,
         };
-        let env = Env {
-            input: &NoInput,
-            ctx: &ctx,
-            source: self.source,
-        };
+        let env = Env::new(&NoInput, &ctx, self.source, &[]);
         let result = eval(&node, &env).map(V::into_value);
         match result {
             Ok(v) => Node::Const(v),

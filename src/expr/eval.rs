@@ -11,6 +11,7 @@ use super::value::{V, parse_bool, show};
 use super::{Context, EvalError, Input, Value};
 use regex::Regex;
 use std::borrow::Cow;
+use std::cell::RefCell;
 use std::cmp::Ordering;
 
 #[derive(Debug, Clone)]
@@ -23,6 +24,9 @@ pub(super) enum Node {
     Or(Box<Node>, Box<Node>),
     Not(Box<Node>),
     Call(Box<Call>),
+    /// A sub-expression that occurs more than once: its slot in the
+    /// expression's table (see `share`).
+    Shared(u32),
 }
 
 #[derive(Debug, Clone)]
@@ -55,7 +59,7 @@ impl Node {
     pub fn walk(&self, f: &mut dyn FnMut(&Node)) {
         f(self);
         match self {
-            Node::Const(_) | Node::Attr(_) => {}
+            Node::Const(_) | Node::Attr(_) | Node::Shared(_) => {}
             Node::Concat(parts) => parts.iter().for_each(|p| p.walk(f)),
             Node::Cmp(_, l, r) | Node::And(l, r) | Node::Or(l, r) => {
                 l.walk(f);
@@ -71,6 +75,31 @@ pub(super) struct Env<'a> {
     pub input: &'a dyn Input,
     pub ctx: &'a Context<'a>,
     pub source: &'a str,
+    /// The expression's shared sub-expressions, and their values once
+    /// this evaluation computed them.
+    pub shared: &'a [Node],
+    pub memo: RefCell<Vec<Option<V<'a>>>>,
+}
+
+impl<'a> Env<'a> {
+    pub fn new(
+        input: &'a dyn Input,
+        ctx: &'a Context<'a>,
+        source: &'a str,
+        shared: &'a [Node],
+    ) -> Env<'a> {
+        Env {
+            input,
+            ctx,
+            source,
+            shared,
+            memo: RefCell::new(if shared.is_empty() {
+                Vec::new()
+            } else {
+                vec![None; shared.len()]
+            }),
+        }
+    }
 }
 
 pub(super) fn read_attr(input: &dyn Input, attr: u32) -> V<'_> {
@@ -106,6 +135,21 @@ pub(super) fn eval<'a>(node: &'a Node, env: &Env<'a>) -> Result<V<'a>, EvalError
         )),
         Node::Not(x) => Ok(V::Bool(!truth("not", &eval(x, env)?)?)),
         Node::Call(c) => functions::call(c, env),
+        Node::Shared(k) => {
+            let k = *k as usize;
+            if let Some(Some(v)) = env.memo.borrow().get(k) {
+                return Ok(v.clone());
+            }
+            // No borrow is held while the body runs: it may fill other slots.
+            let Some(body) = env.shared.get(k) else {
+                return Ok(V::Null);
+            };
+            let v = eval(body, env)?;
+            if let Some(slot) = env.memo.borrow_mut().get_mut(k) {
+                *slot = Some(v.clone());
+            }
+            Ok(v)
+        }
     }
 }
 

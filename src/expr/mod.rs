@@ -14,6 +14,7 @@ mod functions;
 mod lexer;
 mod parser;
 pub mod scope;
+mod share;
 mod text;
 mod value;
 
@@ -153,6 +154,9 @@ const _: () = {
 pub struct Expr {
     source: String,
     root: Node,
+    /// Sub-expressions that occur more than once, computed once per
+    /// evaluation (`share`).
+    shared: Vec<Node>,
     attrs: Vec<u32>,
     needs_unique: bool,
 }
@@ -179,9 +183,11 @@ impl Expr {
         });
         attrs.sort_unstable();
         attrs.dedup();
+        let (root, shared) = share::share(root);
         Ok(Expr {
             source: src.to_string(),
             root,
+            shared,
             attrs,
             needs_unique,
         })
@@ -194,11 +200,7 @@ impl Expr {
             Node::Const(v) => Ok(v.clone()),
             Node::Attr(a) => Ok(eval::read_attr(input, *a).into_value()),
             root => {
-                let env = eval::Env {
-                    input,
-                    ctx,
-                    source: &self.source,
-                };
+                let env = eval::Env::new(input, ctx, &self.source, &self.shared);
                 eval::eval(root, &env).map(value::V::into_value)
             }
         }
@@ -241,11 +243,7 @@ impl Expr {
     ) -> Option<Result<Vec<String>, EvalError>> {
         match &self.root {
             Node::Call(c) if c.func == functions::Func::SelectUniqueValue => {
-                let env = eval::Env {
-                    input,
-                    ctx,
-                    source: &self.source,
-                };
+                let env = eval::Env::new(input, ctx, &self.source, &self.shared);
                 Some(functions::unique_candidates(c, &env))
             }
             _ => None,
