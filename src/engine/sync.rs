@@ -1304,7 +1304,7 @@ impl<'r> Sync<'r> {
                 // other shape is evaluated against the holders at the start
                 // and again if its choice was taken meanwhile.
                 enum First {
-                    Candidates(Result<Vec<String>, crate::expr::EvalError>),
+                    Candidates(crate::expr::Candidates),
                     Chosen(Option<Result<Vec<String>, crate::expr::EvalError>>),
                 }
                 // Records are rebuilt after the ordered pass, on every core.
@@ -1344,9 +1344,10 @@ impl<'r> Sync<'r> {
                         // full sync would find them. Only the values an
                         // identity could take are asked about, in order.
                         for (&(p, _, _), first) in jobs.iter().zip(&speculative) {
-                            let First::Candidates(Ok(c)) = first else {
+                            let First::Candidates(c) = first else {
                                 continue;
                             };
+                            let c = &c.values;
                             let held = self.mvs[p]
                                 .orig
                                 .as_ref()
@@ -1384,7 +1385,10 @@ impl<'r> Sync<'r> {
                                 values.iter().all(|v| owner.get(v).is_none_or(|&o| o == p))
                             };
                         let result = match first {
-                            First::Candidates(Ok(candidates)) => {
+                            First::Candidates(crate::expr::Candidates {
+                                values: candidates,
+                                error,
+                            }) => {
                                 // A value the identity already has stays while it
                                 // is still one of its candidates and no one else
                                 // holds it: a login does not change because a
@@ -1401,6 +1405,9 @@ impl<'r> Sync<'r> {
                                         .find(|c| owner.get(*c).is_none_or(|&o| o == p))
                                 }) {
                                     Some(c) => Some(Ok(vec![c.clone()])),
+                                    // Every value before it is taken: the call
+                                    // reaches the candidate that failed.
+                                    None if error.is_some() => error.map(Err),
                                     None if candidates.is_empty() => Some(Ok(Vec::new())),
                                     None => Some(Err(crate::expr::EvalError {
                                         message: format!(
@@ -1414,7 +1421,6 @@ impl<'r> Sync<'r> {
                                     })),
                                 }
                             }
-                            First::Candidates(Err(e)) => Some(Err(e)),
                             First::Chosen(Some(Ok(values))) if still_free(&values, &owner) => {
                                 Some(Ok(values))
                             }
@@ -1443,6 +1449,17 @@ impl<'r> Sync<'r> {
                                 }
                             }
                             Some(Err(e)) => {
+                                // What the flow computed without asking (its
+                                // first candidate) may be someone else's: the
+                                // flow gives no value rather than a duplicate.
+                                if self.mvs[p].attrs.values(a).next().is_some() {
+                                    for o in self.mvs[p].attrs.values(a) {
+                                        if owner.get(o) == Some(&p) {
+                                            owner.remove(o);
+                                        }
+                                    }
+                                    changes.push((p, Vec::new()));
+                                }
                                 self.plan.counters.flow_errors += 1;
                                 self.plan.errors.push(SyncError {
                                     kind: "flow-error",

@@ -435,17 +435,31 @@ fn char_slice(t: Cow<'_, str>, start: usize, len: Option<usize>) -> Cow<'_, str>
 }
 
 /// The candidates of a `SelectUniqueValue` call, in order, nulls skipped:
-/// what it would try, without asking which are taken.
-pub(super) fn unique_candidates<'a>(c: &'a Call, env: &Env<'a>) -> Result<Vec<String>, EvalError> {
-    let mut out = Vec::new();
+/// what it would try, without asking which are taken. A candidate that
+/// fails ends the list with its error, which is the call's only if none
+/// before it is free (the call evaluates its candidates only as far as it
+/// needs).
+pub(super) fn unique_candidates<'a>(c: &'a Call, env: &Env<'a>) -> super::Candidates {
+    let mut values = Vec::new();
     for n in c.args.iter() {
-        for v in flat(eval(n, env)?) {
-            if let Some(t) = v.into_text() {
-                out.push(t.into_owned());
+        match eval(n, env) {
+            Ok(v) => values.extend(
+                flat(v)
+                    .into_iter()
+                    .filter_map(|v| v.into_text().map(Cow::into_owned)),
+            ),
+            Err(e) => {
+                return super::Candidates {
+                    values,
+                    error: Some(e),
+                };
             }
         }
     }
-    Ok(out)
+    super::Candidates {
+        values,
+        error: None,
+    }
 }
 
 pub(super) fn call<'a>(c: &'a Call, env: &Env<'a>) -> R<'a> {

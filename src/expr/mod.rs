@@ -149,6 +149,16 @@ const _: () = {
     shareable::<Filter>();
 };
 
+/// What a `SelectUniqueValue` call would try, in order: the values of its
+/// candidates up to the first candidate that failed, and that failure. The
+/// first free value is the call's result; the failure is, when every value
+/// before it is taken.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Candidates {
+    pub values: Vec<String>,
+    pub error: Option<EvalError>,
+}
+
 /// A compiled expression.
 #[derive(Debug, Clone)]
 pub struct Expr {
@@ -236,11 +246,7 @@ impl Expr {
     /// When the whole expression is one `SelectUniqueValue(...)` call: its
     /// candidates for this object, in order, so a caller can pick the first
     /// free one itself (many objects at once, without evaluating again).
-    pub fn unique_candidates(
-        &self,
-        input: &dyn Input,
-        ctx: &Context,
-    ) -> Option<Result<Vec<String>, EvalError>> {
+    pub fn unique_candidates(&self, input: &dyn Input, ctx: &Context) -> Option<Candidates> {
         match &self.root {
             Node::Call(c) if c.func == functions::Func::SelectUniqueValue => {
                 let env = eval::Env::new(input, ctx, &self.source, &self.shared);

@@ -778,16 +778,16 @@ fn select_unique_value() {
         Value::Null
     );
     // The candidate list a caller can resolve itself, nulls skipped.
-    let got = e
-        .unique_candidates(&john(), &ctx())
-        .map(|r| r.map_err(|e| e.message));
     assert_eq!(
-        got,
-        Some(Ok(vec![
-            "jdoe".to_string(),
-            "john.doe".to_string(),
-            "john.doe2".to_string()
-        ]))
+        e.unique_candidates(&john(), &ctx()),
+        Some(Candidates {
+            values: vec![
+                "jdoe".to_string(),
+                "john.doe".to_string(),
+                "john.doe2".to_string()
+            ],
+            error: None,
+        })
     );
     assert_eq!(
         compile("ToLower([sn])").unique_candidates(&john(), &ctx()),
@@ -796,8 +796,14 @@ fn select_unique_value() {
     assert!(
         compile("SelectUniqueValue([empty])")
             .unique_candidates(&john(), &ctx())
-            .is_some_and(|r| r.is_ok_and(|v| v.is_empty()))
+            .is_some_and(|c| c.values.is_empty() && c.error.is_none())
     );
+    // A candidate that fails ends the list: the values before it stand.
+    let c = compile(r#"SelectUniqueValue(ToLower([sn]), CNumber([givenName]), "x")"#)
+        .unique_candidates(&john(), &ctx())
+        .expect("a SelectUniqueValue call");
+    assert_eq!(c.values, ["doe"]);
+    assert!(c.error.is_some_and(|e| e.message.contains("CNumber")));
 }
 
 // ---- compile errors ---------------------------------------------------------
