@@ -663,4 +663,31 @@ fn select_unique_value_tries_candidates_only_as_far_as_it_needs() {
     assert_eq!(flow_errors[0].0, "H2");
     assert!(flow_errors[0].1.contains("CNumber"), "{flow_errors:?}");
     assert_eq!(r.counters.flow_errors, 1);
+
+    // A delta sync (which asks the store who holds each candidate) decides
+    // a newcomer the same way.
+    e.stage(
+        "hr",
+        HR_NAMES,
+        &[
+            ("H1", &[("id", "H1"), ("first", "Ann"), ("last", "Lee"), ("note", "x")]),
+            ("H2", &[("id", "H2"), ("first", "Ann"), ("last", "Lee"), ("note", "y")]),
+            ("H3", &[("id", "H3"), ("first", "Ann"), ("last", "Lee"), ("note", "7")]),
+            ("H4", &[("id", "H4"), ("first", "Ann"), ("last", "Lee"), ("note", "8")]),
+            ("H5", &[("id", "H5"), ("first", "Ann"), ("last", "Lee"), ("note", "7")]),
+        ],
+    );
+    let mut app = e.app();
+    let now = chrono::Utc::now();
+    let run = app.begin_run(None, "sync", now).expect("run");
+    let r = app
+        .sync(idsync::app::SyncMode::Delta, run, 1, now)
+        .expect("delta sync");
+    assert_eq!(r.counters.mv_adds, 2);
+    drop(app);
+    assert_eq!(values(&e, "H1", "title"), vec!["annlee"]);
+    assert_eq!(values(&e, "H3", "title"), vec!["lee7"]);
+    assert_eq!(values(&e, "H4", "title"), vec!["lee8"]);
+    // lee7 is H3's: the third candidate.
+    assert_eq!(values(&e, "H5", "title"), vec!["annlee2"]);
 }

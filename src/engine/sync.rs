@@ -1330,8 +1330,27 @@ impl<'r> Sync<'r> {
                                     object_key: &key,
                                     unique: None,
                                 };
+                                // Candidates past the first that looks free are
+                                // needed only if an identity earlier in the
+                                // order takes it: the ordered pass evaluates
+                                // again then. Not for an identity that holds a
+                                // value (it keeps one that is a later candidate
+                                // too), nor in a delta sync, which asks the
+                                // store about every candidate up to a free one.
+                                let lazy = !this.partial()
+                                    && this.mvs[p]
+                                        .orig
+                                        .as_ref()
+                                        .is_none_or(|o| o.0.values(a).next().is_none());
+                                let looks_free = |v: &str| owner.get(v).is_none_or(|&o| o == p);
+                                let enough: Option<&dyn Fn(&str) -> bool> =
+                                    if lazy { Some(&looks_free) } else { None };
                                 match flow.and_then(|f| {
-                                    f.expr.unique_candidates(&this.cs[ag][i].row.attrs, &ctx)
+                                    f.expr.unique_candidates(
+                                        &this.cs[ag][i].row.attrs,
+                                        &ctx,
+                                        enough,
+                                    )
                                 }) {
                                     Some(c) => First::Candidates(c),
                                     None => First::Chosen(eval(this, owner, (p, ag, i))),
@@ -1388,6 +1407,7 @@ impl<'r> Sync<'r> {
                             First::Candidates(crate::expr::Candidates {
                                 values: candidates,
                                 error,
+                                more,
                             }) => {
                                 // A value the identity already has stays while it
                                 // is still one of its candidates and no one else
@@ -1405,6 +1425,9 @@ impl<'r> Sync<'r> {
                                         .find(|c| owner.get(*c).is_none_or(|&o| o == p))
                                 }) {
                                     Some(c) => Some(Ok(vec![c.clone()])),
+                                    // Taken meanwhile: the call goes on to the
+                                    // candidates not evaluated yet.
+                                    None if more => eval(self, &owner, (p, ag, i)),
                                     // Every value before it is taken: the call
                                     // reaches the candidate that failed.
                                     None if error.is_some() => error.map(Err),

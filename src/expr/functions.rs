@@ -438,10 +438,15 @@ fn char_slice(t: Cow<'_, str>, start: usize, len: Option<usize>) -> Cow<'_, str>
 /// what it would try, without asking which are taken. A candidate that
 /// fails ends the list with its error, which is the call's only if none
 /// before it is free (the call evaluates its candidates only as far as it
-/// needs).
-pub(super) fn unique_candidates<'a>(c: &'a Call, env: &Env<'a>) -> super::Candidates {
-    let mut values = Vec::new();
-    for n in c.args.iter() {
+/// needs). So does the first candidate with a value `enough` accepts.
+pub(super) fn unique_candidates<'a>(
+    c: &'a Call,
+    env: &Env<'a>,
+    enough: Option<&dyn Fn(&str) -> bool>,
+) -> super::Candidates {
+    let mut values: Vec<String> = Vec::new();
+    for (k, n) in c.args.iter().enumerate() {
+        let before = values.len();
         match eval(n, env) {
             Ok(v) => values.extend(
                 flat(v)
@@ -452,13 +457,25 @@ pub(super) fn unique_candidates<'a>(c: &'a Call, env: &Env<'a>) -> super::Candid
                 return super::Candidates {
                     values,
                     error: Some(e),
+                    more: false,
                 };
             }
+        }
+        if let Some(enough) = enough
+            && k + 1 < c.args.len()
+            && values.get(before..).is_some_and(|new| new.iter().any(|v| enough(v)))
+        {
+            return super::Candidates {
+                values,
+                error: None,
+                more: true,
+            };
         }
     }
     super::Candidates {
         values,
         error: None,
+        more: false,
     }
 }
 

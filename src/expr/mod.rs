@@ -157,6 +157,9 @@ const _: () = {
 pub struct Candidates {
     pub values: Vec<String>,
     pub error: Option<EvalError>,
+    /// The candidates after `values` were not evaluated: the caller said
+    /// one of `values` would do.
+    pub more: bool,
 }
 
 /// A compiled expression.
@@ -246,11 +249,18 @@ impl Expr {
     /// When the whole expression is one `SelectUniqueValue(...)` call: its
     /// candidates for this object, in order, so a caller can pick the first
     /// free one itself (many objects at once, without evaluating again).
-    pub fn unique_candidates(&self, input: &dyn Input, ctx: &Context) -> Option<Candidates> {
+    /// With `enough`, evaluation stops after the first candidate with a
+    /// value it accepts (one that looks free).
+    pub fn unique_candidates(
+        &self,
+        input: &dyn Input,
+        ctx: &Context,
+        enough: Option<&dyn Fn(&str) -> bool>,
+    ) -> Option<Candidates> {
         match &self.root {
             Node::Call(c) if c.func == functions::Func::SelectUniqueValue => {
                 let env = eval::Env::new(input, ctx, &self.source, &self.shared);
-                Some(functions::unique_candidates(c, &env))
+                Some(functions::unique_candidates(c, &env, enough))
             }
             _ => None,
         }

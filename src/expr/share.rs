@@ -237,13 +237,13 @@ mod tests {
             Obj(vec![None, Some("Ng"), Some("W1")]),
             Obj(vec![None, None, None]),
         ] {
-            let got = e.unique_candidates(&o, &ctx());
+            let got = e.unique_candidates(&o, &ctx(), None);
             assert!(got.is_some());
-            assert_eq!(got, plain.unique_candidates(&o, &ctx()));
+            assert_eq!(got, plain.unique_candidates(&o, &ctx(), None));
         }
         let o = Obj(vec![Some("Zoë"), Some("Van Dijk"), Some("W100042")]);
         assert_eq!(
-            e.unique_candidates(&o, &ctx()).unwrap().values,
+            e.unique_candidates(&o, &ctx(), None).unwrap().values,
             [
                 "zvandijk",
                 "zoe.vandijk",

@@ -779,7 +779,7 @@ fn select_unique_value() {
     );
     // The candidate list a caller can resolve itself, nulls skipped.
     assert_eq!(
-        e.unique_candidates(&john(), &ctx()),
+        e.unique_candidates(&john(), &ctx(), None),
         Some(Candidates {
             values: vec![
                 "jdoe".to_string(),
@@ -787,23 +787,43 @@ fn select_unique_value() {
                 "john.doe2".to_string()
             ],
             error: None,
+            more: false,
         })
     );
     assert_eq!(
-        compile("ToLower([sn])").unique_candidates(&john(), &ctx()),
+        compile("ToLower([sn])").unique_candidates(&john(), &ctx(), None),
         None
     );
     assert!(
         compile("SelectUniqueValue([empty])")
-            .unique_candidates(&john(), &ctx())
+            .unique_candidates(&john(), &ctx(), None)
             .is_some_and(|c| c.values.is_empty() && c.error.is_none())
     );
     // A candidate that fails ends the list: the values before it stand.
     let c = compile(r#"SelectUniqueValue(ToLower([sn]), CNumber([givenName]), "x")"#)
-        .unique_candidates(&john(), &ctx())
+        .unique_candidates(&john(), &ctx(), None)
         .expect("a SelectUniqueValue call");
     assert_eq!(c.values, ["doe"]);
     assert!(c.error.is_some_and(|e| e.message.contains("CNumber")));
+    // Asked to stop at a value that would do, it evaluates no further (the
+    // failing candidate is never reached) and says there is more.
+    let e = compile(r#"SelectUniqueValue(ToLower([sn]), CNumber([givenName]), "x")"#);
+    let free = |v: &str| v != "taken";
+    let c = e
+        .unique_candidates(&john(), &ctx(), Some(&free))
+        .expect("a SelectUniqueValue call");
+    assert_eq!((c.values.as_slice(), c.error, c.more), (&["doe".to_string()][..], None, true));
+    let taken = |v: &str| v != "doe";
+    let c = e
+        .unique_candidates(&john(), &ctx(), Some(&taken))
+        .expect("a SelectUniqueValue call");
+    assert_eq!((c.values.as_slice(), c.more), (&["doe".to_string()][..], false));
+    assert!(c.error.is_some());
+    // The last candidate leaves nothing more, accepted or not.
+    let c = compile(r#"SelectUniqueValue(ToLower([sn]))"#)
+        .unique_candidates(&john(), &ctx(), Some(&free))
+        .expect("a SelectUniqueValue call");
+    assert!(!c.more);
 }
 
 // ---- compile errors ---------------------------------------------------------
