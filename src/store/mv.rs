@@ -621,6 +621,14 @@ impl Store {
             rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .map_err(|e| self.err(e))?;
+        // One read transaction for the reader's life: a delta sync asks tens
+        // of thousands of keys, and each statement in autocommit mode is a
+        // transaction of its own (two lock calls on the WAL index, a fresh
+        // look at the log). The reader lives while a sync plans, which
+        // writes nothing meanwhile, so one snapshot is also the consistent
+        // view. Its pages stay cached across those lookups.
+        conn.execute_batch("PRAGMA cache_size = -32768; BEGIN;")
+            .map_err(|e| self.err(e))?;
         Ok(KeyReader {
             conn: std::sync::Mutex::new(conn),
             path: self.path.display().to_string(),
