@@ -670,11 +670,51 @@ fn select_unique_value_tries_candidates_only_as_far_as_it_needs() {
         "hr",
         HR_NAMES,
         &[
-            ("H1", &[("id", "H1"), ("first", "Ann"), ("last", "Lee"), ("note", "x")]),
-            ("H2", &[("id", "H2"), ("first", "Ann"), ("last", "Lee"), ("note", "y")]),
-            ("H3", &[("id", "H3"), ("first", "Ann"), ("last", "Lee"), ("note", "7")]),
-            ("H4", &[("id", "H4"), ("first", "Ann"), ("last", "Lee"), ("note", "8")]),
-            ("H5", &[("id", "H5"), ("first", "Ann"), ("last", "Lee"), ("note", "7")]),
+            (
+                "H1",
+                &[
+                    ("id", "H1"),
+                    ("first", "Ann"),
+                    ("last", "Lee"),
+                    ("note", "x"),
+                ],
+            ),
+            (
+                "H2",
+                &[
+                    ("id", "H2"),
+                    ("first", "Ann"),
+                    ("last", "Lee"),
+                    ("note", "y"),
+                ],
+            ),
+            (
+                "H3",
+                &[
+                    ("id", "H3"),
+                    ("first", "Ann"),
+                    ("last", "Lee"),
+                    ("note", "7"),
+                ],
+            ),
+            (
+                "H4",
+                &[
+                    ("id", "H4"),
+                    ("first", "Ann"),
+                    ("last", "Lee"),
+                    ("note", "8"),
+                ],
+            ),
+            (
+                "H5",
+                &[
+                    ("id", "H5"),
+                    ("first", "Ann"),
+                    ("last", "Lee"),
+                    ("note", "7"),
+                ],
+            ),
         ],
     );
     let mut app = e.app();

@@ -463,7 +463,9 @@ pub(super) fn unique_candidates<'a>(
         }
         if let Some(enough) = enough
             && k + 1 < c.args.len()
-            && values.get(before..).is_some_and(|new| new.iter().any(|v| enough(v)))
+            && values
+                .get(before..)
+                .is_some_and(|new| new.iter().any(|v| enough(v)))
         {
             return super::Candidates {
                 values,

@@ -812,12 +812,18 @@ fn select_unique_value() {
     let c = e
         .unique_candidates(&john(), &ctx(), Some(&free))
         .expect("a SelectUniqueValue call");
-    assert_eq!((c.values.as_slice(), c.error, c.more), (&["doe".to_string()][..], None, true));
+    assert_eq!(
+        (c.values.as_slice(), c.error, c.more),
+        (&["doe".to_string()][..], None, true)
+    );
     let taken = |v: &str| v != "doe";
     let c = e
         .unique_candidates(&john(), &ctx(), Some(&taken))
         .expect("a SelectUniqueValue call");
-    assert_eq!((c.values.as_slice(), c.more), (&["doe".to_string()][..], false));
+    assert_eq!(
+        (c.values.as_slice(), c.more),
+        (&["doe".to_string()][..], false)
+    );
     assert!(c.error.is_some());
     // The last candidate leaves nothing more, accepted or not.
     let c = compile(r#"SelectUniqueValue(ToLower([sn]))"#)

@@ -124,6 +124,13 @@ impl Drop for Store {
 }
 
 impl Store {
+    /// Tells the checkpointer a write outside [`Tx`] was committed.
+    fn committed(&self) {
+        if let Some(c) = &self.checkpointer {
+            let _ = c.signal.send(());
+        }
+    }
+
     /// Opens (creating if needed) and migrates the store at `path`.
     pub fn open(path: &Path) -> Result<Store> {
         let display = path.display().to_string();

@@ -64,6 +64,10 @@ impl Store {
                 params![run, ordinal as i64, name, agent, now],
             )
             .map_err(|e| self.err(e))?;
+        // A commit like any other for the log: left uncopied, its frames
+        // keep the step's own transaction from writing the log from its
+        // start, and the log grows by a whole step.
+        self.committed();
         Ok(self.conn.last_insert_rowid())
     }
 
