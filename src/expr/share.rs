@@ -156,40 +156,11 @@ fn replace(n: &mut Node, body: &Node, slot: u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::expr::{Context, Expr, Input, Scope, Value};
-    use chrono::{TimeZone, Utc};
-
-    const NAMES: &[&str] = &["first", "last", "id"];
-
-    struct Names;
-
-    impl Scope for Names {
-        fn resolve(&self, name: &str) -> Option<u32> {
-            NAMES.iter().position(|n| *n == name).map(|i| i as u32)
-        }
-        fn names(&self) -> Vec<String> {
-            NAMES.iter().map(|s| s.to_string()).collect()
-        }
-    }
-
-    struct Obj(Vec<Option<&'static str>>);
-
-    impl Input for Obj {
-        fn count(&self, attr: u32) -> usize {
-            usize::from(self.0.get(attr as usize).is_some_and(Option::is_some))
-        }
-        fn nth(&self, attr: u32, i: usize) -> Option<&str> {
-            (i == 0).then(|| self.0.get(attr as usize).copied().flatten())?
-        }
-    }
-
-    fn ctx() -> Context<'static> {
-        Context {
-            now: Utc.with_ymd_and_hms(2026, 3, 1, 8, 0, 0).unwrap(),
-            object_key: "hr:W1",
-            unique: None,
-        }
-    }
+    use crate::expr::Value;
+    use crate::expr::{
+        Expr,
+        tests::{compile, ctx, obj},
+    };
 
     /// The same expression with every slot written out again.
     fn inlined(e: &Expr) -> Expr {
@@ -216,15 +187,11 @@ mod tests {
         plain
     }
 
-    fn compile(src: &str) -> Expr {
-        Expr::compile(src, &Names).unwrap_or_else(|e| panic!("{src}: {e:?}"))
-    }
-
     const CANDIDATES: &str = r#"SelectUniqueValue(
-        ToLower(StripSpaces(NormalizeDiacritics(Left(first, 1) & last))),
-        ToLower(StripSpaces(NormalizeDiacritics(first & "." & last))),
-        ToLower(StripSpaces(NormalizeDiacritics(first & "." & last))) & "2",
-        ToLower(StripSpaces(NormalizeDiacritics(first & "." & last))) & "." & Mid(id, 2, 9))"#;
+        ToLower(StripSpaces(NormalizeDiacritics(Left(givenName, 1) & sn))),
+        ToLower(StripSpaces(NormalizeDiacritics(givenName & "." & sn))),
+        ToLower(StripSpaces(NormalizeDiacritics(givenName & "." & sn))) & "2",
+        ToLower(StripSpaces(NormalizeDiacritics(givenName & "." & sn))) & "." & Mid(mail, 2, 9))"#;
 
     #[test]
     fn a_repeated_base_becomes_one_slot_and_the_candidates_stay_the_same() {
@@ -233,15 +200,23 @@ mod tests {
         assert!(matches!(&e.shared[0], Node::Call(c) if c.func == Func::ToLower));
         let plain = inlined(&e);
         for o in [
-            Obj(vec![Some("Zoë"), Some("Van Dijk"), Some("W100042")]),
-            Obj(vec![None, Some("Ng"), Some("W1")]),
-            Obj(vec![None, None, None]),
+            obj(&[
+                ("givenName", &["Zoë"]),
+                ("sn", &["Van Dijk"]),
+                ("mail", &["W100042"]),
+            ]),
+            obj(&[("sn", &["Ng"]), ("mail", &["W1"])]),
+            obj(&[]),
         ] {
             let got = e.unique_candidates(&o, &ctx(), None);
             assert!(got.is_some());
             assert_eq!(got, plain.unique_candidates(&o, &ctx(), None));
         }
-        let o = Obj(vec![Some("Zoë"), Some("Van Dijk"), Some("W100042")]);
+        let o = obj(&[
+            ("givenName", &["Zoë"]),
+            ("sn", &["Van Dijk"]),
+            ("mail", &["W100042"]),
+        ]);
         assert_eq!(
             e.unique_candidates(&o, &ctx(), None).unwrap().values,
             [
@@ -257,19 +232,19 @@ mod tests {
     fn slots_nest_and_agree_with_the_written_out_expression() {
         for src in [
             // A smaller repeat inside a larger one, and on its own.
-            r#"(Left(first, 2) & Left(last, 2)) & "-" & (Left(first, 2) & Left(last, 2)) & Left(first, 2)"#,
+            r#"(Left(givenName, 2) & Left(sn, 2)) & "-" & (Left(givenName, 2) & Left(sn, 2)) & Left(givenName, 2)"#,
             // Under a branch not taken, and in the one taken.
-            r#"IIf(IsNull(first), ToUpper(last) & ToUpper(last), ToUpper(first) & ToUpper(first))"#,
-            r#"ToUpper(first) = ToUpper(last) or ToUpper(first) = "ANN""#,
-            r#"Coalesce(Trim(first), Trim(last)) & "/" & Coalesce(Trim(first), Trim(last))"#,
+            r#"IIf(IsNull(givenName), ToUpper(sn) & ToUpper(sn), ToUpper(givenName) & ToUpper(givenName))"#,
+            r#"ToUpper(givenName) = ToUpper(sn) or ToUpper(givenName) = "ANN""#,
+            r#"Coalesce(Trim(givenName), Trim(sn)) & "/" & Coalesce(Trim(givenName), Trim(sn))"#,
         ] {
             let e = compile(src);
             assert!(!e.shared.is_empty(), "{src}: nothing shared");
             let plain = inlined(&e);
             for o in [
-                Obj(vec![Some("Ann"), Some("Lee"), Some("W2")]),
-                Obj(vec![None, Some("Lee"), None]),
-                Obj(vec![Some("ann"), Some("ANN"), None]),
+                obj(&[("givenName", &["Ann"]), ("sn", &["Lee"]), ("mail", &["W2"])]),
+                obj(&[("sn", &["Lee"])]),
+                obj(&[("givenName", &["ann"]), ("sn", &["ANN"])]),
             ] {
                 let got = e.eval(&o, &ctx()).map_err(|e| e.message);
                 let want = plain.eval(&o, &ctx()).map_err(|e| e.message);
@@ -280,9 +255,9 @@ mod tests {
 
     #[test]
     fn an_error_in_a_slot_is_the_error_of_the_expression() {
-        let e = compile(r#"CDate(first) & "/" & CDate(first)"#);
+        let e = compile(r#"CDate(givenName) & "/" & CDate(givenName)"#);
         assert_eq!(e.shared.len(), 1);
-        let o = Obj(vec![Some("not a date"), None, None]);
+        let o = obj(&[("givenName", &["not a date"])]);
         let got = e.eval(&o, &ctx()).map_err(|e| e.message);
         let want = inlined(&e).eval(&o, &ctx()).map_err(|e| e.message);
         assert!(got.is_err());
@@ -293,13 +268,13 @@ mod tests {
     fn guids_at_different_places_and_unique_choices_are_never_shared() {
         let e = compile(r#"Guid() & "|" & Guid()"#);
         assert!(e.shared.is_empty());
-        let Ok(Value::Str(v)) = e.eval(&Obj(vec![None, None, None]), &ctx()) else {
+        let Ok(Value::Str(v)) = e.eval(&obj(&[]), &ctx()) else {
             panic!("not text");
         };
         let (a, b) = v.split_once('|').unwrap();
         assert_ne!(a, b);
         let e = compile(
-            r#"SelectUniqueValue(ToUpper(first), ToUpper(last)) & SelectUniqueValue(ToUpper(first), ToUpper(last))"#,
+            r#"SelectUniqueValue(ToUpper(givenName), ToUpper(sn)) & SelectUniqueValue(ToUpper(givenName), ToUpper(sn))"#,
         );
         for t in &e.shared {
             let mut unique = false;

@@ -27,7 +27,7 @@ const NAMES: &[&str] = &[
     "missing",
 ];
 
-struct Names;
+pub(super) struct Names;
 
 impl Scope for Names {
     fn resolve(&self, name: &str) -> Option<u32> {
@@ -39,7 +39,7 @@ impl Scope for Names {
 }
 
 #[derive(Default)]
-struct Obj(Vec<Vec<String>>);
+pub(super) struct Obj(Vec<Vec<String>>);
 
 impl Input for Obj {
     fn count(&self, attr: u32) -> usize {
@@ -50,7 +50,7 @@ impl Input for Obj {
     }
 }
 
-fn obj(pairs: &[(&str, &[&str])]) -> Obj {
+pub(super) fn obj(pairs: &[(&str, &[&str])]) -> Obj {
     let mut o = Obj(vec![Vec::new(); NAMES.len()]);
     for (name, values) in pairs {
         let i = Names
@@ -82,7 +82,7 @@ fn now() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2024, 6, 15, 12, 0, 0).unwrap()
 }
 
-fn ctx() -> Context<'static> {
+pub(super) fn ctx() -> Context<'static> {
     Context {
         now: now(),
         object_key: "hr:1001",
@@ -90,7 +90,7 @@ fn ctx() -> Context<'static> {
     }
 }
 
-fn compile(src: &str) -> Expr {
+pub(super) fn compile(src: &str) -> Expr {
     Expr::compile(src, &Names).unwrap_or_else(|e| {
         let shown: Vec<_> = e.iter().map(|e| render_error(src, e)).collect();
         panic!("{}", shown.join("\n"))
