@@ -58,15 +58,34 @@ impl Node {
     /// Visits this node and every node below it.
     pub fn walk(&self, f: &mut dyn FnMut(&Node)) {
         f(self);
+        self.each_child(&mut |c| c.walk(f));
+    }
+
+    /// Visits the nodes directly below this one, in source order.
+    pub fn each_child<'a>(&'a self, f: &mut dyn FnMut(&'a Node)) {
         match self {
             Node::Const(_) | Node::Attr(_) | Node::Shared(_) => {}
-            Node::Concat(parts) => parts.iter().for_each(|p| p.walk(f)),
+            Node::Concat(parts) => parts.iter().for_each(f),
             Node::Cmp(_, l, r) | Node::And(l, r) | Node::Or(l, r) => {
-                l.walk(f);
-                r.walk(f);
+                f(l);
+                f(r);
             }
-            Node::Not(x) => x.walk(f),
-            Node::Call(c) => c.args.iter().for_each(|a| a.walk(f)),
+            Node::Not(x) => f(x),
+            Node::Call(c) => c.args.iter().for_each(f),
+        }
+    }
+
+    /// The same, to rewrite them.
+    pub fn each_child_mut(&mut self, f: &mut dyn FnMut(&mut Node)) {
+        match self {
+            Node::Const(_) | Node::Attr(_) | Node::Shared(_) => {}
+            Node::Concat(parts) => parts.iter_mut().for_each(f),
+            Node::Cmp(_, l, r) | Node::And(l, r) | Node::Or(l, r) => {
+                f(l);
+                f(r);
+            }
+            Node::Not(x) => f(x),
+            Node::Call(c) => c.args.iter_mut().for_each(f),
         }
     }
 }

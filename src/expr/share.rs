@@ -122,16 +122,7 @@ fn gather<'a>(n: &'a Node, out: &mut Vec<&'a Node>) {
 }
 
 fn gather_inside<'a>(n: &'a Node, out: &mut Vec<&'a Node>) {
-    match n {
-        Node::Const(_) | Node::Attr(_) | Node::Shared(_) => {}
-        Node::Concat(parts) => parts.iter().for_each(|p| gather(p, out)),
-        Node::Cmp(_, l, r) | Node::And(l, r) | Node::Or(l, r) => {
-            gather(l, out);
-            gather(r, out);
-        }
-        Node::Not(x) => gather(x, out),
-        Node::Call(c) => c.args.iter().for_each(|a| gather(a, out)),
-    }
+    n.each_child(&mut |c| gather(c, out));
 }
 
 /// Replaces every occurrence of `body` in `n` (not looking inside one) with
@@ -141,16 +132,7 @@ fn replace(n: &mut Node, body: &Node, slot: u32) {
         *n = Node::Shared(slot);
         return;
     }
-    match n {
-        Node::Const(_) | Node::Attr(_) | Node::Shared(_) => {}
-        Node::Concat(parts) => parts.iter_mut().for_each(|p| replace(p, body, slot)),
-        Node::Cmp(_, l, r) | Node::And(l, r) | Node::Or(l, r) => {
-            replace(l, body, slot);
-            replace(r, body, slot);
-        }
-        Node::Not(x) => replace(x, body, slot),
-        Node::Call(c) => c.args.iter_mut().for_each(|a| replace(a, body, slot)),
-    }
+    n.each_child_mut(&mut |c| replace(c, body, slot));
 }
 
 #[cfg(test)]
@@ -167,19 +149,8 @@ mod tests {
         fn inline(n: &mut Node, table: &[Node]) {
             if let Node::Shared(k) = n {
                 *n = table[*k as usize].clone();
-                inline(n, table);
-                return;
             }
-            match n {
-                Node::Const(_) | Node::Attr(_) | Node::Shared(_) => {}
-                Node::Concat(parts) => parts.iter_mut().for_each(|p| inline(p, table)),
-                Node::Cmp(_, l, r) | Node::And(l, r) | Node::Or(l, r) => {
-                    inline(l, table);
-                    inline(r, table);
-                }
-                Node::Not(x) => inline(x, table),
-                Node::Call(c) => c.args.iter_mut().for_each(|a| inline(a, table)),
-            }
+            n.each_child_mut(&mut |c| inline(c, table));
         }
         let mut plain = e.clone();
         inline(&mut plain.root, &e.shared);
