@@ -5,6 +5,7 @@
 use crate::audit::{self, AuditEntry, AuditKind};
 use crate::connector;
 use crate::engine::{KeyKinds, Sync, SyncCounters, SyncPlan};
+use crate::groups::OldKeys;
 use crate::model::{CsId, MvId, RunId};
 use crate::rules::{self, RuleErrors, RuleSet, StepAction};
 use crate::store::{CsRow, MvRow, NewChange, Tx};
@@ -26,7 +27,7 @@ pub enum AppError {
     Export { agent: String, message: String },
     #[error("{0}")]
     Usage(String),
-    /// The deletion guard stopped a step before it wrote anything.
+    /// The deletion guard stopped a step: nothing it would write was committed.
     #[error("{0}")]
     Guard(String),
     /// SIGINT or SIGTERM arrived (see `shutdown`); the step's transaction
@@ -346,8 +347,31 @@ impl App {
         let kinds = KeyKinds::of(rules);
         let mut probes = Vec::new();
         let t0 = std::time::Instant::now();
-        for a in &rules.agents {
-            for row in self.store.load_pending_cs(&a.name, &a.schema)? {
+        // Loads run on two connections at once: each is mostly SQLite
+        // finding scattered rows, one core's work.
+        let mut twin = self.store.reader()?;
+        let (pending, back) = std::thread::scope(|s| {
+            let agents = &rules.agents;
+            let even = s.spawn(move || {
+                let rows: crate::store::Result<Vec<_>> = agents
+                    .iter()
+                    .step_by(2)
+                    .map(|a| twin.load_pending_cs(&a.name, &a.schema))
+                    .collect();
+                (rows, twin)
+            });
+            let odd: crate::store::Result<Vec<_>> = agents
+                .iter()
+                .skip(1)
+                .step_by(2)
+                .map(|a| self.store.load_pending_cs(&a.name, &a.schema))
+                .collect();
+            let (even, twin) = even.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+            (even.and_then(|e| odd.map(|o| interleave(e, o))), twin)
+        });
+        twin = back;
+        for (a, rows) in rules.agents.iter().zip(pending?) {
+            for row in rows {
                 // Only an unjoined object can be waiting in the ambiguous
                 // queue, and may join an identity this sync must load.
                 if let (Some(mv), Some(crate::model::Delta::Delete)) = (row.mv, row.pending) {
@@ -392,11 +416,24 @@ impl App {
             wanted.sort_unstable();
             wanted.dedup();
             let t_pending = t0.elapsed();
-            for row in self.store.load_mv_ids(&wanted, &mv_schema)? {
+            let (loaded, linked, back) = std::thread::scope(|s| {
+                let (wanted, cs_schema) = (&wanted, &cs_schema);
+                let linked = s.spawn(move || {
+                    let rows = twin.load_cs_linked(wanted, cs_schema);
+                    (rows, twin)
+                });
+                let loaded = self.store.load_mv_ids(wanted, &mv_schema);
+                let (rows, twin) = linked
+                    .join()
+                    .unwrap_or_else(|p| std::panic::resume_unwind(p));
+                (loaded, rows, twin)
+            });
+            twin = back;
+            for row in loaded? {
                 mvs.insert(row.id, row);
             }
             let t_mv = t0.elapsed();
-            for (agent, row) in self.store.load_cs_linked(&wanted, &cs_schema)? {
+            for (agent, row) in linked? {
                 if let Some(a) = rules.agent(&agent) {
                     cs[a.index].entry(row.id).or_insert(row);
                 }
@@ -505,12 +542,34 @@ impl App {
             self.store.fail_step(step, message, &stamp(Utc::now()))?;
             return Err(AppError::Stopped);
         }
-        let allowed_deletes = match self.check_sync_guard(&plan) {
-            Ok(allowed) => allowed,
-            Err(message) => {
-                self.store.fail_step(step, &message, &stamp(Utc::now()))?;
-                return Err(AppError::Guard(message));
-            }
+        // The deletion guard weighs what the sync removes against counts
+        // that scan an index each (the metaverse, a connector space). They
+        // are taken on a second connection while this one writes; a sync
+        // the guard stops is rolled back before it commits.
+        let removals = Removals::of(&plan);
+        // The same connection reads ahead the group memberships of the
+        // identities the sync writes, which the groups' pass after the
+        // commit compares with (the sync does not write them). Not for a
+        // sync that writes most of the metaverse: that pass reads them in
+        // chunks, and holding them all would only add to the peak.
+        let ahead_ids: Vec<MvId> = match self.rules.metaverse.groups.is_empty() {
+            true => Vec::new(),
+            false => plan
+                .inserts
+                .iter()
+                .chain(&plan.updates)
+                .map(|w| w.id)
+                .chain(plan.deletes.iter().copied())
+                .collect(),
+        };
+        let ahead_ids = match ahead_ids.len() <= READ_AHEAD {
+            true => ahead_ids,
+            false => Vec::new(),
+        };
+        let sidecar = if removals.any() || !ahead_ids.is_empty() {
+            Some(self.store.reader()?)
+        } else {
+            None
         };
         let errors: Vec<StepErrorRow> = plan
             .errors
@@ -543,85 +602,113 @@ impl App {
             .map(|t| !mv.computed(t) && mv.groups.iter().any(|g| g.members == t))
             .collect();
         let mut kept = Kept::default();
-        let written = (|| -> Result<()> {
-            let gathered = write_plan(
-                &tx,
-                rules,
-                &mut plan,
-                (run, step),
-                gather_keys.then_some((&kinds, today.as_str())),
-                (&group_reads, &mut kept),
-            )?;
-            if let Some((mut keys, due)) = gathered {
-                {
-                    use rayon::slice::ParallelSliceMut;
-                    keys.par_sort_unstable();
+        let allow = self.allow_deletes;
+        let written = std::thread::scope(|scope| {
+            let reads = sidecar.map(|store| {
+                let (removals, ahead_ids) = (&removals, &ahead_ids);
+                scope.spawn(move || -> Result<(Option<GuardSizes>, OldKeys)> {
+                    let sizes = match removals.any() {
+                        true => Some(removals.sizes(&store, rules)?),
+                        false => None,
+                    };
+                    let ahead = match ahead_ids.is_empty() {
+                        true => OldKeys::default(),
+                        false => OldKeys::read(&store, rules, ahead_ids)?,
+                    };
+                    Ok((sizes, ahead))
+                })
+            });
+            (|| -> Result<OldKeys> {
+                let gathered = write_plan(
+                    &tx,
+                    rules,
+                    &mut plan,
+                    (run, step),
+                    gather_keys.then_some((&kinds, today.as_str())),
+                    (&group_reads, &mut kept),
+                )?;
+                if let Some((mut keys, due)) = gathered {
+                    {
+                        use rayon::slice::ParallelSliceMut;
+                        keys.par_sort_unstable();
+                    }
+                    tx.replace_keys(&keys, &due, kinds.signature())?;
                 }
-                tx.replace_keys(&keys, &due, kinds.signature())?;
-            }
-            match &delta_pending {
-                // A full sync re-decides every unjoined object, so the queue is rebuilt.
-                None => tx.clear_all_ambiguous()?,
-                Some(pending) => {
-                    for cs in pending {
-                        tx.clear_ambiguous(*cs)?;
+                match &delta_pending {
+                    // A full sync re-decides every unjoined object, so the queue is rebuilt.
+                    None => tx.clear_all_ambiguous()?,
+                    Some(pending) => {
+                        for cs in pending {
+                            tx.clear_ambiguous(*cs)?;
+                        }
                     }
                 }
-            }
-            for a in &plan.ambiguous {
-                tx.set_ambiguous(&crate::store::AmbiguousRow {
-                    cs_id: a.cs,
-                    agent: a.agent.clone(),
-                    anchor: a.anchor.clone(),
-                    rule: a.rule.clone(),
-                    candidates: a.candidates.clone(),
-                    run,
-                    scores: (!a.scores.is_empty())
-                        .then(|| serde_json::to_string(&a.scores).ok())
-                        .flatten(),
-                })?;
-            }
-            for cs in &plan.manual_applied {
-                tx.clear_ambiguous(*cs)?;
-            }
-            tx.decisions_applied(&plan.manual_applied, run)?;
-            tx.drop_decisions(&plan.removed_cs)?;
-            for a in &rules.agents {
-                tx.mark_synced(&a.name)?;
-            }
-            tx.clear_due_until(&today)?;
-            if ran == SyncMode::Full {
-                tx.set_meta("last_full_sync_rules_hash", &rules.hash)?;
-            }
-            for (a, f) in &plan.frequencies {
-                let text = serde_json::to_string(f).unwrap_or_default();
-                tx.set_meta(&frequencies_key(&rules.agents[*a].name), &text)?;
-            }
-            for detail in &allowed_deletes {
-                tx.audit(
-                    &AuditEntry::now(AuditKind::DeletesAllowed, Some(run)).detail(detail.clone()),
+                for a in &plan.ambiguous {
+                    tx.set_ambiguous(&crate::store::AmbiguousRow {
+                        cs_id: a.cs,
+                        agent: a.agent.clone(),
+                        anchor: a.anchor.clone(),
+                        rule: a.rule.clone(),
+                        candidates: a.candidates.clone(),
+                        run,
+                        scores: (!a.scores.is_empty())
+                            .then(|| serde_json::to_string(&a.scores).ok())
+                            .flatten(),
+                    })?;
+                }
+                for cs in &plan.manual_applied {
+                    tx.clear_ambiguous(*cs)?;
+                }
+                tx.decisions_applied(&plan.manual_applied, run)?;
+                tx.drop_decisions(&plan.removed_cs)?;
+                for a in &rules.agents {
+                    tx.mark_synced(&a.name)?;
+                }
+                tx.clear_due_until(&today)?;
+                if ran == SyncMode::Full {
+                    tx.set_meta("last_full_sync_rules_hash", &rules.hash)?;
+                }
+                for (a, f) in &plan.frequencies {
+                    let text = serde_json::to_string(f).unwrap_or_default();
+                    tx.set_meta(&frequencies_key(&rules.agents[*a].name), &text)?;
+                }
+                let (sizes, ahead) = match reads {
+                    Some(h) => h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))?,
+                    None => (None, OldKeys::default()),
+                };
+                let allowed_deletes = removals
+                    .judge(rules, allow, sizes.as_ref())
+                    .map_err(AppError::Guard)?;
+                for detail in &allowed_deletes {
+                    tx.audit(
+                        &AuditEntry::now(AuditKind::DeletesAllowed, Some(run))
+                            .detail(detail.clone()),
+                    )?;
+                }
+                let mut counters = serde_json::to_value(plan.counters).unwrap_or_default();
+                if let Some(c) = counters.as_object_mut() {
+                    c.insert("mode".into(), serde_json::to_value(ran).unwrap_or_default());
+                }
+                tx.finish_step(
+                    step,
+                    "success",
+                    &counters,
+                    None,
+                    &errors,
+                    &stamp(Utc::now()),
                 )?;
+                Ok(ahead)
+            })()
+        });
+        let ahead = match written {
+            Ok(ahead) => ahead,
+            Err(e) => {
+                drop(tx);
+                self.store
+                    .fail_step(step, &e.to_string(), &stamp(Utc::now()))?;
+                return Err(e);
             }
-            let mut counters = serde_json::to_value(plan.counters).unwrap_or_default();
-            if let Some(c) = counters.as_object_mut() {
-                c.insert("mode".into(), serde_json::to_value(ran).unwrap_or_default());
-            }
-            tx.finish_step(
-                step,
-                "success",
-                &counters,
-                None,
-                &errors,
-                &stamp(Utc::now()),
-            )?;
-            Ok(())
-        })();
-        if let Err(e) = written {
-            drop(tx);
-            self.store
-                .fail_step(step, &e.to_string(), &stamp(Utc::now()))?;
-            return Err(e);
-        }
+        };
         fault_point("sync-before-commit");
         tracing::debug!(rss_mib = crate::engine::rss_mib(), "Sync: written.");
         let t_write = t0.elapsed() - t_plan;
@@ -633,7 +720,7 @@ impl App {
         if ran == SyncMode::Full && rebuild && !gather_keys {
             self.rebuild_keys(now)?;
         }
-        let groups = self.compute_groups(run, step, now, kept)?;
+        let groups = self.compute_groups(run, step, now, kept, ahead)?;
         let provision = self.provision(run, step, now)?;
         info!(
             mode = ?ran,
@@ -656,58 +743,6 @@ impl App {
             groups,
             provision,
         })
-    }
-
-    /// The deletion guard for a sync: identities deleted (or retained) and
-    /// connectors removed per agent, against the rules' limits and what the
-    /// admin allowed. Passing, it says what passed only thanks to
-    /// `--allow-deletes` (each an audit record's detail).
-    fn check_sync_guard(
-        &self,
-        plan: &SyncPlan,
-    ) -> std::result::Result<Vec<serde_json::Value>, String> {
-        let guard = self.rules.metaverse.guard;
-        let removed = plan.deletes.len() as u64 + plan.counters.mv_retained;
-        // Counting what is there costs a scan; most syncs remove nothing.
-        if removed == 0 && plan.disconnects_by_agent.iter().all(|&n| n == 0) {
-            return Ok(Vec::new());
-        }
-        let total = self.store.mv_count().map_err(|e| e.to_string())?;
-        let mut over = Vec::new();
-        let mut allowed = Vec::new();
-        let mut weigh = |n: u64, of: u64, what: String| {
-            if !guard.allows(n, of, self.allow_deletes) {
-                over.push((n, what));
-            } else if !guard.allows(n, of, None) {
-                allowed.push(allowed_detail("sync", &what, n, &guard, self.allow_deletes));
-            }
-        };
-        weigh(
-            removed,
-            total,
-            format!("delete {removed} of {total} identities"),
-        );
-        for (a, &n) in plan.disconnects_by_agent.iter().enumerate() {
-            if n == 0 {
-                continue;
-            }
-            let agent = &self.rules.agents[a].name;
-            let size = self.store.live_objects(agent).map_err(|e| e.to_string())? as u64;
-            weigh(n, size, format!("disconnect {n} of {size} {agent} objects"));
-        }
-        if over.is_empty() {
-            return Ok(allowed);
-        }
-        let most = over.iter().map(|(n, _)| *n).max().unwrap_or(0);
-        Err(guard_message(
-            &over
-                .into_iter()
-                .map(|(_, m)| m)
-                .collect::<Vec<_>>()
-                .join(" and "),
-            &guard,
-            most,
-        ))
     }
 
     /// Writes every identity's lookup keys and due dates anew, after a full
@@ -1098,6 +1133,115 @@ fn write_plan(
 
 /// The store's answers to a delta sync's key lookups; the first error is
 /// kept for the caller, as the engine's lookups cannot fail.
+/// What a sync removes, as the deletion guard weighs it: identities
+/// deleted (or retained) and connectors removed, per agent.
+struct Removals {
+    identities: u64,
+    disconnects: Vec<u64>,
+}
+
+impl Removals {
+    fn of(plan: &SyncPlan) -> Removals {
+        Removals {
+            identities: plan.deletes.len() as u64 + plan.counters.mv_retained,
+            disconnects: plan.disconnects_by_agent.clone(),
+        }
+    }
+
+    /// Most syncs remove nothing, and then nothing needs counting.
+    fn any(&self) -> bool {
+        self.identities > 0 || self.disconnects.iter().any(|&n| n > 0)
+    }
+
+    /// What the removals are weighed against: the metaverse's size when
+    /// identities go, and the space of each agent that loses connectors,
+    /// as it stands before the sync (its staged deletes still in it: a
+    /// space whose every object is a staged delete is not an empty one).
+    fn sizes(&self, store: &Store, rules: &RuleSet) -> Result<GuardSizes> {
+        let identities = match self.identities {
+            0 => 0,
+            _ => store.mv_count()?,
+        };
+        let mut agents = vec![0; self.disconnects.len()];
+        for (a, &n) in self.disconnects.iter().enumerate() {
+            if let (true, Some(agent)) = (n > 0, rules.agents.get(a)) {
+                agents[a] = u64::try_from(store.space_objects(&agent.name)?).unwrap_or(0);
+            }
+        }
+        Ok(GuardSizes { identities, agents })
+    }
+
+    /// The guard's verdict against the rules' limits and what the admin
+    /// allowed. Passing, it says what passed only thanks to
+    /// `--allow-deletes` (each an audit record's detail).
+    fn judge(
+        &self,
+        rules: &RuleSet,
+        allow: Option<u64>,
+        sizes: Option<&GuardSizes>,
+    ) -> std::result::Result<Vec<serde_json::Value>, String> {
+        let Some(sizes) = sizes else {
+            return Ok(Vec::new());
+        };
+        let guard = rules.metaverse.guard;
+        let mut over = Vec::new();
+        let mut allowed = Vec::new();
+        let mut weigh = |n: u64, of: u64, what: String| {
+            if !guard.allows(n, of, allow) {
+                over.push((n, what));
+            } else if !guard.allows(n, of, None) {
+                allowed.push(allowed_detail("sync", &what, n, &guard, allow));
+            }
+        };
+        if self.identities > 0 {
+            let (n, total) = (self.identities, sizes.identities);
+            weigh(n, total, format!("delete {n} of {total} identities"));
+        }
+        for (a, &n) in self.disconnects.iter().enumerate() {
+            let (Some(agent), Some(&size)) = (rules.agents.get(a), sizes.agents.get(a)) else {
+                continue;
+            };
+            if n > 0 {
+                let agent = &agent.name;
+                weigh(n, size, format!("disconnect {n} of {size} {agent} objects"));
+            }
+        }
+        if over.is_empty() {
+            return Ok(allowed);
+        }
+        let most = over.iter().map(|(n, _)| *n).max().unwrap_or(0);
+        Err(guard_message(
+            &over
+                .into_iter()
+                .map(|(_, m)| m)
+                .collect::<Vec<_>>()
+                .join(" and "),
+            &guard,
+            most,
+        ))
+    }
+}
+
+/// The most identities whose group memberships a sync reads ahead.
+const READ_AHEAD: usize = 100_000;
+
+struct GuardSizes {
+    identities: u64,
+    agents: Vec<u64>,
+}
+
+/// `even` and `odd` back in one list: even[0], odd[0], even[1], ...
+fn interleave<T>(even: Vec<T>, odd: Vec<T>) -> Vec<T> {
+    let mut out = Vec::with_capacity(even.len() + odd.len());
+    let mut odd = odd.into_iter();
+    for e in even {
+        out.push(e);
+        out.extend(odd.next());
+    }
+    out.extend(odd);
+    out
+}
+
 struct StoreLookup {
     reader: crate::store::KeyReader,
     error: std::sync::Mutex<Option<StoreError>>,
@@ -1199,4 +1343,17 @@ fn write_identities(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::interleave;
+
+    #[test]
+    fn interleave_alternates_and_keeps_the_longer_tail() {
+        assert_eq!(interleave(vec![0, 2, 4], vec![1, 3]), vec![0, 1, 2, 3, 4]);
+        assert_eq!(interleave(vec![0], vec![1, 3, 5]), vec![0, 1, 3, 5]);
+        assert_eq!(interleave(Vec::<u8>::new(), vec![1]), vec![1]);
+        assert_eq!(interleave(vec![0, 2], Vec::new()), vec![0, 2]);
+    }
 }

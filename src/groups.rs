@@ -78,6 +78,63 @@ struct Found {
     counts: GroupCounts,
 }
 
+/// Group memberships read ahead, on another connection while a sync
+/// writes (the sync never writes them): for each identity in `ids`, its
+/// group under each rule, from `keys[rule index]`.
+#[derive(Default)]
+pub struct OldKeys {
+    ids: rustc_hash::FxHashSet<MvId>,
+    keys: Vec<FxHashMap<MvId, String>>,
+}
+
+impl OldKeys {
+    /// The groups of `ids` under every group rule, as the store holds them.
+    pub fn read(
+        store: &crate::store::Store,
+        rules: &crate::rules::RuleSet,
+        ids: &[MvId],
+    ) -> crate::store::Result<OldKeys> {
+        let mut sorted = ids.to_vec();
+        sorted.sort_unstable();
+        sorted.dedup();
+        let keys = rules
+            .metaverse
+            .groups
+            .iter()
+            .map(|g| Ok(store.group_keys(&g.name, &sorted)?.into_iter().collect()))
+            .collect::<crate::store::Result<_>>()?;
+        Ok(OldKeys {
+            ids: sorted.into_iter().collect(),
+            keys,
+        })
+    }
+
+    /// The groups of `chunk` under rule `gi`: read ahead where they were,
+    /// from the store for the rest.
+    fn of(
+        &self,
+        store: &crate::store::Store,
+        rule: &GroupRule,
+        gi: usize,
+        chunk: &[MvId],
+    ) -> crate::store::Result<FxHashMap<MvId, String>> {
+        let (ahead, unread): (Vec<MvId>, Vec<MvId>) =
+            chunk.iter().partition(|id| self.ids.contains(id));
+        let mut old: FxHashMap<MvId, String> = match unread.is_empty() {
+            true => FxHashMap::default(),
+            false => store.group_keys(&rule.name, &unread)?.into_iter().collect(),
+        };
+        if let Some(keys) = self.keys.get(gi) {
+            old.extend(
+                ahead
+                    .iter()
+                    .filter_map(|id| keys.get(id).map(|k| (*id, k.clone()))),
+            );
+        }
+        Ok(old)
+    }
+}
+
 impl App {
     /// Brings every group rule's groups up to date with the identities
     /// changed since its last pass (all of them when the rules changed).
@@ -89,6 +146,7 @@ impl App {
         step: i64,
         now: DateTime<Utc>,
         mut written: crate::app::Kept,
+        ahead: OldKeys,
     ) -> Result<BTreeMap<String, GroupCounts>> {
         let started = std::time::Instant::now();
         let App { rules, store, .. } = self;
@@ -143,10 +201,7 @@ impl App {
                 read += t.elapsed();
                 for &gi in &of_type {
                     let t = std::time::Instant::now();
-                    let old: FxHashMap<MvId, String> = store
-                        .group_keys(&groups[gi].name, chunk)?
-                        .into_iter()
-                        .collect();
+                    let old = ahead.of(store, &groups[gi], gi, chunk)?;
                     memberships += t.elapsed();
                     collect(&groups[gi], chunk, &mvs, &old, now, &mut found[gi]);
                 }

@@ -29,22 +29,26 @@ enum Msg {
 
 /// Items in source order. The anchors of fingerprinted rows sit in one
 /// buffer: a million rows are a million small strings otherwise, made on
-/// one thread and freed on the other.
+/// one thread and freed on the other. Emptied batches go back to the reader
+/// (see [`ChannelSink::flush`]).
 #[derive(Default)]
 struct Batch {
     items: Vec<Item>,
     anchors: String,
 }
 
+/// Kept small: a row compare sends an item for each of a million rows,
+/// nearly all of them prints, and every byte of a batch is memory the
+/// kernel must hand over fresh (zeroed) the first time it is touched.
 enum Item {
-    Object(Encoded),
+    Object(Box<Encoded>),
     /// A fingerprinted row; its anchor is `anchors[start..end]`.
     Print {
         start: usize,
         end: usize,
         place: RowPlace,
     },
-    Gone(String, u64),
+    Gone(Box<(String, u64)>),
 }
 
 /// An object in its stored form, encoded on the reading thread so the
@@ -70,15 +74,21 @@ impl Batch {
 
 struct ChannelSink {
     tx: mpsc::SyncSender<Msg>,
+    /// Batches the staging thread has emptied.
+    spare: mpsc::Receiver<Batch>,
     schema: Schema,
     batch: Batch,
     closed: bool,
 }
 
 impl ChannelSink {
+    /// Sends the batch on and goes on in an emptied one when the staging
+    /// thread has returned one: its pages are already the process's, where
+    /// a new batch's must be faulted in and zeroed by the kernel.
     fn flush(&mut self) {
         if !self.batch.items.is_empty() && !self.closed {
-            let b = std::mem::replace(&mut self.batch, Batch::new());
+            let next = self.spare.try_recv().unwrap_or_else(|_| Batch::new());
+            let b = std::mem::replace(&mut self.batch, next);
             self.closed = self.tx.send(Msg::Items(b)).is_err();
         }
     }
@@ -100,13 +110,13 @@ impl ChannelSink {
 
 impl ImportSink for ChannelSink {
     fn object(&mut self, object: ImportedObject) {
-        self.push(Item::Object(Encoded {
+        self.push(Item::Object(Box::new(Encoded {
             json: crate::model::json::record_to_json(&object.attrs, &self.schema),
             hash: object.attrs.content_hash(&self.schema),
             anchor: object.anchor,
             print: object.print,
             line: object.line,
-        }));
+        })));
     }
     fn reject(&mut self, error: RowError) {
         self.send(Msg::Reject(error));
@@ -118,7 +128,7 @@ impl ImportSink for ChannelSink {
         self.push(Item::Print { start, end, place });
     }
     fn gone(&mut self, anchor: String, line: u64) {
-        self.push(Item::Gone(anchor, line));
+        self.push(Item::Gone(Box::new((anchor, line))));
     }
     fn mark(&mut self, mark: SourceMark) {
         self.send(Msg::Mark(mark));
@@ -191,12 +201,14 @@ impl App {
             _ => 8,
         });
         let (want_send, want_recv) = mpsc::channel::<Vec<RowPlace>>();
+        let (spare_send, spare_recv) = mpsc::channel::<Batch>();
         let watermark = plan.watermark.clone();
         let (result, staged) = std::thread::scope(|scope| {
             let reader_schema = schema.clone();
             let reader = scope.spawn(move || {
                 let mut sink = ChannelSink {
                     tx: tx_send,
+                    spare: spare_recv,
                     schema: reader_schema,
                     batch: Batch::new(),
                     closed: false,
@@ -218,7 +230,14 @@ impl App {
                 }
                 r
             });
-            let staged = self.stage(&agent.name, &schema, how, rx, want_send, (run, step));
+            let staged = self.stage(
+                &agent.name,
+                &schema,
+                how,
+                (rx, spare_send),
+                want_send,
+                (run, step),
+            );
             let result = reader.join();
             (result, staged)
         });
@@ -392,7 +411,7 @@ impl App {
         agent: &str,
         schema: &Schema,
         how: ImportHow,
-        rx: mpsc::Receiver<Msg>,
+        (rx, spare): (mpsc::Receiver<Msg>, mpsc::Sender<Batch>),
         want: mpsc::Sender<Vec<RowPlace>>,
         (run, step): (RunId, i64),
     ) -> Result<Option<(ImportCounts, Vec<StepErrorRow>)>> {
@@ -448,12 +467,12 @@ impl App {
                         message: e.message.clone(),
                     });
                 }
-                Msg::Items(batch) => {
+                Msg::Items(mut batch) => {
                     // Stopping here drops the transaction: nothing of the step stays.
                     if crate::shutdown::requested() {
                         return Err(AppError::Stopped);
                     }
-                    for item in batch.items {
+                    for item in batch.items.drain(..) {
                         match item {
                             Item::Object(o) if fetching => {
                                 stager.fetched(&o.anchor, &o.json, o.hash, o.print, o.line)?
@@ -480,7 +499,7 @@ impl App {
                                     }
                                 }
                             }
-                            Item::Gone(anchor, line) => stager.gone(&anchor, line)?,
+                            Item::Gone(gone) => stager.gone(&gone.0, gone.1)?,
                         }
                         items += 1;
                         if items.is_multiple_of(500_000) {
@@ -490,6 +509,9 @@ impl App {
                             fault_point("import-mid");
                         }
                     }
+                    batch.anchors.clear();
+                    // The reader may be done; then the batch is freed here.
+                    let _ = spare.send(batch);
                 }
                 Msg::Mark(m) => marks.push(m),
                 Msg::Printed => {

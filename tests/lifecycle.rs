@@ -196,15 +196,50 @@ fn an_empty_source_file_is_stopped_by_the_deletion_guard() {
     assert_eq!(sync["counters"]["disconnects"], 0, "{sync}");
     assert!(show(&e, "workday:W100001").is_some());
     // The admin who means it says how many.
-    let out = e.idsync(&[
-        "--as-of",
-        DAY2,
-        "--allow-deletes",
-        "100",
-        "import",
-        "workday",
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    let allowed = |step: &[&str]| {
+        let args = [&["--as-of", DAY2, "--allow-deletes", "100", "--json"], step].concat();
+        serde_json::from_str::<Value>(&ok(e.idsync(&args))).expect("json")
+    };
+    let import = allowed(&["import", "workday"]);
+    let staged = import["counts"]["deletes"].as_u64().unwrap_or(0);
+    // The sync that would carry the deletes out is weighed again, and
+    // stopped: it keeps nothing of what it wrote.
+    let workday_connectors = |e: &Env| {
+        show(e, "workday:W100001").map_or(0, |v| {
+            v["connectors"]
+                .as_array()
+                .map_or(0, |c| c.iter().filter(|c| c["agent"] == "workday").count())
+        })
+    };
+    let out = e.idsync(&["--as-of", DAY2, "sync", "--delta"]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("deletion guard") && err.contains("workday objects"),
+        "{err}"
+    );
+    assert_eq!(workday_connectors(&e), 1, "the stopped sync kept nothing");
+    let runs = ok(e.idsync(&["--json", "runs"]));
+    assert!(runs.contains("deletion guard"), "{runs}");
+    // Allowed, it disconnects every Workday object, and the audit log says
+    // who let it.
+    let sync = allowed(&["sync", "--delta"]);
+    // Every connector goes (objects out of scope had none), and the guard
+    // had weighed exactly those against the whole space.
+    let disconnects = sync["counters"]["disconnects"].as_u64().unwrap_or(0);
+    assert!(disconnects > 0 && disconnects <= staged, "{sync}");
+    assert!(
+        err.contains(&format!(
+            "disconnect {disconnects} of {staged} workday objects"
+        )),
+        "{err}"
+    );
+    assert_eq!(workday_connectors(&e), 0);
+    let audit = ok(e.idsync(&["--json", "audit", "list"]));
+    assert!(
+        audit.contains("deletes-allowed") && audit.contains("workday objects"),
+        "{audit}"
+    );
 }
 
 #[test]

@@ -122,7 +122,13 @@ fn values(e: &Env, key: &str, attr: &str) -> Vec<String> {
 }
 
 fn sync(e: &Env) -> idsync::app::SyncReport {
+    sync_allowing(e, None)
+}
+
+/// A full sync, let past the deletion guard up to `allow` removals.
+fn sync_allowing(e: &Env, allow: Option<u64>) -> idsync::app::SyncReport {
     let mut app = e.app();
+    app.allow_deletes = allow;
     let now = chrono::Utc::now();
     let run = app.begin_run(None, "sync", now).expect("run");
     app.sync(idsync::app::SyncMode::Full, run, 1, now)
@@ -408,7 +414,19 @@ fn deletion_rule_last_connector_and_values_fall_back() {
     assert_eq!(values(&e, "sub:S1", "title"), vec!["Boss"]);
     // Both leave hr: H2 had no other connector and goes; H1's identity stays with sub.
     e.stage("hr", HR_NAMES, &[]);
-    let r = sync(&e);
+    // The whole hr space is more than the guard lets a sync disconnect.
+    let mut app = e.app();
+    let now = chrono::Utc::now();
+    let run = app.begin_run(None, "sync", now).expect("run");
+    let stopped = app.sync(idsync::app::SyncMode::Full, run, 1, now);
+    assert!(
+        matches!(&stopped, Err(idsync::app::AppError::Guard(m)) if m.contains("disconnect 2 of 2 hr objects")),
+        "{:?}",
+        stopped.map(|r| r.counters)
+    );
+    drop(app);
+    assert_eq!(person_count(&e), 2, "the stopped sync kept nothing");
+    let r = sync_allowing(&e, Some(2));
     assert_eq!((r.counters.disconnects, r.counters.mv_deletes), (2, 1));
     assert_eq!(person_count(&e), 1);
     assert_eq!(values(&e, "sub:S1", "title"), vec!["Engineer"]);

@@ -309,6 +309,18 @@ impl Store {
         Ok(row.unwrap_or_default())
     }
 
+    /// How many objects the agent's space holds, staged deletes included:
+    /// what a sync, which carries those deletes out, weighs them against.
+    pub fn space_objects(&self, agent: &str) -> Result<i64> {
+        self.conn
+            .query_row(
+                "SELECT count(*) FROM cs_object INDEXED BY cs_pending WHERE agent = ?1",
+                params![agent],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.err(e))
+    }
+
     /// How many objects of the agent's space are not staged deletes.
     ///
     /// Counted from the smallest index: every object, less the pending

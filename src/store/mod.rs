@@ -183,6 +183,27 @@ impl Store {
         Ok(store)
     }
 
+    /// A second handle on the same store that only reads, for reads run on
+    /// another thread beside this connection's. It sees what was committed
+    /// when each of its statements starts; the caller keeps writers away
+    /// meanwhile (a step's reads happen before its transaction).
+    pub fn reader(&self) -> Result<Store> {
+        let conn = Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| self.err(e))?;
+        // A smaller cache than the main connection's: these reads visit
+        // each page about once.
+        conn.execute_batch("PRAGMA busy_timeout = 5000; PRAGMA cache_size = -16384;")
+            .map_err(|e| self.err(e))?;
+        Ok(Store {
+            conn,
+            path: self.path.clone(),
+            checkpointer: None,
+        })
+    }
+
     fn err(&self, source: rusqlite::Error) -> StoreError {
         StoreError::Sqlite {
             path: self.path.display().to_string(),

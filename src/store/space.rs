@@ -79,10 +79,14 @@ fn anchor_key(anchor: &[u8]) -> u64 {
 }
 
 impl Space {
+    /// Room for `n` stored anchors and a share of new ones: growing past
+    /// the capacity copies every entry into memory the kernel must first
+    /// fault in, and room reserved but never used costs nothing.
     pub fn with_capacity(n: usize) -> Space {
+        let room = n + n / 16 + 1024;
         Space {
-            anchors: Vec::with_capacity(n * 12),
-            entries: Vec::with_capacity(n),
+            anchors: Vec::with_capacity(room * 12),
+            entries: Vec::with_capacity(room),
             ..Space::default()
         }
     }
