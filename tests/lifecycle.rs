@@ -274,6 +274,18 @@ fn a_crash_between_delta_import_and_delta_sync_loses_nothing() {
 fn a_delta_sync_after_a_rule_change_runs_as_a_full_sync() {
     let e = example_env();
     ok(e.idsync(&["--as-of", DAY1, "run", "nightly"]));
+    // When profiles run is not what the metaverse holds: a new schedule
+    // leaves delta syncs delta.
+    let profiles = e.path("rules/profiles.toml");
+    let text = std::fs::read_to_string(&profiles).expect("read");
+    let changed = text.replace(r#"every = "15m""#, r#"every = "5m""#);
+    assert_ne!(text, changed, "the schedule to change is in the example");
+    std::fs::write(&profiles, changed).expect("write");
+    let delta: Value = serde_json::from_str(&ok(
+        e.idsync(&["--as-of", DAY1, "--json", "sync", "--delta"])
+    ))
+    .expect("json");
+    assert_eq!(delta["mode"], "delta", "{delta}");
     let p = e.path("rules/agents/workday.toml");
     let text = std::fs::read_to_string(&p).expect("read");
     let changed = text.replace(

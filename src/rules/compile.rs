@@ -91,10 +91,9 @@ pub fn load(
         let src = SourceFile { path, text };
         match toml::from_str::<RawFile>(&src.text) {
             Ok(raw) => {
-                // A target's rules decide what is exported, not what the
-                // metaverse holds: changing them must not make the next
-                // delta sync a full one. Each target keeps its own digest.
-                if raw.target.is_none() {
+                // Only what shapes the metaverse counts (each target keeps
+                // its own digest).
+                if raw.shapes_metaverse() {
                     hasher.write(name.as_bytes());
                     hasher.write(src.text.as_bytes());
                 }

@@ -22,7 +22,9 @@ use std::path::PathBuf;
 #[derive(Debug, Clone)]
 pub struct RuleSet {
     pub dir: PathBuf,
-    /// Hex digest of every rule file's bytes, recorded with each run.
+    /// Hex digest of the bytes of every rule file that shapes the metaverse
+    /// (not targets, run profiles, schedules or rule tests), recorded with
+    /// each run: a delta sync under a different one runs as a full sync.
     pub hash: String,
     pub metaverse: Metaverse,
     /// In sync order.

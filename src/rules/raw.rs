@@ -41,6 +41,28 @@ pub struct RawFile {
     pub audit: Option<Spanned<RawAudit>>,
 }
 
+impl RawFile {
+    /// Whether the file says anything about what the metaverse holds. A
+    /// target's file does not (it decides what is exported), nor does one
+    /// of only run profiles, schedules, rule tests and the audit log's
+    /// retention: changing them must not make the next delta sync a full
+    /// one.
+    pub fn shapes_metaverse(&self) -> bool {
+        self.target.is_none()
+            && (self.agent.is_some()
+                || !self.columns.is_empty()
+                || !self.join.is_empty()
+                || self.fuzzy_join.is_some()
+                || self.projection.is_some()
+                || self.scope.is_some()
+                || self.flows.is_some()
+                || self.provision.is_some()
+                || self.deprovision.is_some()
+                || self.reconcile.is_some()
+                || self.metaverse.is_some())
+    }
+}
+
 /// `[audit]`: the audit log's retention. Absent: records are kept forever.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
