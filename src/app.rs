@@ -101,6 +101,9 @@ pub struct StepOutcome {
     pub step: String,
     pub status: String,
     pub message: Option<String>,
+    /// From the step's start to its end: its commit included, and for a
+    /// sync the groups and provisioning that follow it.
+    pub ms: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub import: Option<ImportReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -117,6 +120,7 @@ impl StepOutcome {
             step: step.to_string(),
             status: "success".into(),
             message: None,
+            ms: 0,
             import: None,
             sync: None,
             export: None,
@@ -134,6 +138,8 @@ pub struct ProfileReport {
     /// Why a run ended early.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// The whole run, from its record's start to its end.
+    pub ms: u64,
     pub steps: Vec<StepOutcome>,
 }
 
@@ -404,6 +410,7 @@ impl App {
         let lookup = StoreLookup {
             reader: self.store.key_reader()?,
             error: std::sync::Mutex::new(None),
+            known: std::sync::Mutex::new(FxHashMap::default()),
         };
         wanted.extend(lookup.reader.holders_of(&probes)?);
         let total = self.store.next_mv_id()? as u64;
@@ -452,14 +459,16 @@ impl App {
             sync.set_partial(&lookup);
             sync.set_manual(manual.clone());
             sync.set_frequencies(frequencies.clone());
+            // Copies: a further round needs the rows again. Made, and the
+            // identities' lineage read, on every core.
+            use rayon::prelude::*;
             let mut ids: Vec<&MvId> = mvs.keys().collect();
             ids.sort_unstable();
-            for id in ids {
-                sync.add_mv(mvs[id].clone());
-            }
+            sync.add_mvs(ids.par_iter().map(|id| mvs[*id].clone()).collect());
             for a in &rules.agents {
-                let mut rows: Vec<CsRow> = cs[a.index].values().cloned().collect();
-                rows.sort_by(|x, y| x.anchor.cmp(&y.anchor));
+                let rows: Vec<&CsRow> = cs[a.index].values().collect();
+                let mut rows: Vec<CsRow> = rows.par_iter().map(|r| (*r).clone()).collect();
+                rows.par_sort_unstable_by(|x, y| x.anchor.cmp(&y.anchor));
                 sync.add_cs(a.index, rows);
             }
             let t_load = t0.elapsed();
@@ -808,6 +817,7 @@ impl App {
                 names.join(", ")
             )));
         };
+        let started = std::time::Instant::now();
         let run = self.begin_run(Some(name), &format!("run {name}"), now())?;
         let mut steps = Vec::new();
         let mut ok = true;
@@ -821,6 +831,7 @@ impl App {
                 ));
                 break;
             }
+            let t = std::time::Instant::now();
             let outcome = match &step.action {
                 StepAction::Import { agent } if self.rules.target(agent).is_some() => {
                     self.confirm(agent, run, i + 1, now()).map(|r| StepOutcome {
@@ -858,14 +869,16 @@ impl App {
                     })
                 }
             };
+            let ms = t.elapsed().as_millis() as u64;
             match outcome {
-                Ok(o) => steps.push(o),
+                Ok(o) => steps.push(StepOutcome { ms, ..o }),
                 Err(e) => {
                     // However a step reports being stopped, the flag says why.
                     let stop = matches!(e, AppError::Stopped) || crate::shutdown::requested();
                     steps.push(StepOutcome {
                         status: if stop { "stopped" } else { "failed" }.into(),
                         message: Some(e.to_string()),
+                        ms,
                         ..StepOutcome::success(&label)
                     });
                     if stop {
@@ -893,6 +906,7 @@ impl App {
             run,
             status: status.into(),
             message: stopped,
+            ms: started.elapsed().as_millis() as u64,
             steps,
         })
     }
@@ -1245,18 +1259,41 @@ fn interleave<T>(even: Vec<T>, odd: Vec<T>) -> Vec<T> {
 struct StoreLookup {
     reader: crate::store::KeyReader,
     error: std::sync::Mutex<Option<StoreError>>,
+    /// Answers read ahead ([`KeyLookup::prefetch`]); the store does not
+    /// change while a sync plans.
+    known: std::sync::Mutex<FxHashMap<crate::engine::Key, Vec<MvId>>>,
+}
+
+impl StoreLookup {
+    fn failed(&self, e: StoreError) {
+        if let Ok(mut slot) = self.error.lock() {
+            slot.get_or_insert(e);
+        }
+    }
 }
 
 impl crate::engine::KeyLookup for StoreLookup {
     fn holders(&self, key: crate::engine::Key) -> Vec<MvId> {
+        if let Some(ids) = self.known.lock().ok().and_then(|k| k.get(&key).cloned()) {
+            return ids;
+        }
         match self.reader.holders(key) {
             Ok(ids) => ids,
             Err(e) => {
-                if let Ok(mut slot) = self.error.lock() {
-                    slot.get_or_insert(e);
-                }
+                self.failed(e);
                 Vec::new()
             }
+        }
+    }
+
+    fn prefetch(&self, keys: &[crate::engine::Key]) {
+        match self.reader.holders_many(keys) {
+            Ok(answers) => {
+                if let Ok(mut known) = self.known.lock() {
+                    known.extend(answers);
+                }
+            }
+            Err(e) => self.failed(e),
         }
     }
 }

@@ -920,9 +920,16 @@ fn print_sync(r: &SyncReport) {
 }
 
 fn print_profile(r: &ProfileReport) {
+    let secs = r.ms as f64 / 1000.0;
     match &r.message {
-        Some(m) => println!("run {} (profile {}): {} ({m})", r.run, r.profile, r.status),
-        None => println!("run {} (profile {}): {}", r.run, r.profile, r.status),
+        Some(m) => println!(
+            "run {} (profile {}): {} in {secs:.2} s ({m})",
+            r.run, r.profile, r.status
+        ),
+        None => println!(
+            "run {} (profile {}): {} in {secs:.2} s",
+            r.run, r.profile, r.status
+        ),
     }
     for s in &r.steps {
         if let Some(i) = &s.import {

@@ -28,6 +28,10 @@ pub(super) fn key(kind: i64, text: &str) -> Key {
 /// the sync ignores those, since its own view of them is newer.
 pub trait KeyLookup: Sync {
     fn holders(&self, key: Key) -> Vec<crate::model::MvId>;
+
+    /// Says which keys are about to be asked, so a lookup can answer them
+    /// in one pass instead of one question each.
+    fn prefetch(&self, _keys: &[Key]) {}
 }
 
 #[derive(Debug, Clone)]

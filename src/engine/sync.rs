@@ -266,9 +266,26 @@ impl<'r> Sync<'r> {
     /// Adds a stored metaverse object. Objects of types the rules no longer
     /// define are left alone.
     pub fn add_mv(&mut self, row: MvRow) {
-        let Some(ty) = self.rules.metaverse.index(&row.object_type) else {
-            return;
-        };
+        if let Some((ty, lin)) = self.lineage_of(&row) {
+            self.push_mv(row, ty, lin);
+        }
+    }
+
+    /// Adds many identities, their lineage read on every core.
+    pub fn add_mvs(&mut self, rows: Vec<MvRow>) {
+        let read: Vec<_> = rows
+            .into_par_iter()
+            .filter_map(|row| self.lineage_of(&row).map(|(ty, lin)| (row, ty, lin)))
+            .collect();
+        for (row, ty, lin) in read {
+            self.push_mv(row, ty, lin);
+        }
+    }
+
+    /// The identity's type and its stored lineage, sorted; `None` for a
+    /// type the rules no longer have.
+    fn lineage_of(&self, row: &MvRow) -> Option<(usize, Vec<LinEntry>)> {
+        let ty = self.rules.metaverse.index(&row.object_type)?;
         let t = &self.rules.metaverse.types[ty];
         let mut lin = Vec::new();
         let rules = self.rules;
@@ -284,6 +301,10 @@ impl<'r> Sync<'r> {
                 }
             });
         lin.sort();
+        Some((ty, lin))
+    }
+
+    fn push_mv(&mut self, row: MvRow, ty: usize, lin: Vec<LinEntry>) {
         self.pos.insert(row.id, self.mvs.len());
         self.next_id = self.next_id.max(row.id + 1);
         self.mvs.push(MvState {
@@ -1358,6 +1379,19 @@ impl<'r> Sync<'r> {
                             })
                             .collect()
                     };
+                    if let (Some(kind), Some(lookup)) = (probe_kind, self.lookup) {
+                        // Most identities stop at their first candidate:
+                        // those are asked about together.
+                        let firsts: Vec<Key> = speculative
+                            .iter()
+                            .filter_map(|first| match first {
+                                First::Candidates(c) => c.values.first(),
+                                First::Chosen(_) => None,
+                            })
+                            .map(|v| super::index::key(kind, v))
+                            .collect();
+                        lookup.prefetch(&firsts);
+                    }
                     if let Some(kind) = probe_kind {
                         // Values held by identities not loaded: taken, as a
                         // full sync would find them. Only the values an

@@ -602,6 +602,42 @@ impl KeyReader {
         rows.collect::<rusqlite::Result<Vec<_>>>().map_err(err)
     }
 
+    /// The holders of each of these keys (an empty list for a key no one
+    /// holds), many keys to a statement.
+    pub fn holders_many(&self, keys: &[u64]) -> Result<Vec<(u64, Vec<MvId>)>> {
+        let err = |source| StoreError::Sqlite {
+            path: self.path.clone(),
+            source,
+        };
+        let mut sorted = keys.to_vec();
+        sorted.sort_unstable();
+        sorted.dedup();
+        let conn = self.conn.lock().map_err(|_| StoreError::Corrupt {
+            path: self.path.clone(),
+            message: "a key lookup failed on another thread".into(),
+        })?;
+        let mut found: rustc_hash::FxHashMap<u64, Vec<MvId>> = Default::default();
+        for chunk in sorted.chunks(super::IN_LIST) {
+            let sql = format!(
+                "SELECT key, mv_id FROM mv_key WHERE key IN ({})",
+                super::placeholders(chunk.len())
+            );
+            let mut stmt = conn.prepare_cached(&sql).map_err(err)?;
+            let mut rows = stmt
+                .query(rusqlite::params_from_iter(chunk.iter().map(|&k| k as i64)))
+                .map_err(err)?;
+            while let Some(r) = rows.next().map_err(err)? {
+                // Stored as the same 64 bits, signed.
+                let key = r.get::<_, i64>(0).map_err(err)? as u64;
+                found.entry(key).or_default().push(r.get(1).map_err(err)?);
+            }
+        }
+        Ok(sorted
+            .into_iter()
+            .map(|k| (k, found.remove(&k).unwrap_or_default()))
+            .collect())
+    }
+
     /// Identities holding any of these keys, sorted, each once.
     pub fn holders_of(&self, keys: &[u64]) -> Result<Vec<MvId>> {
         let mut out = Vec::new();
@@ -626,8 +662,10 @@ impl Store {
         // transaction of its own (two lock calls on the WAL index, a fresh
         // look at the log). The reader lives while a sync plans, which
         // writes nothing meanwhile, so one snapshot is also the consistent
-        // view. Its pages stay cached across those lookups.
-        conn.execute_batch("PRAGMA cache_size = -32768; BEGIN;")
+        // view. Its cache is small: the interior pages it keeps reusing fit,
+        // the leaves are met about once each, and a cache that grows takes
+        // fresh memory the kernel must zero page by page.
+        conn.execute_batch("PRAGMA cache_size = -4096; BEGIN;")
             .map_err(|e| self.err(e))?;
         Ok(KeyReader {
             conn: std::sync::Mutex::new(conn),
