@@ -198,14 +198,18 @@ impl Space {
             let mid = lo + (hi - lo) / 2;
             match self.anchor(mid).cmp(a) {
                 Ordering::Equal => {
-                    self.cursor = self.cursor.max(mid + 1);
+                    // The source goes on from here, forward or back.
+                    self.cursor = mid + 1;
                     return Some(mid);
                 }
                 Ordering::Less => lo = mid + 1,
                 Ordering::Greater => hi = mid,
             }
         }
-        self.cursor = self.cursor.max(lo);
+        // An anchor the space lacks says nothing of where the source is: a
+        // new row whose anchor sorts after every other (a new, higher id)
+        // would otherwise send the cursor to the end, and every row after
+        // it would miss.
         None
     }
 
@@ -257,6 +261,31 @@ mod tests {
             assert_eq!(s.find(a), Some(i), "{a}");
         }
         assert_eq!(s.find("zz"), None);
+    }
+
+    #[test]
+    fn new_anchors_between_ordered_rows_keep_the_cursor_in_place() {
+        let names: Vec<String> = (0..20_000).map(|i| format!("W{i:06}")).collect();
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        let mut s = space(&refs);
+        // A source in anchor order with a new row after every tenth, its
+        // anchor past all the others (as new, higher ids are), and some
+        // rows deleted.
+        for (i, name) in names.iter().enumerate() {
+            if i % 100 == 7 {
+                continue;
+            }
+            assert_eq!(s.find(name), Some(i));
+            if i % 10 == 0 {
+                let new = format!("X{i:06}");
+                assert_eq!(s.find(&new), None);
+                s.push(new.as_bytes(), -1, 0, None, 0);
+            }
+        }
+        // Each new anchor misses once; each row after one is found at the
+        // cursor again.
+        assert_eq!(s.misses, 2_000);
+        assert!(s.all.is_none());
     }
 
     #[test]
