@@ -356,15 +356,14 @@ impl App {
         // Loads run on two connections at once: each is mostly SQLite
         // finding scattered rows, one core's work.
         let mut twin = self.store.reader()?;
-        let (pending, back) = std::thread::scope(|s| {
-            let agents = &rules.agents;
-            let even = s.spawn(move || {
-                let rows: crate::store::Result<Vec<_>> = agents
+        let pending = std::thread::scope(|s| {
+            let (agents, twin) = (&rules.agents, &mut twin);
+            let even = s.spawn(move || -> crate::store::Result<Vec<_>> {
+                agents
                     .iter()
                     .step_by(2)
                     .map(|a| twin.load_pending_cs(&a.name, &a.schema))
-                    .collect();
-                (rows, twin)
+                    .collect()
             });
             let odd: crate::store::Result<Vec<_>> = agents
                 .iter()
@@ -372,10 +371,8 @@ impl App {
                 .step_by(2)
                 .map(|a| self.store.load_pending_cs(&a.name, &a.schema))
                 .collect();
-            let (even, twin) = even.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
-            (even.and_then(|e| odd.map(|o| interleave(e, o))), twin)
+            joined(even).and_then(|e| odd.map(|o| interleave(e, o)))
         });
-        twin = back;
         for (a, rows) in rules.agents.iter().zip(pending?) {
             for row in rows {
                 // Only an unjoined object can be waiting in the ambiguous
@@ -423,19 +420,12 @@ impl App {
             wanted.sort_unstable();
             wanted.dedup();
             let t_pending = t0.elapsed();
-            let (loaded, linked, back) = std::thread::scope(|s| {
-                let (wanted, cs_schema) = (&wanted, &cs_schema);
-                let linked = s.spawn(move || {
-                    let rows = twin.load_cs_linked(wanted, cs_schema);
-                    (rows, twin)
-                });
+            let (loaded, linked) = std::thread::scope(|s| {
+                let (wanted, cs_schema, twin) = (&wanted, &cs_schema, &mut twin);
+                let linked = s.spawn(move || twin.load_cs_linked(wanted, cs_schema));
                 let loaded = self.store.load_mv_ids(wanted, &mv_schema);
-                let (rows, twin) = linked
-                    .join()
-                    .unwrap_or_else(|p| std::panic::resume_unwind(p));
-                (loaded, rows, twin)
+                (loaded, joined(linked))
             });
-            twin = back;
             for row in loaded? {
                 mvs.insert(row.id, row);
             }
@@ -561,19 +551,17 @@ impl App {
         // commit compares with (the sync does not write them). Not for a
         // sync that writes most of the metaverse: that pass reads them in
         // chunks, and holding them all would only add to the peak.
-        let ahead_ids: Vec<MvId> = match self.rules.metaverse.groups.is_empty() {
-            true => Vec::new(),
-            false => plan
-                .inserts
+        let written = plan.inserts.len() + plan.updates.len() + plan.deletes.len();
+        let ahead_ids: Vec<MvId> = if self.rules.metaverse.groups.is_empty() || written > READ_AHEAD
+        {
+            Vec::new()
+        } else {
+            plan.inserts
                 .iter()
                 .chain(&plan.updates)
                 .map(|w| w.id)
                 .chain(plan.deletes.iter().copied())
-                .collect(),
-        };
-        let ahead_ids = match ahead_ids.len() <= READ_AHEAD {
-            true => ahead_ids,
-            false => Vec::new(),
+                .collect()
         };
         let sidecar = if removals.any() || !ahead_ids.is_empty() {
             Some(self.store.reader()?)
@@ -682,7 +670,7 @@ impl App {
                     tx.set_meta(&frequencies_key(&rules.agents[*a].name), &text)?;
                 }
                 let (sizes, ahead) = match reads {
-                    Some(h) => h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))?,
+                    Some(h) => joined(h)?,
                     None => (None, OldKeys::default()),
                 };
                 let allowed_deletes = removals
@@ -1242,6 +1230,14 @@ const READ_AHEAD: usize = 100_000;
 struct GuardSizes {
     identities: u64,
     agents: Vec<u64>,
+}
+
+/// A scoped thread's result; its panic goes on here, as if it had run on
+/// this thread.
+fn joined<T>(handle: std::thread::ScopedJoinHandle<'_, T>) -> T {
+    handle
+        .join()
+        .unwrap_or_else(|p| std::panic::resume_unwind(p))
 }
 
 /// `even` and `odd` back in one list: even[0], odd[0], even[1], ...

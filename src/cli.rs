@@ -920,17 +920,18 @@ fn print_sync(r: &SyncReport) {
 }
 
 fn print_profile(r: &ProfileReport) {
-    let secs = r.ms as f64 / 1000.0;
-    match &r.message {
-        Some(m) => println!(
-            "run {} (profile {}): {} in {secs:.2} s ({m})",
-            r.run, r.profile, r.status
-        ),
-        None => println!(
-            "run {} (profile {}): {} in {secs:.2} s",
-            r.run, r.profile, r.status
-        ),
-    }
+    let why = r
+        .message
+        .as_ref()
+        .map(|m| format!(" ({m})"))
+        .unwrap_or_default();
+    println!(
+        "run {} (profile {}): {} in {:.2} s{why}",
+        r.run,
+        r.profile,
+        r.status,
+        r.ms as f64 / 1000.0
+    );
     for s in &r.steps {
         if let Some(i) = &s.import {
             print_import(i);

@@ -120,10 +120,9 @@ impl OldKeys {
     ) -> crate::store::Result<FxHashMap<MvId, String>> {
         let (ahead, unread): (Vec<MvId>, Vec<MvId>) =
             chunk.iter().partition(|id| self.ids.contains(id));
-        let mut old: FxHashMap<MvId, String> = match unread.is_empty() {
-            true => FxHashMap::default(),
-            false => store.group_keys(&rule.name, &unread)?.into_iter().collect(),
-        };
+        // No statement runs for an empty list.
+        let mut old: FxHashMap<MvId, String> =
+            store.group_keys(&rule.name, &unread)?.into_iter().collect();
         if let Some(keys) = self.keys.get(gi) {
             old.extend(
                 ahead

@@ -1250,7 +1250,23 @@ impl<'r> Sync<'r> {
         }
         impl crate::expr::UniqueCheck for Taken<'_> {
             fn is_taken(&self, value: &str) -> bool {
-                self.owner.get(value).is_some_and(|&o| o != self.me)
+                !free_for(self.owner, value, self.me)
+            }
+        }
+        /// Whether identity `p` may have `value`: no one holds it, or `p` does.
+        fn free_for(owner: &FxHashMap<String, usize>, value: &str, p: usize) -> bool {
+            owner.get(value).is_none_or(|&o| o == p)
+        }
+        /// Lets go of what identity `p` holds of `values`.
+        fn release<'v>(
+            owner: &mut FxHashMap<String, usize>,
+            values: impl Iterator<Item = &'v str>,
+            p: usize,
+        ) {
+            for v in values {
+                if owner.get(v) == Some(&p) {
+                    owner.remove(v);
+                }
             }
         }
         let rules = self.rules;
@@ -1363,7 +1379,7 @@ impl<'r> Sync<'r> {
                                         .orig
                                         .as_ref()
                                         .is_none_or(|o| o.0.values(a).next().is_none());
-                                let looks_free = |v: &str| owner.get(v).is_none_or(|&o| o == p);
+                                let looks_free = |v: &str| free_for(owner, v, p);
                                 let enough: Option<&dyn Fn(&str) -> bool> =
                                     if lazy { Some(&looks_free) } else { None };
                                 match flow.and_then(|f| {
@@ -1379,20 +1395,20 @@ impl<'r> Sync<'r> {
                             })
                             .collect()
                     };
-                    if let (Some(kind), Some(lookup)) = (probe_kind, self.lookup) {
+                    if let Some(kind) = probe_kind {
                         // Most identities stop at their first candidate:
                         // those are asked about together.
-                        let firsts: Vec<Key> = speculative
-                            .iter()
-                            .filter_map(|first| match first {
-                                First::Candidates(c) => c.values.first(),
-                                First::Chosen(_) => None,
-                            })
-                            .map(|v| super::index::key(kind, v))
-                            .collect();
-                        lookup.prefetch(&firsts);
-                    }
-                    if let Some(kind) = probe_kind {
+                        if let Some(lookup) = self.lookup {
+                            let firsts: Vec<Key> = speculative
+                                .iter()
+                                .filter_map(|first| match first {
+                                    First::Candidates(c) => c.values.first(),
+                                    First::Chosen(_) => None,
+                                })
+                                .map(|v| super::index::key(kind, v))
+                                .collect();
+                            lookup.prefetch(&firsts);
+                        }
                         // Values held by identities not loaded: taken, as a
                         // full sync would find them. Only the values an
                         // identity could take are asked about, in order.
@@ -1408,7 +1424,7 @@ impl<'r> Sync<'r> {
                             for v in c {
                                 // Held here by this identity proves nothing: that
                                 // may be its recomputed first candidate.
-                                if owner.get(v).is_some_and(|&o| o != p) {
+                                if !free_for(&owner, v, p) {
                                     continue;
                                 }
                                 if held == Some(v.as_str()) {
@@ -1433,10 +1449,6 @@ impl<'r> Sync<'r> {
                                 unique_probes.extend(v.iter().map(|v| super::index::key(kind, v)));
                             }
                         }
-                        let still_free =
-                            |values: &Vec<String>, owner: &FxHashMap<String, usize>| {
-                                values.iter().all(|v| owner.get(v).is_none_or(|&o| o == p))
-                            };
                         let result = match first {
                             First::Candidates(crate::expr::Candidates {
                                 values: candidates,
@@ -1449,15 +1461,14 @@ impl<'r> Sync<'r> {
                                 // better one came free.
                                 let kept = self.mvs[p].orig.as_ref().and_then(|o| {
                                     o.0.values(a).find(|v| {
-                                        candidates.iter().any(|c| c == v)
-                                            && owner.get(*v).is_none_or(|&x| x == p)
+                                        candidates.iter().any(|c| c == v) && free_for(&owner, v, p)
                                     })
                                 });
-                                match kept.map(str::to_string).as_ref().or_else(|| {
-                                    candidates
-                                        .iter()
-                                        .find(|c| owner.get(*c).is_none_or(|&o| o == p))
-                                }) {
+                                match kept
+                                    .map(str::to_string)
+                                    .as_ref()
+                                    .or_else(|| candidates.iter().find(|c| free_for(&owner, c, p)))
+                                {
                                     Some(c) => Some(Ok(vec![c.clone()])),
                                     // Taken meanwhile: the call goes on to the
                                     // candidates not evaluated yet.
@@ -1478,7 +1489,9 @@ impl<'r> Sync<'r> {
                                     })),
                                 }
                             }
-                            First::Chosen(Some(Ok(values))) if still_free(&values, &owner) => {
+                            First::Chosen(Some(Ok(values)))
+                                if values.iter().all(|v| free_for(&owner, v, p)) =>
+                            {
                                 Some(Ok(values))
                             }
                             First::Chosen(_) => eval(self, &owner, (p, ag, i)),
@@ -1490,11 +1503,7 @@ impl<'r> Sync<'r> {
                                     .values(a)
                                     .eq(values.iter().map(String::as_str))
                                 {
-                                    for o in self.mvs[p].attrs.values(a) {
-                                        if owner.get(o) == Some(&p) {
-                                            owner.remove(o);
-                                        }
-                                    }
+                                    release(&mut owner, self.mvs[p].attrs.values(a), p);
                                     for v in &values {
                                         owner.insert(v.clone(), p);
                                     }
@@ -1510,11 +1519,7 @@ impl<'r> Sync<'r> {
                                 // first candidate) may be someone else's: the
                                 // flow gives no value rather than a duplicate.
                                 if self.mvs[p].attrs.values(a).next().is_some() {
-                                    for o in self.mvs[p].attrs.values(a) {
-                                        if owner.get(o) == Some(&p) {
-                                            owner.remove(o);
-                                        }
-                                    }
+                                    release(&mut owner, self.mvs[p].attrs.values(a), p);
                                     changes.push((p, Vec::new()));
                                 }
                                 self.plan.counters.flow_errors += 1;

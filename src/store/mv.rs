@@ -583,54 +583,58 @@ pub struct KeyReader {
 }
 
 impl KeyReader {
-    /// Identities holding `key`.
-    pub fn holders(&self, key: u64) -> Result<Vec<MvId>> {
-        let err = |source| StoreError::Sqlite {
+    fn err(&self, source: rusqlite::Error) -> StoreError {
+        StoreError::Sqlite {
             path: self.path.clone(),
             source,
-        };
-        let conn = self.conn.lock().map_err(|_| StoreError::Corrupt {
+        }
+    }
+
+    fn conn(&self) -> Result<std::sync::MutexGuard<'_, rusqlite::Connection>> {
+        self.conn.lock().map_err(|_| StoreError::Corrupt {
             path: self.path.clone(),
             message: "a key lookup failed on another thread".into(),
-        })?;
+        })
+    }
+
+    /// Identities holding `key`.
+    pub fn holders(&self, key: u64) -> Result<Vec<MvId>> {
+        let conn = self.conn()?;
         let mut stmt = conn
             .prepare_cached("SELECT mv_id FROM mv_key WHERE key = ?1")
-            .map_err(err)?;
+            .map_err(|e| self.err(e))?;
         let rows = stmt
             .query_map(params![key as i64], |r| r.get::<_, i64>(0))
-            .map_err(err)?;
-        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(err)
+            .map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(|e| self.err(e))
     }
 
     /// The holders of each of these keys (an empty list for a key no one
     /// holds), many keys to a statement.
     pub fn holders_many(&self, keys: &[u64]) -> Result<Vec<(u64, Vec<MvId>)>> {
-        let err = |source| StoreError::Sqlite {
-            path: self.path.clone(),
-            source,
-        };
         let mut sorted = keys.to_vec();
         sorted.sort_unstable();
         sorted.dedup();
-        let conn = self.conn.lock().map_err(|_| StoreError::Corrupt {
-            path: self.path.clone(),
-            message: "a key lookup failed on another thread".into(),
-        })?;
+        let conn = self.conn()?;
         let mut found: rustc_hash::FxHashMap<u64, Vec<MvId>> = Default::default();
         for chunk in sorted.chunks(super::IN_LIST) {
             let sql = format!(
                 "SELECT key, mv_id FROM mv_key WHERE key IN ({})",
                 super::placeholders(chunk.len())
             );
-            let mut stmt = conn.prepare_cached(&sql).map_err(err)?;
-            let mut rows = stmt
-                .query(rusqlite::params_from_iter(chunk.iter().map(|&k| k as i64)))
-                .map_err(err)?;
-            while let Some(r) = rows.next().map_err(err)? {
-                // Stored as the same 64 bits, signed.
-                let key = r.get::<_, i64>(0).map_err(err)? as u64;
-                found.entry(key).or_default().push(r.get(1).map_err(err)?);
-            }
+            let read = (|| -> rusqlite::Result<()> {
+                let mut stmt = conn.prepare_cached(&sql)?;
+                let mut rows =
+                    stmt.query(rusqlite::params_from_iter(chunk.iter().map(|&k| k as i64)))?;
+                while let Some(r) = rows.next()? {
+                    // Stored as the same 64 bits, signed.
+                    let key = r.get::<_, i64>(0)? as u64;
+                    found.entry(key).or_default().push(r.get(1)?);
+                }
+                Ok(())
+            })();
+            read.map_err(|e| self.err(e))?;
         }
         Ok(sorted
             .into_iter()
@@ -640,10 +644,11 @@ impl KeyReader {
 
     /// Identities holding any of these keys, sorted, each once.
     pub fn holders_of(&self, keys: &[u64]) -> Result<Vec<MvId>> {
-        let mut out = Vec::new();
-        for &key in keys {
-            out.extend(self.holders(key)?);
-        }
+        let mut out: Vec<MvId> = self
+            .holders_many(keys)?
+            .into_iter()
+            .flat_map(|(_, holders)| holders)
+            .collect();
         out.sort_unstable();
         out.dedup();
         Ok(out)
@@ -652,21 +657,14 @@ impl KeyReader {
 
 impl Store {
     pub fn key_reader(&self) -> Result<KeyReader> {
-        let conn = rusqlite::Connection::open_with_flags(
-            &self.path,
-            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map_err(|e| self.err(e))?;
+        let conn = self.read_only_connection()?;
         // One read transaction for the reader's life: a delta sync asks tens
         // of thousands of keys, and each statement in autocommit mode is a
         // transaction of its own (two lock calls on the WAL index, a fresh
         // look at the log). The reader lives while a sync plans, which
         // writes nothing meanwhile, so one snapshot is also the consistent
-        // view. Its cache is small: the interior pages it keeps reusing fit,
-        // the leaves are met about once each, and a cache that grows takes
-        // fresh memory the kernel must zero page by page.
-        conn.execute_batch("PRAGMA cache_size = -4096; BEGIN;")
-            .map_err(|e| self.err(e))?;
+        // view.
+        conn.execute_batch("BEGIN;").map_err(|e| self.err(e))?;
         Ok(KeyReader {
             conn: std::sync::Mutex::new(conn),
             path: self.path.display().to_string(),
