@@ -94,8 +94,11 @@ fn benches(c: &mut Criterion) {
                 (idsync::store::Store::open(&path).expect("store"), path)
             },
             |(mut s, path)| {
+                let space = s.space("workday").expect("space");
                 let tx = s.begin().expect("tx");
-                let mut st = tx.stager("workday", &workday.schema).expect("stager");
+                let mut st = tx
+                    .stager("workday", &workday.schema, space)
+                    .expect("stager");
                 for o in &rows.objects {
                     let _ = st
                         .object(&o.anchor, &o.attrs, &workday.schema, o.line)

@@ -337,6 +337,7 @@ impl App {
         let tx = store.begin()?;
         tx.set_target_provisioned(&t.name, &t.hash, run)?;
         tx.commit()?;
+        prune_touched(store, rules, run)?;
         if counts.evaluated > 0 {
             info!(
                 target = %t.name,
@@ -364,7 +365,9 @@ pub(crate) fn to_evaluate(
     type_name: &str,
     gone: &dyn Fn() -> crate::store::Result<Vec<MvId>>,
 ) -> Result<Vec<MvId>> {
-    let everything = st.rules_hash.as_deref() != Some(hash);
+    // A pass last run before the log's cut cannot learn from it what it missed.
+    let everything =
+        st.rules_hash.as_deref() != Some(hash) || st.provisioned_run < store.touched_pruned()?;
     let mut ids = store.mv_ids_changed(type_name, (!everything).then_some(st.provisioned_run))?;
     if everything {
         ids.extend(gone()?);
@@ -374,6 +377,32 @@ pub(crate) fn to_evaluate(
     ids.sort_unstable();
     ids.dedup();
     Ok(ids)
+}
+
+/// Cuts the log of written identities through the earliest run every
+/// current provisioning and group pass has read to (a pass whose rules
+/// changed, or that never ran, looks at everything anyway; with none,
+/// through `run`). Called when a pass has moved on.
+pub(crate) fn prune_touched(store: &mut Store, rules: &RuleSet, run: RunId) -> Result<()> {
+    let targets = rules.targets.iter().map(|t| (t.name.clone(), &t.hash));
+    let groups = rules
+        .metaverse
+        .groups
+        .iter()
+        .map(|g| (format!("group:{}", g.name), &rules.hash));
+    let mut through = run;
+    for (key, hash) in targets.chain(groups) {
+        let st = store.target_state(&key)?;
+        if st.rules_hash.as_deref() == Some(hash.as_str()) {
+            through = through.min(st.provisioned_run);
+        }
+    }
+    if through > store.touched_pruned()? {
+        let tx = store.begin()?;
+        tx.prune_touched(through)?;
+        tx.commit()?;
+    }
+    Ok(())
 }
 
 /// The values of the identities of `type_name` among `ids`.
@@ -1451,6 +1480,55 @@ mod tests {
         Deprovision, DeprovisionAction, DriftPolicy, ExportFlow, Quarantine, Reconcile,
         TargetConnection,
     };
+
+    #[test]
+    fn the_log_of_written_identities_answers_since_a_run_until_it_is_cut()
+    -> std::result::Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let mut store = Store::open(&dir.path().join("s.db"))?;
+        let tx = store.begin()?;
+        for (id, run) in [(1, 1), (2, 1), (3, 2)] {
+            tx.insert_mv(id, "person", "{}", "{}", run)?;
+        }
+        tx.insert_mv(4, "group", "{}", "{}", 2)?;
+        // Identity 1 written again by run 3: listed once.
+        tx.update_mv(1, "{}", "{}", 3)?;
+        tx.update_mv(1, "{}", "{}", 3)?;
+        tx.commit()?;
+        assert_eq!(store.mv_ids_changed("person", Some(1))?, vec![1, 3]);
+        assert_eq!(store.mv_ids_changed("person", Some(0))?, vec![1, 2, 3]);
+        assert_eq!(store.mv_ids_changed("group", Some(1))?, vec![4]);
+
+        let state = |run| crate::store::TargetState {
+            rules_hash: Some("h".into()),
+            provisioned_run: run,
+            ..Default::default()
+        };
+        let none = || Ok(Vec::new());
+        assert_eq!(
+            to_evaluate(&store, &state(2), "h", "person", &none)?,
+            vec![1]
+        );
+        let tx = store.begin()?;
+        tx.prune_touched(2)?;
+        // A cut never moves back.
+        tx.prune_touched(1)?;
+        tx.commit()?;
+        assert_eq!(store.touched_pruned()?, 2);
+        assert_eq!(store.mv_ids_changed("person", Some(0))?, vec![1]);
+        // A pass at the cut still learns what came after it; one before
+        // the cut (a target whose rules were away meanwhile) looks at every
+        // identity instead of the few the log still holds.
+        assert_eq!(
+            to_evaluate(&store, &state(2), "h", "person", &none)?,
+            vec![1]
+        );
+        assert_eq!(
+            to_evaluate(&store, &state(1), "h", "person", &none)?,
+            vec![1, 2, 3]
+        );
+        Ok(())
+    }
 
     struct NoNames;
 

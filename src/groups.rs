@@ -229,6 +229,7 @@ impl App {
             tx.merge_step_counters(step, &serde_json::json!({ "groups": all }))?;
             tx.commit()?;
         }
+        crate::export::prune_touched(store, rules, run)?;
         Ok(all)
     }
 }

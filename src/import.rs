@@ -27,28 +27,35 @@ enum Msg {
     End,
 }
 
-/// Items in source order. The anchors of fingerprinted rows sit in one
-/// buffer: a million rows are a million small strings otherwise, made on
-/// one thread and freed on the other. Emptied batches go back to the reader
-/// (see [`ChannelSink::flush`]).
+/// Items in source order. A batch holds either items or the prints of
+/// fingerprinted rows, kept apart and packed: a row compare sends one for
+/// each of a million rows, and every byte of a batch is memory the kernel
+/// must hand over fresh (zeroed) the first time it is touched. Their
+/// anchors sit in one buffer: a million rows are a million small strings
+/// otherwise, made on one thread and freed on the other. Emptied batches go
+/// back to the reader (see [`ChannelSink::flush`]).
 #[derive(Default)]
 struct Batch {
     items: Vec<Item>,
+    prints: Vec<Print>,
     anchors: String,
+    /// Where the first print's row is; the others are counted from it.
+    base: RowPlace,
 }
 
-/// Kept small: a row compare sends an item for each of a million rows,
-/// nearly all of them prints, and every byte of a batch is memory the
-/// kernel must hand over fresh (zeroed) the first time it is touched.
 enum Item {
     Object(Box<Encoded>),
-    /// A fingerprinted row; its anchor is `anchors[start..end]`.
-    Print {
-        start: usize,
-        end: usize,
-        place: RowPlace,
-    },
     Gone(Box<(String, u64)>),
+}
+
+/// A fingerprinted row: its anchor is `anchors[start..start + len]`, and
+/// its place is `at` bytes and `line` lines past the batch's `base`.
+struct Print {
+    start: u32,
+    len: u32,
+    at: u32,
+    line: u32,
+    print: u64,
 }
 
 /// An object in its stored form, encoded on the reading thread so the
@@ -67,8 +74,58 @@ impl Batch {
     fn new() -> Batch {
         Batch {
             items: Vec::with_capacity(BATCH),
+            prints: Vec::with_capacity(BATCH),
             anchors: String::with_capacity(BATCH * 12),
+            base: RowPlace::default(),
         }
+    }
+
+    fn len(&self) -> usize {
+        self.items.len() + self.prints.len()
+    }
+
+    /// Packs a print, unless its offsets from the batch's first one do not
+    /// fit (a batch of very long rows): then the caller starts a new batch.
+    fn print(&mut self, anchor: &str, place: RowPlace) -> bool {
+        if self.prints.is_empty() {
+            self.base = place;
+        }
+        let fits = |a: u64, b: u64| a.checked_sub(b).and_then(|d| u32::try_from(d).ok());
+        let (Some(at), Some(line), Ok(start), Ok(len)) = (
+            fits(place.at, self.base.at),
+            fits(place.line, self.base.line),
+            u32::try_from(self.anchors.len()),
+            u32::try_from(anchor.len()),
+        ) else {
+            return false;
+        };
+        if start.checked_add(len).is_none() {
+            return false;
+        }
+        self.anchors.push_str(anchor);
+        self.prints.push(Print {
+            start,
+            len,
+            at,
+            line,
+            print: place.print,
+        });
+        true
+    }
+
+    /// A packed print's anchor and place.
+    fn unpack(&self, p: &Print) -> (&str, RowPlace) {
+        let start = p.start as usize;
+        let anchor = self
+            .anchors
+            .get(start..start + p.len as usize)
+            .unwrap_or_default();
+        let place = RowPlace {
+            at: self.base.at + u64::from(p.at),
+            line: self.base.line + u64::from(p.line),
+            print: p.print,
+        };
+        (anchor, place)
     }
 }
 
@@ -86,7 +143,7 @@ impl ChannelSink {
     /// thread has returned one: its pages are already the process's, where
     /// a new batch's must be faulted in and zeroed by the kernel.
     fn flush(&mut self) {
-        if !self.batch.items.is_empty() && !self.closed {
+        if self.batch.len() > 0 && !self.closed {
             let next = self.spare.try_recv().unwrap_or_else(|_| Batch::new());
             let b = std::mem::replace(&mut self.batch, next);
             self.closed = self.tx.send(Msg::Items(b)).is_err();
@@ -94,6 +151,9 @@ impl ChannelSink {
     }
 
     fn push(&mut self, item: Item) {
+        if !self.batch.prints.is_empty() {
+            self.flush();
+        }
         self.batch.items.push(item);
         if self.batch.items.len() >= BATCH {
             self.flush();
@@ -122,10 +182,17 @@ impl ImportSink for ChannelSink {
         self.send(Msg::Reject(error));
     }
     fn print(&mut self, anchor: &str, place: RowPlace) {
-        let start = self.batch.anchors.len();
-        self.batch.anchors.push_str(anchor);
-        let end = self.batch.anchors.len();
-        self.push(Item::Print { start, end, place });
+        if !self.batch.items.is_empty() {
+            self.flush();
+        }
+        if !self.batch.print(anchor, place) {
+            self.flush();
+            // An empty batch takes any print: its offsets are all zero.
+            self.batch.print(anchor, place);
+        }
+        if self.batch.prints.len() >= BATCH {
+            self.flush();
+        }
     }
     fn gone(&mut self, anchor: String, line: u64) {
         self.push(Item::Gone(Box::new((anchor, line))));
@@ -427,10 +494,14 @@ impl App {
         };
         let guard = self.rules.metaverse.guard;
         let allowed = self.allow_deletes;
+        let space = match how {
+            ImportHow::Watermark => None,
+            _ => Some(self.store.reader()?.space(agent)?),
+        };
         let tx = self.store.begin()?;
-        let mut stager = match how {
-            ImportHow::Watermark => tx.delta_stager(agent, schema)?,
-            _ => tx.stager(agent, schema)?,
+        let mut stager = match space {
+            None => tx.delta_stager(agent, schema)?,
+            Some(space) => tx.stager(agent, schema, space)?,
         };
         let t_load = t0.elapsed();
         let mut rejected = Vec::new();
@@ -451,6 +522,15 @@ impl App {
             message: format!(
                 "duplicate anchor {anchor:?} (first on line {first_line}); row skipped"
             ),
+        };
+        let counted = |items: &mut u64| {
+            *items += 1;
+            if items.is_multiple_of(500_000) {
+                info!(agent, items, "Import in progress.");
+            }
+            if *items == 1000 {
+                fault_point("import-mid");
+            }
         };
         for msg in rx {
             match msg {
@@ -489,26 +569,22 @@ impl App {
                                     rejected.push(duplicate(&o.anchor, o.line, first_line));
                                 }
                             }
-                            Item::Print { start, end, place } => {
-                                let anchor = batch.anchors.get(start..end).unwrap_or_default();
-                                match stager.print(anchor, place.print, place.line)? {
-                                    Printed::Unchanged => {}
-                                    Printed::Wanted => wanted.push(place),
-                                    Printed::Duplicate { first_line } => {
-                                        rejected.push(duplicate(anchor, place.line, first_line))
-                                    }
-                                }
-                            }
                             Item::Gone(gone) => stager.gone(&gone.0, gone.1)?,
                         }
-                        items += 1;
-                        if items.is_multiple_of(500_000) {
-                            info!(agent, items, "Import in progress.");
-                        }
-                        if items == 1000 {
-                            fault_point("import-mid");
-                        }
+                        counted(&mut items);
                     }
+                    for p in &batch.prints {
+                        let (anchor, place) = batch.unpack(p);
+                        match stager.print(anchor, place.print, place.line)? {
+                            Printed::Unchanged => {}
+                            Printed::Wanted => wanted.push(place),
+                            Printed::Duplicate { first_line } => {
+                                rejected.push(duplicate(anchor, place.line, first_line))
+                            }
+                        }
+                        counted(&mut items);
+                    }
+                    batch.prints.clear();
                     batch.anchors.clear();
                     // The reader may be done; then the batch is freed here.
                     let _ = spare.send(batch);

@@ -20,7 +20,7 @@ pub const CONVERSION_VERSION: u32 = 1;
 /// Where a row fingerprinted but not converted is, and its fingerprint
 /// (keyed by [`SourceDigest::rules`]), to convert it later if need be
 /// ([`super::Connector::fetch`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RowPlace {
     /// Where the row starts in the source (a byte offset for files).
     pub at: u64,

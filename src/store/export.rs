@@ -81,6 +81,9 @@ pub struct ExportCounts {
     pub awaiting_confirmation: u64,
 }
 
+/// The meta key of [`Store::touched_pruned`].
+const TOUCHED_PRUNED: &str = "mv_touched_pruned";
+
 const COLUMNS: &str = "agent, mv_id, state, remote_id, name, desired, exported, pending, unconfirmed, error, attempts, created_run, updated_run, held";
 
 fn export_row(r: &rusqlite::Row) -> rusqlite::Result<ExportRow> {
@@ -132,13 +135,13 @@ impl Store {
     }
 
     /// Ids of the identities of `object_type` written after run `after`
-    /// (every one of them when `after` is `None`), in id order.
+    /// (every one of them when `after` is `None`), in id order. Asked for
+    /// runs the log no longer holds ([`Store::touched_pruned`]), the
+    /// answer would be short: such a pass evaluates everything instead.
     pub fn mv_ids_changed(&self, object_type: &str, after: Option<RunId>) -> Result<Vec<MvId>> {
         let (sql, arg) = match after {
             Some(run) => (
-                // The planner would otherwise walk every identity of the
-                // type instead of the few written lately.
-                "SELECT id FROM mv_object INDEXED BY mv_updated WHERE updated_run > ?2 AND object_type = ?1 ORDER BY id",
+                "SELECT DISTINCT mv_id FROM mv_touched WHERE run > ?2 AND object_type = ?1 ORDER BY mv_id",
                 run,
             ),
             None => (
@@ -147,6 +150,15 @@ impl Store {
             ),
         };
         self.mv_ids(sql, params![object_type, arg])
+    }
+
+    /// Through which run the log of written identities was cut: a pass
+    /// last run before it must look at every identity.
+    pub fn touched_pruned(&self) -> Result<RunId> {
+        Ok(self
+            .meta(TOUCHED_PRUNED)?
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0))
     }
 
     /// Identities deleted by syncs of runs after `run`, as their change
@@ -414,6 +426,22 @@ impl Tx<'_> {
                 "INSERT INTO target_state(agent, rules_hash, provisioned_run) VALUES (?1, ?2, ?3)
                  ON CONFLICT(agent) DO UPDATE SET rules_hash = excluded.rules_hash, provisioned_run = excluded.provisioned_run",
                 params![agent, hash, run],
+            )
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+
+    /// Cuts the log of written identities through run `through`: every
+    /// pass that reads it has read that far.
+    pub fn prune_touched(&self, through: RunId) -> Result<()> {
+        self.tx
+            .execute("DELETE FROM mv_touched WHERE run <= ?1", params![through])
+            .map_err(|e| self.err(e))?;
+        self.tx
+            .execute(
+                "INSERT INTO meta(key, value) VALUES (?1, ?2)
+                 ON CONFLICT(key) DO UPDATE SET value = max(CAST(value AS INTEGER), CAST(excluded.value AS INTEGER))",
+                params![TOUCHED_PRUNED, through],
             )
             .map(|_| ())
             .map_err(|e| self.err(e))

@@ -14,7 +14,7 @@
 //! one are converted and staged ([`Stager::fetched`]).
 
 use super::space::{DELETED, Sighting, Space};
-use super::{Result, StoreError, Tx};
+use super::{Result, Store, StoreError, Tx};
 use crate::model::{CsId, Record, Schema};
 use rusqlite::types::ValueRef;
 use rusqlite::{CachedStatement, OptionalExtension, params};
@@ -68,12 +68,70 @@ pub struct Stager<'t, 'c> {
     pub counts: ImportCounts,
 }
 
+/// A connector space read for a full import's comparison
+/// ([`Store::space`]), handed to [`Tx::stager`].
+pub struct LoadedSpace(Space);
+
+impl Store {
+    /// Reads an agent's connector space for a full import's comparison,
+    /// from the `cs_compare` index alone. Meant for a [`Store::reader`]:
+    /// its small cache is recycled as the index streams by, where the
+    /// step's connection would take a fresh page of memory for each page
+    /// of the index; and the step's transaction, begun after, starts once
+    /// the last step's log has been copied back, so it writes the log from
+    /// its start again.
+    pub fn space(&self, agent: &str) -> Result<LoadedSpace> {
+        let n: i64 = self
+            .conn
+            .query_row(
+                "SELECT count(*) FROM cs_object WHERE agent = ?1",
+                params![agent],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.err(e))?;
+        let mut space = Space::with_capacity(usize::try_from(n).unwrap_or(0));
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT id, anchor, hash, raw_hash, op FROM cs_object INDEXED BY cs_compare
+                 WHERE agent = ?1",
+            )
+            .map_err(|e| self.err(e))?;
+        let mut rows = stmt.query(params![agent]).map_err(|e| self.err(e))?;
+        while let Some(r) = rows.next().map_err(|e| self.err(e))? {
+            let read = (|| -> rusqlite::Result<()> {
+                let anchor = match r.get_ref(1)? {
+                    ValueRef::Text(t) => t,
+                    _ => &[],
+                };
+                let deleted = matches!(r.get_ref(4)?, ValueRef::Text(b"delete"));
+                space.load(
+                    anchor,
+                    r.get(0)?,
+                    r.get::<_, i64>(2)? as u64,
+                    r.get::<_, Option<i64>>(3)?.map(|h| h as u64),
+                    if deleted { DELETED } else { 0 },
+                );
+                Ok(())
+            })();
+            read.map_err(|e| self.err(e))?;
+        }
+        Ok(LoadedSpace(space))
+    }
+}
+
 impl<'c> Tx<'c> {
-    /// A stager for a full import: the whole space is read first, and
+    /// A stager for a full import over the agent's space as
+    /// [`Store::space`] read it (nothing may have written the space since);
     /// [`Stager::finish_full`] stages deletes for what the source lacked.
-    pub fn stager(&self, agent: &str, schema: &Schema) -> Result<Stager<'_, 'c>> {
+    pub fn stager(
+        &self,
+        agent: &str,
+        schema: &Schema,
+        space: LoadedSpace,
+    ) -> Result<Stager<'_, 'c>> {
         let mut s = self.new_stager(agent, schema, true)?;
-        s.load()?;
+        s.space = space.0;
         Ok(s)
     }
 
@@ -132,50 +190,6 @@ impl<'c> Tx<'c> {
 impl Stager<'_, '_> {
     fn err(&self, source: rusqlite::Error) -> StoreError {
         self.tx.err(source)
-    }
-
-    fn load(&mut self) -> Result<()> {
-        let n: i64 = self
-            .tx
-            .tx
-            .query_row(
-                "SELECT count(*) FROM cs_object WHERE agent = ?1",
-                params![self.agent],
-                |r| r.get(0),
-            )
-            .map_err(|e| self.err(e))?;
-        let mut space = Space::with_capacity(usize::try_from(n).unwrap_or(0));
-        let mut stmt = self
-            .tx
-            .tx
-            .prepare_cached(
-                "SELECT id, anchor, hash, raw_hash, op FROM cs_object INDEXED BY cs_compare
-                 WHERE agent = ?1",
-            )
-            .map_err(|e| self.err(e))?;
-        let mut rows = stmt.query(params![self.agent]).map_err(|e| self.err(e))?;
-        while let Some(r) = rows.next().map_err(|e| self.err(e))? {
-            let read = (|| -> rusqlite::Result<()> {
-                let anchor = match r.get_ref(1)? {
-                    ValueRef::Text(t) => t,
-                    _ => &[],
-                };
-                let deleted = matches!(r.get_ref(4)?, ValueRef::Text(b"delete"));
-                space.load(
-                    anchor,
-                    r.get(0)?,
-                    r.get::<_, i64>(2)? as u64,
-                    r.get::<_, Option<i64>>(3)?.map(|h| h as u64),
-                    if deleted { DELETED } else { 0 },
-                );
-                Ok(())
-            })();
-            read.map_err(|e| self.err(e))?;
-        }
-        drop(rows);
-        drop(stmt);
-        self.space = space;
-        Ok(())
     }
 
     /// The entry of `anchor`: from memory, else (delta) from the store.
@@ -447,8 +461,9 @@ mod tests {
 
     fn full(store: &mut Store, rows: &[(&str, &str)]) -> ImportCounts {
         let s = schema();
+        let space = store.space("hr").unwrap();
         let tx = store.begin().unwrap();
-        let mut st = tx.stager("hr", &s).unwrap();
+        let mut st = tx.stager("hr", &s, space).unwrap();
         for (i, (id, name)) in rows.iter().enumerate() {
             st.object(id, &rec(&s, id, name), &s, i as u64 + 2)
                 .unwrap()
@@ -479,8 +494,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut store = Store::open(&dir.path().join("s.db")).unwrap();
         let s = schema();
+        let space = store.space("hr").unwrap();
         let tx = store.begin().unwrap();
-        let mut st = tx.stager("hr", &s).unwrap();
+        let mut st = tx.stager("hr", &s, space).unwrap();
         for (id, raw) in [("1", 11), ("2", 22), ("3", 33)] {
             let r = rec(&s, id, "x");
             let json = crate::model::json::record_to_json(&r, &s);
@@ -491,8 +507,9 @@ mod tests {
         st.finish_full().unwrap();
         tx.commit().unwrap();
 
+        let space = store.space("hr").unwrap();
         let tx = store.begin().unwrap();
-        let mut st = tx.stager("hr", &s).unwrap();
+        let mut st = tx.stager("hr", &s, space).unwrap();
         assert_eq!(st.print("1", 11, 2).unwrap(), Printed::Unchanged);
         assert_eq!(st.print("2", 99, 3).unwrap(), Printed::Wanted);
         assert_eq!(st.print("4", 44, 4).unwrap(), Printed::Wanted);
@@ -517,8 +534,9 @@ mod tests {
             "row 3 was not in the source"
         );
 
+        let space = store.space("hr").unwrap();
         let tx = store.begin().unwrap();
-        let mut st = tx.stager("hr", &s).unwrap();
+        let mut st = tx.stager("hr", &s, space).unwrap();
         assert_eq!(st.print("2", 99, 2).unwrap(), Printed::Unchanged);
         // A wanted row that never comes is missing from the source.
         assert_eq!(st.print("4", 45, 3).unwrap(), Printed::Wanted);

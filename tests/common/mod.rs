@@ -58,8 +58,9 @@ impl Env {
     pub fn stage(&self, agent: &str, names: &[&str], rows: &[(&str, &[(&str, &str)])]) {
         let schema = Schema::new(names.iter().copied());
         let mut store = Store::open(&self.store()).expect("store");
+        let space = store.space(agent).expect("space");
         let tx = store.begin().expect("begin");
-        let mut st = tx.stager(agent, &schema).expect("stager");
+        let mut st = tx.stager(agent, &schema, space).expect("stager");
         for (i, (anchor, attrs)) in rows.iter().enumerate() {
             let mut b = Record::builder();
             for (n, v) in attrs.iter() {
