@@ -1079,6 +1079,7 @@ impl<'r> Sync<'r> {
         self.recompute(&stale, &mut no_index);
         tracing::debug!(
             ms = t.elapsed().as_millis() as u64,
+            identities = stale.len(),
             "Sync: final recompute."
         );
         // Every identity is current: flow outputs are not read again.
