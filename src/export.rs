@@ -379,11 +379,17 @@ pub(crate) fn to_evaluate(
     Ok(ids)
 }
 
-/// Cuts the log of written identities through the earliest run every
-/// current provisioning and group pass has read to (a pass whose rules
-/// changed, or that never ran, looks at everything anyway; with none,
-/// through `run`). Called when a pass has moved on.
-pub(crate) fn prune_touched(store: &mut Store, rules: &RuleSet, run: RunId) -> Result<()> {
+/// Through which run the log of written identities can be cut: the
+/// earliest run every current provisioning and group pass has read to (a
+/// pass whose rules changed, or that never ran, looks at everything
+/// anyway; with none, through `run`). The passes named in `done` have just
+/// read to `run`, in a transaction not committed yet.
+pub(crate) fn touched_through(
+    store: &Store,
+    rules: &RuleSet,
+    run: RunId,
+    done: &[String],
+) -> Result<RunId> {
     let targets = rules.targets.iter().map(|t| (t.name.clone(), &t.hash));
     let groups = rules
         .metaverse
@@ -392,11 +398,21 @@ pub(crate) fn prune_touched(store: &mut Store, rules: &RuleSet, run: RunId) -> R
         .map(|g| (format!("group:{}", g.name), &rules.hash));
     let mut through = run;
     for (key, hash) in targets.chain(groups) {
+        if done.contains(&key) {
+            continue;
+        }
         let st = store.target_state(&key)?;
         if st.rules_hash.as_deref() == Some(hash.as_str()) {
             through = through.min(st.provisioned_run);
         }
     }
+    Ok(through)
+}
+
+/// Cuts the log of written identities as far as [`touched_through`]
+/// allows, once a pass has moved on.
+fn prune_touched(store: &mut Store, rules: &RuleSet, run: RunId) -> Result<()> {
+    let through = touched_through(store, rules, run, &[])?;
     if through > store.touched_pruned()? {
         let tx = store.begin()?;
         tx.prune_touched(through)?;

@@ -213,10 +213,16 @@ impl App {
             memberships_ms = ms(memberships),
             "Groups: evaluated."
         );
+        // Every rule's pass, the step's counters and the cut of the log of
+        // written identities the passes have now read: one transaction.
+        let passes: Vec<String> = groups.iter().map(|g| format!("group:{}", g.name)).collect();
+        let through = crate::export::touched_through(store, rules, run, &passes)?;
+        let cut = through > store.touched_pruned()?;
+        let tx = store.begin()?;
         let mut all = BTreeMap::new();
         for (gi, f) in found.into_iter().enumerate() {
             let t = std::time::Instant::now();
-            let c = write_groups(store, rules, gi, f, run, step)?;
+            let c = write_groups(&tx, rules, gi, f, (run, step))?;
             tracing::debug!(
                 group = groups[gi].name.as_str(),
                 ms = t.elapsed().as_millis() as u64,
@@ -225,11 +231,14 @@ impl App {
             all.insert(groups[gi].name.clone(), c);
         }
         if !all.is_empty() {
-            let tx = store.begin()?;
             tx.merge_step_counters(step, &serde_json::json!({ "groups": all }))?;
-            tx.commit()?;
         }
-        crate::export::prune_touched(store, rules, run)?;
+        if cut {
+            tx.prune_touched(through)?;
+        }
+        let t = std::time::Instant::now();
+        tx.commit()?;
+        tracing::debug!(ms = t.elapsed().as_millis() as u64, "Groups: committed.");
         Ok(all)
     }
 }
@@ -278,14 +287,13 @@ fn collect(
 }
 
 /// Writes what a rule's pass found: memberships, and the groups whose
-/// members changed, in one transaction.
+/// members changed.
 fn write_groups(
-    store: &mut crate::store::Store,
+    tx: &crate::store::Tx,
     rules: &crate::rules::RuleSet,
     gi: usize,
     f: Found,
-    run: RunId,
-    step: i64,
+    (run, step): (RunId, i64),
 ) -> Result<GroupCounts> {
     let g = &rules.metaverse.groups[gi];
     let state_key = format!("group:{}", g.name);
@@ -296,7 +304,6 @@ fn write_groups(
         moves,
         mut counts,
     } = f;
-    let tx = store.begin()?;
     tx.set_group_keys(&g.name, &moves)?;
     let lineage = |attrs: &[u32]| {
         let names: Vec<&str> = attrs.iter().map(|&a| group_type.schema.name(a)).collect();
@@ -371,6 +378,5 @@ fn write_groups(
         }
     }
     tx.set_target_provisioned(&state_key, &rules.hash, run)?;
-    tx.commit()?;
     Ok(counts)
 }
