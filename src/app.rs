@@ -515,6 +515,7 @@ impl App {
             .store
             .begin_step(run, ordinal, name, None, &stamp(now))?;
         let t0 = std::time::Instant::now();
+        self.store.map_reads(mode == SyncMode::Delta)?;
         let rebuild = !self.keys_current()?;
         let (mut plan, delta_pending, ran) = match mode {
             SyncMode::Delta => match self.plan_delta(run, now, !rebuild)? {
@@ -523,6 +524,7 @@ impl App {
                     info!(
                         "Delta sync: running a full sync (first sync, changed rules, or a change that reaches too far)."
                     );
+                    self.store.map_reads(false)?;
                     let mut sync = self.prepare_sync(run, now)?;
                     sync.set_rebuild_keys(rebuild);
                     (sync.plan(), None, SyncMode::Full)

@@ -229,6 +229,7 @@ impl App {
             ImportMode::Full => "import",
             ImportMode::Delta => "delta-import",
         };
+        self.store.map_reads(mode == ImportMode::Delta)?;
         let step = self.store.begin_step(
             run,
             ordinal,

@@ -59,6 +59,10 @@ pub enum StoreError {
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
+/// The most of the store's file a connection maps (SQLite maps no more
+/// than its build allows, 2 GiB unless raised; past it, it reads).
+const MAP_SIZE: u64 = 1 << 34;
+
 pub struct Store {
     conn: Connection,
     path: PathBuf,
@@ -212,11 +216,23 @@ impl Store {
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .map_err(|e| self.err(e))?;
-        conn.execute_batch(
-            "PRAGMA busy_timeout = 5000; PRAGMA cache_size = -4096; PRAGMA mmap_size = 17179869184;",
-        )
-            .map_err(|e| self.err(e))?;
+        conn.execute_batch(&format!(
+            "PRAGMA busy_timeout = 5000; PRAGMA cache_size = -4096; PRAGMA mmap_size = {MAP_SIZE};"
+        ))
+        .map_err(|e| self.err(e))?;
         Ok(conn)
+    }
+
+    /// Whether this connection reads the file through a memory map, as
+    /// the read-only ones always do. A delta step reads and rewrites pages
+    /// scattered over the whole store, each a system call and a copy
+    /// otherwise; a full step reads most of the file, which a map would
+    /// count in the process's resident memory, so it reads without.
+    pub fn map_reads(&self, on: bool) -> Result<()> {
+        let size = if on { MAP_SIZE } else { 0 };
+        self.conn
+            .execute_batch(&format!("PRAGMA mmap_size = {size};"))
+            .map_err(|e| self.err(e))
     }
 
     fn err(&self, source: rusqlite::Error) -> StoreError {
