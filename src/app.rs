@@ -583,6 +583,13 @@ impl App {
             })
             .collect();
         let tx = self.store.begin()?;
+        if ran == SyncMode::Full
+            && plan.updates.is_empty()
+            && plan.counters.mv_unchanged == 0
+            && !plan.inserts.is_empty()
+        {
+            tx.writes_all_anew(run)?;
+        }
         let rules = &self.rules;
         // Everything the step writes, in its transaction; on an error (or a
         // stop) the transaction is dropped and the step is marked failed.
@@ -1351,7 +1358,7 @@ fn write_identities(
         if *insert {
             tx.insert_mv(w.id, &t.name, &attrs, &lineage, run)?;
         } else {
-            tx.update_mv(w.id, &attrs, &lineage, run)?;
+            tx.update_mv(w.id, &t.name, &attrs, &lineage, run)?;
             if !w.changes.is_empty() {
                 let names: Vec<&str> = w.changes.iter().map(|&a| t.schema.name(a)).collect();
                 tx.add_change_with(

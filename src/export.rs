@@ -1508,8 +1508,8 @@ mod tests {
         }
         tx.insert_mv(4, "group", "{}", "{}", 2)?;
         // Identity 1 written again by run 3: listed once.
-        tx.update_mv(1, "{}", "{}", 3)?;
-        tx.update_mv(1, "{}", "{}", 3)?;
+        tx.update_mv(1, "person", "{}", "{}", 3)?;
+        tx.update_mv(1, "person", "{}", "{}", 3)?;
         tx.commit()?;
         assert_eq!(store.mv_ids_changed("person", Some(1))?, vec![1, 3]);
         assert_eq!(store.mv_ids_changed("person", Some(0))?, vec![1, 2, 3]);
@@ -1542,6 +1542,27 @@ mod tests {
         assert_eq!(
             to_evaluate(&store, &state(1), "h", "person", &none)?,
             vec![1, 2, 3]
+        );
+
+        // A sync that writes every identity anew logs none of them: it cuts
+        // the log at its run, and every pass from before looks at all.
+        let tx = store.begin()?;
+        tx.writes_all_anew(5)?;
+        tx.insert_mv(5, "person", "{}", "{}", 5)?;
+        tx.commit()?;
+        assert_eq!(store.touched_pruned()?, 5);
+        assert_eq!(store.mv_ids_changed("person", Some(0))?, Vec::<MvId>::new());
+        assert_eq!(
+            to_evaluate(&store, &state(3), "h", "person", &none)?,
+            vec![1, 2, 3, 5]
+        );
+        // The next transaction logs again.
+        let tx = store.begin()?;
+        tx.update_mv(2, "person", "{}", "{}", 6)?;
+        tx.commit()?;
+        assert_eq!(
+            to_evaluate(&store, &state(5), "h", "person", &none)?,
+            vec![2]
         );
         Ok(())
     }

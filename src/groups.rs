@@ -360,7 +360,7 @@ fn write_groups(
         attrs.sort_unstable();
         match existing {
             Some((id, _, listed)) => {
-                tx.update_mv(id, &json, &lineage(&attrs), run)?;
+                tx.update_mv(id, &group_type.name, &json, &lineage(&attrs), run)?;
                 if !listed {
                     tx.set_group_object(&g.name, key, Some((id, member_name)))?;
                 }

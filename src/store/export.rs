@@ -434,9 +434,19 @@ impl Tx<'_> {
     /// Cuts the log of written identities through run `through`: every
     /// pass that reads it has read that far.
     pub fn prune_touched(&self, through: RunId) -> Result<()> {
-        self.tx
-            .execute("DELETE FROM mv_touched WHERE run <= ?1", params![through])
+        let last: Option<RunId> = self
+            .tx
+            .query_row("SELECT max(run) FROM mv_touched", [], |r| r.get(0))
             .map_err(|e| self.err(e))?;
+        // All of it (after a full sync, most of a million rows): SQLite
+        // empties a table without visiting its rows.
+        let deleted = match last {
+            Some(last) if last > through => self
+                .tx
+                .execute("DELETE FROM mv_touched WHERE run <= ?1", params![through]),
+            _ => self.tx.execute("DELETE FROM mv_touched", []),
+        };
+        deleted.map_err(|e| self.err(e))?;
         self.tx
             .execute(
                 "INSERT INTO meta(key, value) VALUES (?1, ?2)

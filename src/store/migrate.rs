@@ -329,9 +329,9 @@ const MIGRATIONS: &[&str] = &[
     // (2,400 of a 1 % delta sync's 37,000 at a million people), and the
     // answer needed each row's type from the table.
     "-- One row per identity and run that inserted or updated it, appended
-     -- in run order by the triggers below, so any writer keeps it. Rows
-     -- every provisioning and group pass has read are cut from the front
-     -- (meta 'mv_touched_pruned': through which run).
+     -- in run order as identities are written (Tx::insert_mv, update_mv).
+     -- Rows every provisioning and group pass has read are cut from the
+     -- front (meta 'mv_touched_pruned': through which run).
      CREATE TABLE mv_touched(
         run INTEGER NOT NULL,
         object_type TEXT NOT NULL,
@@ -340,14 +340,6 @@ const MIGRATIONS: &[&str] = &[
      ) WITHOUT ROWID;
      INSERT INTO mv_touched(run, object_type, mv_id)
         SELECT updated_run, object_type, id FROM mv_object;
-     CREATE TRIGGER mv_touched_insert AFTER INSERT ON mv_object BEGIN
-        INSERT OR IGNORE INTO mv_touched(run, object_type, mv_id)
-        VALUES (NEW.updated_run, NEW.object_type, NEW.id);
-     END;
-     CREATE TRIGGER mv_touched_update AFTER UPDATE OF updated_run ON mv_object BEGIN
-        INSERT OR IGNORE INTO mv_touched(run, object_type, mv_id)
-        VALUES (NEW.updated_run, NEW.object_type, NEW.id);
-     END;
      DROP INDEX mv_updated;",
 ];
 

@@ -264,6 +264,7 @@ impl Store {
             path,
             checkpoint: self.checkpointer.as_ref().map(|c| c.signal.clone()),
             audit_head: std::cell::RefCell::new(None),
+            log_writes: std::cell::Cell::new(true),
         })
     }
 
@@ -301,6 +302,8 @@ pub struct Tx<'a> {
     /// The audit chain's last seq and hash once this transaction has read
     /// or written it (`audit.rs`).
     audit_head: std::cell::RefCell<Option<(i64, String)>>,
+    /// Whether identities written are logged (`mv_touched`).
+    log_writes: std::cell::Cell<bool>,
 }
 
 impl Tx<'_> {

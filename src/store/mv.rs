@@ -392,14 +392,44 @@ impl Tx<'_> {
         self.run_sql(
             "INSERT INTO mv_object(id, object_type, attrs, lineage, created_run, updated_run) VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
             params![id, object_type, attrs, lineage, run],
-        )
+        )?;
+        self.touched(id, object_type, run)
     }
 
-    pub fn update_mv(&self, id: MvId, attrs: &str, lineage: &str, run: RunId) -> Result<()> {
+    pub fn update_mv(
+        &self,
+        id: MvId,
+        object_type: &str,
+        attrs: &str,
+        lineage: &str,
+        run: RunId,
+    ) -> Result<()> {
         self.run_sql(
             "UPDATE mv_object SET attrs = ?2, lineage = ?3, updated_run = ?4 WHERE id = ?1",
             params![id, attrs, lineage, run],
+        )?;
+        self.touched(id, object_type, run)
+    }
+
+    /// Logs an identity written by `run` (see `mv_touched`), unless this
+    /// transaction writes every identity anew ([`Tx::writes_all_anew`]).
+    fn touched(&self, id: MvId, object_type: &str, run: RunId) -> Result<()> {
+        if !self.log_writes.get() {
+            return Ok(());
+        }
+        self.run_sql(
+            "INSERT OR IGNORE INTO mv_touched(run, object_type, mv_id) VALUES (?1, ?2, ?3)",
+            params![run, object_type, id],
         )
+    }
+
+    /// This transaction writes every identity anew (a first sync): instead
+    /// of a log entry each, which every pass would read to the last and
+    /// then cut, the log is cut at `run`, and every pass from before it
+    /// looks at every identity.
+    pub fn writes_all_anew(&self, run: RunId) -> Result<()> {
+        self.log_writes.set(false);
+        self.prune_touched(run)
     }
 
     pub fn set_retained(&self, id: MvId, since: Option<&str>) -> Result<()> {
