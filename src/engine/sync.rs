@@ -1623,20 +1623,27 @@ impl<'r> Sync<'r> {
     }
 
     /// Replaces reference keys with the ids of the objects they name.
-    /// The agent whose flow won reference attribute `a` of `m`, and the
-    /// attribute the reference's values are looked up by.
-    fn reference_source(&self, m: &MvState, a: u32) -> Option<(usize, u32)> {
-        let winner = m
-            .lin
-            .iter()
-            .find(|l| u32::from(l.attr) == a)
-            .map(|l| l.agent as usize)?;
-        let lookup = self.rules.agents[winner]
-            .flows
-            .iter()
-            .find(|f| f.target == a)
-            .and_then(|f| f.reference)?;
-        Some((winner, lookup))
+    /// Each reference attribute of `m` that holds values, with the agent
+    /// whose flow won it and the attribute its values are looked up by.
+    fn references_of<'a>(&'a self, m: &'a MvState) -> impl Iterator<Item = (u32, usize, u32)> + 'a {
+        let t = &self.rules.metaverse.types[m.ty];
+        t.attrs.iter().enumerate().filter_map(move |(ai, attr)| {
+            let a = ai as u32;
+            if attr.kind != AttrType::Reference || m.attrs.count(a) == 0 {
+                return None;
+            }
+            let winner = m
+                .lin
+                .iter()
+                .find(|l| u32::from(l.attr) == a)
+                .map(|l| l.agent as usize)?;
+            let lookup = self.rules.agents[winner]
+                .flows
+                .iter()
+                .find(|f| f.target == a)
+                .and_then(|f| f.reference)?;
+            Some((a, winner, lookup))
+        })
     }
 
     /// A partial sync asks the store who outside it holds each reference
@@ -1650,15 +1657,7 @@ impl<'r> Sync<'r> {
         let mut keys = Vec::new();
         for &p in live {
             let m = &self.mvs[p];
-            let t = &self.rules.metaverse.types[m.ty];
-            for (ai, attr) in t.attrs.iter().enumerate() {
-                let a = ai as u32;
-                if attr.kind != AttrType::Reference || m.attrs.count(a) == 0 {
-                    continue;
-                }
-                let Some((winner, by)) = self.reference_source(m, a) else {
-                    continue;
-                };
+            for (a, winner, by) in self.references_of(m) {
                 if self.keeps_reference(m, a, winner) {
                     continue;
                 }
@@ -1723,14 +1722,8 @@ impl<'r> Sync<'r> {
                         let mut errors = Vec::new();
                         let mut edges = Vec::new();
                         let mut b: Option<RecordBuilder> = None;
-                        for (ai, attr) in t.attrs.iter().enumerate() {
-                            let a = ai as u32;
-                            if attr.kind != AttrType::Reference || m.attrs.count(a) == 0 {
-                                continue;
-                            }
-                            let Some((winner, lookup)) = this.reference_source(m, a) else {
-                                continue;
-                            };
+                        for (a, winner, lookup) in this.references_of(m) {
+                            let attr = &t.attrs[a as usize];
                             if this.partial() && this.keeps_reference(m, a, winner) {
                                 let kept: Vec<String> = m
                                     .orig
