@@ -208,8 +208,8 @@ impl Store {
     /// memory map: the scattered rows a delta sync loads cost a system call
     /// and a copy each otherwise (a delta sync's loading at a million
     /// people: 196-288 ms against 259-447, three runs alternated). The
-    /// step's own connection does not: a full sync would count most of the
-    /// file in its resident memory.
+    /// step's own connection maps only during delta steps
+    /// ([`Store::map_reads`]).
     fn read_only_connection(&self) -> Result<Connection> {
         let conn = Connection::open_with_flags(
             &self.path,

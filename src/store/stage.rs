@@ -77,9 +77,9 @@ impl Store {
     /// from the `cs_compare` index alone. Meant for a [`Store::reader`]:
     /// its small cache is recycled as the index streams by, where the
     /// step's connection would take a fresh page of memory for each page
-    /// of the index; and the step's transaction, begun after, starts once
-    /// the last step's log has been copied back, so it writes the log from
-    /// its start again.
+    /// of the index. The step's transaction begins after it, by when the
+    /// last step's log has mostly been copied back: a transaction that
+    /// begins after the copy writes the log from its start again.
     pub fn space(&self, agent: &str) -> Result<LoadedSpace> {
         let n: i64 = self
             .conn
