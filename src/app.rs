@@ -400,8 +400,6 @@ impl App {
                 cs[a.index].insert(row.id, row);
             }
         }
-        // Ids are never reused, so the next one bounds the metaverse's size
-        // without counting it.
         probes.sort_unstable();
         probes.dedup();
         let lookup = StoreLookup {
@@ -410,9 +408,11 @@ impl App {
             known: std::sync::Mutex::new(FxHashMap::default()),
         };
         wanted.extend(lookup.reader.holders_of(&probes)?);
-        let total = self.store.next_mv_id()? as u64;
-        let mut mvs: FxHashMap<MvId, MvRow> = FxHashMap::default();
         let next_id = self.store.next_mv_id()?;
+        // Ids are never reused, so the next one bounds the metaverse's size
+        // without counting it.
+        let total = next_id as u64;
+        let mut mvs: FxHashMap<MvId, MvRow> = FxHashMap::default();
         let mut round = 0;
         loop {
             round += 1;
@@ -1142,8 +1142,6 @@ fn write_plan(
     Ok(gathered)
 }
 
-/// The store's answers to a delta sync's key lookups; the first error is
-/// kept for the caller, as the engine's lookups cannot fail.
 /// What a sync removes, as the deletion guard weighs it: identities
 /// deleted (or retained) and connectors removed, per agent.
 struct Removals {
@@ -1261,6 +1259,8 @@ fn interleave<T>(even: Vec<T>, odd: Vec<T>) -> Vec<T> {
     out
 }
 
+/// The store's answers to a delta sync's key lookups; the first error is
+/// kept for the caller, as the engine's lookups cannot fail.
 struct StoreLookup {
     reader: crate::store::KeyReader,
     error: std::sync::Mutex<Option<StoreError>>,

@@ -334,10 +334,13 @@ impl App {
             // holds one chunk's decisions at a time.
             write_provision(store, t, decided, run, step, &mut counts)?;
         }
+        let cut = touched_cut(store, rules, run, std::slice::from_ref(&t.name))?;
         let tx = store.begin()?;
         tx.set_target_provisioned(&t.name, &t.hash, run)?;
+        if let Some(through) = cut {
+            tx.prune_touched(through)?;
+        }
         tx.commit()?;
-        prune_touched(store, rules, run)?;
         if counts.evaluated > 0 {
             info!(
                 target = %t.name,
@@ -379,23 +382,24 @@ pub(crate) fn to_evaluate(
     Ok(ids)
 }
 
-/// Through which run the log of written identities can be cut: the
+/// How far the log of written identities can be cut now: through the
 /// earliest run every current provisioning and group pass has read to (a
 /// pass whose rules changed, or that never ran, looks at everything
-/// anyway; with none, through `run`). The passes named in `done` have just
-/// read to `run`, in a transaction not committed yet.
-pub(crate) fn touched_through(
+/// anyway; with none, through `run`), if that is past the last cut. The
+/// passes named in `done` are reading to `run`, in the transaction the cut
+/// is to go in.
+pub(crate) fn touched_cut(
     store: &Store,
     rules: &RuleSet,
     run: RunId,
     done: &[String],
-) -> Result<RunId> {
+) -> Result<Option<RunId>> {
     let targets = rules.targets.iter().map(|t| (t.name.clone(), &t.hash));
     let groups = rules
         .metaverse
         .groups
         .iter()
-        .map(|g| (format!("group:{}", g.name), &rules.hash));
+        .map(|g| (crate::groups::state_key(g), &rules.hash));
     let mut through = run;
     for (key, hash) in targets.chain(groups) {
         if done.contains(&key) {
@@ -406,19 +410,7 @@ pub(crate) fn touched_through(
             through = through.min(st.provisioned_run);
         }
     }
-    Ok(through)
-}
-
-/// Cuts the log of written identities as far as [`touched_through`]
-/// allows, once a pass has moved on.
-fn prune_touched(store: &mut Store, rules: &RuleSet, run: RunId) -> Result<()> {
-    let through = touched_through(store, rules, run, &[])?;
-    if through > store.touched_pruned()? {
-        let tx = store.begin()?;
-        tx.prune_touched(through)?;
-        tx.commit()?;
-    }
-    Ok(())
+    Ok((through > store.touched_pruned()?).then_some(through))
 }
 
 /// The values of the identities of `type_name` among `ids`.

@@ -166,7 +166,7 @@ impl App {
             let mut passes = BTreeSet::new();
             for &gi in &of_type {
                 let g = &groups[gi];
-                let st = store.target_state(&format!("group:{}", g.name))?;
+                let st = store.target_state(&state_key(g))?;
                 if st.rules_hash.as_deref() == Some(rules.hash.as_str())
                     && !passes.insert(st.provisioned_run)
                 {
@@ -215,9 +215,8 @@ impl App {
         );
         // Every rule's pass, the step's counters and the cut of the log of
         // written identities the passes have now read: one transaction.
-        let passes: Vec<String> = groups.iter().map(|g| format!("group:{}", g.name)).collect();
-        let through = crate::export::touched_through(store, rules, run, &passes)?;
-        let cut = through > store.touched_pruned()?;
+        let passes: Vec<String> = groups.iter().map(state_key).collect();
+        let cut = crate::export::touched_cut(store, rules, run, &passes)?;
         let tx = store.begin()?;
         let mut all = BTreeMap::new();
         for (gi, f) in found.into_iter().enumerate() {
@@ -233,7 +232,7 @@ impl App {
         if !all.is_empty() {
             tx.merge_step_counters(step, &serde_json::json!({ "groups": all }))?;
         }
-        if cut {
+        if let Some(through) = cut {
             tx.prune_touched(through)?;
         }
         let t = std::time::Instant::now();
@@ -241,6 +240,12 @@ impl App {
         tracing::debug!(ms = t.elapsed().as_millis() as u64, "Groups: committed.");
         Ok(all)
     }
+}
+
+/// The key of a group rule's pass in the targets' state (`target_state`),
+/// beside the targets': what it last evaluated, under which rules.
+pub(crate) fn state_key(g: &GroupRule) -> String {
+    format!("group:{}", g.name)
 }
 
 /// Evaluates rule `g` over a chunk of identities (`old`: their groups now).
@@ -296,7 +301,7 @@ fn write_groups(
     (run, step): (RunId, i64),
 ) -> Result<GroupCounts> {
     let g = &rules.metaverse.groups[gi];
-    let state_key = format!("group:{}", g.name);
+    let state_key = state_key(g);
     let group_type = &rules.metaverse.types[g.group_type];
     let Found {
         joined,

@@ -48,18 +48,38 @@ impl RawFile {
     /// retention: changing them must not make the next delta sync a full
     /// one.
     pub fn shapes_metaverse(&self) -> bool {
-        self.target.is_none()
-            && (self.agent.is_some()
-                || !self.columns.is_empty()
-                || !self.join.is_empty()
-                || self.fuzzy_join.is_some()
-                || self.projection.is_some()
-                || self.scope.is_some()
-                || self.flows.is_some()
-                || self.provision.is_some()
-                || self.deprovision.is_some()
-                || self.reconcile.is_some()
-                || self.metaverse.is_some())
+        // Every table named: a new one must be counted on one side or the
+        // other, or the rules hash would miss it.
+        let RawFile {
+            agent,
+            columns,
+            join,
+            fuzzy_join,
+            projection,
+            scope,
+            flows,
+            target,
+            provision,
+            deprovision,
+            reconcile,
+            metaverse,
+            profile: _,
+            schedule: _,
+            test: _,
+            audit: _,
+        } = self;
+        target.is_none()
+            && (agent.is_some()
+                || !columns.is_empty()
+                || !join.is_empty()
+                || fuzzy_join.is_some()
+                || projection.is_some()
+                || scope.is_some()
+                || flows.is_some()
+                || provision.is_some()
+                || deprovision.is_some()
+                || reconcile.is_some()
+                || metaverse.is_some())
     }
 }
 

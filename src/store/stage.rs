@@ -81,15 +81,8 @@ impl Store {
     /// last step's log has mostly been copied back: a transaction that
     /// begins after the copy writes the log from its start again.
     pub fn space(&self, agent: &str) -> Result<LoadedSpace> {
-        let n: i64 = self
-            .conn
-            .query_row(
-                "SELECT count(*) FROM cs_object WHERE agent = ?1",
-                params![agent],
-                |r| r.get(0),
-            )
-            .map_err(|e| self.err(e))?;
-        let mut space = Space::with_capacity(usize::try_from(n).unwrap_or(0));
+        let n = usize::try_from(self.space_objects(agent)?).unwrap_or(0);
+        let mut space = Space::with_capacity(n);
         let mut stmt = self
             .conn
             .prepare_cached(
