@@ -409,6 +409,10 @@ impl<'r> Sync<'r> {
                 break;
             }
         }
+        // Joins are over; the indexes (a key per identity and join rule,
+        // over 100 MiB at a million people) would otherwise live through
+        // SelectUniqueValue and the references, where a full sync peaks.
+        drop(indexes);
         if !self.partial() {
             self.count_frequencies();
         }
