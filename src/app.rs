@@ -1032,6 +1032,17 @@ fn write_plan(
 ) -> Result<Option<Gathered>> {
     let t0 = std::time::Instant::now();
     let mut gathered: Option<Gathered> = gather.map(|_| (Vec::new(), Vec::new()));
+    // Room for what is kept and gathered, once: a map or a vector of
+    // millions grown by doubling copies itself into fresh memory each time.
+    let total = plan.inserts.len() + plan.updates.len();
+    kept.reserve(
+        plan.inserts
+            .iter()
+            .chain(&plan.updates)
+            .filter(|w| keep.get(w.object_type).copied().unwrap_or(false))
+            .count(),
+    );
+    let mut first = true;
     let writes = std::mem::take(&mut plan.inserts)
         .into_iter()
         .map(|w| (w, true))
@@ -1063,6 +1074,14 @@ fn write_plan(
                 return Err(AppError::Stopped);
             }
             write_identities(tx, rules, &batch, texts, (run, step), gathered.as_mut())?;
+            // The first slice tells how many keys an identity has here.
+            if std::mem::take(&mut first)
+                && let Some((keys, _)) = gathered.as_mut()
+            {
+                let per = keys.len() as f64 / batch.len().max(1) as f64;
+                let expected = (per * total as f64 * 1.05) as usize;
+                keys.reserve(expected.saturating_sub(keys.len()));
+            }
             for (w, _) in batch {
                 if keep.get(w.object_type).copied().unwrap_or(false) {
                     kept.insert(w.id, (w.object_type, w.attrs));
@@ -1098,29 +1117,26 @@ fn write_plan(
             },
         )?;
     }
-    let links: Vec<_> = plan
-        .links
-        .iter()
-        .map(|l| (l.cs, l.mv, l.kind, l.rule_name(rules), l.detail.as_deref()))
-        .collect();
-    tx.links(&links, run)?;
+    tx.links(
+        plan.links
+            .iter()
+            .map(|l| (l.cs, l.mv, l.kind, l.rule_name(rules), l.detail.as_deref())),
+        run,
+    )?;
     // The links this run wrote are its joins and projections, each as last
     // written, in object order. (Read back by their run, they cost a scan
     // of every link: 80 ms of each delta sync at a million people.)
-    let written: std::collections::BTreeMap<CsId, &crate::engine::LinkWrite> =
-        plan.links.iter().map(|l| (l.cs, l)).collect();
-    let changes: Vec<NewChange> = written
-        .values()
-        .map(|l| NewChange {
+    tx.add_changes(
+        step,
+        last_per_object(&plan.links).into_iter().map(|l| NewChange {
             kind: l.kind,
             agent: Some(&rules.agents[l.agent as usize].name),
             cs_id: Some(l.cs),
             anchor: None,
             mv_id: Some(l.mv),
             detail: l.rule_name(rules),
-        })
-        .collect();
-    tx.add_changes(step, &changes)?;
+        }),
+    )?;
     for cs in &plan.removed_cs {
         tx.remove_cs(*cs)?;
     }
@@ -1140,6 +1156,21 @@ fn write_plan(
         "Sync: written."
     );
     Ok(gathered)
+}
+
+/// Of each object's links, the last written, in object order.
+fn last_per_object(links: &[crate::engine::LinkWrite]) -> Vec<&crate::engine::LinkWrite> {
+    let mut all: Vec<&crate::engine::LinkWrite> = links.iter().collect();
+    // Stable: an object's links stay in the order they were written.
+    all.sort_by_key(|l| l.cs);
+    let mut last: Vec<&crate::engine::LinkWrite> = Vec::with_capacity(all.len());
+    for l in all {
+        match last.last_mut() {
+            Some(prev) if prev.cs == l.cs => *prev = l,
+            _ => last.push(l),
+        }
+    }
+    last
 }
 
 /// What a sync removes, as the deletion guard weighs it: identities
@@ -1397,5 +1428,38 @@ mod tests {
         assert_eq!(interleave(vec![0], vec![1, 3, 5]), vec![0, 1, 3, 5]);
         assert_eq!(interleave(Vec::<u8>::new(), vec![1]), vec![1]);
         assert_eq!(interleave(vec![0, 2], Vec::new()), vec![0, 2]);
+    }
+
+    #[test]
+    fn of_each_objects_links_the_last_written_is_kept_in_object_order() {
+        let link = |cs, mv, kind| crate::engine::LinkWrite {
+            cs,
+            agent: 0,
+            mv,
+            kind,
+            rule: None,
+            detail: None,
+        };
+        let links = vec![
+            link(7, 1, "projected"),
+            link(3, 2, "joined"),
+            link(7, 5, "joined"),
+            link(5, 3, "projected"),
+            link(3, 4, "projected"),
+            link(7, 6, "projected"),
+        ];
+        let kept: Vec<(i64, i64, &str)> = super::last_per_object(&links)
+            .into_iter()
+            .map(|l| (l.cs, l.mv, l.kind))
+            .collect();
+        assert_eq!(
+            kept,
+            vec![
+                (3, 4, "projected"),
+                (5, 3, "projected"),
+                (7, 6, "projected")
+            ]
+        );
+        assert!(super::last_per_object(&[]).is_empty());
     }
 }

@@ -532,17 +532,13 @@ impl Store {
 impl Tx<'_> {
     /// Puts each identity in its group of `rule` (`Some(key)`), or in none.
     pub fn set_group_keys(&self, rule: &str, moves: &[(MvId, Option<String>)]) -> Result<()> {
-        let mut args: Vec<&dyn rusqlite::ToSql> = Vec::new();
-        for (id, k) in moves {
-            if let Some(k) = k {
-                args.extend([&rule as &dyn rusqlite::ToSql, id, k]);
-            }
-        }
         self.insert_rows(
             "INSERT INTO group_member(rule, mv_id, key)",
             "ON CONFLICT(rule, mv_id) DO UPDATE SET key = excluded.key",
-            3,
-            &args,
+            moves
+                .iter()
+                .filter_map(|(id, k)| k.as_ref().map(|k| (rule, id, k))),
+            |(rule, id, k)| [rule as &dyn rusqlite::ToSql, id, k],
         )?;
         for (id, _) in moves.iter().filter(|(_, k)| k.is_none()) {
             self.set_group_key(rule, *id, None)?;

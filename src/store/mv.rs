@@ -550,17 +550,19 @@ impl Tx<'_> {
     }
 
     /// Many links at once, as [`Tx::link`] each, in order.
-    pub fn links(&self, links: &[NewLink], run: RunId) -> Result<()> {
-        let mut args: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(links.len() * 6);
-        for (cs, mv, kind, rule, detail) in links {
-            args.extend([cs as &dyn rusqlite::ToSql, mv, kind, rule, &run, detail]);
-        }
+    pub fn links<'l>(
+        &self,
+        links: impl IntoIterator<Item = NewLink<'l>>,
+        run: RunId,
+    ) -> Result<()> {
         self.insert_rows(
             "INSERT INTO link(cs_id, mv_id, kind, rule, run, detail)",
             "ON CONFLICT(cs_id) DO UPDATE SET mv_id = excluded.mv_id, kind = excluded.kind,
                 rule = excluded.rule, run = excluded.run, detail = excluded.detail",
-            6,
-            &args,
+            links.into_iter().map(|l| (l, run)),
+            |((cs, mv, kind, rule, detail), run)| {
+                [cs as &dyn rusqlite::ToSql, mv, kind, rule, run, detail]
+            },
         )
     }
 

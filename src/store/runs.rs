@@ -324,24 +324,26 @@ impl Tx<'_> {
     }
 
     /// Many changes at once, as [`Tx::add_change`] each, in order.
-    pub fn add_changes(&self, step: i64, changes: &[NewChange]) -> Result<()> {
-        let mut args: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(changes.len() * 7);
-        for c in changes {
-            args.extend([
-                &step as &dyn rusqlite::ToSql,
-                &c.kind,
-                &c.agent,
-                &c.cs_id,
-                &c.anchor,
-                &c.mv_id,
-                &c.detail,
-            ]);
-        }
+    pub fn add_changes<'c>(
+        &self,
+        step: i64,
+        changes: impl IntoIterator<Item = NewChange<'c>>,
+    ) -> Result<()> {
         self.insert_rows(
             "INSERT INTO change(step, kind, agent, cs_id, anchor, mv_id, detail)",
             "",
-            7,
-            &args,
+            changes.into_iter().map(|c| (step, c)),
+            |(step, c)| {
+                [
+                    step as &dyn rusqlite::ToSql,
+                    &c.kind,
+                    &c.agent,
+                    &c.cs_id,
+                    &c.anchor,
+                    &c.mv_id,
+                    &c.detail,
+                ]
+            },
         )
     }
 
