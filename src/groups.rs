@@ -198,11 +198,14 @@ impl App {
                     mvs.extend(load_of_type(store, rules, &unread, type_name)?);
                 }
                 read += t.elapsed();
+                let rules_of: Vec<&GroupRule> = of_type.iter().map(|&gi| &groups[gi]).collect();
+                let mut keys = evaluate(&rules_of, chunk, &mvs, now).into_iter();
                 for &gi in &of_type {
                     let t = std::time::Instant::now();
                     let old = ahead.of(store, &groups[gi], gi, chunk)?;
                     memberships += t.elapsed();
-                    collect(&groups[gi], chunk, &mvs, &old, now, &mut found[gi]);
+                    let new = keys.next().unwrap_or_default();
+                    collect(&groups[gi], chunk, new, &mvs, &old, now, &mut found[gi]);
                 }
             }
         }
@@ -248,23 +251,58 @@ pub(crate) fn state_key(g: &GroupRule) -> String {
     format!("group:{}", g.name)
 }
 
-/// Evaluates rule `g` over a chunk of identities (`old`: their groups now).
+/// The group of each identity of `chunk` under each of `rules`: one list
+/// per rule, in chunk order. Each identity's values are visited once for
+/// all the rules, and its context's key is written into one buffer per
+/// thread (a million identities under three rules made three million of
+/// both otherwise).
+fn evaluate(
+    rules: &[&GroupRule],
+    chunk: &[MvId],
+    mvs: &FxHashMap<MvId, Record>,
+    now: DateTime<Utc>,
+) -> Vec<Vec<Option<String>>> {
+    let per_id: Vec<Vec<Option<String>>> = chunk
+        .par_iter()
+        .map_init(String::new, |key, &id| {
+            let Some(r) = mvs.get(&id) else {
+                return vec![None; rules.len()];
+            };
+            key.clear();
+            // Writing into a String cannot fail.
+            let _ = std::fmt::Write::write_fmt(key, format_args!("mv/{id}"));
+            let ctx = Context {
+                now,
+                object_key: key,
+                unique: None,
+            };
+            rules.iter().map(|g| group_key(g, r, &ctx)).collect()
+        })
+        .collect();
+    let mut by_rule: Vec<Vec<Option<String>>> = rules
+        .iter()
+        .map(|_| Vec::with_capacity(chunk.len()))
+        .collect();
+    for keys in per_id {
+        for (list, k) in by_rule.iter_mut().zip(keys) {
+            list.push(k);
+        }
+    }
+    by_rule
+}
+
+/// Records what rule `g` found for a chunk of identities (`new`: their
+/// groups now under it, from [`evaluate`]; `old`: before).
 fn collect(
     g: &GroupRule,
     chunk: &[MvId],
+    new: Vec<Option<String>>,
     mvs: &FxHashMap<MvId, Record>,
     old: &FxHashMap<MvId, String>,
     now: DateTime<Utc>,
     f: &mut Found,
 ) {
     f.counts.evaluated += chunk.len() as u64;
-    let new: Vec<Option<String>> = chunk
-        .par_iter()
-        .map(|&id| {
-            mvs.get(&id)
-                .and_then(|r| in_context(id, now, |ctx| group_key(g, r, ctx)))
-        })
-        .collect();
     for (&id, key) in chunk.iter().zip(new) {
         let before = old.get(&id);
         if before == key.as_ref() {
