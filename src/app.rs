@@ -1384,11 +1384,22 @@ fn write_identities(
     gathered: Option<&mut Gathered>,
 ) -> Result<()> {
     let mut gathered = gathered;
+    // New identities go in many to a statement, before anything else is
+    // written of them.
+    tx.insert_mvs(
+        batch
+            .iter()
+            .zip(&texts)
+            .filter(|((_, insert), _)| *insert)
+            .map(|((w, _), (attrs, lineage, ..))| {
+                let t = &rules.metaverse.types[w.object_type];
+                (w.id, t.name.as_str(), attrs.as_str(), lineage.as_str())
+            }),
+        run,
+    )?;
     for ((w, insert), (attrs, lineage, keys, due, data)) in batch.iter().zip(texts) {
         let t = &rules.metaverse.types[w.object_type];
-        if *insert {
-            tx.insert_mv(w.id, &t.name, &attrs, &lineage, run)?;
-        } else {
+        if !*insert {
             tx.update_mv(w.id, &t.name, &attrs, &lineage, run)?;
             if !w.changes.is_empty() {
                 let names: Vec<&str> = w.changes.iter().map(|&a| t.schema.name(a)).collect();

@@ -396,6 +396,34 @@ impl Tx<'_> {
         self.touched(id, object_type, run)
     }
 
+    /// Many new identities at once, as [`Tx::insert_mv`] each, in order:
+    /// `(id, object type, attrs, lineage)`.
+    pub fn insert_mvs<'r>(
+        &self,
+        rows: impl IntoIterator<Item = (MvId, &'r str, &'r str, &'r str)>,
+        run: RunId,
+    ) -> Result<()> {
+        let logged = std::cell::RefCell::new(Vec::new());
+        let log = self.log_writes.get();
+        self.insert_rows(
+            "INSERT INTO mv_object(id, object_type, attrs, lineage, created_run, updated_run)",
+            "",
+            rows.into_iter().map(|r| {
+                if log {
+                    logged.borrow_mut().push((r.0, r.1));
+                }
+                (r, run)
+            }),
+            |((id, ty, attrs, lineage), run)| {
+                [id as &dyn rusqlite::ToSql, ty, attrs, lineage, run, run]
+            },
+        )?;
+        for (id, ty) in logged.into_inner() {
+            self.touched(id, ty, run)?;
+        }
+        Ok(())
+    }
+
     pub fn update_mv(
         &self,
         id: MvId,
