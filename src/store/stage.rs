@@ -50,6 +50,32 @@ pub enum Printed {
 /// An id for an anchor met in this import but not written yet.
 const NOT_WRITTEN: CsId = i64::MIN;
 
+/// New objects per insert statement. A full import adds every row, and a
+/// statement per row cost more than the rows' own writing; the stager
+/// gives each its id (the next after the largest, as SQLite would) so
+/// that the space knows it before the row is written.
+const ADD_ROWS: usize = 64;
+
+/// New objects waiting for their statement: their anchors and stored
+/// texts in one buffer, each row's ends into it.
+#[derive(Default)]
+struct PendingAdds {
+    text: String,
+    rows: Vec<PendingAdd>,
+}
+
+/// A new object's values as bound: id, anchor, attrs, hash, raw hash, line.
+type AddValues<'a> = (CsId, &'a str, &'a str, i64, Option<i64>, i64);
+
+struct PendingAdd {
+    id: CsId,
+    anchor_end: usize,
+    json_end: usize,
+    hash: u64,
+    raw: Option<u64>,
+    line: u64,
+}
+
 /// Stages one import of one agent inside a step's transaction.
 pub struct Stager<'t, 'c> {
     tx: &'t Tx<'c>,
@@ -61,6 +87,11 @@ pub struct Stager<'t, 'c> {
     /// not in it yet is looked up in the store.
     complete: bool,
     insert: CachedStatement<'t>,
+    /// [`ADD_ROWS`] new objects in one statement.
+    insert_many: CachedStatement<'t>,
+    /// New objects not written yet, and the id the next one gets.
+    adds: PendingAdds,
+    next_id: CsId,
     keep_prev: CachedStatement<'t>,
     update: CachedStatement<'t>,
     rehash: CachedStatement<'t>,
@@ -146,6 +177,13 @@ impl<'c> Tx<'c> {
             )
             .map_err(|e| self.err(e))?;
         let prepare = |sql: &str| self.tx.prepare_cached(sql).map_err(|e| self.err(e));
+        let next_id: CsId = self
+            .tx
+            .query_row("SELECT coalesce(max(id), 0) + 1 FROM cs_object", [], |r| {
+                r.get(0)
+            })
+            .map_err(|e| self.err(e))?;
+        let add_row = "(?, ?, ?, ?, ?, ?, 'add', ?, ?)";
         Ok(Stager {
             tx: self,
             agent: agent.to_string(),
@@ -153,10 +191,17 @@ impl<'c> Tx<'c> {
             synced,
             space: Space::default(),
             complete,
-            insert: prepare(
-                "INSERT INTO cs_object(agent, anchor, attrs, hash, raw_hash, op, seq, line)
-                 VALUES (?1, ?2, ?3, ?4, ?5, 'add', ?6, ?7)",
-            )?,
+            insert: prepare(&format!(
+                "INSERT INTO cs_object(id, agent, anchor, attrs, hash, raw_hash, op, seq, line)
+                 VALUES {add_row}"
+            ))?,
+            insert_many: prepare(&format!(
+                "INSERT INTO cs_object(id, agent, anchor, attrs, hash, raw_hash, op, seq, line)
+                 VALUES {}",
+                vec![add_row; ADD_ROWS].join(", ")
+            ))?,
+            adds: PendingAdds::default(),
+            next_id,
             // A staged delete that comes back is an update of what the
             // metaverse last saw, never a second object; an add not synced
             // yet stays an add.
@@ -185,6 +230,65 @@ impl Stager<'_, '_> {
         self.tx.err(source)
     }
 
+    /// Writes the new objects waiting, before any other statement of the
+    /// import runs: it sees the space as one row at a time would leave it.
+    fn flush(&mut self) -> Result<()> {
+        if self.adds.rows.is_empty() {
+            return Ok(());
+        }
+        let PendingAdds { text, rows } = &self.adds;
+        let mut start = 0;
+        let values: Vec<AddValues> = rows
+            .iter()
+            .map(|r| {
+                let anchor = &text[start..r.anchor_end];
+                let json = &text[r.anchor_end..r.json_end];
+                start = r.json_end;
+                (
+                    r.id,
+                    anchor,
+                    json,
+                    r.hash as i64,
+                    r.raw.map(|h| h as i64),
+                    r.line as i64,
+                )
+            })
+            .collect();
+        let (agent, seq) = (self.agent.as_str(), self.seq);
+        let result = if values.len() == ADD_ROWS {
+            let args: Vec<&dyn rusqlite::ToSql> = values
+                .iter()
+                .flat_map(|(id, anchor, json, hash, raw, line)| {
+                    [
+                        id as &dyn rusqlite::ToSql,
+                        &agent,
+                        anchor,
+                        json,
+                        hash,
+                        raw,
+                        &seq,
+                        line,
+                    ]
+                })
+                .collect();
+            self.insert_many.execute(&args[..]).map(|_| ())
+        } else {
+            // Fewer (a delta import's few, the end of a full one): one
+            // statement text for any count, and the cache keeps it.
+            values
+                .iter()
+                .try_for_each(|(id, anchor, json, hash, raw, line)| {
+                    self.insert
+                        .execute(params![id, agent, anchor, json, hash, raw, seq, line])
+                        .map(|_| ())
+                })
+        };
+        result.map_err(|e| self.tx.err(e))?;
+        self.adds.text.clear();
+        self.adds.rows.clear();
+        Ok(())
+    }
+
     /// The entry of `anchor`: from memory, else (delta) from the store.
     fn entry(&mut self, anchor: &str) -> Result<Option<usize>> {
         if let Some(i) = self.space.find(anchor) {
@@ -193,6 +297,7 @@ impl Stager<'_, '_> {
         if self.complete {
             return Ok(None);
         }
+        self.flush()?;
         let mut stmt = self
             .tx
             .tx
@@ -313,18 +418,22 @@ impl Stager<'_, '_> {
         let raw_sql = raw.map(|r| r as i64);
         let written = found.and_then(|i| self.space.entries.get(i).filter(|e| e.id != NOT_WRITTEN));
         let Some(e) = written else {
-            self.insert
-                .execute(params![
-                    self.agent,
-                    anchor,
-                    json,
-                    hash as i64,
-                    raw_sql,
-                    self.seq,
-                    line as i64
-                ])
-                .map_err(|e| self.tx.err(e))?;
-            let id = self.tx.tx.last_insert_rowid();
+            let id = self.next_id;
+            self.next_id += 1;
+            self.adds.text.push_str(anchor);
+            let anchor_end = self.adds.text.len();
+            self.adds.text.push_str(json);
+            self.adds.rows.push(PendingAdd {
+                id,
+                anchor_end,
+                json_end: self.adds.text.len(),
+                hash,
+                raw,
+                line,
+            });
+            if self.adds.rows.len() == ADD_ROWS {
+                self.flush()?;
+            }
             let i = match found {
                 Some(i) => i,
                 None => self.space.push(anchor.as_bytes(), id, hash, raw, 0),
@@ -339,6 +448,7 @@ impl Stager<'_, '_> {
         };
         let (id, same) = (e.id, !e.deleted() && e.hash == hash);
         let raw_differs = raw.is_some() && e.raw() != raw;
+        self.flush()?;
         if same {
             // The same content from different bytes (quoting, spacing, a
             // column moved): nothing for the sync, a new fingerprint to keep.
@@ -395,6 +505,7 @@ impl Stager<'_, '_> {
         }
         e.flags |= DELETED;
         let id = e.id;
+        self.flush()?;
         self.delete
             .execute(params![id, self.seq])
             .map_err(|e| self.tx.err(e))?;
@@ -414,6 +525,7 @@ impl Stager<'_, '_> {
                 ),
             });
         }
+        self.flush()?;
         let gone: Vec<CsId> = self
             .space
             .entries
@@ -431,7 +543,8 @@ impl Stager<'_, '_> {
     }
 
     /// Ends a delta import: what was not read is not touched.
-    pub fn finish_delta(self) -> Result<ImportCounts> {
+    pub fn finish_delta(mut self) -> Result<ImportCounts> {
+        self.flush()?;
         Ok(self.counts)
     }
 }
@@ -480,6 +593,66 @@ mod tests {
         // A deleted anchor that comes back is an update.
         let c = full(&mut store, &[("1", "Ann"), ("3", "Cy")]);
         assert_eq!((c.updates, c.unchanged, c.adds, c.deletes), (1, 1, 0, 0));
+    }
+
+    #[test]
+    fn adds_written_many_to_a_statement_are_the_rows_one_at_a_time_would_be() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("s.db")).unwrap();
+        // Two full statements and a remainder, then the same rows with an
+        // update between new ones (it writes what waits first), and a delete.
+        let n = 2 * ADD_ROWS + 5;
+        let ids: Vec<String> = (0..n).map(|i| format!("{i:04}")).collect();
+        let rows: Vec<(&str, &str)> = ids.iter().map(|i| (i.as_str(), "x")).collect();
+        let c = full(&mut store, &rows);
+        assert_eq!((c.adds, c.read), (n as u64, n as u64));
+        let stored = |store: &Store| -> Vec<(CsId, String, i64, String)> {
+            let mut st = store
+                .conn
+                .prepare("SELECT id, anchor, line, op FROM cs_object ORDER BY id")
+                .unwrap();
+            st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+                .unwrap()
+                .map(|r| r.unwrap())
+                .collect()
+        };
+        let first = stored(&store);
+        assert_eq!(first.len(), n);
+        for (i, (id, anchor, line, op)) in first.iter().enumerate() {
+            assert_eq!(
+                (*id, anchor.as_str(), *line, op.as_str()),
+                (i as CsId + 1, ids[i].as_str(), i as i64 + 2, "add")
+            );
+        }
+        let mut again = rows.clone();
+        again[3] = (ids[3].as_str(), "changed");
+        again.remove(7);
+        again.push(("new-1", "y"));
+        again.insert(10, ("new-0", "y"));
+        let c = full(&mut store, &again);
+        assert_eq!(
+            (c.unchanged, c.updates, c.adds, c.deletes),
+            (n as u64 - 2, 1, 2, 1)
+        );
+        let second = stored(&store);
+        assert_eq!(second.len(), n + 2);
+        // The new anchors follow the largest id, in the order they came.
+        let tail: Vec<(CsId, &str)> = second[n..]
+            .iter()
+            .map(|(id, a, _, _)| (*id, a.as_str()))
+            .collect();
+        assert_eq!(
+            tail,
+            vec![(n as CsId + 1, "new-0"), (n as CsId + 2, "new-1")]
+        );
+        // Not synced yet, the changed one stays an add, with its new values.
+        let attrs: String = store
+            .conn
+            .query_row("SELECT attrs FROM cs_object WHERE id = 4", [], |r| r.get(0))
+            .unwrap();
+        assert!(attrs.contains("changed"), "{attrs}");
+        assert_eq!(second[3].3, "add");
+        assert_eq!(second[7].3, "delete");
     }
 
     #[test]
