@@ -101,7 +101,13 @@ impl Store {
             return Err(e);
         }
         let slots = slots.into_inner().unwrap_or_default();
-        let mut out = Vec::new();
+        // Sized once: grown slice by slice, a million rows are copied into
+        // fresh memory at every doubling.
+        let total = slots
+            .iter()
+            .map(|s| s.as_ref().and_then(|r| r.as_ref().ok()).map_or(0, Vec::len))
+            .sum();
+        let mut out = Vec::with_capacity(total);
         for slot in slots {
             match slot {
                 Some(Ok(rows)) => out.extend(rows),
