@@ -95,6 +95,17 @@ impl Checkpointer {
         let thread = std::thread::Builder::new()
             .name("checkpoint".into())
             .spawn(move || {
+                // The copy can wait; the step's own threads cannot. At a
+                // lower priority it takes what they leave of the cores, not
+                // half of them (alternated runs at 1 M: a full run 26.5 s
+                // against 27.7 s, median of four; `run delta`'s steps
+                // 1.70 s against 1.80 s, median of eight). A failure leaves the
+                // thread at its priority; nothing depends on it.
+                // SAFETY: plain system calls on this thread's own id.
+                unsafe {
+                    let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+                    libc::setpriority(libc::PRIO_PROCESS, tid, 10);
+                }
                 while commits.recv().is_ok() {
                     // Commits that came meanwhile are covered by this pass.
                     while commits.try_recv().is_ok() {}
