@@ -1386,17 +1386,16 @@ fn write_identities(
     let mut gathered = gathered;
     // New identities go in many to a statement, before anything else is
     // written of them.
-    tx.insert_mvs(
-        batch
-            .iter()
-            .zip(&texts)
-            .filter(|((_, insert), _)| *insert)
-            .map(|((w, _), (attrs, lineage, ..))| {
-                let t = &rules.metaverse.types[w.object_type];
-                (w.id, t.name.as_str(), attrs.as_str(), lineage.as_str())
-            }),
-        run,
-    )?;
+    let inserts: Vec<(MvId, &str, &str, &str)> = batch
+        .iter()
+        .zip(&texts)
+        .filter(|((_, insert), _)| *insert)
+        .map(|((w, _), (attrs, lineage, ..))| {
+            let t = &rules.metaverse.types[w.object_type];
+            (w.id, t.name.as_str(), attrs.as_str(), lineage.as_str())
+        })
+        .collect();
+    tx.insert_mvs(&inserts, run)?;
     for ((w, insert), (attrs, lineage, keys, due, data)) in batch.iter().zip(texts) {
         let t = &rules.metaverse.types[w.object_type];
         if !*insert {

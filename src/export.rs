@@ -1498,7 +1498,7 @@ mod tests {
         tx.insert_mv(1, "person", "{}", "{}", 1)?;
         tx.insert_mv(2, "person", "{}", "{}", 1)?;
         // Many at once are logged as one at a time, each with its type.
-        tx.insert_mvs([(3, "person", "{}", "{}"), (4, "group", "{}", "{}")], 2)?;
+        tx.insert_mvs(&[(3, "person", "{}", "{}"), (4, "group", "{}", "{}")], 2)?;
         // Identity 1 written again by run 3: listed once.
         tx.update_mv(1, "person", "{}", "{}", 3)?;
         tx.update_mv(1, "person", "{}", "{}", 3)?;
@@ -1540,7 +1540,7 @@ mod tests {
         // the log at its run, and every pass from before looks at all.
         let tx = store.begin()?;
         tx.writes_all_anew(5)?;
-        tx.insert_mvs([(5, "person", "{}", "{}")], 5)?;
+        tx.insert_mvs(&[(5, "person", "{}", "{}")], 5)?;
         tx.commit()?;
         assert_eq!(store.touched_pruned()?, 5);
         assert_eq!(store.mv_ids_changed("person", Some(0))?, Vec::<MvId>::new());

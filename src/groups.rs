@@ -56,13 +56,20 @@ fn group_set(g: &GroupRule, mv: &Record, ctx: &Context) -> SetValues {
         .collect()
 }
 
-/// Runs `f` with the expression context of identity `id` (its key is
-/// `mv/<id>`).
-fn in_context<T>(id: MvId, now: DateTime<Utc>, f: impl FnOnce(&Context) -> T) -> T {
-    let key = format!("mv/{id}");
+/// Runs `f` with the expression context of identity `id`, its key
+/// written into `key` (one buffer reused across identities).
+fn in_context<T>(
+    key: &mut String,
+    id: MvId,
+    now: DateTime<Utc>,
+    f: impl FnOnce(&Context) -> T,
+) -> T {
+    key.clear();
+    // Writing into a String cannot fail.
+    let _ = std::fmt::Write::write_fmt(key, format_args!("mv/{id}"));
     f(&Context {
         now,
-        object_key: &key,
+        object_key: key,
         unique: None,
     })
 }
@@ -264,19 +271,11 @@ fn evaluate(
 ) -> Vec<Vec<Option<String>>> {
     let per_id: Vec<Vec<Option<String>>> = chunk
         .par_iter()
-        .map_init(String::new, |key, &id| {
-            let Some(r) = mvs.get(&id) else {
-                return vec![None; rules.len()];
-            };
-            key.clear();
-            // Writing into a String cannot fail.
-            let _ = std::fmt::Write::write_fmt(key, format_args!("mv/{id}"));
-            let ctx = Context {
-                now,
-                object_key: key,
-                unique: None,
-            };
-            rules.iter().map(|g| group_key(g, r, &ctx)).collect()
+        .map_init(String::new, |key, &id| match mvs.get(&id) {
+            Some(r) => in_context(key, id, now, |ctx| {
+                rules.iter().map(|g| group_key(g, r, ctx)).collect()
+            }),
+            None => vec![None; rules.len()],
         })
         .collect();
     let mut by_rule: Vec<Vec<Option<String>>> = rules
@@ -321,7 +320,7 @@ fn collect(
         {
             let set = mvs
                 .get(&id)
-                .map(|r| in_context(id, now, |ctx| group_set(g, r, ctx)))
+                .map(|r| in_context(&mut String::new(), id, now, |ctx| group_set(g, r, ctx)))
                 .unwrap_or_default();
             f.joined.insert(k.clone(), set);
         }

@@ -1626,7 +1626,6 @@ impl<'r> Sync<'r> {
             })
     }
 
-    /// Replaces reference keys with the ids of the objects they name.
     /// Each reference attribute of `m` that holds values, with the agent
     /// whose flow won it and the attribute its values are looked up by.
     fn references_of<'a>(&'a self, m: &'a MvState) -> impl Iterator<Item = (u32, usize, u32)> + 'a {
@@ -1675,6 +1674,7 @@ impl<'r> Sync<'r> {
         lookup.prefetch(&keys);
     }
 
+    /// Replaces reference keys with the ids of the objects they name.
     fn resolve_references(&mut self, live: &[usize]) {
         let rules = self.rules;
         // (object type, lookup attribute) pairs some flow uses.

@@ -337,12 +337,14 @@ impl Tx<'_> {
     }
 
     /// Runs `head VALUES (?, ...), (?, ...) tail` over `rows`, `bind`
-    /// giving each row's `N` values, many rows per statement: a first sync
-    /// writes millions of rows, and one statement per row costs more than
-    /// the rows themselves. Rows are applied in order, as one statement
-    /// each would be. Only one statement's rows are held at a time: the
-    /// values of a million rows, gathered first, were 150 MB of fresh
-    /// memory for the kernel to hand over.
+    /// giving each row's `N` values, [`MANY_ROWS`] rows per statement: a
+    /// first sync writes millions of rows, and one statement per row costs
+    /// more than the rows themselves. Rows are applied in order, as one
+    /// statement each would be. Only one statement's rows are held at a
+    /// time: the values of a million rows, gathered first, were 150 MB of
+    /// fresh memory for the kernel to hand over. The rows short of a full
+    /// statement go one to a statement: two statement texts for any count,
+    /// where a text per count would crowd the statement cache.
     fn insert_rows<T, const N: usize>(
         &self,
         head: &str,
@@ -350,7 +352,6 @@ impl Tx<'_> {
         rows: impl IntoIterator<Item = T>,
         bind: impl for<'r> Fn(&'r T) -> [&'r dyn rusqlite::ToSql; N],
     ) -> Result<()> {
-        const ROWS: usize = 128;
         if N == 0 {
             return Ok(());
         }
@@ -358,7 +359,6 @@ impl Tx<'_> {
             let row = format!("({})", placeholders(N));
             format!("{head} VALUES {} {tail}", vec![row; n].join(", "))
         };
-        let full = sql(ROWS);
         let run = |chunk: &[T], text: &str| {
             let args: Vec<&dyn rusqlite::ToSql> = chunk.iter().flat_map(&bind).collect();
             self.tx
@@ -367,16 +367,20 @@ impl Tx<'_> {
                 .map(|_| ())
                 .map_err(|e| self.err(e))
         };
-        let mut chunk: Vec<T> = Vec::with_capacity(ROWS);
+        let mut full = None;
+        let mut chunk: Vec<T> = Vec::with_capacity(MANY_ROWS);
         for row in rows {
             chunk.push(row);
-            if chunk.len() == ROWS {
-                run(&chunk, &full)?;
+            if chunk.len() == MANY_ROWS {
+                run(&chunk, full.get_or_insert_with(|| sql(MANY_ROWS)))?;
                 chunk.clear();
             }
         }
         if !chunk.is_empty() {
-            run(&chunk, &sql(chunk.len()))?;
+            let one = sql(1);
+            for row in chunk.chunks(1) {
+                run(row, &one)?;
+            }
         }
         Ok(())
     }
@@ -391,6 +395,12 @@ impl Tx<'_> {
             .map_err(|e| self.err(e))
     }
 }
+
+/// Rows per statement of [`Tx::insert_rows`]. At 128, a full import's
+/// statements (nine values a row) left a full run's peak 40 MB higher
+/// (1,873-1,888 MB against 1,836-1,838 MB at a million people, two runs
+/// each) for no time measured.
+const MANY_ROWS: usize = 64;
 
 /// Ids per `IN (...)` list when rows are read by id: few statements, and
 /// the same few texts for the statement cache.

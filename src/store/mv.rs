@@ -389,36 +389,21 @@ impl Tx<'_> {
         lineage: &str,
         run: RunId,
     ) -> Result<()> {
-        self.run_sql(
-            "INSERT INTO mv_object(id, object_type, attrs, lineage, created_run, updated_run) VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
-            params![id, object_type, attrs, lineage, run],
-        )?;
-        self.touched(id, object_type, run)
+        self.insert_mvs(&[(id, object_type, attrs, lineage)], run)
     }
 
     /// Many new identities at once, as [`Tx::insert_mv`] each, in order:
     /// `(id, object type, attrs, lineage)`.
-    pub fn insert_mvs<'r>(
-        &self,
-        rows: impl IntoIterator<Item = (MvId, &'r str, &'r str, &'r str)>,
-        run: RunId,
-    ) -> Result<()> {
-        let logged = std::cell::RefCell::new(Vec::new());
-        let log = self.log_writes.get();
+    pub fn insert_mvs(&self, rows: &[(MvId, &str, &str, &str)], run: RunId) -> Result<()> {
         self.insert_rows(
             "INSERT INTO mv_object(id, object_type, attrs, lineage, created_run, updated_run)",
             "",
-            rows.into_iter().map(|r| {
-                if log {
-                    logged.borrow_mut().push((r.0, r.1));
-                }
-                (r, run)
-            }),
+            rows.iter().map(|r| (r, run)),
             |((id, ty, attrs, lineage), run)| {
                 [id as &dyn rusqlite::ToSql, ty, attrs, lineage, run, run]
             },
         )?;
-        for (id, ty) in logged.into_inner() {
+        for &(id, ty, ..) in rows {
             self.touched(id, ty, run)?;
         }
         Ok(())

@@ -14,7 +14,7 @@
 //! one are converted and staged ([`Stager::fetched`]).
 
 use super::space::{DELETED, Sighting, Space};
-use super::{Result, Store, StoreError, Tx};
+use super::{MANY_ROWS, Result, Store, StoreError, Tx};
 use crate::model::{CsId, Record, Schema};
 use rusqlite::types::ValueRef;
 use rusqlite::{CachedStatement, OptionalExtension, params};
@@ -50,22 +50,17 @@ pub enum Printed {
 /// An id for an anchor met in this import but not written yet.
 const NOT_WRITTEN: CsId = i64::MIN;
 
-/// New objects per insert statement. A full import adds every row, and a
-/// statement per row cost more than the rows' own writing; the stager
+/// New objects waiting to be written together ([`Tx::insert_rows`], a
+/// statement per [`MANY_ROWS`]): a full import adds every row, and a
+/// statement per row cost more than the rows' own writing. The stager
 /// gives each its id (the next after the largest, as SQLite would) so
-/// that the space knows it before the row is written.
-const ADD_ROWS: usize = 64;
-
-/// New objects waiting for their statement: their anchors and stored
-/// texts in one buffer, each row's ends into it.
+/// that the space knows it before the row is written. Their anchors and
+/// stored texts sit in one buffer, each row's ends into it.
 #[derive(Default)]
 struct PendingAdds {
     text: String,
     rows: Vec<PendingAdd>,
 }
-
-/// A new object's values as bound: id, anchor, attrs, hash, raw hash, line.
-type AddValues<'a> = (CsId, &'a str, &'a str, i64, Option<i64>, i64);
 
 struct PendingAdd {
     id: CsId,
@@ -86,9 +81,6 @@ pub struct Stager<'t, 'c> {
     /// Whether `space` holds the whole connector space; otherwise an anchor
     /// not in it yet is looked up in the store.
     complete: bool,
-    insert: CachedStatement<'t>,
-    /// [`ADD_ROWS`] new objects in one statement.
-    insert_many: CachedStatement<'t>,
     /// New objects not written yet, and the id the next one gets.
     adds: PendingAdds,
     next_id: CsId,
@@ -183,7 +175,6 @@ impl<'c> Tx<'c> {
                 r.get(0)
             })
             .map_err(|e| self.err(e))?;
-        let add_row = "(?, ?, ?, ?, ?, ?, 'add', ?, ?)";
         Ok(Stager {
             tx: self,
             agent: agent.to_string(),
@@ -191,15 +182,6 @@ impl<'c> Tx<'c> {
             synced,
             space: Space::default(),
             complete,
-            insert: prepare(&format!(
-                "INSERT INTO cs_object(id, agent, anchor, attrs, hash, raw_hash, op, seq, line)
-                 VALUES {add_row}"
-            ))?,
-            insert_many: prepare(&format!(
-                "INSERT INTO cs_object(id, agent, anchor, attrs, hash, raw_hash, op, seq, line)
-                 VALUES {}",
-                vec![add_row; ADD_ROWS].join(", ")
-            ))?,
             adds: PendingAdds::default(),
             next_id,
             // A staged delete that comes back is an update of what the
@@ -237,53 +219,32 @@ impl Stager<'_, '_> {
             return Ok(());
         }
         let PendingAdds { text, rows } = &self.adds;
+        let (agent, seq) = (self.agent.as_str(), self.seq);
         let mut start = 0;
-        let values: Vec<AddValues> = rows
-            .iter()
-            .map(|r| {
+        self.tx.insert_rows(
+            "INSERT INTO cs_object(id, agent, anchor, attrs, hash, raw_hash, op, seq, line)",
+            "",
+            rows.iter().map(|r| {
                 let anchor = &text[start..r.anchor_end];
                 let json = &text[r.anchor_end..r.json_end];
                 start = r.json_end;
-                (
-                    r.id,
+                let (hash, raw) = (r.hash as i64, r.raw.map(|h| h as i64));
+                (r.id, agent, anchor, json, hash, raw, seq, r.line as i64)
+            }),
+            |(id, agent, anchor, json, hash, raw, seq, line)| {
+                [
+                    id as &dyn rusqlite::ToSql,
+                    agent,
                     anchor,
                     json,
-                    r.hash as i64,
-                    r.raw.map(|h| h as i64),
-                    r.line as i64,
-                )
-            })
-            .collect();
-        let (agent, seq) = (self.agent.as_str(), self.seq);
-        let result = if values.len() == ADD_ROWS {
-            let args: Vec<&dyn rusqlite::ToSql> = values
-                .iter()
-                .flat_map(|(id, anchor, json, hash, raw, line)| {
-                    [
-                        id as &dyn rusqlite::ToSql,
-                        &agent,
-                        anchor,
-                        json,
-                        hash,
-                        raw,
-                        &seq,
-                        line,
-                    ]
-                })
-                .collect();
-            self.insert_many.execute(&args[..]).map(|_| ())
-        } else {
-            // Fewer (a delta import's few, the end of a full one): one
-            // statement text for any count, and the cache keeps it.
-            values
-                .iter()
-                .try_for_each(|(id, anchor, json, hash, raw, line)| {
-                    self.insert
-                        .execute(params![id, agent, anchor, json, hash, raw, seq, line])
-                        .map(|_| ())
-                })
-        };
-        result.map_err(|e| self.tx.err(e))?;
+                    hash,
+                    raw,
+                    &"add",
+                    seq,
+                    line,
+                ]
+            },
+        )?;
         self.adds.text.clear();
         self.adds.rows.clear();
         Ok(())
@@ -431,7 +392,7 @@ impl Stager<'_, '_> {
                 raw,
                 line,
             });
-            if self.adds.rows.len() == ADD_ROWS {
+            if self.adds.rows.len() == MANY_ROWS {
                 self.flush()?;
             }
             let i = match found {
@@ -601,7 +562,7 @@ mod tests {
         let mut store = Store::open(&dir.path().join("s.db")).unwrap();
         // Two full statements and a remainder, then the same rows with an
         // update between new ones (it writes what waits first), and a delete.
-        let n = 2 * ADD_ROWS + 5;
+        let n = 2 * MANY_ROWS + 5;
         let ids: Vec<String> = (0..n).map(|i| format!("{i:04}")).collect();
         let rows: Vec<(&str, &str)> = ids.iter().map(|i| (i.as_str(), "x")).collect();
         let c = full(&mut store, &rows);
