@@ -5,7 +5,7 @@
 use crate::audit::{self, AuditEntry, AuditKind};
 use crate::connector;
 use crate::engine::{KeyKinds, Sync, SyncCounters, SyncPlan};
-use crate::groups::OldKeys;
+use crate::groups::{OldKeys, WrittenKeys};
 use crate::model::{CsId, MvId, RunId};
 use crate::rules::{self, RuleErrors, RuleSet, StepAction};
 use crate::store::{CsRow, MvRow, NewChange, Tx};
@@ -607,7 +607,6 @@ impl App {
         let group_reads: Vec<bool> = (0..mv.types.len())
             .map(|t| !mv.computed(t) && mv.groups.iter().any(|g| g.members == t))
             .collect();
-        let mut kept = Kept::default();
         let allow = self.allow_deletes;
         let written = std::thread::scope(|scope| {
             let reads = sidecar.map(|store| {
@@ -624,21 +623,36 @@ impl App {
                     Ok((sizes, ahead))
                 })
             });
-            (|| -> Result<OldKeys> {
+            (|| -> Result<(OldKeys, WrittenKeys)> {
+                // The groups of what was written are worked out on a
+                // thread of its own while this one writes the rest. One
+                // core, not the pool: the writer keeps the other.
+                let mut group_keys = None;
                 let gathered = write_plan(
                     &tx,
                     rules,
                     &mut plan,
                     (run, step),
                     gather_keys.then_some((&kinds, today.as_str())),
-                    (&group_reads, &mut kept),
+                    (&group_reads, &mut |kept| {
+                        if !kept.is_empty() {
+                            group_keys =
+                                Some(scope.spawn(move || WrittenKeys::compute(rules, kept, now)));
+                        }
+                    }),
                 )?;
                 if let Some((mut keys, due)) = gathered {
+                    let t = std::time::Instant::now();
                     {
                         use rayon::slice::ParallelSliceMut;
                         keys.par_sort_unstable();
                     }
                     tx.replace_keys(&keys, &due, kinds.signature())?;
+                    tracing::debug!(
+                        keys = keys.len(),
+                        ms = t.elapsed().as_millis() as u64,
+                        "Sync: lookup keys written."
+                    );
                 }
                 match &delta_pending {
                     // A full sync re-decides every unjoined object, so the queue is rebuilt.
@@ -703,11 +717,12 @@ impl App {
                     &errors,
                     &stamp(Utc::now()),
                 )?;
-                Ok(ahead)
+                let group_keys = group_keys.map(joined).unwrap_or_default();
+                Ok((ahead, group_keys))
             })()
         });
-        let ahead = match written {
-            Ok(ahead) => ahead,
+        let (ahead, group_keys) = match written {
+            Ok(written) => written,
             Err(e) => {
                 drop(tx);
                 self.store
@@ -726,7 +741,7 @@ impl App {
         if ran == SyncMode::Full && rebuild && !gather_keys {
             self.rebuild_keys(now)?;
         }
-        let groups = self.compute_groups(run, step, now, kept, ahead)?;
+        let groups = self.compute_groups(run, step, now, group_keys, ahead)?;
         let provision = self.provision(run, step, now)?;
         info!(
             mode = ?ran,
@@ -1018,8 +1033,9 @@ fn frequencies_key(agent: &str) -> String {
 /// Writes a sync plan's identities, links, lookup keys, due dates and
 /// change records through the step's transaction. The identities are taken
 /// out of the plan a slice at a time and freed once written, but for the
-/// values of the object types `keep` marks, which go to `kept` for the
-/// group rules. With `gather`, every written identity's lookup keys and
+/// values of the object types `keep` marks, which go to `on_kept` for the
+/// group rules once every identity is written (the links and keys are
+/// written after). With `gather`, every written identity's lookup keys and
 /// due dates are also returned: a first sync writes them all, so its key
 /// index needs no second read.
 fn write_plan(
@@ -1028,13 +1044,14 @@ fn write_plan(
     plan: &mut SyncPlan,
     (run, step): (RunId, i64),
     gather: Option<(&KeyKinds, &str)>,
-    (keep, kept): (&[bool], &mut Kept),
+    (keep, on_kept): (&[bool], &mut dyn FnMut(Kept)),
 ) -> Result<Option<Gathered>> {
     let t0 = std::time::Instant::now();
     let mut gathered: Option<Gathered> = gather.map(|_| (Vec::new(), Vec::new()));
     // Room for what is kept and gathered, once: a map or a vector of
     // millions grown by doubling copies itself into fresh memory each time.
     let total = plan.inserts.len() + plan.updates.len();
+    let mut kept = Kept::default();
     kept.reserve(
         plan.inserts
             .iter()
@@ -1090,6 +1107,7 @@ fn write_plan(
         }
         Ok(())
     })?;
+    on_kept(kept);
     let t_mv = t0.elapsed();
     for id in &plan.deletes {
         // The deletion record keeps the last values, for the history.

@@ -77,8 +77,11 @@ fn in_context<T>(
 /// What one rule's pass found: who joins and leaves which group.
 #[derive(Default)]
 struct Found {
-    /// Groups someone joined, with the group values of the lowest-id one.
-    joined: BTreeMap<String, SetValues>,
+    /// Groups someone joined, with the lowest-id one to join each: the
+    /// group takes its values (`set`).
+    joined: BTreeMap<String, MvId>,
+    /// The values each joined group takes from that identity.
+    sets: BTreeMap<String, SetValues>,
     /// Groups someone left.
     left: BTreeSet<String>,
     moves: Vec<(MvId, Option<String>)>,
@@ -141,6 +144,89 @@ impl OldKeys {
     }
 }
 
+/// The groups of the identities a sync wrote, under every group rule over
+/// their type, worked out from the values as written on a thread of its
+/// own while the sync writes its links and lookup keys (one core writes
+/// then, the other had nothing to do), instead of after the commit.
+#[derive(Default)]
+pub struct WrittenKeys {
+    /// Per group rule, the distinct keys found (an identity's entry points
+    /// into these: the few groups are not repeated a million times).
+    names: Vec<Vec<String>>,
+    /// Per identity: its object type and its group under each rule over
+    /// that type, in rule order ([`NO_GROUP`] for none).
+    of: FxHashMap<MvId, (usize, Box<[u32]>)>,
+}
+
+/// An identity in no group under a rule.
+const NO_GROUP: u32 = u32::MAX;
+
+impl WrittenKeys {
+    /// Evaluates every group rule over each identity of `written` (one
+    /// visit of its values for all the rules over its type).
+    pub fn compute(
+        rules: &crate::rules::RuleSet,
+        written: crate::app::Kept,
+        now: DateTime<Utc>,
+    ) -> WrittenKeys {
+        let groups = &rules.metaverse.groups;
+        let mut names: Vec<Vec<String>> = groups.iter().map(|_| Vec::new()).collect();
+        let mut index: Vec<FxHashMap<String, u32>> =
+            groups.iter().map(|_| FxHashMap::default()).collect();
+        let of_type: Vec<Vec<usize>> = (0..rules.metaverse.types.len())
+            .map(|t| {
+                (0..groups.len())
+                    .filter(|&gi| groups[gi].members == t)
+                    .collect()
+            })
+            .collect();
+        let mut of = FxHashMap::default();
+        of.reserve(written.len());
+        let mut key = String::new();
+        for (id, (ty, record)) in written {
+            let Some(rules_of) = of_type.get(ty) else {
+                continue;
+            };
+            let found: Box<[u32]> = in_context(&mut key, id, now, |ctx| {
+                rules_of
+                    .iter()
+                    .map(|&gi| match group_key(&groups[gi], &record, ctx) {
+                        None => NO_GROUP,
+                        Some(k) => match index[gi].get(&k) {
+                            Some(&i) => i,
+                            None => {
+                                let i = names[gi].len() as u32;
+                                names[gi].push(k.clone());
+                                index[gi].insert(k, i);
+                                i
+                            }
+                        },
+                    })
+                    .collect()
+            });
+            of.insert(id, (ty, found));
+        }
+        WrittenKeys { names, of }
+    }
+
+    /// The group of `id` under rule `gi`, the `nth` rule over `ty`: None
+    /// when the sync did not write `id` (it must be evaluated), Some(None)
+    /// when it is in no group.
+    fn get(&self, id: MvId, ty: usize, gi: usize, nth: usize) -> Option<Option<&str>> {
+        let (of, found) = self.of.get(&id)?;
+        if *of != ty {
+            // Another type: not a member under these rules.
+            return Some(None);
+        }
+        Some(
+            found
+                .get(nth)
+                .and_then(|&i| self.names[gi].get(i as usize))
+                .map(String::as_str),
+        )
+    }
+}
+
 impl App {
     /// Brings every group rule's groups up to date with the identities
     /// changed since its last pass (all of them when the rules changed).
@@ -151,7 +237,7 @@ impl App {
         run: RunId,
         step: i64,
         now: DateTime<Utc>,
-        mut written: crate::app::Kept,
+        written: WrittenKeys,
         ahead: OldKeys,
     ) -> Result<BTreeMap<String, GroupCounts>> {
         let started = std::time::Instant::now();
@@ -185,36 +271,64 @@ impl App {
             ids.sort_unstable();
             ids.dedup();
             listed += t_list.elapsed();
+            let rules_of: Vec<&GroupRule> = of_type.iter().map(|&gi| &groups[gi]).collect();
             for chunk in ids.chunks(20_000) {
                 let t = std::time::Instant::now();
-                let mut mvs: FxHashMap<MvId, Record> = FxHashMap::default();
-                let mut unread = Vec::new();
-                for &id in chunk {
-                    match written.get(&id) {
-                        Some(&(of, _)) if of == ty => {
-                            if let Some((_, r)) = written.remove(&id) {
-                                mvs.insert(id, r);
-                            }
-                        }
-                        // Another type: not a member under these rules.
-                        Some(_) => {}
-                        None => unread.push(id),
-                    }
-                }
-                if !unread.is_empty() {
-                    mvs.extend(load_of_type(store, rules, &unread, type_name)?);
-                }
+                // What the sync wrote was evaluated while it wrote; the
+                // rest is read and evaluated here.
+                let unread: Vec<MvId> = chunk
+                    .iter()
+                    .copied()
+                    .filter(|id| !written.of.contains_key(id))
+                    .collect();
+                let mvs = match unread.is_empty() {
+                    true => FxHashMap::default(),
+                    false => load_of_type(store, rules, &unread, type_name)?,
+                };
                 read += t.elapsed();
-                let rules_of: Vec<&GroupRule> = of_type.iter().map(|&gi| &groups[gi]).collect();
-                let mut keys = evaluate(&rules_of, chunk, &mvs, now).into_iter();
-                for &gi in &of_type {
+                let mut evaluated = evaluate(&rules_of, &unread, &mvs, now).into_iter();
+                for (nth, &gi) in of_type.iter().enumerate() {
                     let t = std::time::Instant::now();
                     let old = ahead.of(store, &groups[gi], gi, chunk)?;
                     memberships += t.elapsed();
-                    let new = keys.next().unwrap_or_default();
-                    collect(&groups[gi], chunk, new, &mvs, &old, now, &mut found[gi]);
+                    let mut fresh = evaluated.next().unwrap_or_default().into_iter();
+                    let new: Vec<Option<String>> = chunk
+                        .iter()
+                        .map(|&id| match written.get(id, ty, gi, nth) {
+                            Some(k) => k.map(str::to_string),
+                            None => fresh.next().flatten(),
+                        })
+                        .collect();
+                    collect(chunk, new, &old, &mut found[gi]);
                 }
             }
+            // A group takes the values its rule sets from the lowest-id
+            // identity that joined it in this pass: a few identities, read
+            // once the pass is over.
+            let t = std::time::Instant::now();
+            let firsts: BTreeSet<MvId> = of_type
+                .iter()
+                .filter(|&&gi| !groups[gi].set.is_empty())
+                .flat_map(|&gi| found[gi].joined.values().copied())
+                .collect();
+            if !firsts.is_empty() {
+                let firsts: Vec<MvId> = firsts.into_iter().collect();
+                let mvs = load_of_type(store, rules, &firsts, type_name)?;
+                for &gi in &of_type {
+                    let g = &groups[gi];
+                    let f = &mut found[gi];
+                    for (k, id) in &f.joined {
+                        let set = mvs
+                            .get(id)
+                            .map(|r| {
+                                in_context(&mut String::new(), *id, now, |ctx| group_set(g, r, ctx))
+                            })
+                            .unwrap_or_default();
+                        f.sets.insert(k.clone(), set);
+                    }
+                }
+            }
+            read += t.elapsed();
         }
         tracing::debug!(
             ms = ms(started.elapsed()),
@@ -290,17 +404,9 @@ fn evaluate(
     by_rule
 }
 
-/// Records what rule `g` found for a chunk of identities (`new`: their
-/// groups now under it, from [`evaluate`]; `old`: before).
-fn collect(
-    g: &GroupRule,
-    chunk: &[MvId],
-    new: Vec<Option<String>>,
-    mvs: &FxHashMap<MvId, Record>,
-    old: &FxHashMap<MvId, String>,
-    now: DateTime<Utc>,
-    f: &mut Found,
-) {
+/// Records what a rule found for a chunk of identities (`new`: their
+/// groups now under it; `old`: before).
+fn collect(chunk: &[MvId], new: Vec<Option<String>>, old: &FxHashMap<MvId, String>, f: &mut Found) {
     f.counts.evaluated += chunk.len() as u64;
     for (&id, key) in chunk.iter().zip(new) {
         let before = old.get(&id);
@@ -313,16 +419,11 @@ fn collect(
         {
             f.left.insert(b.clone());
         }
-        // Only the first (lowest-id) joiner's values are kept: `set` is
-        // evaluated for it alone, not for each of a million members.
+        // Chunks come in id order: the first joiner is the lowest id.
         if let Some(k) = &key
             && !f.joined.contains_key(k)
         {
-            let set = mvs
-                .get(&id)
-                .map(|r| in_context(&mut String::new(), id, now, |ctx| group_set(g, r, ctx)))
-                .unwrap_or_default();
-            f.joined.insert(k.clone(), set);
+            f.joined.insert(k.clone(), id);
         }
         f.moves.push((id, key));
     }
@@ -342,6 +443,7 @@ fn write_groups(
     let group_type = &rules.metaverse.types[g.group_type];
     let Found {
         joined,
+        sets,
         left,
         moves,
         mut counts,
@@ -357,7 +459,7 @@ fn write_groups(
     let keys: BTreeSet<&String> = joined.keys().chain(left.iter()).collect();
     let member_name = group_type.schema.name(g.member_attr);
     for key in keys {
-        let set = joined.get(key);
+        let set = sets.get(key);
         let existing = tx.group_object(&g.name, key)?;
         // The members are the rows of group_member (written above); the
         // group's own row holds its name and the values the rule sets, so

@@ -711,6 +711,9 @@ fn groups_come_from_the_identities_a_sync_wrote_and_from_the_store_for_the_rest(
             .into_iter()
             .collect();
     assert_eq!(renamed, finance, "the same people, under the new key");
+    // The group's own values come from its first member's, read here.
+    let group = json(e.idsync(&["--json", "search", "--mv", r#"name = "department-finance""#]));
+    assert_eq!(group[0]["label"], "Department Finance", "{group}");
     let old = json(e.idsync(&["--json", "search", "--mv", r#"name = "dept-finance""#]));
     assert_eq!(
         old,
@@ -726,4 +729,12 @@ fn groups_come_from_the_identities_a_sync_wrote_and_from_the_store_for_the_rest(
         vec![person.clone()]
     );
     assert!(!shown_members(&e, group_id(&e, "department-finance")).contains(&person));
+    // A group made by this pass takes its values from the written mover.
+    let group = json(e.idsync(&[
+        "--json",
+        "search",
+        "--mv",
+        r#"name = "department-treasury""#,
+    ]));
+    assert_eq!(group[0]["label"], "Department Treasury", "{group}");
 }
