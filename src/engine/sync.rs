@@ -1548,11 +1548,7 @@ impl<'r> Sync<'r> {
                         let mvs = &self.mvs;
                         chunk
                             .par_iter()
-                            .map(|(p, values)| {
-                                let mut b = RecordBuilder::from(&mvs[*p].attrs);
-                                b.set(a, values.iter().cloned());
-                                b.build()
-                            })
+                            .map(|(p, values)| mvs[*p].attrs.with_values(a, values))
                             .collect()
                     };
                     for ((p, _), r) in chunk.iter().zip(rebuilt) {
@@ -1725,7 +1721,8 @@ impl<'r> Sync<'r> {
                         let t = &rules.metaverse.types[m.ty];
                         let mut errors = Vec::new();
                         let mut edges = Vec::new();
-                        let mut b: Option<RecordBuilder> = None;
+                        // The record with the references resolved so far.
+                        let mut r: Option<Record> = None;
                         for (a, winner, lookup) in this.references_of(m) {
                             let attr = &t.attrs[a as usize];
                             if this.partial() && this.keeps_reference(m, a, winner) {
@@ -1734,8 +1731,7 @@ impl<'r> Sync<'r> {
                                     .as_ref()
                                     .map(|o| o.0.values(a).map(str::to_string).collect())
                                     .unwrap_or_default();
-                                b.get_or_insert_with(|| RecordBuilder::from(&m.attrs))
-                                    .set(a, kept);
+                                r = Some(r.as_ref().unwrap_or(&m.attrs).with_values(a, &kept));
                                 continue;
                             }
                             let mut ids = Vec::new();
@@ -1799,10 +1795,9 @@ impl<'r> Sync<'r> {
                                     }),
                                 }
                             }
-                            b.get_or_insert_with(|| RecordBuilder::from(&m.attrs))
-                                .set(a, ids);
+                            r = Some(r.as_ref().unwrap_or(&m.attrs).with_values(a, &ids));
                         }
-                        (p, b.map(RecordBuilder::build), errors, edges)
+                        (p, r, errors, edges)
                     })
                     .collect()
             };
