@@ -524,3 +524,84 @@ fn write_groups(
     tx.set_target_provisioned(&state_key, &rules.hash, run)?;
     Ok(counts)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn example() -> crate::rules::RuleSet {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("rules/example");
+        crate::rules::load(&dir, &|_| None).expect("the example's rules")
+    }
+
+    fn person(rules: &crate::rules::RuleSet, values: &[(&str, &str)]) -> (usize, Record) {
+        let ty = rules.metaverse.index("person").expect("person");
+        let schema = &rules.metaverse.types[ty].schema;
+        let mut b = Record::builder();
+        for (name, v) in values {
+            b.push(schema.get(name).expect(name), v);
+        }
+        (ty, b.build())
+    }
+
+    #[test]
+    fn written_identities_are_grouped_under_every_rule_of_their_type() {
+        let rules = example();
+        let rule = |name: &str| {
+            let gi = rules.metaverse.groups.iter().position(|g| g.name == name);
+            gi.expect(name)
+        };
+        let (departments, employees, contractors) = (
+            rule("departments"),
+            rule("all-employees"),
+            rule("contractors"),
+        );
+        let ty = rules.metaverse.index("person").expect("person");
+        let group_ty = rules.metaverse.index("group").expect("group");
+        let active = |dept: &str, kind: &str| {
+            let mut v = vec![("lifecycle", "active"), ("employeeType", kind)];
+            if !dept.is_empty() {
+                v.push(("department", dept));
+            }
+            person(&rules, &v)
+        };
+        let mut written = crate::app::Kept::default();
+        written.insert(1, active("Finance", "Employee"));
+        written.insert(2, active("Finance", "Employee"));
+        written.insert(3, active("", "Contractor"));
+        written.insert(
+            4,
+            person(&rules, &[("lifecycle", "leaver"), ("department", "IT")]),
+        );
+        written.insert(5, (group_ty, Record::default()));
+        let keys = WrittenKeys::compute(&rules, written, Utc::now());
+        // Rules over persons, in rule order: the nth of each.
+        let of_type: Vec<usize> = (0..rules.metaverse.groups.len())
+            .filter(|&gi| rules.metaverse.groups[gi].members == ty)
+            .collect();
+        let nth = |gi: usize| {
+            of_type
+                .iter()
+                .position(|&x| x == gi)
+                .expect("a person rule")
+        };
+        let group = |id: MvId, gi: usize| keys.get(id, ty, gi, nth(gi));
+
+        assert_eq!(group(1, departments), Some(Some("dept-finance")));
+        assert_eq!(group(2, departments), Some(Some("dept-finance")));
+        assert_eq!(group(1, employees), Some(Some("all-employees")));
+        assert_eq!(group(1, contractors), Some(None));
+        assert_eq!(group(3, departments), Some(None), "no department");
+        assert_eq!(group(3, contractors), Some(Some("contractors")));
+        assert_eq!(group(4, departments), Some(None), "a leaver is in none");
+        assert_eq!(group(4, employees), Some(None));
+        assert_eq!(
+            group(5, departments),
+            Some(None),
+            "another type is no member"
+        );
+        assert_eq!(group(6, departments), None, "not written: evaluated later");
+        // Two people in one department share one name.
+        assert_eq!(keys.names[departments], vec!["dept-finance".to_string()]);
+    }
+}
