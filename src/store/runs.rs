@@ -367,18 +367,25 @@ impl Tx<'_> {
     /// Records what an import staged (its adds, updates and deletes are the
     /// objects stamped with the agent's current import sequence), in one
     /// statement; anchors are read from the objects when listed.
-    pub fn record_import_changes(&self, step: i64, agent: &str) -> Result<()> {
+    pub fn record_import_changes(&self, step: i64, agent: &str, most: bool) -> Result<()> {
+        // A deleted object's row goes at the next sync: its anchor is kept here.
+        // The objects this import staged are found by their sequence mark
+        // (`cs_pending`) and sorted by anchor. Left to itself, SQLite walks
+        // the agent's whole space in anchor order instead, to skip the
+        // sort, and tests each row's mark: a delta import of a few thousand
+        // rows read all of them. When the import staged `most` of the
+        // space (a first import), that walk is what costs least: for
+        // Workday at 1 M, the sort took 0.51-0.64 s and the walk 0.36 s.
+        let index = if most { "cs_compare" } else { "cs_pending" };
         self.tx
             .execute(
-                // A deleted object's row goes at the next sync: its anchor is kept here.
-                // Without INDEXED BY, SQLite walks the agent's whole space in
-                // anchor order (to skip the sort) and tests each row's seq: a
-                // delta import of a few thousand rows read all of them.
-                "INSERT INTO change(step, kind, agent, cs_id, anchor)
-                 SELECT ?1, op, agent, id, CASE WHEN op = 'delete' THEN anchor END
-                 FROM cs_object INDEXED BY cs_pending
-                 WHERE agent = ?2 AND seq = (SELECT import_seq FROM agent_state WHERE agent = ?2)
-                 ORDER BY anchor",
+                &format!(
+                    "INSERT INTO change(step, kind, agent, cs_id, anchor)
+                     SELECT ?1, op, agent, id, CASE WHEN op = 'delete' THEN anchor END
+                     FROM cs_object INDEXED BY {index}
+                     WHERE agent = ?2 AND seq = (SELECT import_seq FROM agent_state WHERE agent = ?2)
+                     ORDER BY anchor"
+                ),
                 params![step, agent],
             )
             .map(|_| ())
