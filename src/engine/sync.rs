@@ -1155,6 +1155,11 @@ impl<'r> Sync<'r> {
                 }
             }
         }
+        // Room for every new identity's write once: a vector of a million
+        // writes grown by doubling copies itself into fresh memory at each
+        // step. (How many identities changed is not known yet.)
+        let new = live.iter().filter(|&&p| self.mvs[p].orig.is_none()).count();
+        self.plan.inserts.reserve_exact(new);
         for &p in &live {
             let m = &self.mvs[p];
             let changed = match &m.orig {
