@@ -1022,8 +1022,8 @@ pub(crate) fn allowed_detail(
 /// the identities are written (see [`write_plan`]).
 type Gathered = (Vec<(u64, MvId)>, Vec<(MvId, Vec<Box<str>>)>);
 
-/// Identities a sync wrote, by id: their object type and values.
-pub(crate) type Kept = rustc_hash::FxHashMap<MvId, (usize, crate::model::Record)>;
+/// Identities a sync wrote, in the order written: id, object type and values.
+pub(crate) type Kept = Vec<(MvId, usize, crate::model::Record)>;
 
 /// Where the store keeps an agent's term frequencies of the last full sync.
 fn frequencies_key(agent: &str) -> String {
@@ -1051,12 +1051,12 @@ fn write_plan(
     // Room for what is kept and gathered, once: a map or a vector of
     // millions grown by doubling copies itself into fresh memory each time.
     let total = plan.inserts.len() + plan.updates.len();
-    let mut kept = Kept::default();
-    kept.reserve(
+    let kept_type = |t: usize| keep.get(t).copied().unwrap_or(false);
+    let mut kept = Kept::with_capacity(
         plan.inserts
             .iter()
             .chain(&plan.updates)
-            .filter(|w| keep.get(w.object_type).copied().unwrap_or(false))
+            .filter(|w| kept_type(w.object_type))
             .count(),
     );
     let mut first = true;
@@ -1100,8 +1100,8 @@ fn write_plan(
                 keys.reserve(expected.saturating_sub(keys.len()));
             }
             for (w, _) in batch {
-                if keep.get(w.object_type).copied().unwrap_or(false) {
-                    kept.insert(w.id, (w.object_type, w.attrs));
+                if kept_type(w.object_type) {
+                    kept.push((w.id, w.object_type, w.attrs));
                 }
             }
         }

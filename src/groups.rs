@@ -56,6 +56,28 @@ fn group_set(g: &GroupRule, mv: &Record, ctx: &Context) -> SetValues {
         .collect()
 }
 
+/// The group rules over object type `ty`, in rule order.
+fn rules_over(groups: &[GroupRule], ty: usize) -> Vec<usize> {
+    (0..groups.len())
+        .filter(|&gi| groups[gi].members == ty)
+        .collect()
+}
+
+/// The group of identity `id` (values `r`) under each of `rules`, in
+/// order: its values are visited once for all the rules, its context's
+/// key written into `key`.
+fn groups_of<'g>(
+    rules: impl IntoIterator<Item = &'g GroupRule>,
+    id: MvId,
+    r: &Record,
+    now: DateTime<Utc>,
+    key: &mut String,
+) -> Vec<Option<String>> {
+    in_context(key, id, now, |ctx| {
+        rules.into_iter().map(|g| group_key(g, r, ctx)).collect()
+    })
+}
+
 /// Runs `f` with the expression context of identity `id`, its key
 /// written into `key` (one buffer reused across identities).
 fn in_context<T>(
@@ -153,6 +175,8 @@ pub struct WrittenKeys {
     /// Per group rule, the distinct keys found (an identity's entry points
     /// into these: the few groups are not repeated a million times).
     names: Vec<Vec<String>>,
+    /// Per group rule, its place among the rules over its type.
+    place: Vec<usize>,
     /// Per identity: its object type and its group under each rule over
     /// that type, in rule order ([`NO_GROUP`] for none).
     of: FxHashMap<MvId, (usize, Box<[u32]>)>,
@@ -162,65 +186,71 @@ pub struct WrittenKeys {
 const NO_GROUP: u32 = u32::MAX;
 
 impl WrittenKeys {
-    /// Evaluates every group rule over each identity of `written` (one
-    /// visit of its values for all the rules over its type).
+    /// Evaluates every group rule over each identity of `written`.
     pub fn compute(
         rules: &crate::rules::RuleSet,
         written: crate::app::Kept,
         now: DateTime<Utc>,
     ) -> WrittenKeys {
         let groups = &rules.metaverse.groups;
+        let over: Vec<Vec<usize>> = (0..rules.metaverse.types.len())
+            .map(|t| rules_over(groups, t))
+            .collect();
+        let mut place = vec![0; groups.len()];
+        for list in &over {
+            for (n, &gi) in list.iter().enumerate() {
+                place[gi] = n;
+            }
+        }
         let mut names: Vec<Vec<String>> = groups.iter().map(|_| Vec::new()).collect();
         let mut index: Vec<FxHashMap<String, u32>> =
             groups.iter().map(|_| FxHashMap::default()).collect();
-        let of_type: Vec<Vec<usize>> = (0..rules.metaverse.types.len())
-            .map(|t| {
-                (0..groups.len())
-                    .filter(|&gi| groups[gi].members == t)
-                    .collect()
-            })
-            .collect();
         let mut of = FxHashMap::default();
         of.reserve(written.len());
         let mut key = String::new();
-        for (id, (ty, record)) in written {
-            let Some(rules_of) = of_type.get(ty) else {
+        for (id, ty, record) in written {
+            let Some(list) = over.get(ty) else {
                 continue;
             };
-            let found: Box<[u32]> = in_context(&mut key, id, now, |ctx| {
-                rules_of
-                    .iter()
-                    .map(|&gi| match group_key(&groups[gi], &record, ctx) {
-                        None => NO_GROUP,
-                        Some(k) => match index[gi].get(&k) {
-                            Some(&i) => i,
-                            None => {
-                                let i = names[gi].len() as u32;
-                                names[gi].push(k.clone());
-                                index[gi].insert(k, i);
-                                i
-                            }
-                        },
-                    })
-                    .collect()
-            });
+            let found = groups_of(
+                list.iter().map(|&gi| &groups[gi]),
+                id,
+                &record,
+                now,
+                &mut key,
+            );
+            let found: Box<[u32]> = list
+                .iter()
+                .zip(found)
+                .map(|(&gi, k)| match k {
+                    None => NO_GROUP,
+                    Some(k) => *index[gi].entry(k).or_insert_with_key(|k| {
+                        names[gi].push(k.clone());
+                        names[gi].len() as u32 - 1
+                    }),
+                })
+                .collect();
             of.insert(id, (ty, found));
         }
-        WrittenKeys { names, of }
+        WrittenKeys { names, place, of }
     }
 
-    /// The group of `id` under rule `gi`, the `nth` rule over `ty`: None
-    /// when the sync did not write `id` (it must be evaluated), Some(None)
-    /// when it is in no group.
-    fn get(&self, id: MvId, ty: usize, gi: usize, nth: usize) -> Option<Option<&str>> {
-        let (of, found) = self.of.get(&id)?;
-        if *of != ty {
-            // Another type: not a member under these rules.
+    /// Whether the sync wrote `id` (its groups are known here).
+    fn wrote(&self, id: MvId) -> bool {
+        self.of.contains_key(&id)
+    }
+
+    /// The group of `id` under rule `gi`: None when the sync did not
+    /// write `id` (it must be evaluated), Some(None) when it is in no
+    /// group, as an identity of another type is in none.
+    fn get(&self, rules: &[GroupRule], id: MvId, gi: usize) -> Option<Option<&str>> {
+        let (ty, found) = self.of.get(&id)?;
+        if *ty != rules[gi].members {
             return Some(None);
         }
         Some(
             found
-                .get(nth)
+                .get(self.place[gi])
                 .and_then(|&i| self.names[gi].get(i as usize))
                 .map(String::as_str),
         )
@@ -250,9 +280,7 @@ impl App {
         for ty in member_types {
             let t_list = std::time::Instant::now();
             let type_name = &rules.metaverse.types[ty].name;
-            let of_type: Vec<usize> = (0..groups.len())
-                .filter(|&i| groups[i].members == ty)
-                .collect();
+            let of_type = rules_over(groups, ty);
             let mut ids = Vec::new();
             // Rules whose last pass was the same run under the same rules
             // look at the same identities: they are listed once.
@@ -279,7 +307,7 @@ impl App {
                 let unread: Vec<MvId> = chunk
                     .iter()
                     .copied()
-                    .filter(|id| !written.of.contains_key(id))
+                    .filter(|&id| !written.wrote(id))
                     .collect();
                 let mvs = match unread.is_empty() {
                     true => FxHashMap::default(),
@@ -287,14 +315,14 @@ impl App {
                 };
                 read += t.elapsed();
                 let mut evaluated = evaluate(&rules_of, &unread, &mvs, now).into_iter();
-                for (nth, &gi) in of_type.iter().enumerate() {
+                for &gi in &of_type {
                     let t = std::time::Instant::now();
                     let old = ahead.of(store, &groups[gi], gi, chunk)?;
                     memberships += t.elapsed();
                     let mut fresh = evaluated.next().unwrap_or_default().into_iter();
                     let new: Vec<Option<String>> = chunk
                         .iter()
-                        .map(|&id| match written.get(id, ty, gi, nth) {
+                        .map(|&id| match written.get(groups, id, gi) {
                             Some(k) => k.map(str::to_string),
                             None => fresh.next().flatten(),
                         })
@@ -372,11 +400,10 @@ pub(crate) fn state_key(g: &GroupRule) -> String {
     format!("group:{}", g.name)
 }
 
-/// The group of each identity of `chunk` under each of `rules`: one list
-/// per rule, in chunk order. Each identity's values are visited once for
-/// all the rules, and its context's key is written into one buffer per
-/// thread (a million identities under three rules made three million of
-/// both otherwise).
+/// The group of each identity of `chunk` under each of `rules`
+/// ([`groups_of`], with a key buffer per thread: a million identities
+/// under three rules made three million keys otherwise): one list per
+/// rule, in chunk order.
 fn evaluate(
     rules: &[&GroupRule],
     chunk: &[MvId],
@@ -386,9 +413,7 @@ fn evaluate(
     let per_id: Vec<Vec<Option<String>>> = chunk
         .par_iter()
         .map_init(String::new, |key, &id| match mvs.get(&id) {
-            Some(r) => in_context(key, id, now, |ctx| {
-                rules.iter().map(|g| group_key(g, r, ctx)).collect()
-            }),
+            Some(r) => groups_of(rules.iter().copied(), id, r, now, key),
             None => vec![None; rules.len()],
         })
         .collect();
@@ -534,14 +559,13 @@ mod tests {
         crate::rules::load(&dir, &|_| None).expect("the example's rules")
     }
 
-    fn person(rules: &crate::rules::RuleSet, values: &[(&str, &str)]) -> (usize, Record) {
-        let ty = rules.metaverse.index("person").expect("person");
-        let schema = &rules.metaverse.types[ty].schema;
+    fn person(rules: &crate::rules::RuleSet, values: &[(&str, &str)]) -> Record {
+        let schema = rules.metaverse.synced_schema("person").expect("person");
         let mut b = Record::builder();
         for (name, v) in values {
             b.push(schema.get(name).expect(name), v);
         }
-        (ty, b.build())
+        b.build()
     }
 
     #[test]
@@ -565,27 +589,19 @@ mod tests {
             }
             person(&rules, &v)
         };
-        let mut written = crate::app::Kept::default();
-        written.insert(1, active("Finance", "Employee"));
-        written.insert(2, active("Finance", "Employee"));
-        written.insert(3, active("", "Contractor"));
-        written.insert(
-            4,
-            person(&rules, &[("lifecycle", "leaver"), ("department", "IT")]),
-        );
-        written.insert(5, (group_ty, Record::default()));
+        let written: crate::app::Kept = vec![
+            (1, ty, active("Finance", "Employee")),
+            (2, ty, active("Finance", "Employee")),
+            (3, ty, active("", "Contractor")),
+            (
+                4,
+                ty,
+                person(&rules, &[("lifecycle", "leaver"), ("department", "IT")]),
+            ),
+            (5, group_ty, Record::default()),
+        ];
         let keys = WrittenKeys::compute(&rules, written, Utc::now());
-        // Rules over persons, in rule order: the nth of each.
-        let of_type: Vec<usize> = (0..rules.metaverse.groups.len())
-            .filter(|&gi| rules.metaverse.groups[gi].members == ty)
-            .collect();
-        let nth = |gi: usize| {
-            of_type
-                .iter()
-                .position(|&x| x == gi)
-                .expect("a person rule")
-        };
-        let group = |id: MvId, gi: usize| keys.get(id, ty, gi, nth(gi));
+        let group = |id: MvId, gi: usize| keys.get(&rules.metaverse.groups, id, gi);
 
         assert_eq!(group(1, departments), Some(Some("dept-finance")));
         assert_eq!(group(2, departments), Some(Some("dept-finance")));

@@ -647,11 +647,7 @@ impl App {
         // Whether the import staged most of the space (a first import):
         // its change records are then listed in one walk of the space.
         let staged = counts.adds + counts.updates + counts.deletes;
-        let whole = match space_before {
-            Some(before) => before + counts.adds,
-            None => counts.unchanged + staged,
-        };
-        tx.record_import_changes(step, agent, staged * 2 >= whole.max(1))?;
+        tx.record_import_changes(step, agent, staged * 2 >= (space + counts.adds).max(1))?;
         for m in &marks {
             match m {
                 SourceMark::Digest(d) => tx.set_source_digest(agent, Some(&d.to_text()))?,
